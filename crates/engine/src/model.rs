@@ -1,0 +1,215 @@
+//! Configure → fit → forecast: the engine's public model API.
+
+use crate::models::{self, State};
+use crate::{Horizon, Level, Method, SeriesData};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Version of the serialized [`FittedModel`] layout; bump on any change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What to fit: the method and, optionally, the season length.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct ModelSpec {
+    pub method: Method,
+    /// Observations per season (12 for monthly data with a yearly cycle).
+    /// `None` or 1 means no seasonality.
+    pub season_length: Option<usize>,
+}
+
+/// A fit that could not produce any model, not even a fallback.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum FitError {
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ModelSpec {
+    pub fn new(method: Method, season_length: Option<usize>) -> Self {
+        Self {
+            method,
+            season_length,
+        }
+    }
+
+    /// Fits the model. When the requested method cannot be fitted to this
+    /// series, a simpler one is used and [`FittedModel::fallback`] says why.
+    pub fn fit(&self, y: &SeriesData) -> Result<FittedModel, FitError> {
+        let m = self.season_length.unwrap_or(1).max(1);
+        let values = y.values();
+        let (state, fallback) = match models::fit(self.method, values, m) {
+            Ok(state) => (state, None),
+            Err(why) => (
+                models::fit_fallback(values, m),
+                Some(format!("{} could not be fitted: {why}", self.method)),
+            ),
+        };
+        let sigma = models::one_step_sigma(&state, values);
+        Ok(FittedModel {
+            format_version: FORMAT_VERSION,
+            method: self.method,
+            description: state.describe(),
+            fallback,
+            n_obs: values.len(),
+            sigma,
+            state,
+        })
+    }
+}
+
+/// A fitted model: small serde state that forecasts without the training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedModel {
+    pub format_version: u32,
+    method: Method,
+    description: String,
+    fallback: Option<String>,
+    n_obs: usize,
+    sigma: f64,
+    state: State,
+}
+
+/// A point forecast with prediction intervals, one entry per requested level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    pub mean: Vec<f64>,
+    pub intervals: Vec<Interval>,
+}
+
+/// A central prediction interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Coverage in percent, e.g. 95.
+    pub level: f64,
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+}
+
+impl FittedModel {
+    /// The method that was asked for.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The model actually chosen, e.g. `ETS(M,Ad,M)`.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Why a simpler model was used instead of the requested one, if it was.
+    pub fn fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    pub fn n_obs(&self) -> usize {
+        self.n_obs
+    }
+
+    pub fn forecast(&self, horizon: Horizon, levels: &[Level]) -> Forecast {
+        let h = horizon.get();
+        let mean = self.state.forecast(h);
+        let intervals = levels
+            .iter()
+            .map(|level| {
+                let z = normal_quantile(0.5 + level.percent() / 200.0);
+                let width: Vec<f64> = (1..=h)
+                    .map(|step| z * self.sigma * (step as f64).sqrt())
+                    .collect();
+                Interval {
+                    level: level.percent(),
+                    lower: mean.iter().zip(&width).map(|(m, w)| m - w).collect(),
+                    upper: mean.iter().zip(&width).map(|(m, w)| m + w).collect(),
+                }
+            })
+            .collect();
+        Forecast { mean, intervals }
+    }
+}
+
+/// Inverse of the standard normal CDF (Acklam's rational approximation).
+pub(crate) fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let p = p.clamp(1e-12, 1.0 - 1e-12);
+    let low = 0.02425;
+    if p < low {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - low {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        -normal_quantile(1.0 - p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_series_forecasts_the_constant() {
+        let y = SeriesData::parse(vec![5.0; 30]).unwrap();
+        for method in Method::ALL {
+            let fitted = ModelSpec::new(method, Some(4)).fit(&y).unwrap();
+            let f = fitted.forecast(Horizon::parse(6).unwrap(), &[]);
+            for v in f.mean {
+                assert!((v - 5.0).abs() < 1e-6, "{method}: {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_is_bit_exact() {
+        let y = SeriesData::parse((0..40).map(|i| (i as f64 * 0.7).sin() + i as f64).collect())
+            .unwrap();
+        let levels = [Level::parse(80.0).unwrap(), Level::parse(95.0).unwrap()];
+        for method in Method::ALL {
+            let fitted = ModelSpec::new(method, Some(4)).fit(&y).unwrap();
+            let bytes = postcard::to_stdvec(&fitted).unwrap();
+            let back: FittedModel = postcard::from_bytes(&bytes).unwrap();
+            let h = Horizon::parse(10).unwrap();
+            assert_eq!(
+                fitted.forecast(h, &levels),
+                back.forecast(h, &levels),
+                "{method}"
+            );
+        }
+    }
+
+    #[test]
+    fn quantile_is_accurate() {
+        assert!((normal_quantile(0.975) - 1.959_964).abs() < 1e-5);
+        assert!((normal_quantile(0.5)).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,127 @@
+//! The model registry.
+//!
+//! Every fit creates a new version of a model. A version is registered as
+//! `pending` before its fit is dispatched, and later settles as `ready` (with
+//! the fitted state) or `failed` (with the reason). Forecasts wait on pending
+//! versions through [`ModelStore::wait_settled`]; this is what enforces the
+//! consistency rule. The fitted state is opaque bytes to the store.
+
+use async_trait::async_trait;
+use protocol::{FitSummary, ModelName, Version};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime};
+use thiserror::Error;
+
+/// Where a version is in its life.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum VersionStatus {
+    Pending,
+    Ready,
+    Failed { reason: String },
+}
+
+/// One version of a model, as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: Version,
+    #[serde(flatten)]
+    pub status: VersionStatus,
+    pub created_at: SystemTime,
+    pub n_series: usize,
+    /// Per-series outcome of the fit, once ready.
+    pub summary: Option<FitSummary>,
+}
+
+/// A model and its versions, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub name: ModelName,
+    pub versions: Vec<VersionInfo>,
+}
+
+/// The outcome of [`ModelStore::register_pending`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Registered {
+    /// A new pending version.
+    New(Version),
+    /// The idempotency key was used before, for this version.
+    Existing(Version),
+}
+
+impl Registered {
+    pub fn version(&self) -> Version {
+        match self {
+            Registered::New(v) | Registered::Existing(v) => *v,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("model '{0}' does not exist")]
+    UnknownModel(ModelName),
+    #[error("version {version} of model '{model}' does not exist")]
+    UnknownVersion { model: ModelName, version: Version },
+    #[error("timed out after {0:?} waiting for a pending version")]
+    WaitTimeout(Duration),
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+/// The registry as the gateway and the workers use it.
+#[async_trait]
+pub trait ModelStore: Send + Sync + 'static {
+    /// Registers the next version of `model` (creating the model on its first
+    /// fit) as pending. With an idempotency key used before for this model,
+    /// registers nothing and returns the version that key created.
+    async fn register_pending(
+        &self,
+        model: &ModelName,
+        n_series: usize,
+        idempotency_key: Option<&str>,
+    ) -> Result<Registered, StoreError>;
+
+    /// Marks a pending version ready with its fitted state. Idempotent: a
+    /// version that is already settled is left as it is.
+    async fn complete(
+        &self,
+        model: &ModelName,
+        version: Version,
+        state: &[u8],
+        summary: &FitSummary,
+    ) -> Result<(), StoreError>;
+
+    /// Marks a pending version failed. Idempotent like [`Self::complete`].
+    async fn fail(
+        &self,
+        model: &ModelName,
+        version: Version,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The newest registered version of `model`, whatever its status.
+    async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError>;
+
+    /// Waits until `version` is no longer pending, at most `timeout`.
+    async fn wait_settled(
+        &self,
+        model: &ModelName,
+        version: Version,
+        timeout: Duration,
+    ) -> Result<VersionInfo, StoreError>;
+
+    /// The fitted state of a ready version.
+    async fn load_state(&self, model: &ModelName, version: Version) -> Result<Vec<u8>, StoreError>;
+
+    /// One model with all its versions; `None` if it was never fitted.
+    async fn describe(&self, model: &ModelName) -> Result<Option<ModelInfo>, StoreError>;
+
+    /// All models, each with all its versions.
+    async fn list(&self) -> Result<Vec<ModelInfo>, StoreError>;
+
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

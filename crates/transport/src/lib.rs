@@ -1,0 +1,38 @@
+//! How jobs travel from the gateway to workers and answers come back.
+//!
+//! The gateway holds a [`Transport`]; workers implement [`JobHandler`]. Fits
+//! and forecasts travel separately so that a burst of fits cannot starve
+//! forecasts.
+
+use async_trait::async_trait;
+use protocol::{FitJob, FitReply, ForecastJob, ForecastReply};
+use thiserror::Error;
+
+/// The job could not be delivered or its answer did not come back.
+#[derive(Debug, Error)]
+pub enum TransportError {
+    #[error("no worker answered within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("the transport is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the job was rejected after repeated failures: {0}")]
+    DeadLettered(String),
+    #[error("transport error: {0}")]
+    Internal(String),
+}
+
+/// The gateway's side: send a job, wait for its answer.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    async fn fit(&self, job: FitJob) -> Result<FitReply, TransportError>;
+    async fn forecast(&self, job: ForecastJob) -> Result<ForecastReply, TransportError>;
+    /// Checks that jobs can be delivered now.
+    async fn ready(&self) -> Result<(), TransportError>;
+}
+
+/// The worker's side: do a job, produce its answer.
+#[async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    async fn fit(&self, job: FitJob) -> FitReply;
+    async fn forecast(&self, job: ForecastJob) -> ForecastReply;
+}

@@ -9,6 +9,8 @@
 mod method;
 mod model;
 pub mod models;
+pub mod optim;
+pub mod seasonal;
 mod series;
 
 pub use method::{Method, UnknownMethod};

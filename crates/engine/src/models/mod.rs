@@ -1,10 +1,15 @@
 //! Model families, each in its own module, and the [`State`] enum that holds
 //! any fitted one.
 
+pub mod arima;
 pub mod baselines;
+pub mod ces;
+pub mod ets;
+pub mod theta;
 
 use crate::Method;
 use serde::{Deserialize, Serialize};
+use theta::ThetaVariant;
 
 /// The fitted state of any model family.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,6 +19,10 @@ pub enum State {
     Drift(baselines::Drift),
     Mean(baselines::Mean),
     Ses(baselines::Ses),
+    Ets(ets::Ets),
+    Arima(arima::Arima),
+    Theta(theta::Theta),
+    Ces(ces::Ces),
 }
 
 impl State {
@@ -24,6 +33,10 @@ impl State {
             State::Drift(s) => s.forecast(h),
             State::Mean(s) => s.forecast(h),
             State::Ses(s) => s.forecast(h),
+            State::Ets(s) => s.forecast(h),
+            State::Arima(s) => s.forecast(h),
+            State::Theta(s) => s.forecast(h),
+            State::Ces(s) => s.forecast(h),
         }
     }
 
@@ -34,6 +47,10 @@ impl State {
             State::Drift(_) => "Drift".into(),
             State::Mean(_) => "Mean".into(),
             State::Ses(s) => format!("SES(alpha={:.3})", s.alpha),
+            State::Ets(s) => s.describe(),
+            State::Arima(s) => s.describe(),
+            State::Theta(s) => s.describe(),
+            State::Ces(s) => s.describe(),
         }
     }
 }
@@ -46,6 +63,14 @@ pub(crate) fn fit(method: Method, y: &[f64], m: usize) -> Result<State, String> 
         Method::Drift => Ok(State::Drift(baselines::Drift::fit(y))),
         Method::Mean => Ok(State::Mean(baselines::Mean::fit(y))),
         Method::Ses | Method::Auto => Ok(State::Ses(baselines::Ses::fit(y))),
+        Method::Ets => ets::Ets::fit(y, m).map(State::Ets),
+        Method::Arima => arima::Arima::fit(y, m).map(State::Arima),
+        Method::Theta => theta::Theta::fit(y, m, ThetaVariant::Standard).map(State::Theta),
+        Method::OptimizedTheta => {
+            theta::Theta::fit(y, m, ThetaVariant::Optimized).map(State::Theta)
+        }
+        Method::DynamicTheta => theta::Theta::fit(y, m, ThetaVariant::Dynamic).map(State::Theta),
+        Method::Ces => ces::Ces::fit(y, m).map(State::Ces),
         other => Err(format!("{other} is not implemented yet")),
     }
 }

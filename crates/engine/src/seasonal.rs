@@ -1,0 +1,184 @@
+//! Seasonality helpers shared by the model families: autocorrelation, the 90%
+//! seasonality test of the M competitions and classical decomposition.
+
+use serde::{Deserialize, Serialize};
+
+/// Sample autocorrelations r_1..=r_max_lag.
+pub fn acf(y: &[f64], max_lag: usize) -> Vec<f64> {
+    let n = y.len();
+    let mean = y.iter().sum::<f64>() / n.max(1) as f64;
+    let denom: f64 = y.iter().map(|v| (v - mean).powi(2)).sum();
+    (1..=max_lag)
+        .map(|k| {
+            if denom <= 0.0 || k >= n {
+                return 0.0;
+            }
+            let num: f64 = (k..n).map(|t| (y[t] - mean) * (y[t - k] - mean)).sum();
+            num / denom
+        })
+        .collect()
+}
+
+/// The 90% autocorrelation test at lag `m`:
+/// |r_m| > 1.645·sqrt((1 + 2·Σ_{k<m} r_k²)/n), applied only when n ≥ 3m.
+pub fn is_seasonal(y: &[f64], m: usize) -> bool {
+    let n = y.len();
+    if m < 2 || n < 3 * m {
+        return false;
+    }
+    let r = acf(y, m);
+    let sum_sq: f64 = r[..m - 1].iter().map(|v| v * v).sum();
+    let limit = 1.645 * ((1.0 + 2.0 * sum_sq) / n as f64).sqrt();
+    r[m - 1].abs() > limit
+}
+
+/// How seasonal indices combine with the series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeasonKind {
+    Multiplicative,
+    Additive,
+}
+
+/// Seasonal indices of a classical decomposition; `indices[i]` applies to
+/// time points t with t % m == i (t counted from the start of the series).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seasonality {
+    pub kind: SeasonKind,
+    pub indices: Vec<f64>,
+}
+
+impl Seasonality {
+    /// Classical decomposition with a centred moving average: multiplicative
+    /// (indices normalised to mean 1) when every value is positive, additive
+    /// (indices summing to 0) otherwise. `None` when the series is shorter than
+    /// two seasons or `m < 2`.
+    pub fn classical(y: &[f64], m: usize) -> Option<Self> {
+        let n = y.len();
+        if m < 2 || n < 2 * m {
+            return None;
+        }
+        let kind = if y.iter().all(|v| *v > 0.0) {
+            SeasonKind::Multiplicative
+        } else {
+            SeasonKind::Additive
+        };
+        let cma = centred_moving_average(y, m);
+        let mut sums = vec![0.0; m];
+        let mut counts = vec![0usize; m];
+        for (t, c) in cma.iter().enumerate() {
+            if let Some(c) = c {
+                let ratio = match kind {
+                    SeasonKind::Multiplicative => y[t] / c,
+                    SeasonKind::Additive => y[t] - c,
+                };
+                if ratio.is_finite() {
+                    sums[t % m] += ratio;
+                    counts[t % m] += 1;
+                }
+            }
+        }
+        if counts.contains(&0) {
+            return None;
+        }
+        let mut indices: Vec<f64> = sums
+            .iter()
+            .zip(&counts)
+            .map(|(s, c)| s / *c as f64)
+            .collect();
+        let mean = indices.iter().sum::<f64>() / m as f64;
+        match kind {
+            SeasonKind::Multiplicative => {
+                if mean <= 0.0 || !mean.is_finite() {
+                    return None;
+                }
+                indices.iter_mut().for_each(|v| *v /= mean);
+                if indices.iter().any(|v| *v <= 0.0) {
+                    return None;
+                }
+            }
+            SeasonKind::Additive => indices.iter_mut().for_each(|v| *v -= mean),
+        }
+        Some(Self { kind, indices })
+    }
+
+    /// The index that applies at time point `t`.
+    pub fn index_at(&self, t: usize) -> f64 {
+        self.indices[t % self.indices.len()]
+    }
+
+    /// Removes the seasonal component from `y` (starting at time point 0).
+    pub fn adjust(&self, y: &[f64]) -> Vec<f64> {
+        y.iter()
+            .enumerate()
+            .map(|(t, v)| match self.kind {
+                SeasonKind::Multiplicative => v / self.index_at(t),
+                SeasonKind::Additive => v - self.index_at(t),
+            })
+            .collect()
+    }
+
+    /// Puts the seasonal component back on forecasts that start at time
+    /// point `start` (the length of the training series).
+    pub fn restore(&self, forecast: &mut [f64], start: usize) {
+        for (i, v) in forecast.iter_mut().enumerate() {
+            let s = self.index_at(start + i);
+            match self.kind {
+                SeasonKind::Multiplicative => *v *= s,
+                SeasonKind::Additive => *v += s,
+            }
+        }
+    }
+}
+
+/// Centred moving average of order m (2×m when m is even); `None` at the ends.
+fn centred_moving_average(y: &[f64], m: usize) -> Vec<Option<f64>> {
+    let n = y.len();
+    let mut out = vec![None; n];
+    if m % 2 == 1 {
+        let half = m / 2;
+        for t in half..n.saturating_sub(half) {
+            out[t] = Some(y[t - half..=t + half].iter().sum::<f64>() / m as f64);
+        }
+    } else {
+        let half = m / 2;
+        for t in half..n.saturating_sub(half) {
+            let inner: f64 = y[t + 1 - half..t + half].iter().sum();
+            out[t] = Some((0.5 * y[t - half] + inner + 0.5 * y[t + half]) / m as f64);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_and_removes_a_multiplicative_season() {
+        let pattern = [0.8, 1.0, 1.3, 0.9];
+        let y: Vec<f64> = (0..40)
+            .map(|t| (100.0 + t as f64) * pattern[t % 4])
+            .collect();
+        assert!(is_seasonal(&y, 4));
+        let s = Seasonality::classical(&y, 4).unwrap();
+        assert_eq!(s.kind, SeasonKind::Multiplicative);
+        let mean = pattern.iter().sum::<f64>() / 4.0;
+        for (got, want) in s.indices.iter().zip(pattern) {
+            assert!((got - want / mean).abs() < 0.01, "{got} vs {want}");
+        }
+        let adjusted = s.adjust(&y);
+        let mut back = adjusted.clone();
+        s.restore(&mut back, 0);
+        for (a, b) in back.iter().zip(&y) {
+            assert!((a - b).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn needs_three_seasons() {
+        let pattern = [0.8, 1.0, 1.3, 0.9];
+        let y: Vec<f64> = (0..11).map(|t| 100.0 * pattern[t % 4]).collect();
+        assert!(!is_seasonal(&y, 4));
+        assert!(is_seasonal(&[y.clone(), y].concat(), 4));
+    }
+}

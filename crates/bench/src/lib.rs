@@ -1,2 +1,535 @@
 //! Accuracy and speed benchmark of the engine on long-format competition data
-//! (M3 and alike): fit every series, forecast, score.
+//! (M3 and alike): fit every series on its `train` rows in parallel, forecast
+//! its horizon, score against the `test` rows (sMAPE, MASE, OWA against
+//! Naive2, 80%/95% interval coverage), and report per group and overall with
+//! failures, fallbacks, wall time, throughput and peak memory.
+//!
+//! The command-line arguments are defined once here ([`Args`]) and used by
+//! both `horizon bench` and `cargo run -p bench --example bench`.
+
+pub mod data;
+pub mod score;
+
+pub use data::{parse_long_csv, read_long_csv, Series};
+
+use engine::{Forecast, Horizon, Level, Method, ModelSpec, SeriesData};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::io::{IsTerminal, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::Instant;
+use thiserror::Error;
+
+/// Why the benchmark could not run.
+#[derive(Debug, Error)]
+pub enum BenchError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("bad input: {0}")]
+    Format(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("thread pool: {0}")]
+    Pool(String),
+}
+
+/// Command-line arguments of the benchmark.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Long-format CSV: dataset,series_id,group,period,horizon,split,t,value.
+    pub file: PathBuf,
+    /// Model to fit: auto, naive, seasonal_naive, drift, mean, naive2, ses,
+    /// ets, arima, theta, optimized_theta, dynamic_theta, ces.
+    #[arg(long, default_value = "auto")]
+    pub model: Method,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write every forecast as CSV: series_id,step,forecast,lo80,hi80,lo95,hi95.
+    #[arg(long, value_name = "PATH")]
+    pub forecasts_out: Option<PathBuf>,
+    /// Only the first N series (for quick checks).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Only the series of this group (e.g. monthly).
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+/// Scores of one group (or of all series).
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupScore {
+    pub name: String,
+    pub series: usize,
+    pub smape: f64,
+    pub mase: f64,
+    pub owa: f64,
+    pub coverage80: f64,
+    pub coverage95: f64,
+    pub naive2_smape: f64,
+    pub naive2_mase: f64,
+    pub fallbacks: usize,
+    pub failures: usize,
+    /// Sum of the per-series fit+forecast times (CPU-seconds, roughly).
+    pub cpu_seconds: f64,
+    /// Wall seconds of the whole run (overall only; 0 for groups).
+    pub seconds: f64,
+    pub series_per_second: f64,
+}
+
+/// A series whose model fell back or failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Incident {
+    pub series_id: String,
+    pub reason: String,
+}
+
+/// The full benchmark result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub model: String,
+    pub file: String,
+    pub threads: usize,
+    pub groups: Vec<GroupScore>,
+    pub overall: GroupScore,
+    pub fallback_list: Vec<Incident>,
+    pub failure_list: Vec<Incident>,
+    /// The slowest series: (id, seconds).
+    pub slowest: Vec<(String, f64)>,
+    pub peak_memory_mb: Option<f64>,
+}
+
+/// Result of one series.
+struct Outcome {
+    smape: f64,
+    mase: Option<f64>,
+    naive2_smape: f64,
+    naive2_mase: Option<f64>,
+    covered80: usize,
+    covered95: usize,
+    points: usize,
+    fallback: Option<String>,
+    failure: Option<String>,
+    seconds: f64,
+    forecast: Forecast,
+}
+
+/// Runs the benchmark and prints the table (or JSON) to stdout.
+pub fn run_cli(args: &Args) -> Result<Report, BenchError> {
+    let report = run(args)?;
+    let out = if args.json {
+        serde_json::to_string_pretty(&report)
+            .map_err(|e| BenchError::Format(format!("json: {e}")))?
+    } else {
+        report.table()
+    };
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (e.g. `| head`) is not an error worth failing for.
+    let _ = writeln!(stdout, "{out}");
+    Ok(report)
+}
+
+/// Runs the benchmark and returns the report.
+pub fn run(args: &Args) -> Result<Report, BenchError> {
+    let mut all = read_long_csv(&args.file)?;
+    if let Some(g) = &args.group {
+        all.retain(|s| &s.group == g);
+    }
+    if let Some(limit) = args.limit {
+        all.truncate(limit);
+    }
+    if all.is_empty() {
+        return Err(BenchError::Format("no series selected".into()));
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| BenchError::Pool(e.to_string()))?;
+
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(all.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_prefix(args.model.to_string());
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    let method = args.model;
+    let start = Instant::now();
+    let outcomes: Vec<Outcome> = pool.install(|| {
+        all.par_iter()
+            .map(|s| {
+                let o = run_one(s, method);
+                bar.inc(1);
+                o
+            })
+            .collect()
+    });
+    let wall = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+
+    if let Some(path) = &args.forecasts_out {
+        write_forecasts(path, &all, &outcomes)?;
+    }
+    Ok(build_report(args, threads, &all, &outcomes, wall))
+}
+
+/// Fits, forecasts and scores one series; panics and non-finite output are
+/// caught and reported as failures (scored with the naive forecast).
+fn run_one(s: &Series, method: Method) -> Outcome {
+    let levels = [Level::parse(80.0), Level::parse(95.0)];
+    let levels: Vec<Level> = levels.into_iter().flatten().collect();
+    let scale = score::mase_scale(&s.train, s.period);
+    let h = s.horizon;
+
+    let t0 = Instant::now();
+    let attempt = catch_unwind(AssertUnwindSafe(|| fit_forecast(s, method, &levels)));
+    let seconds = t0.elapsed().as_secs_f64();
+    let (forecast, fallback, failure) = match attempt {
+        Ok(Ok((f, fallback))) => (f, fallback, None),
+        Ok(Err(e)) => (naive_forecast(s), None, Some(e)),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            (naive_forecast(s), None, Some(format!("panic: {msg}")))
+        }
+    };
+
+    let naive2 = if method == Method::Naive2 {
+        Ok((forecast.mean.clone(), None))
+    } else {
+        catch_unwind(AssertUnwindSafe(|| {
+            fit_forecast(s, Method::Naive2, &[]).map(|(f, _)| (f.mean, None::<()>))
+        }))
+        .unwrap_or_else(|_| Err("panic".into()))
+    };
+    let naive2_mean = naive2
+        .map(|(m, _)| m)
+        .unwrap_or_else(|_| naive_forecast(s).mean);
+
+    let interval = |level: f64| {
+        forecast
+            .intervals
+            .iter()
+            .find(|i| (i.level - level).abs() < 1e-9)
+            .map(|i| score::covered(&s.test, &i.lower, &i.upper))
+            .unwrap_or(0)
+    };
+    Outcome {
+        smape: score::smape(&s.test, &forecast.mean),
+        mase: scale.map(|sc| score::mase(&s.test, &forecast.mean, sc)),
+        naive2_smape: score::smape(&s.test, &naive2_mean),
+        naive2_mase: scale.map(|sc| score::mase(&s.test, &naive2_mean, sc)),
+        covered80: interval(80.0),
+        covered95: interval(95.0),
+        points: h.min(s.test.len()),
+        fallback,
+        failure,
+        seconds,
+        forecast,
+    }
+}
+
+type FitResult = Result<(Forecast, Option<String>), String>;
+
+fn fit_forecast(s: &Series, method: Method, levels: &[Level]) -> FitResult {
+    let data = SeriesData::parse(s.train.clone()).map_err(|e| e.to_string())?;
+    let horizon = Horizon::parse(s.horizon as i64).map_err(|e| e.to_string())?;
+    let fitted = ModelSpec::new(method, Some(s.period))
+        .fit(&data)
+        .map_err(|e| e.to_string())?;
+    let f = fitted.forecast(horizon, levels);
+    let finite = f.mean.iter().all(|v| v.is_finite())
+        && f.intervals
+            .iter()
+            .all(|i| i.lower.iter().chain(&i.upper).all(|v| v.is_finite()));
+    if f.mean.len() != s.horizon {
+        return Err(format!(
+            "forecast has {} steps, expected {}",
+            f.mean.len(),
+            s.horizon
+        ));
+    }
+    if !finite {
+        return Err("non-finite forecast or interval".into());
+    }
+    Ok((f, fitted.fallback().map(str::to_string)))
+}
+
+fn naive_forecast(s: &Series) -> Forecast {
+    let last = s.train.last().copied().unwrap_or(0.0);
+    Forecast {
+        mean: vec![last; s.horizon],
+        intervals: Vec::new(),
+    }
+}
+
+fn build_report(
+    args: &Args,
+    threads: usize,
+    all: &[Series],
+    outcomes: &[Outcome],
+    wall: f64,
+) -> Report {
+    let mut group_names: Vec<&str> = Vec::new();
+    for s in all {
+        if !group_names.contains(&s.group.as_str()) {
+            group_names.push(&s.group);
+        }
+    }
+    let pairs: Vec<(&Series, &Outcome)> = all.iter().zip(outcomes).collect();
+    let groups = group_names
+        .iter()
+        .map(|g| {
+            let members: Vec<&(&Series, &Outcome)> =
+                pairs.iter().filter(|(s, _)| s.group == *g).collect();
+            aggregate(g, &members, 0.0)
+        })
+        .collect();
+    let everything: Vec<&(&Series, &Outcome)> = pairs.iter().collect();
+    let overall = aggregate("overall", &everything, wall);
+
+    let incidents = |pick: fn(&Outcome) -> Option<&String>| {
+        pairs
+            .iter()
+            .filter_map(|(s, o)| {
+                pick(o).map(|r| Incident {
+                    series_id: s.id.clone(),
+                    reason: r.clone(),
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut slowest: Vec<(String, f64)> = pairs
+        .iter()
+        .map(|(s, o)| (s.id.clone(), o.seconds))
+        .collect();
+    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    slowest.truncate(5);
+
+    Report {
+        model: args.model.to_string(),
+        file: args.file.display().to_string(),
+        threads,
+        groups,
+        overall,
+        fallback_list: incidents(|o| o.fallback.as_ref()),
+        failure_list: incidents(|o| o.failure.as_ref()),
+        slowest,
+        peak_memory_mb: peak_memory_mb(),
+    }
+}
+
+fn aggregate(name: &str, members: &[&(&Series, &Outcome)], wall: f64) -> GroupScore {
+    let n = members.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&Outcome) -> f64| members.iter().map(|(_, o)| f(o)).sum::<f64>() / n;
+    let smape = mean(&|o| o.smape);
+    let naive2_smape = mean(&|o| o.naive2_smape);
+    // MASE over the series that have a scale (all of M3).
+    let with_scale: Vec<&&(&Series, &Outcome)> =
+        members.iter().filter(|(_, o)| o.mase.is_some()).collect();
+    let ms = with_scale.len().max(1) as f64;
+    let mase = with_scale
+        .iter()
+        .filter_map(|(_, o)| o.mase)
+        .sum::<f64>()
+        / ms;
+    let naive2_mase = with_scale
+        .iter()
+        .filter_map(|(_, o)| o.naive2_mase)
+        .sum::<f64>()
+        / ms;
+    let points: usize = members.iter().map(|(_, o)| o.points).sum();
+    let cov = |f: fn(&Outcome) -> usize| {
+        members.iter().map(|(_, o)| f(o)).sum::<usize>() as f64 / points.max(1) as f64
+    };
+    let cpu: f64 = members.iter().map(|(_, o)| o.seconds).sum();
+    GroupScore {
+        name: name.to_string(),
+        series: members.len(),
+        smape,
+        mase,
+        owa: score::owa(smape, mase, naive2_smape, naive2_mase),
+        coverage80: cov(|o| o.covered80),
+        coverage95: cov(|o| o.covered95),
+        naive2_smape,
+        naive2_mase,
+        fallbacks: members
+            .iter()
+            .filter(|(_, o)| o.fallback.is_some())
+            .count(),
+        failures: members.iter().filter(|(_, o)| o.failure.is_some()).count(),
+        cpu_seconds: cpu,
+        seconds: wall,
+        series_per_second: if wall > 0.0 {
+            members.len() as f64 / wall
+        } else {
+            0.0
+        },
+    }
+}
+
+fn write_forecasts(
+    path: &std::path::Path,
+    all: &[Series],
+    outcomes: &[Outcome],
+) -> Result<(), BenchError> {
+    let err = |e: std::io::Error| BenchError::Write {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let file = std::fs::File::create(path).map_err(err)?;
+    let mut w = std::io::BufWriter::new(file);
+    writeln!(w, "series_id,step,forecast,lo80,hi80,lo95,hi95").map_err(err)?;
+    for (s, o) in all.iter().zip(outcomes) {
+        let f = &o.forecast;
+        let band = |level: f64| f.intervals.iter().find(|i| (i.level - level).abs() < 1e-9);
+        let (i80, i95) = (band(80.0), band(95.0));
+        for (k, mean) in f.mean.iter().enumerate() {
+            let pick = |i: Option<&engine::Interval>, lower: bool| {
+                i.and_then(|i| if lower { i.lower.get(k) } else { i.upper.get(k) })
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            };
+            writeln!(
+                w,
+                "{},{},{},{},{},{},{}",
+                s.id,
+                k + 1,
+                mean,
+                pick(i80, true),
+                pick(i80, false),
+                pick(i95, true),
+                pick(i95, false)
+            )
+            .map_err(err)?;
+        }
+    }
+    w.flush().map_err(err)
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB; Linux only.
+pub fn peak_memory_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+impl Report {
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let line = |g: &GroupScore| {
+            format!(
+                "{:<10} {:>6} {:>7.3} {:>7.3} {:>6.3} {:>6.3} {:>6.3} {:>8.3} {:>7.3} {:>5} {:>5} {:>8.2}\n",
+                g.name,
+                g.series,
+                g.smape,
+                g.mase,
+                g.owa,
+                g.coverage80,
+                g.coverage95,
+                g.naive2_smape,
+                g.naive2_mase,
+                g.fallbacks,
+                g.failures,
+                g.cpu_seconds
+            )
+        };
+        out.push_str(&format!(
+            "model {} on {} ({} threads)\n",
+            self.model, self.file, self.threads
+        ));
+        out.push_str(&format!(
+            "{:<10} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>7} {:>5} {:>5} {:>8}\n",
+            "group",
+            "series",
+            "sMAPE",
+            "MASE",
+            "OWA",
+            "cov80",
+            "cov95",
+            "N2 sMAPE",
+            "N2 MASE",
+            "fallb",
+            "fail",
+            "cpu s"
+        ));
+        for g in &self.groups {
+            out.push_str(&line(g));
+        }
+        out.push_str(&line(&self.overall));
+        out.push_str(&format!(
+            "wall {:.2} s, {:.0} series/s, peak memory {}\n",
+            self.overall.seconds,
+            self.overall.series_per_second,
+            self.peak_memory_mb
+                .map(|m| format!("{m:.0} MiB"))
+                .unwrap_or_else(|| "unknown".into())
+        ));
+        let slow: Vec<String> = self
+            .slowest
+            .iter()
+            .map(|(id, s)| format!("{id} {s:.3}s"))
+            .collect();
+        out.push_str(&format!("slowest series: {}\n", slow.join(", ")));
+        for (title, list) in [
+            ("failures", &self.failure_list),
+            ("fallbacks", &self.fallback_list),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            out.push_str(&format!("{title} ({}):\n", list.len()));
+            // Group by reason so a systematic problem reads as one line.
+            let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+            for i in list {
+                match reasons.iter_mut().find(|(r, _)| *r == i.reason) {
+                    Some((_, ids)) => ids.push(&i.series_id),
+                    None => reasons.push((&i.reason, vec![&i.series_id])),
+                }
+            }
+            for (reason, ids) in reasons {
+                let shown: Vec<&str> = ids.iter().take(10).copied().collect();
+                let more = if ids.len() > 10 {
+                    format!(" and {} more", ids.len() - 10)
+                } else {
+                    String::new()
+                };
+                out.push_str(&format!(
+                    "  {} x {reason}: {}{more}\n",
+                    ids.len(),
+                    shown.join(" ")
+                ));
+            }
+        }
+        out
+    }
+}

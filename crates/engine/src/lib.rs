@@ -6,6 +6,7 @@
 //! for a [`Forecast`]. A [`FittedModel`] is plain serde state, so a store can keep
 //! it and any worker can forecast from it later without refitting.
 
+pub mod intervals;
 mod method;
 mod model;
 pub mod models;

@@ -1,12 +1,13 @@
 //! Configure → fit → forecast: the engine's public model API.
 
+use crate::intervals::Bands;
 use crate::models::{self, State};
 use crate::{Horizon, Level, Method, SeriesData};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Version of the serialized [`FittedModel`] layout; bump on any change.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What to fit: the method and, optionally, the season length.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -38,20 +39,30 @@ impl ModelSpec {
         let m = self.season_length.unwrap_or(1).max(1);
         let values = y.values();
         let (state, fallback) = match models::fit(self.method, values, m) {
-            Ok(state) => (state, None),
+            Ok((state, note)) => (state, note),
             Err(why) => (
                 models::fit_fallback(values, m),
                 Some(format!("{} could not be fitted: {why}", self.method)),
             ),
         };
-        let sigma = models::one_step_sigma(&state, values);
+        // A model whose forecast is not finite is no model: fall back.
+        let (state, fallback) = if state.forecast(1).iter().all(|v| v.is_finite()) {
+            (state, fallback)
+        } else {
+            (
+                models::fit_fallback(values, m),
+                Some(format!("{} gave a non-finite forecast", self.method)),
+            )
+        };
+        let bands = Bands::calibrate(&state, values, m);
         Ok(FittedModel {
             format_version: FORMAT_VERSION,
             method: self.method,
             description: state.describe(),
             fallback,
             n_obs: values.len(),
-            sigma,
+            last_value: values.last().copied().unwrap_or(0.0),
+            bands,
             state,
         })
     }
@@ -65,7 +76,9 @@ pub struct FittedModel {
     description: String,
     fallback: Option<String>,
     n_obs: usize,
-    sigma: f64,
+    /// Last training value: replaces any non-finite forecast step.
+    last_value: f64,
+    bands: Bands,
     state: State,
 }
 
@@ -105,20 +118,45 @@ impl FittedModel {
         self.n_obs
     }
 
+    /// Point forecasts and, for each level, the calibrated central interval.
+    /// Always finite; every interval contains the point forecast and widens
+    /// (weakly) with the horizon.
     pub fn forecast(&self, horizon: Horizon, levels: &[Level]) -> Forecast {
         let h = horizon.get();
-        let mean = self.state.forecast(h);
+        let mut mean = self.state.forecast(h);
+        mean.resize(h, self.last_value);
+        let mut last_good = self.last_value;
+        for v in mean.iter_mut() {
+            if v.is_finite() {
+                last_good = *v;
+            } else {
+                *v = last_good;
+            }
+        }
         let intervals = levels
             .iter()
             .map(|level| {
-                let z = normal_quantile(0.5 + level.percent() / 200.0);
-                let width: Vec<f64> = (1..=h)
-                    .map(|step| z * self.sigma * (step as f64).sqrt())
-                    .collect();
+                let width = self.bands.half_widths(level.percent(), h);
+                let bound = |m: f64, w: f64, sign: f64| {
+                    let v = m + sign * w;
+                    if v.is_finite() {
+                        v
+                    } else {
+                        m
+                    }
+                };
                 Interval {
                     level: level.percent(),
-                    lower: mean.iter().zip(&width).map(|(m, w)| m - w).collect(),
-                    upper: mean.iter().zip(&width).map(|(m, w)| m + w).collect(),
+                    lower: mean
+                        .iter()
+                        .zip(&width)
+                        .map(|(m, w)| bound(*m, *w, -1.0))
+                        .collect(),
+                    upper: mean
+                        .iter()
+                        .zip(&width)
+                        .map(|(m, w)| bound(*m, *w, 1.0))
+                        .collect(),
                 }
             })
             .collect();

@@ -144,11 +144,12 @@ impl NelderMead {
                     values[n] = fc;
                 } else {
                     // Shrink towards the best point.
-                    for j in 1..=n {
-                        for i in 0..n {
-                            simplex[j][i] = simplex[0][i] + sigma * (simplex[j][i] - simplex[0][i]);
+                    let (best, rest) = simplex.split_at_mut(1);
+                    for (point, value) in rest.iter_mut().zip(values[1..].iter_mut()) {
+                        for (p, b) in point.iter_mut().zip(&best[0]) {
+                            *p = b + sigma * (*p - b);
                         }
-                        values[j] = eval(&simplex[j], &mut evals);
+                        *value = eval(point, &mut evals);
                     }
                 }
             }

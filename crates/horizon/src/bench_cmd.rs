@@ -1,14 +1,9 @@
-//! `horizon bench`: accuracy and speed of the engine on a long-format CSV.
+//! `horizon bench`: accuracy and speed of the engine on a long-format CSV
+//! (the arguments and the work live in the `bench` crate).
 
-use clap::Args;
-use std::path::PathBuf;
-
-#[derive(Args, Debug)]
-pub struct BenchArgs {
-    /// Long-format CSV: dataset,series_id,group,period,horizon,split,t,value.
-    pub file: PathBuf,
-}
+pub use bench::Args as BenchArgs;
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("bench is not implemented yet ({args:?})")
+    bench::run_cli(&args)?;
+    Ok(())
 }

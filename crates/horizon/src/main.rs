@@ -3,6 +3,7 @@
 //! broker, `bench` measures the engine on competition data.
 
 mod bench_cmd;
+mod distributed;
 mod serve;
 mod worker_cmd;
 
@@ -23,6 +24,8 @@ enum Command {
     Worker(worker_cmd::WorkerArgs),
     /// Fit, forecast and score every series of a long-format CSV.
     Bench(bench_cmd::BenchArgs),
+    /// Measure forecasts/s and latency over HTTP (embedded, distributed, bare ceilings).
+    Loadtest(loadtest::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +34,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Worker(args) => worker_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Loadtest(args) => Ok(loadtest::run(args)?),
     }
 }

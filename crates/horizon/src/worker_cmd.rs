@@ -1,10 +1,65 @@
-//! `horizon worker`: a worker process that takes jobs from the broker.
+//! `horizon worker`: a worker process that takes jobs from the broker, keeps
+//! fitted models in PostgreSQL and in its memory cache, and answers. Start as
+//! many as you like, anywhere that reaches the broker and the database; stop
+//! any at any time (a job it held is redelivered to another).
 
+use crate::distributed::{shutdown_signal, ClusterArgs, Redeliverable, FAULT_ABORT_ENV};
 use clap::Args;
+use std::sync::Arc;
+use store::ModelStore;
+use transport::amqp::run_worker;
 
 #[derive(Args, Debug)]
-pub struct WorkerArgs {}
+pub struct WorkerArgs {
+    /// The RabbitMQ broker, e.g. amqp://guest:guest@127.0.0.1:5672/%2f
+    #[arg(long, env = "HORIZON_BROKER")]
+    pub broker: String,
+    /// The PostgreSQL model registry, e.g. postgres://postgres@127.0.0.1:5432/horizon
+    #[arg(long, env = "HORIZON_STORE")]
+    pub store: String,
+    /// Fitted series kept in the memory cache.
+    #[arg(long, env = "HORIZON_CACHE_SERIES")]
+    pub cache_series: Option<usize>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
 
 pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
-    anyhow::bail!("worker is not implemented yet ({args:?})")
+    // Does nothing if logging was set up already.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(work(args))
+}
+
+async fn work(args: WorkerArgs) -> anyhow::Result<()> {
+    args.cluster.check()?;
+    let amqp = args.cluster.amqp(&args.broker);
+    let pg = args.cluster.connect_store(&args.store).await?;
+    let store: Arc<dyn ModelStore> = pg.clone();
+    let inner = match args.cache_series {
+        Some(n) => worker::Worker::with_cache(store.clone(), n),
+        None => worker::Worker::new(store.clone()),
+    };
+    let abort_on_model = std::env::var(FAULT_ABORT_ENV)
+        .ok()
+        .filter(|m| !m.is_empty());
+    if let Some(m) = &abort_on_model {
+        tracing::warn!("fault injection on: this worker aborts on a fit of model '{m}'");
+    }
+    let handler = Arc::new(Redeliverable {
+        inner,
+        store: store.clone(),
+        abort_on_model,
+    });
+    tracing::info!(namespace = %amqp.namespace, "worker starting");
+    run_worker(amqp, handler, Some(store.clone()), shutdown_signal()).await;
+    store.close().await;
+    Ok(())
 }

@@ -6,6 +6,12 @@
 //! versions through [`ModelStore::wait_settled`]; this is what enforces the
 //! consistency rule. The fitted state is opaque bytes to the store.
 
+pub mod postgres;
+pub mod signals;
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
 use async_trait::async_trait;
 use protocol::{FitSummary, ModelName, Version};
 use serde::{Deserialize, Serialize};
@@ -124,4 +130,7 @@ pub trait ModelStore: Send + Sync + 'static {
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Closes connections on shutdown. Nothing to do by default.
+    async fn close(&self) {}
 }

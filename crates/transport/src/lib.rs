@@ -4,6 +4,11 @@
 //! and forecasts travel separately so that a burst of fits cannot starve
 //! forecasts.
 
+pub mod amqp;
+pub mod in_process;
+
+pub use in_process::InProcessTransport;
+
 use async_trait::async_trait;
 use protocol::{FitJob, FitReply, ForecastJob, ForecastReply};
 use thiserror::Error;

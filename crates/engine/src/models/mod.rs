@@ -2,6 +2,7 @@
 //! any fitted one.
 
 pub mod arima;
+pub mod auto;
 pub mod baselines;
 pub mod ces;
 pub mod ets;
@@ -18,74 +19,100 @@ pub enum State {
     SeasonalNaive(baselines::SeasonalNaive),
     Drift(baselines::Drift),
     Mean(baselines::Mean),
+    Naive2(baselines::Naive2),
     Ses(baselines::Ses),
     Ets(ets::Ets),
     Arima(arima::Arima),
     Theta(theta::Theta),
     Ces(ces::Ces),
+    Combination(auto::Combination),
 }
 
 impl State {
+    /// Point forecasts 1..=h steps ahead.
     pub fn forecast(&self, h: usize) -> Vec<f64> {
         match self {
             State::Naive(s) => s.forecast(h),
             State::SeasonalNaive(s) => s.forecast(h),
             State::Drift(s) => s.forecast(h),
             State::Mean(s) => s.forecast(h),
+            State::Naive2(s) => s.forecast(h),
             State::Ses(s) => s.forecast(h),
             State::Ets(s) => s.forecast(h),
             State::Arima(s) => s.forecast(h),
             State::Theta(s) => s.forecast(h),
             State::Ces(s) => s.forecast(h),
+            State::Combination(s) => s.forecast(h),
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             State::Naive(_) => "Naive".into(),
-            State::SeasonalNaive(s) => format!("SeasonalNaive(m={})", s.last_season.len()),
+            State::SeasonalNaive(s) => format!("SeasonalNaive(m={})", s.m),
             State::Drift(_) => "Drift".into(),
             State::Mean(_) => "Mean".into(),
+            State::Naive2(s) => match s.season {
+                Some(_) => format!("Naive2(m={})", s.m),
+                None => "Naive2".into(),
+            },
             State::Ses(s) => format!("SES(alpha={:.3})", s.alpha),
             State::Ets(s) => s.describe(),
             State::Arima(s) => s.describe(),
             State::Theta(s) => s.describe(),
             State::Ces(s) => s.describe(),
+            State::Combination(s) => s.describe(),
+        }
+    }
+
+    /// Same model and parameters, state recomputed over `y` (no optimisation).
+    pub fn refilter(&self, y: &[f64]) -> State {
+        match self {
+            State::Naive(s) => State::Naive(s.refilter(y)),
+            State::SeasonalNaive(s) => State::SeasonalNaive(s.refilter(y)),
+            State::Drift(s) => State::Drift(s.refilter(y)),
+            State::Mean(s) => State::Mean(s.refilter(y)),
+            State::Naive2(s) => State::Naive2(s.refilter(y)),
+            State::Ses(s) => State::Ses(s.refilter(y)),
+            State::Ets(s) => State::Ets(s.refilter(y)),
+            State::Arima(s) => State::Arima(s.refilter(y)),
+            State::Theta(s) => State::Theta(s.refilter(y)),
+            State::Ces(s) => State::Ces(s.refilter(y)),
+            State::Combination(s) => State::Combination(s.refilter(y)),
         }
     }
 }
 
-/// Fits one method; `Err` carries the reason it cannot be fitted here.
-pub(crate) fn fit(method: Method, y: &[f64], m: usize) -> Result<State, String> {
+/// Fits one method: the state and, when only part of it could be fitted (a
+/// combination missing members), a note saying so. `Err` carries the reason
+/// nothing could be fitted.
+pub(crate) fn fit(method: Method, y: &[f64], m: usize) -> Result<(State, Option<String>), String> {
+    let plain = |r: Result<State, String>| r.map(|s| (s, None));
     match method {
-        Method::Naive => Ok(State::Naive(baselines::Naive::fit(y))),
-        Method::SeasonalNaive => Ok(State::SeasonalNaive(baselines::SeasonalNaive::fit(y, m))),
-        Method::Drift => Ok(State::Drift(baselines::Drift::fit(y))),
-        Method::Mean => Ok(State::Mean(baselines::Mean::fit(y))),
-        Method::Ses | Method::Auto => Ok(State::Ses(baselines::Ses::fit(y))),
-        Method::Ets => ets::Ets::fit(y, m).map(State::Ets),
-        Method::Arima => arima::Arima::fit(y, m).map(State::Arima),
-        Method::Theta => theta::Theta::fit(y, m, ThetaVariant::Standard).map(State::Theta),
+        Method::Auto => auto::Combination::fit(y, m).map(|(c, note)| (State::Combination(c), note)),
+        Method::Naive => plain(Ok(State::Naive(baselines::Naive::fit(y)))),
+        Method::SeasonalNaive => plain(Ok(State::SeasonalNaive(baselines::SeasonalNaive::fit(
+            y, m,
+        )))),
+        Method::Drift => plain(Ok(State::Drift(baselines::Drift::fit(y)))),
+        Method::Mean => plain(Ok(State::Mean(baselines::Mean::fit(y)))),
+        Method::Naive2 => plain(Ok(State::Naive2(baselines::Naive2::fit(y, m)))),
+        Method::Ses => plain(Ok(State::Ses(baselines::Ses::fit(y)))),
+        Method::Ets => plain(ets::Ets::fit(y, m).map(State::Ets)),
+        Method::Arima => plain(arima::Arima::fit(y, m).map(State::Arima)),
+        Method::Theta => plain(theta::Theta::fit(y, m, ThetaVariant::Standard).map(State::Theta)),
         Method::OptimizedTheta => {
-            theta::Theta::fit(y, m, ThetaVariant::Optimized).map(State::Theta)
+            plain(theta::Theta::fit(y, m, ThetaVariant::Optimized).map(State::Theta))
         }
-        Method::DynamicTheta => theta::Theta::fit(y, m, ThetaVariant::Dynamic).map(State::Theta),
-        Method::Ces => ces::Ces::fit(y, m).map(State::Ces),
-        other => Err(format!("{other} is not implemented yet")),
+        Method::DynamicTheta => {
+            plain(theta::Theta::fit(y, m, ThetaVariant::Dynamic).map(State::Theta))
+        }
+        Method::Ces => plain(ces::Ces::fit(y, m).map(State::Ces)),
     }
 }
 
-/// The model used when the requested one cannot be fitted: never fails.
-pub(crate) fn fit_fallback(y: &[f64], _m: usize) -> State {
-    State::Naive(baselines::Naive::fit(y))
-}
-
-/// Standard deviation of the one-step in-sample errors of a naive forecast,
-/// a scale for the (provisional) normal intervals.
-pub(crate) fn one_step_sigma(_state: &State, y: &[f64]) -> f64 {
-    if y.len() < 2 {
-        return 0.0;
-    }
-    let diffs: Vec<f64> = y.windows(2).map(|w| w[1] - w[0]).collect();
-    (diffs.iter().map(|d| d * d).sum::<f64>() / diffs.len() as f64).sqrt()
+/// The model used when the requested one cannot be fitted: Naive2 (naive on
+/// the seasonally adjusted series), which never fails.
+pub(crate) fn fit_fallback(y: &[f64], m: usize) -> State {
+    State::Naive2(baselines::Naive2::fit(y, m))
 }

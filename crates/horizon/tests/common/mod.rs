@@ -1,0 +1,257 @@
+//! Test harness: the real app (gateway + embedded store + in-process
+//! transport + worker) on 127.0.0.1:0 with its store in a directory, driven
+//! over real HTTP, plus a job handler wrapper that holds or fails fits on
+//! command so tests can stage races without sleeping.
+
+#![allow(dead_code)]
+
+use async_trait::async_trait;
+use gateway::{AppState, GatewayConfig, Shutdown};
+use protocol::{FitJob, FitReply, ForecastJob, ForecastReply, JobError, Version};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::{ModelStore, SqliteStore};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use transport::{InProcessTransport, JobHandler};
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub control: Arc<Control>,
+    pub store: Arc<dyn ModelStore>,
+    shutdown: Shutdown,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Options of [`TestServer::start_with`].
+pub struct Options {
+    pub config: GatewayConfig,
+    pub fit_slots: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            config: GatewayConfig {
+                wait_timeout: Duration::from_secs(30),
+                fit_timeout: Duration::from_secs(30),
+                forecast_timeout: Duration::from_secs(30),
+                body_limit: gateway::DEFAULT_BODY_LIMIT,
+            },
+            fit_slots: 2,
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start(dir: &Path) -> Self {
+        Self::start_with(dir, Options::default()).await
+    }
+
+    pub async fn start_with(dir: &Path, options: Options) -> Self {
+        let store: Arc<dyn ModelStore> =
+            Arc::new(SqliteStore::open(dir).await.expect("store opens"));
+        let worker: Arc<dyn JobHandler> = Arc::new(worker::Worker::new(store.clone()));
+        let control = Arc::new(Control::new(worker));
+        let transport = Arc::new(InProcessTransport::new(
+            control.clone(),
+            options.fit_slots,
+            8,
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = Shutdown::new();
+        let state = AppState::new(store.clone(), transport, options.config);
+        let task = tokio::spawn(gateway::serve(listener, state, shutdown.clone()));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            control,
+            store,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Starts a graceful shutdown and returns the server's task.
+    pub fn begin_stop(self) -> (JoinHandle<std::io::Result<()>>, Arc<dyn ModelStore>) {
+        self.shutdown.trigger();
+        (self.task, self.store)
+    }
+
+    pub async fn stop(self) {
+        let (task, store) = self.begin_stop();
+        task.await.expect("server task").expect("server ran");
+        store.close().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        answer(self.client.post(self.url(path)).json(&body).send().await).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        answer(self.client.put(self.url(path)).json(&body).send().await).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        answer(self.client.get(self.url(path)).send().await).await
+    }
+
+    /// A request with a raw body and an optional content type.
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        answer(request.send().await).await
+    }
+
+    /// The newest registered version of a model (any status), via the API.
+    pub async fn latest_version(&self, model: &str) -> Option<Version> {
+        let (status, body) = self.get(&format!("/v1/models/{model}")).await;
+        if status == StatusCode::NOT_FOUND {
+            return None;
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"]["latest_version"].as_i64()
+    }
+
+    /// Status of one version via the API ("pending", "ready", "failed").
+    pub async fn version_status(&self, model: &str, version: Version) -> Option<String> {
+        let (_, body) = self.get(&format!("/v1/models/{model}")).await;
+        body["data"]["versions"]
+            .as_array()?
+            .iter()
+            .find(|v| v["version"].as_i64() == Some(version))
+            .and_then(|v| v["status"].as_str().map(str::to_string))
+    }
+
+    /// Waits (bounded) until `version` of `model` is registered.
+    pub async fn until_registered(&self, model: &str, version: Version) {
+        for _ in 0..1000 {
+            if self
+                .latest_version(model)
+                .await
+                .is_some_and(|v| v >= version)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("version {version} of {model} was never registered");
+    }
+}
+
+/// Parses an answer, insisting that it is JSend JSON whatever the status.
+pub async fn answer(sent: reqwest::Result<reqwest::Response>) -> (StatusCode, Value) {
+    let response = sent.expect("request sent");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = response.text().await.expect("body read");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status}: content type '{content_type}', body {text}"
+    );
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"));
+    let kind = body["status"].as_str().unwrap_or("");
+    let expected = if status.is_success() {
+        "success"
+    } else if status.is_client_error() {
+        "fail"
+    } else {
+        "error"
+    };
+    assert_eq!(kind, expected, "{status}: {body}");
+    if kind == "error" {
+        assert!(
+            body["message"].is_string(),
+            "JSend error without message: {body}"
+        );
+    }
+    (status, body)
+}
+
+/// Wraps the real worker; fits of "held" models wait for [`Control::release`],
+/// fits of "doomed" models then fail without touching the store (as a worker
+/// that crashed mid-fit would).
+pub struct Control {
+    inner: Arc<dyn JobHandler>,
+    held: Mutex<HashSet<String>>,
+    doomed: Mutex<HashSet<String>>,
+    gates: Mutex<HashMap<(String, Version), Arc<Semaphore>>>,
+}
+
+impl Control {
+    fn new(inner: Arc<dyn JobHandler>) -> Self {
+        Self {
+            inner,
+            held: Mutex::default(),
+            doomed: Mutex::default(),
+            gates: Mutex::default(),
+        }
+    }
+
+    pub fn hold(&self, model: &str) {
+        self.held.lock().unwrap().insert(model.to_string());
+    }
+
+    pub fn doom(&self, model: &str) {
+        self.doomed.lock().unwrap().insert(model.to_string());
+    }
+
+    /// Lets the held fit of `version` of `model` go on (before or after it arrives).
+    pub fn release(&self, model: &str, version: Version) {
+        self.gate(model, version).add_permits(1);
+    }
+
+    fn gate(&self, model: &str, version: Version) -> Arc<Semaphore> {
+        self.gates
+            .lock()
+            .unwrap()
+            .entry((model.to_string(), version))
+            .or_insert_with(|| Arc::new(Semaphore::new(0)))
+            .clone()
+    }
+}
+
+#[async_trait]
+impl JobHandler for Control {
+    async fn fit(&self, job: FitJob) -> FitReply {
+        let model = job.model.as_str().to_string();
+        if self.held.lock().unwrap().contains(&model) {
+            let gate = self.gate(&model, job.version);
+            let _pass = gate.acquire().await;
+        }
+        if self.doomed.lock().unwrap().contains(&model) {
+            return Err(JobError::Failed("injected failure".to_string()));
+        }
+        self.inner.fit(job).await
+    }
+
+    async fn forecast(&self, job: ForecastJob) -> ForecastReply {
+        self.inner.forecast(job).await
+    }
+}

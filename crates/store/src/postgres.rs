@@ -1,0 +1,804 @@
+//! The production store: PostgreSQL, shared by the gateway and every worker.
+//!
+//! Each deployment lives in its own schema (the namespace), created and
+//! migrated at start. Every change of a version is announced with
+//! `NOTIFY` on the channel `{schema}_versions` (payload
+//! `<status> <version> <model>`), in the same transaction as the change.
+//! One `LISTEN` connection per process turns these into in-process wake-ups
+//! for [`ModelStore::wait_settled`], which also re-reads the row every
+//! second, so a notification lost with a dropped connection delays a waiter
+//! by at most that second and never blocks it.
+//!
+//! Two caches keep the forecast path off the database:
+//! - settled versions never change again, so their [`VersionInfo`] is kept;
+//! - the newest version of each model is kept while the `LISTEN` connection
+//!   is up (every `register_pending`, in any process, notifies it) and
+//!   dropped the moment that connection fails. A gateway sees its own
+//!   registrations at once; registrations by other gateways arrive with the
+//!   notification, typically within a millisecond.
+//!
+//! A version can be left pending for ever if its gateway died before
+//! dispatching the fit; [`PgStore::fail_stale_pending`] marks such versions
+//! failed once they are older than a limit (the gateway runs it
+//! periodically), and waiters always have a timeout.
+
+use crate::signals::SettleSignals;
+use crate::{ModelInfo, ModelStore, Registered, StoreError, VersionInfo, VersionStatus};
+use async_trait::async_trait;
+use protocol::{FitSummary, ModelName, Version};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{Executor, PgPool};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+/// How often a waiter re-reads the database even without a notification.
+const RECHECK: Duration = Duration::from_secs(1);
+/// Settled versions kept in memory, at most.
+const SETTLED_CACHE: usize = 4096;
+
+type VersionRow = (i64, String, Option<String>, i64, i64, Option<String>);
+const VERSION_COLUMNS: &str = "version, status, reason, created_at_ms, n_series, summary";
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// Settings of [`PgStore::connect`].
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// e.g. `postgres://postgres@127.0.0.1:5432/test`
+    pub url: String,
+    /// Schema holding the tables; created if missing.
+    pub schema: String,
+    pub max_connections: u32,
+    /// How long a query waits for a pooled connection: bounds how long a
+    /// request hangs while the database is down.
+    pub acquire_timeout: Duration,
+}
+
+impl PgConfig {
+    pub fn new(url: impl Into<String>, schema: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: schema.into(),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+struct Shared {
+    signals: SettleSignals,
+    settled: Mutex<HashMap<(ModelName, Version), VersionInfo>>,
+    latest: Mutex<HashMap<ModelName, Version>>,
+    /// The LISTEN connection is up: `latest` may be trusted.
+    listening: AtomicBool,
+    /// Bumped whenever the LISTEN connection goes down.
+    epoch: AtomicU64,
+}
+
+impl Shared {
+    fn note_latest(&self, model: &ModelName, version: Version) {
+        let mut latest = lock(&self.latest);
+        let v = latest.entry(model.clone()).or_insert(version);
+        *v = (*v).max(version);
+    }
+
+    fn forget_latest(&self) {
+        self.listening.store(false, Ordering::SeqCst);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        lock(&self.latest).clear();
+    }
+}
+
+/// The PostgreSQL model registry.
+pub struct PgStore {
+    pool: PgPool,
+    channel: String,
+    shared: Arc<Shared>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PgStore {
+    /// Connects, creates the schema if needed and runs the migrations, then
+    /// starts listening for version changes.
+    pub async fn connect(cfg: &PgConfig) -> Result<Self, StoreError> {
+        if !valid_schema(&cfg.schema) {
+            return Err(StoreError::Internal(format!(
+                "schema name must be 1 to 40 characters from a-z, 0-9, '_' starting with a letter, got '{}'",
+                cfg.schema
+            )));
+        }
+        let base = PgConnectOptions::from_str(&cfg.url)
+            .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?
+            .application_name("horizon");
+        let options = base.clone().options([("search_path", cfg.schema.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.max_connections.max(2))
+            .acquire_timeout(cfg.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        create_schema(&pool, &cfg.schema).await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migrating schema {}: {e}", cfg.schema)))?;
+        let shared = Arc::new(Shared {
+            signals: SettleSignals::new(),
+            settled: Mutex::new(HashMap::new()),
+            latest: Mutex::new(HashMap::new()),
+            listening: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+        });
+        let channel = format!("{}_versions", cfg.schema);
+        let listener = tokio::spawn(listen(pool.clone(), channel.clone(), shared.clone()));
+        Ok(Self {
+            pool,
+            channel,
+            shared,
+            listener,
+        })
+    }
+
+    /// Marks failed every version pending for longer than `older_than`
+    /// (e.g. its gateway died before dispatching the fit); returns how many.
+    pub async fn fail_stale_pending(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let limit_ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let reason = format!(
+            "abandoned: still pending after {}s (its gateway or workers stopped before finishing the fit)",
+            older_than.as_secs()
+        );
+        let sql = format!(
+            "WITH u AS (UPDATE versions SET status = 'failed', reason = $1, settled_at_ms = {NOW_MS} \
+             WHERE status = 'pending' AND created_at_ms < {NOW_MS} - $2 RETURNING model, version) \
+             SELECT pg_notify($3, 'failed ' || version || ' ' || model) FROM u"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(reason)
+            .bind(limit_ms)
+            .bind(&self.channel)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Drops the schema with everything in it (tests clean up with this).
+    pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+        if !valid_schema(schema) {
+            return Err(StoreError::Internal(format!("bad schema name '{schema}'")));
+        }
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        pool.execute(&*format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await
+            .map_err(db_error)?;
+        pool.close().await;
+        Ok(())
+    }
+
+    async fn version_info(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Option<VersionInfo>, StoreError> {
+        let sql =
+            format!("SELECT {VERSION_COLUMNS} FROM versions WHERE model = $1 AND version = $2");
+        let row: Option<VersionRow> = sqlx::query_as(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(to_info).transpose()
+    }
+
+    fn cached_settled(&self, model: &ModelName, version: Version) -> Option<VersionInfo> {
+        lock(&self.shared.settled)
+            .get(&(model.clone(), version))
+            .cloned()
+    }
+
+    fn cache_settled(&self, model: &ModelName, info: &VersionInfo) {
+        if info.status == VersionStatus::Pending {
+            return;
+        }
+        let mut settled = lock(&self.shared.settled);
+        if settled.len() >= SETTLED_CACHE {
+            settled.clear();
+        }
+        settled.insert((model.clone(), info.version), info.clone());
+    }
+
+    /// Runs an `UPDATE ... WHERE status = 'pending'` that settles a version,
+    /// notifying in the same statement; an already settled version is left
+    /// alone.
+    async fn settle(
+        &self,
+        model: &ModelName,
+        version: Version,
+        status: &str,
+        set: &str,
+        bind: impl FnOnce(
+            sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<(), StoreError> {
+        // $1 model, $2 version, $3 channel, then the SET arguments from $4.
+        let sql = format!(
+            "WITH u AS (UPDATE versions SET status = '{status}', settled_at_ms = {NOW_MS}, {set} \
+             WHERE model = $1 AND version = $2 AND status = 'pending' RETURNING version) \
+             SELECT pg_notify($3, '{status} ' || version || ' ' || $1) FROM u"
+        );
+        let query = sqlx::query(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .bind(&self.channel);
+        let changed = bind(query)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .len();
+        if changed == 0 && self.version_info(model, version).await?.is_none() {
+            return Err(StoreError::UnknownVersion {
+                model: model.clone(),
+                version,
+            });
+        }
+        self.shared.signals.notify(model);
+        Ok(())
+    }
+
+    async fn rows_to_models(
+        rows: Vec<(String, i64, String, Option<String>, i64, i64, Option<String>)>,
+    ) -> Result<Vec<ModelInfo>, StoreError> {
+        let mut models: Vec<ModelInfo> = Vec::new();
+        for (name, version, status, reason, created, n_series, summary) in rows {
+            let info = to_info((version, status, reason, created, n_series, summary))?;
+            match models.last_mut() {
+                Some(last) if last.name.as_str() == name => last.versions.push(info),
+                _ => {
+                    let name = ModelName::parse(&name)
+                        .map_err(|e| StoreError::Internal(format!("stored model name: {e}")))?;
+                    models.push(ModelInfo {
+                        name,
+                        versions: vec![info],
+                    });
+                }
+            }
+        }
+        Ok(models)
+    }
+}
+
+async fn create_schema(pool: &PgPool, schema: &str) -> Result<(), StoreError> {
+    let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+    // Two processes creating the same schema at once can collide on the
+    // catalog's unique index; the second attempt then finds it.
+    let mut last = None;
+    for _ in 0..5 {
+        match pool.execute(&*sql).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    Err(StoreError::Internal(format!(
+        "cannot create schema {schema}: {}",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    )))
+}
+
+/// Keeps one LISTEN connection, reconnecting with backoff, and turns
+/// notifications into wake-ups and cache updates.
+async fn listen(pool: PgPool, channel: String, shared: Arc<Shared>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let connected = async {
+            let mut l = PgListener::connect_with(&pool).await?;
+            l.listen(&channel).await?;
+            Ok::<_, sqlx::Error>(l)
+        }
+        .await;
+        match connected {
+            Ok(mut l) => {
+                backoff = Duration::from_millis(100);
+                shared.listening.store(true, Ordering::SeqCst);
+                loop {
+                    match l.try_recv().await {
+                        Ok(Some(n)) => on_notification(&shared, n.payload()),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                tracing::warn!("lost the PostgreSQL LISTEN connection; reconnecting");
+                shared.forget_latest();
+            }
+            Err(e) => {
+                tracing::debug!("cannot LISTEN on PostgreSQL: {e}");
+                shared.forget_latest();
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn on_notification(shared: &Shared, payload: &str) {
+    let mut parts = payload.splitn(3, ' ');
+    let (Some(status), Some(version), Some(model)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return;
+    };
+    let (Ok(version), Ok(model)) = (version.parse::<Version>(), ModelName::parse(model)) else {
+        return;
+    };
+    if status == "pending" {
+        shared.note_latest(&model, version);
+    }
+    shared.signals.notify(&model);
+}
+
+#[async_trait]
+impl ModelStore for PgStore {
+    async fn register_pending(
+        &self,
+        model: &ModelName,
+        n_series: usize,
+        idempotency_key: Option<&str>,
+    ) -> Result<Registered, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // Creates the model or locks its row: registrations of one model
+        // take turns from here to the commit.
+        sqlx::query(
+            "INSERT INTO models (name, latest) VALUES ($1, 0) \
+             ON CONFLICT (name) DO UPDATE SET latest = models.latest",
+        )
+        .bind(model.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if let Some(key) = idempotency_key {
+            let existing: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM versions WHERE model = $1 AND idempotency_key = $2",
+            )
+            .bind(model.as_str())
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if let Some(version) = existing {
+                tx.commit().await.map_err(db_error)?;
+                return Ok(Registered::Existing(version));
+            }
+        }
+        let version: i64 = sqlx::query_scalar(
+            "UPDATE models SET latest = latest + 1 WHERE name = $1 RETURNING latest",
+        )
+        .bind(model.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let sql = format!(
+            "INSERT INTO versions (model, version, status, created_at_ms, n_series, idempotency_key) \
+             VALUES ($1, $2, 'pending', {NOW_MS}, $3, $4)"
+        );
+        sqlx::query(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .bind(i64::try_from(n_series).unwrap_or(i64::MAX))
+            .bind(idempotency_key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("SELECT pg_notify($1, 'pending ' || $2 || ' ' || $3)")
+            .bind(&self.channel)
+            .bind(version.to_string())
+            .bind(model.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        self.shared.note_latest(model, version);
+        Ok(Registered::New(version))
+    }
+
+    async fn complete(
+        &self,
+        model: &ModelName,
+        version: Version,
+        state: &[u8],
+        summary: &FitSummary,
+    ) -> Result<(), StoreError> {
+        let summary = serde_json::to_string(summary)
+            .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
+        self.settle(model, version, "ready", "state = $4, summary = $5", |q| {
+            q.bind(state.to_vec()).bind(summary)
+        })
+        .await
+    }
+
+    async fn fail(
+        &self,
+        model: &ModelName,
+        version: Version,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let reason = reason.to_string();
+        self.settle(model, version, "failed", "reason = $4", |q| q.bind(reason))
+            .await
+    }
+
+    async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError> {
+        let shared = &self.shared;
+        if shared.listening.load(Ordering::SeqCst) {
+            if let Some(v) = lock(&shared.latest).get(model) {
+                return Ok(Some(*v));
+            }
+        }
+        let epoch = shared.epoch.load(Ordering::SeqCst);
+        let listening = shared.listening.load(Ordering::SeqCst);
+        let latest: Option<i64> = sqlx::query_scalar("SELECT latest FROM models WHERE name = $1")
+            .bind(model.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let latest = latest.filter(|v| *v > 0);
+        // Cache only what was read while notifications were flowing the whole time.
+        if let Some(v) = latest {
+            if listening
+                && shared.listening.load(Ordering::SeqCst)
+                && shared.epoch.load(Ordering::SeqCst) == epoch
+            {
+                shared.note_latest(model, v);
+            }
+        }
+        Ok(latest)
+    }
+
+    async fn wait_settled(
+        &self,
+        model: &ModelName,
+        version: Version,
+        timeout: Duration,
+    ) -> Result<VersionInfo, StoreError> {
+        if let Some(info) = self.cached_settled(model, version) {
+            return Ok(info);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Subscribe before reading, so a settle in between still wakes us.
+            let mut changed = self.shared.signals.subscribe(model);
+            let info = self.version_info(model, version).await?.ok_or_else(|| {
+                StoreError::UnknownVersion {
+                    model: model.clone(),
+                    version,
+                }
+            })?;
+            if info.status != VersionStatus::Pending {
+                self.cache_settled(model, &info);
+                return Ok(info);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(StoreError::WaitTimeout(timeout));
+            }
+            let nap = (deadline - now).min(RECHECK);
+            if let Ok(Err(_)) = tokio::time::timeout(nap, changed.changed()).await {
+                tokio::time::sleep(nap.min(Duration::from_millis(50))).await;
+            }
+        }
+    }
+
+    async fn load_state(&self, model: &ModelName, version: Version) -> Result<Vec<u8>, StoreError> {
+        let row: Option<(String, Option<Vec<u8>>)> =
+            sqlx::query_as("SELECT status, state FROM versions WHERE model = $1 AND version = $2")
+                .bind(model.as_str())
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        match row {
+            Some((status, Some(state))) if status == "ready" => Ok(state),
+            Some((status, _)) => Err(StoreError::Internal(format!(
+                "version {version} of model '{model}' has no fitted state (status {status})"
+            ))),
+            None => Err(StoreError::UnknownVersion {
+                model: model.clone(),
+                version,
+            }),
+        }
+    }
+
+    async fn describe(&self, model: &ModelName) -> Result<Option<ModelInfo>, StoreError> {
+        let sql = format!(
+            "SELECT model, {VERSION_COLUMNS} FROM versions WHERE model = $1 ORDER BY version"
+        );
+        let rows = sqlx::query_as(&sql)
+            .bind(model.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(Self::rows_to_models(rows).await?.pop())
+    }
+
+    async fn list(&self) -> Result<Vec<ModelInfo>, StoreError> {
+        let sql = format!("SELECT model, {VERSION_COLUMNS} FROM versions ORDER BY model, version");
+        let rows = sqlx::query_as(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Self::rows_to_models(rows).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        match tokio::time::timeout(Duration::from_secs(2), self.pool.execute("SELECT 1")).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(db_error(e)),
+            Err(_) => Err(StoreError::Unavailable(
+                "PostgreSQL did not answer within 2s".to_string(),
+            )),
+        }
+    }
+
+    async fn close(&self) {
+        self.listener.abort();
+        self.pool.close().await;
+    }
+}
+
+fn valid_schema(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn to_info(row: VersionRow) -> Result<VersionInfo, StoreError> {
+    let (version, status, reason, created_at_ms, n_series, summary) = row;
+    let status = match status.as_str() {
+        "pending" => VersionStatus::Pending,
+        "ready" => VersionStatus::Ready,
+        "failed" => VersionStatus::Failed {
+            reason: reason.unwrap_or_else(|| "unknown reason".to_string()),
+        },
+        other => {
+            return Err(StoreError::Internal(format!(
+                "version {version} has an unknown status '{other}'"
+            )))
+        }
+    };
+    let summary = match summary {
+        Some(text) => match serde_json::from_str::<FitSummary>(&text) {
+            Ok(summary) => Some(summary),
+            Err(e) => {
+                tracing::warn!(version, error = %e, "unreadable fit summary");
+                None
+            }
+        },
+        None => None,
+    };
+    Ok(VersionInfo {
+        version,
+        status,
+        created_at: UNIX_EPOCH + Duration::from_millis(u64::try_from(created_at_ms).unwrap_or(0)),
+        n_series: usize::try_from(n_series).unwrap_or(0),
+        summary,
+    })
+}
+
+fn db_error(e: sqlx::Error) -> StoreError {
+    let unavailable = match &e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Connection exceptions (08), operator intervention such as a
+        // shutdown (57), insufficient resources (53).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57") || c.starts_with("53")),
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(format!("PostgreSQL: {e}"))
+    } else {
+        StoreError::Internal(format!("PostgreSQL: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names() {
+        assert!(valid_schema("horizon"));
+        assert!(valid_schema("t_abc123"));
+        assert!(!valid_schema(""));
+        assert!(!valid_schema("1abc"));
+        assert!(!valid_schema("a\"b"));
+        assert!(!valid_schema("Upper"));
+    }
+
+    const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+    /// Whether PostgreSQL answers; fails or loudly skips when it does not.
+    fn postgres_or_skip(test: &str) -> bool {
+        let up = std::net::TcpStream::connect_timeout(
+            &"127.0.0.1:5432".parse().expect("address"),
+            Duration::from_secs(2),
+        )
+        .is_ok();
+        if up {
+            return true;
+        }
+        let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
+            || std::env::var("HORIZON_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "{test}: PostgreSQL is not reachable on 127.0.0.1:5432 (required because CI or HORIZON_REQUIRE_SERVICES is set)"
+        );
+        eprintln!("SKIPPED: {test} because PostgreSQL is not reachable on 127.0.0.1:5432");
+        false
+    }
+
+    fn summary(model: &ModelName, version: Version) -> FitSummary {
+        FitSummary {
+            model: model.clone(),
+            version,
+            method: engine::Method::Naive,
+            series: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn two_processes_share_versions_and_wake_each_other() {
+        if !postgres_or_skip("two_processes_share_versions_and_wake_each_other") {
+            return;
+        }
+        let schema = format!("t_pgstore_{}", std::process::id());
+        let cfg = PgConfig::new(URL, &schema);
+        // Two stores stand for the gateway and a worker in other processes.
+        let (a, b) = tokio::join!(PgStore::connect(&cfg), PgStore::connect(&cfg));
+        let (a, b) = (a.expect("store a"), b.expect("store b"));
+        let m = ModelName::parse("m").unwrap();
+        assert_eq!(a.latest_version(&m).await.unwrap(), None);
+        assert!(a.describe(&m).await.unwrap().is_none());
+
+        let v1 = a.register_pending(&m, 2, Some("k1")).await.unwrap();
+        assert_eq!(v1, Registered::New(1));
+        assert_eq!(
+            b.register_pending(&m, 2, Some("k1")).await.unwrap(),
+            Registered::Existing(1)
+        );
+        let v2 = b.register_pending(&m, 1, None).await.unwrap().version();
+        assert_eq!(v2, 2);
+        // a learns about v2 through the notification or a read.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while a.latest_version(&m).await.unwrap() != Some(2) {
+            assert!(Instant::now() < deadline, "a never saw version 2");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        // A waiter in a is woken by a settle in b.
+        let waiting = a.wait_settled(&m, 1, Duration::from_secs(10));
+        let settling = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            b.complete(&m, 1, b"state", &summary(&m, 1)).await.unwrap();
+        };
+        let (info, ()) = tokio::join!(waiting, settling);
+        let info = info.unwrap();
+        assert_eq!(info.status, VersionStatus::Ready);
+        assert_eq!(info.n_series, 2);
+        assert_eq!(info.summary, Some(summary(&m, 1)));
+        assert_eq!(a.load_state(&m, 1).await.unwrap(), b"state".to_vec());
+        // Settling again changes nothing.
+        b.fail(&m, 1, "late").await.unwrap();
+        assert_eq!(
+            b.wait_settled(&m, 1, Duration::from_secs(1)).await.unwrap().status,
+            VersionStatus::Ready
+        );
+
+        // Waiting times out on a version that stays pending.
+        assert!(matches!(
+            a.wait_settled(&m, 2, Duration::from_millis(300)).await,
+            Err(StoreError::WaitTimeout(_))
+        ));
+        assert!(matches!(
+            a.wait_settled(&m, 9, Duration::from_millis(300)).await,
+            Err(StoreError::UnknownVersion { .. })
+        ));
+        assert!(matches!(
+            a.complete(&m, 9, b"", &summary(&m, 9)).await,
+            Err(StoreError::UnknownVersion { .. })
+        ));
+        // Abandoned pending versions are failed after the limit.
+        assert_eq!(a.fail_stale_pending(Duration::from_secs(3600)).await.unwrap(), 0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(a.fail_stale_pending(Duration::from_millis(1)).await.unwrap(), 1);
+        let info = b.wait_settled(&m, 2, Duration::from_secs(5)).await.unwrap();
+        assert!(matches!(info.status, VersionStatus::Failed { .. }));
+        let listed = b.list().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].versions.len(), 2);
+        a.ping().await.unwrap();
+        a.close().await;
+        b.close().await;
+        PgStore::drop_schema(URL, &schema).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn concurrent_registrations_get_distinct_versions() {
+        if !postgres_or_skip("concurrent_registrations_get_distinct_versions") {
+            return;
+        }
+        let schema = format!("t_pgconc_{}", std::process::id());
+        let store = Arc::new(PgStore::connect(&PgConfig::new(URL, &schema)).await.unwrap());
+        let m = ModelName::parse("m").unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = store.clone();
+            let m = m.clone();
+            tasks.push(tokio::spawn(async move {
+                // Every fourth registration reuses a key.
+                let key = (i % 4 == 0).then(|| "same".to_string());
+                store.register_pending(&m, 1, key.as_deref()).await.unwrap()
+            }));
+        }
+        let mut versions = Vec::new();
+        for t in tasks {
+            versions.push(t.await.unwrap());
+        }
+        let new: Vec<_> = versions
+            .iter()
+            .filter_map(|r| match r {
+                Registered::New(v) => Some(*v),
+                Registered::Existing(_) => None,
+            })
+            .collect();
+        assert_eq!(new.len(), 31, "30 without a key and one for the shared key");
+        let mut sorted = new.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (1..=31).collect::<Vec<_>>());
+        assert_eq!(store.latest_version(&m).await.unwrap(), Some(31));
+        store.close().await;
+        PgStore::drop_schema(URL, &schema).await.unwrap();
+    }
+
+    #[test]
+    fn notifications_raise_the_latest_version() {
+        let shared = Shared {
+            signals: SettleSignals::new(),
+            settled: Mutex::new(HashMap::new()),
+            latest: Mutex::new(HashMap::new()),
+            listening: AtomicBool::new(true),
+            epoch: AtomicU64::new(0),
+        };
+        on_notification(&shared, "pending 3 m.a-b");
+        on_notification(&shared, "pending 2 m.a-b");
+        on_notification(&shared, "ready 9 m.a-b");
+        on_notification(&shared, "garbage");
+        let m = ModelName::parse("m.a-b").unwrap();
+        assert_eq!(lock(&shared.latest).get(&m), Some(&3));
+    }
+}

@@ -1,0 +1,584 @@
+//! The embedded store: one SQLite file (WAL mode) in the data directory.
+//!
+//! Only one process uses the file at a time, so waiting for a version to
+//! settle is an in-process signal plus a re-read of the database. Versions
+//! left pending by a process that died mid-fit are marked failed when the
+//! store opens, so they cannot block forecasts forever.
+
+use crate::signals::SettleSignals;
+use crate::{ModelInfo, ModelStore, Registered, StoreError, VersionInfo, VersionStatus};
+use async_trait::async_trait;
+use protocol::{FitSummary, ModelName, Version};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "horizon.db";
+/// Lock file that keeps a second process away from the same data directory.
+pub const LOCK_FILE: &str = "horizon.lock";
+
+/// Reason given to versions that were pending when the process stopped.
+pub const INTERRUPTED: &str = "interrupted by a restart";
+
+/// How often a waiter re-reads the database even without a signal; a safety
+/// net only, signals do the real work.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Columns of a version row, in the order the queries below select them.
+type VersionRow = (i64, String, Option<String>, i64, i64, Option<String>);
+/// A version row preceded by its model's name.
+type ModelVersionRow = (String, i64, String, Option<String>, i64, i64, Option<String>);
+const VERSION_COLUMNS: &str = "version, status, reason, created_at_ms, n_series, summary";
+
+/// The SQLite model registry.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: PathBuf,
+    signals: SettleSignals,
+    /// SQLite has one writer at a time anyway; taking turns here avoids
+    /// busy retries between the pool's connections.
+    write: Mutex<()>,
+    /// Held while the store is open: a second process on the same directory
+    /// would fail this process's pending versions as "interrupted".
+    lock: std::sync::Mutex<Option<std::fs::File>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`, runs the
+    /// migrations and fails the versions a previous process left pending.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let lock = lock_dir(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migrating {}: {e}", path.display())))?;
+        let store = Self {
+            pool,
+            path,
+            signals: SettleSignals::new(),
+            write: Mutex::new(()),
+            lock: std::sync::Mutex::new(Some(lock)),
+        };
+        let interrupted = store.fail_stale_pending().await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                versions = interrupted,
+                "marked versions left pending by a previous run as failed"
+            );
+        }
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn fail_stale_pending(&self) -> Result<u64, StoreError> {
+        let _turn = self.write.lock().await;
+        let done = sqlx::query(
+            "UPDATE versions SET status = 'failed', reason = ?, settled_at_ms = ? \
+             WHERE status = 'pending'",
+        )
+        .bind(INTERRUPTED)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn version_info(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Option<VersionInfo>, StoreError> {
+        let sql = format!("SELECT {VERSION_COLUMNS} FROM versions WHERE model = ? AND version = ?");
+        let row: Option<VersionRow> = sqlx::query_as(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(to_info).transpose()
+    }
+
+    /// Settles a pending version; a version already settled is left alone.
+    async fn settle<'q>(
+        &self,
+        model: &ModelName,
+        version: Version,
+        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<(), StoreError> {
+        let changed = {
+            let _turn = self.write.lock().await;
+            query
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?
+                .rows_affected()
+        };
+        if changed == 0 && self.version_info(model, version).await?.is_none() {
+            return Err(StoreError::UnknownVersion {
+                model: model.clone(),
+                version,
+            });
+        }
+        self.signals.notify(model);
+        Ok(())
+    }
+
+    async fn models_from_rows(
+        &self,
+        rows: Vec<ModelVersionRow>,
+    ) -> Result<Vec<ModelInfo>, StoreError> {
+        let mut models: Vec<ModelInfo> = Vec::new();
+        for (name, version, status, reason, created, n_series, summary) in rows {
+            let info = to_info((version, status, reason, created, n_series, summary))?;
+            match models.last_mut() {
+                Some(last) if last.name.as_str() == name => last.versions.push(info),
+                _ => {
+                    let name = ModelName::parse(&name)
+                        .map_err(|e| StoreError::Internal(format!("stored model name: {e}")))?;
+                    models.push(ModelInfo {
+                        name,
+                        versions: vec![info],
+                    });
+                }
+            }
+        }
+        Ok(models)
+    }
+}
+
+#[async_trait]
+impl ModelStore for SqliteStore {
+    async fn register_pending(
+        &self,
+        model: &ModelName,
+        n_series: usize,
+        idempotency_key: Option<&str>,
+    ) -> Result<Registered, StoreError> {
+        let _turn = self.write.lock().await;
+        if let Some(key) = idempotency_key {
+            let existing: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM versions WHERE model = ? AND idempotency_key = ?",
+            )
+            .bind(model.as_str())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+            if let Some(version) = existing {
+                return Ok(Registered::Existing(version));
+            }
+        }
+        // One statement, so the next number and the insert are atomic.
+        let version: i64 = sqlx::query_scalar(
+            "INSERT INTO versions (model, version, status, created_at_ms, n_series, idempotency_key) \
+             SELECT ?1, COALESCE(MAX(version), 0) + 1, 'pending', ?2, ?3, ?4 \
+             FROM versions WHERE model = ?1 \
+             RETURNING version",
+        )
+        .bind(model.as_str())
+        .bind(now_ms())
+        .bind(i64::try_from(n_series).unwrap_or(i64::MAX))
+        .bind(idempotency_key)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(Registered::New(version))
+    }
+
+    async fn complete(
+        &self,
+        model: &ModelName,
+        version: Version,
+        state: &[u8],
+        summary: &FitSummary,
+    ) -> Result<(), StoreError> {
+        let summary = serde_json::to_string(summary)
+            .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
+        let query = sqlx::query(
+            "UPDATE versions SET status = 'ready', state = ?, summary = ?, settled_at_ms = ? \
+             WHERE model = ? AND version = ? AND status = 'pending'",
+        )
+        .bind(state)
+        .bind(summary)
+        .bind(now_ms())
+        .bind(model.as_str())
+        .bind(version);
+        self.settle(model, version, query).await
+    }
+
+    async fn fail(
+        &self,
+        model: &ModelName,
+        version: Version,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE versions SET status = 'failed', reason = ?, settled_at_ms = ? \
+             WHERE model = ? AND version = ? AND status = 'pending'",
+        )
+        .bind(reason)
+        .bind(now_ms())
+        .bind(model.as_str())
+        .bind(version);
+        self.settle(model, version, query).await
+    }
+
+    async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError> {
+        sqlx::query_scalar("SELECT MAX(version) FROM versions WHERE model = ?")
+            .bind(model.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn wait_settled(
+        &self,
+        model: &ModelName,
+        version: Version,
+        timeout: Duration,
+    ) -> Result<VersionInfo, StoreError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Subscribe before reading, so a settle in between still wakes us.
+            let mut changed = self.signals.subscribe(model);
+            let info = self.version_info(model, version).await?.ok_or_else(|| {
+                StoreError::UnknownVersion {
+                    model: model.clone(),
+                    version,
+                }
+            })?;
+            if info.status != VersionStatus::Pending {
+                return Ok(info);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(StoreError::WaitTimeout(timeout));
+            }
+            let nap = (deadline - now).min(RECHECK);
+            if let Ok(Err(_)) = tokio::time::timeout(nap, changed.changed()).await {
+                // The signal went away; fall back to polling for this nap.
+                tokio::time::sleep(nap.min(Duration::from_millis(50))).await;
+            }
+        }
+    }
+
+    async fn load_state(&self, model: &ModelName, version: Version) -> Result<Vec<u8>, StoreError> {
+        let row: Option<(String, Option<Vec<u8>>)> =
+            sqlx::query_as("SELECT status, state FROM versions WHERE model = ? AND version = ?")
+                .bind(model.as_str())
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        match row {
+            Some((status, Some(state))) if status == "ready" => Ok(state),
+            Some((status, _)) => Err(StoreError::Internal(format!(
+                "version {version} of model '{model}' has no fitted state (status {status})"
+            ))),
+            None => Err(StoreError::UnknownVersion {
+                model: model.clone(),
+                version,
+            }),
+        }
+    }
+
+    async fn describe(&self, model: &ModelName) -> Result<Option<ModelInfo>, StoreError> {
+        let sql = format!(
+            "SELECT model, {VERSION_COLUMNS} FROM versions WHERE model = ? ORDER BY version"
+        );
+        let rows = sqlx::query_as(&sql)
+            .bind(model.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(self.models_from_rows(rows).await?.pop())
+    }
+
+    async fn list(&self) -> Result<Vec<ModelInfo>, StoreError> {
+        let sql = format!("SELECT model, {VERSION_COLUMNS} FROM versions ORDER BY model, version");
+        let rows = sqlx::query_as(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        self.models_from_rows(rows).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+        // Dropping the file releases the directory for the next process.
+        drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+}
+
+/// Takes the data directory's lock file, or says who holds it.
+fn lock_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "the data directory {} is in use by another horizon process",
+            data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            // Some file systems cannot lock; run without the guard.
+            tracing::warn!(path = %path.display(), error = %e, "cannot lock the data directory");
+            Ok(file)
+        }
+    }
+}
+
+fn to_info(row: VersionRow) -> Result<VersionInfo, StoreError> {
+    let (version, status, reason, created_at_ms, n_series, summary) = row;
+    let status = match status.as_str() {
+        "pending" => VersionStatus::Pending,
+        "ready" => VersionStatus::Ready,
+        "failed" => VersionStatus::Failed {
+            reason: reason.unwrap_or_else(|| "unknown reason".to_string()),
+        },
+        other => {
+            return Err(StoreError::Internal(format!(
+                "version {version} has an unknown status '{other}'"
+            )))
+        }
+    };
+    let summary = match summary {
+        Some(text) => match serde_json::from_str::<FitSummary>(&text) {
+            Ok(summary) => Some(summary),
+            Err(e) => {
+                tracing::warn!(version, error = %e, "unreadable fit summary");
+                None
+            }
+        },
+        None => None,
+    };
+    Ok(VersionInfo {
+        version,
+        status,
+        created_at: UNIX_EPOCH + Duration::from_millis(u64::try_from(created_at_ms).unwrap_or(0)),
+        n_series: usize::try_from(n_series).unwrap_or(0),
+        summary,
+    })
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn db_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Internal(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::Method;
+    use protocol::SeriesFit;
+
+    fn name(s: &str) -> ModelName {
+        ModelName::parse(s).unwrap()
+    }
+
+    fn summary(model: &ModelName, version: Version) -> FitSummary {
+        FitSummary {
+            model: model.clone(),
+            version,
+            method: Method::Naive,
+            series: vec![SeriesFit {
+                id: "a".into(),
+                chosen: "Naive".into(),
+                fallback: None,
+                n_obs: 3,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn versions_count_up_and_settle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let m = name("m");
+        assert_eq!(store.latest_version(&m).await.unwrap(), None);
+        assert_eq!(
+            store.register_pending(&m, 1, None).await.unwrap(),
+            Registered::New(1)
+        );
+        assert_eq!(
+            store.register_pending(&m, 1, None).await.unwrap(),
+            Registered::New(2)
+        );
+        assert_eq!(
+            store
+                .register_pending(&name("other"), 1, None)
+                .await
+                .unwrap(),
+            Registered::New(1)
+        );
+        assert_eq!(store.latest_version(&m).await.unwrap(), Some(2));
+
+        store
+            .complete(&m, 1, b"state", &summary(&m, 1))
+            .await
+            .unwrap();
+        store.fail(&m, 2, "boom").await.unwrap();
+        // Settling twice leaves the first outcome.
+        store.fail(&m, 1, "late").await.unwrap();
+        let info = store.describe(&m).await.unwrap().unwrap();
+        assert_eq!(info.versions.len(), 2);
+        assert_eq!(info.versions[0].status, VersionStatus::Ready);
+        assert_eq!(info.versions[0].summary, Some(summary(&m, 1)));
+        assert_eq!(
+            info.versions[1].status,
+            VersionStatus::Failed {
+                reason: "boom".into()
+            }
+        );
+        assert_eq!(store.load_state(&m, 1).await.unwrap(), b"state");
+        assert!(store.load_state(&m, 2).await.is_err());
+        assert!(matches!(
+            store.complete(&m, 9, b"", &summary(&m, 9)).await,
+            Err(StoreError::UnknownVersion { .. })
+        ));
+        assert_eq!(store.list().await.unwrap().len(), 2);
+        store.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn idempotency_key_returns_the_same_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let m = name("m");
+        let first = store.register_pending(&m, 1, Some("k1")).await.unwrap();
+        let again = store.register_pending(&m, 1, Some("k1")).await.unwrap();
+        let other = store.register_pending(&m, 1, Some("k2")).await.unwrap();
+        assert_eq!(first, Registered::New(1));
+        assert_eq!(again, Registered::Existing(1));
+        assert_eq!(other, Registered::New(2));
+        // Keys are per model.
+        assert_eq!(
+            store
+                .register_pending(&name("n"), 1, Some("k1"))
+                .await
+                .unwrap(),
+            Registered::New(1)
+        );
+    }
+
+    #[tokio::test]
+    async fn wait_settled_wakes_on_complete_and_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let m = name("m");
+        store.register_pending(&m, 1, None).await.unwrap();
+        let timeout = store
+            .wait_settled(&m, 1, Duration::from_millis(30))
+            .await
+            .unwrap_err();
+        assert!(matches!(timeout, StoreError::WaitTimeout(_)));
+
+        let waiter = {
+            let store = store.clone();
+            let m = m.clone();
+            tokio::spawn(async move { store.wait_settled(&m, 1, Duration::from_secs(30)).await })
+        };
+        tokio::task::yield_now().await;
+        store.complete(&m, 1, b"s", &summary(&m, 1)).await.unwrap();
+        let info = waiter.await.unwrap().unwrap();
+        assert_eq!(info.status, VersionStatus::Ready);
+        assert!(matches!(
+            store.wait_settled(&m, 7, Duration::from_secs(1)).await,
+            Err(StoreError::UnknownVersion { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_second_store_on_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SqliteStore::open(dir.path()).await.unwrap();
+        match SqliteStore::open(dir.path()).await {
+            Err(StoreError::Unavailable(msg)) => assert!(msg.contains("in use"), "{msg}"),
+            other => panic!("expected the lock to refuse, got {:?}", other.map(|_| ())),
+        }
+        first.close().await;
+        SqliteStore::open(dir.path()).await.unwrap().close().await;
+    }
+
+    #[tokio::test]
+    async fn reopening_fails_interrupted_versions_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = name("m");
+        {
+            let store = SqliteStore::open(dir.path()).await.unwrap();
+            store.register_pending(&m, 1, None).await.unwrap();
+            store
+                .complete(&m, 1, b"one", &summary(&m, 1))
+                .await
+                .unwrap();
+            store.register_pending(&m, 1, None).await.unwrap();
+            store.close().await;
+        }
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let info = store
+            .wait_settled(&m, 2, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            info.status,
+            VersionStatus::Failed {
+                reason: INTERRUPTED.into()
+            }
+        );
+        assert_eq!(store.load_state(&m, 1).await.unwrap(), b"one");
+        assert_eq!(
+            store.register_pending(&m, 1, None).await.unwrap(),
+            Registered::New(3)
+        );
+    }
+}

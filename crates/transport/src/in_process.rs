@@ -1,0 +1,174 @@
+//! The in-process transport: jobs go straight to a [`JobHandler`] in the same
+//! process, on tokio tasks.
+//!
+//! Fits and forecasts have separate lanes. Fits are CPU-heavy, so at most
+//! `fit_slots` run at once and the rest queue; forecasts have their own,
+//! larger lane and never queue behind fits. Each job runs on its own task, so
+//! a job keeps running (and its version settles) even if the caller that
+//! sent it goes away.
+
+use crate::{JobHandler, Transport, TransportError};
+use async_trait::async_trait;
+use protocol::{FitJob, FitReply, ForecastJob, ForecastReply};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Sends jobs to a handler in this process.
+pub struct InProcessTransport {
+    handler: Arc<dyn JobHandler>,
+    fit_lane: Arc<Semaphore>,
+    forecast_lane: Arc<Semaphore>,
+}
+
+impl InProcessTransport {
+    /// `fit_slots` fits run at once (the number of cores is a good choice);
+    /// `forecast_slots` forecasts run at once, independently of fits.
+    pub fn new(handler: Arc<dyn JobHandler>, fit_slots: usize, forecast_slots: usize) -> Self {
+        Self {
+            handler,
+            fit_lane: Arc::new(Semaphore::new(fit_slots.max(1))),
+            forecast_lane: Arc::new(Semaphore::new(forecast_slots.max(1))),
+        }
+    }
+
+    /// One fit slot per core and four forecast slots per core.
+    pub fn with_default_lanes(handler: Arc<dyn JobHandler>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::new(handler, cores, 4 * cores)
+    }
+}
+
+/// Runs `work` on its own task once `lane` has a free slot.
+async fn run_in_lane<T, F>(lane: &Arc<Semaphore>, work: F) -> Result<T, TransportError>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let lane = lane.clone();
+    let task = tokio::spawn(async move {
+        let _slot = lane
+            .acquire_owned()
+            .await
+            .map_err(|_| TransportError::Unavailable("the transport is shut down".into()))?;
+        Ok(work.await)
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(TransportError::Internal("the worker panicked".into())),
+        Err(_) => Err(TransportError::Unavailable("the job was cancelled".into())),
+    }
+}
+
+#[async_trait]
+impl Transport for InProcessTransport {
+    async fn fit(&self, job: FitJob) -> Result<FitReply, TransportError> {
+        let handler = self.handler.clone();
+        run_in_lane(&self.fit_lane, async move { handler.fit(job).await }).await
+    }
+
+    async fn forecast(&self, job: ForecastJob) -> Result<ForecastReply, TransportError> {
+        let handler = self.handler.clone();
+        run_in_lane(
+            &self.forecast_lane,
+            async move { handler.forecast(job).await },
+        )
+        .await
+    }
+
+    async fn ready(&self) -> Result<(), TransportError> {
+        if self.fit_lane.is_closed() || self.forecast_lane.is_closed() {
+            return Err(TransportError::Unavailable(
+                "the in-process transport is shut down".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::{Horizon, SeriesData};
+    use protocol::{FitSummary, ForecastResult, JobError, ModelName, NamedSeries};
+    use std::time::Duration;
+
+    /// Fits block until the gate opens; forecasts answer at once.
+    struct Gated {
+        gate: Semaphore,
+    }
+
+    #[async_trait]
+    impl JobHandler for Gated {
+        async fn fit(&self, job: FitJob) -> FitReply {
+            let _open = self.gate.acquire().await;
+            Ok(FitSummary {
+                model: job.model,
+                version: job.version,
+                method: job.method,
+                series: vec![],
+            })
+        }
+
+        async fn forecast(&self, job: ForecastJob) -> ForecastReply {
+            if job.version < 0 {
+                return Err(JobError::Invalid("negative".into()));
+            }
+            Ok(ForecastResult {
+                model: job.model,
+                version: job.version,
+                series: vec![],
+            })
+        }
+    }
+
+    fn fit_job(version: i64) -> FitJob {
+        FitJob {
+            model: ModelName::default_model(),
+            version,
+            method: Default::default(),
+            season_length: None,
+            series: vec![NamedSeries {
+                id: "a".into(),
+                values: SeriesData::parse(vec![1.0, 2.0, 3.0]).unwrap(),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn forecasts_do_not_queue_behind_fits() {
+        let handler = Arc::new(Gated {
+            gate: Semaphore::new(0),
+        });
+        let transport = Arc::new(InProcessTransport::new(handler.clone(), 1, 1));
+        // More fits than fit slots: one runs (blocked), the rest queue.
+        let fits: Vec<_> = (1..=4)
+            .map(|v| {
+                let t = transport.clone();
+                tokio::spawn(async move { t.fit(fit_job(v)).await })
+            })
+            .collect();
+        for v in 0..3 {
+            let job = ForecastJob {
+                model: ModelName::default_model(),
+                version: v,
+                horizon: Horizon::parse(1).unwrap(),
+                levels: vec![],
+                series_ids: None,
+            };
+            let reply = tokio::time::timeout(Duration::from_secs(10), transport.forecast(job))
+                .await
+                .expect("a forecast must not wait for the blocked fits")
+                .unwrap()
+                .unwrap();
+            assert_eq!(reply.version, v);
+        }
+        assert!(fits.iter().all(|f| !f.is_finished()));
+        handler.gate.add_permits(4);
+        for (i, fit) in fits.into_iter().enumerate() {
+            let summary = fit.await.unwrap().unwrap().unwrap();
+            assert_eq!(summary.version, i as i64 + 1);
+        }
+        transport.ready().await.unwrap();
+    }
+}

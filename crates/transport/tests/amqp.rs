@@ -1,0 +1,265 @@
+//! The RabbitMQ transport against the real broker on 127.0.0.1:5672, with a
+//! stand-in job handler: round trips, and dead-lettering of a job whose
+//! workers keep dying. Each test uses its own namespace and deletes its
+//! queues and exchanges at the end.
+//!
+//! Without a broker the tests print "SKIPPED" to stderr and pass, unless CI
+//! or HORIZON_REQUIRE_SERVICES=1 is set, in which case they fail.
+
+use async_trait::async_trait;
+use engine::{Forecast, Horizon, Method, SeriesData};
+use protocol::{
+    FitJob, FitReply, FitSummary, ForecastJob, ForecastReply, ForecastResult, ModelName,
+    NamedSeries, SeriesFit, SeriesForecast,
+};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{ModelStore, SqliteStore, VersionStatus};
+use transport::amqp::{run_worker, AmqpConfig, AmqpTransport, Topology};
+use transport::{JobHandler, Transport, TransportError};
+
+const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Whether the broker answers; fails or loudly skips when it does not.
+fn broker_or_skip(test: &str) -> bool {
+    let up = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:5672".parse().expect("address"),
+        Duration::from_secs(2),
+    )
+    .is_ok();
+    if up {
+        return true;
+    }
+    let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
+        || std::env::var("HORIZON_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "{test}: RabbitMQ is not reachable on 127.0.0.1:5672 (required because CI or HORIZON_REQUIRE_SERVICES is set)"
+    );
+    eprintln!("SKIPPED: {test} because RabbitMQ is not reachable on 127.0.0.1:5672");
+    false
+}
+
+fn namespace(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("t_{tag}_{}_{nanos}", std::process::id())
+}
+
+/// Deletes a namespace's queues and exchanges.
+async fn cleanup(ns: &str) {
+    let Ok(conn) = lapin::Connection::connect(
+        BROKER,
+        lapin::ConnectionProperties::default()
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio),
+    )
+    .await
+    else {
+        return;
+    };
+    let Ok(ch) = conn.create_channel().await else {
+        return;
+    };
+    let t = Topology::new(ns);
+    for q in [&t.fit_queue, &t.forecast_queue, &t.dead_queue, &t.parked_queue] {
+        let _ = ch.queue_delete(q, Default::default()).await;
+    }
+    for x in [&t.exchange, &t.dead_exchange] {
+        let _ = ch.exchange_delete(x, Default::default()).await;
+    }
+    let _ = conn.close(200, "bye").await;
+}
+
+fn name(s: &str) -> ModelName {
+    ModelName::parse(s).expect("model name")
+}
+
+/// Answers fits from the job, forecasts with the version repeated; a job for
+/// the model "poison" never finishes (its worker is then killed).
+struct Echo {
+    store: Arc<dyn ModelStore>,
+    poison_seen: Arc<tokio::sync::Notify>,
+    jobs: AtomicUsize,
+}
+
+#[async_trait]
+impl JobHandler for Echo {
+    async fn fit(&self, job: FitJob) -> FitReply {
+        self.jobs.fetch_add(1, Ordering::SeqCst);
+        if job.model.as_str() == "poison" {
+            self.poison_seen.notify_one();
+            std::future::pending::<()>().await;
+        }
+        let summary = FitSummary {
+            model: job.model.clone(),
+            version: job.version,
+            method: job.method,
+            series: job
+                .series
+                .iter()
+                .map(|s| SeriesFit {
+                    id: s.id.clone(),
+                    chosen: "Echo".into(),
+                    fallback: None,
+                    n_obs: s.values.len(),
+                })
+                .collect(),
+        };
+        self.store
+            .complete(&job.model, job.version, b"state", &summary)
+            .await
+            .map_err(|e| protocol::JobError::Failed(e.to_string()))?;
+        Ok(summary)
+    }
+
+    async fn forecast(&self, job: ForecastJob) -> ForecastReply {
+        self.jobs.fetch_add(1, Ordering::SeqCst);
+        let n = job.horizon.get();
+        Ok(ForecastResult {
+            model: job.model,
+            version: job.version,
+            series: vec![SeriesForecast {
+                id: "a".into(),
+                forecast: Forecast {
+                    mean: vec![job.version as f64; n],
+                    intervals: vec![],
+                },
+            }],
+        })
+    }
+}
+
+fn fit_job(model: &ModelName, version: i64) -> FitJob {
+    FitJob {
+        model: model.clone(),
+        version,
+        method: Method::Naive,
+        season_length: None,
+        series: vec![NamedSeries {
+            id: "a".into(),
+            values: SeriesData::parse(vec![1.0, 2.0, 3.0]).expect("series"),
+        }],
+    }
+}
+
+async fn sqlite() -> (tempfile::TempDir, Arc<dyn ModelStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(dir.path()).await.expect("store");
+    (dir, Arc::new(store))
+}
+
+#[tokio::test]
+async fn fit_and_forecast_round_trip() {
+    if !broker_or_skip("fit_and_forecast_round_trip") {
+        return;
+    }
+    let ns = namespace("rt");
+    let (_dir, store) = sqlite().await;
+    let cfg = AmqpConfig::new(BROKER, &ns);
+    let handler = Arc::new(Echo {
+        store: store.clone(),
+        poison_seen: Arc::new(tokio::sync::Notify::new()),
+        jobs: AtomicUsize::new(0),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run_worker(cfg.clone(), handler.clone(), None, async {
+        let _ = stop_rx.await;
+    }));
+    let gw = AmqpTransport::start(cfg, Some(store.clone()));
+    gw.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("gateway connects");
+    gw.ready().await.expect("ready");
+
+    let m = name("m");
+    let v = store.register_pending(&m, 1, None).await.expect("register").version();
+    let summary = gw.fit(fit_job(&m, v)).await.expect("delivered").expect("fit ok");
+    assert_eq!(summary.version, v);
+    assert_eq!(summary.series[0].n_obs, 3);
+
+    let mut answers = Vec::new();
+    for _ in 0..50 {
+        let job = ForecastJob {
+            model: m.clone(),
+            version: v,
+            horizon: Horizon::parse(4).expect("horizon"),
+            levels: vec![],
+            series_ids: None,
+        };
+        answers.push(gw.forecast(job));
+    }
+    for a in futures_util::future::join_all(answers).await {
+        let r = a.expect("delivered").expect("forecast ok");
+        assert_eq!(r.series[0].forecast.mean, vec![v as f64; 4]);
+    }
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("worker stops")
+        .expect("worker task");
+    drop(gw);
+    cleanup(&ns).await;
+}
+
+#[tokio::test]
+async fn a_job_that_kills_its_workers_is_dead_lettered_and_answered() {
+    if !broker_or_skip("a_job_that_kills_its_workers_is_dead_lettered_and_answered") {
+        return;
+    }
+    let ns = namespace("dl");
+    let (_dir, store) = sqlite().await;
+    let cfg = AmqpConfig::new(BROKER, &ns);
+    let gw = Arc::new(AmqpTransport::start(cfg.clone(), Some(store.clone())));
+    gw.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("gateway connects");
+    let m = name("poison");
+    let v = store.register_pending(&m, 1, None).await.expect("register").version();
+    let asking = {
+        let gw = gw.clone();
+        let job = fit_job(&m, v);
+        tokio::spawn(async move { gw.fit(job).await })
+    };
+    // Each "worker" runs in its own runtime that dies, like a killed
+    // process, as soon as it holds the poison job.
+    let mut deliveries = 0;
+    for _ in 0..5 {
+        let seen = Arc::new(tokio::sync::Notify::new());
+        let handler = Arc::new(Echo {
+            store: store.clone(),
+            poison_seen: seen.clone(),
+            jobs: AtomicUsize::new(0),
+        });
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.spawn(run_worker(cfg.clone(), handler, None, std::future::pending()));
+        let got = tokio::time::timeout(Duration::from_secs(5), seen.notified()).await;
+        rt.shutdown_background();
+        if got.is_err() {
+            break;
+        }
+        deliveries += 1;
+    }
+    assert_eq!(deliveries, 3, "the poison job is delivered exactly 3 times");
+    let answer = tokio::time::timeout(Duration::from_secs(10), asking)
+        .await
+        .expect("the client is answered")
+        .expect("task");
+    match answer {
+        Err(TransportError::DeadLettered(reason)) => assert!(reason.contains("dead-lettered")),
+        other => panic!("expected a dead-letter error, got {other:?}"),
+    }
+    let info = store
+        .wait_settled(&m, v, Duration::from_secs(5))
+        .await
+        .expect("settled");
+    assert!(
+        matches!(info.status, VersionStatus::Failed { ref reason } if reason.contains("dead-lettered")),
+        "{info:?}"
+    );
+    drop(gw);
+    cleanup(&ns).await;
+}

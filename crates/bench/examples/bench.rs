@@ -5,7 +5,10 @@ use clap::Parser;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "bench", about = "Fit, forecast and score every series of a long-format CSV")]
+#[command(
+    name = "bench",
+    about = "Fit, forecast and score every series of a long-format CSV"
+)]
 struct Cli {
     #[command(flatten)]
     args: bench::Args,

@@ -355,11 +355,7 @@ fn aggregate(name: &str, members: &[&(&Series, &Outcome)], wall: f64) -> GroupSc
     let with_scale: Vec<&&(&Series, &Outcome)> =
         members.iter().filter(|(_, o)| o.mase.is_some()).collect();
     let ms = with_scale.len().max(1) as f64;
-    let mase = with_scale
-        .iter()
-        .filter_map(|(_, o)| o.mase)
-        .sum::<f64>()
-        / ms;
+    let mase = with_scale.iter().filter_map(|(_, o)| o.mase).sum::<f64>() / ms;
     let naive2_mase = with_scale
         .iter()
         .filter_map(|(_, o)| o.naive2_mase)
@@ -380,10 +376,7 @@ fn aggregate(name: &str, members: &[&(&Series, &Outcome)], wall: f64) -> GroupSc
         coverage95: cov(|o| o.covered95),
         naive2_smape,
         naive2_mase,
-        fallbacks: members
-            .iter()
-            .filter(|(_, o)| o.fallback.is_some())
-            .count(),
+        fallbacks: members.iter().filter(|(_, o)| o.fallback.is_some()).count(),
         failures: members.iter().filter(|(_, o)| o.failure.is_some()).count(),
         cpu_seconds: cpu,
         seconds: wall,
@@ -413,9 +406,15 @@ fn write_forecasts(
         let (i80, i95) = (band(80.0), band(95.0));
         for (k, mean) in f.mean.iter().enumerate() {
             let pick = |i: Option<&engine::Interval>, lower: bool| {
-                i.and_then(|i| if lower { i.lower.get(k) } else { i.upper.get(k) })
-                    .map(|v| v.to_string())
-                    .unwrap_or_default()
+                i.and_then(|i| {
+                    if lower {
+                        i.lower.get(k)
+                    } else {
+                        i.upper.get(k)
+                    }
+                })
+                .map(|v| v.to_string())
+                .unwrap_or_default()
             };
             writeln!(
                 w,

@@ -90,6 +90,9 @@ mod tests {
     #[test]
     fn owa_of_naive2_is_one_and_coverage_counts_the_inside() {
         assert_eq!(owa(14.0, 1.5, 14.0, 1.5), 1.0);
-        assert_eq!(covered(&[1.0, 5.0, 3.0], &[0.0, 0.0, 3.0], &[2.0, 4.0, 3.0]), 2);
+        assert_eq!(
+            covered(&[1.0, 5.0, 3.0], &[0.0, 0.0, 3.0], &[2.0, 4.0, 3.0]),
+            2
+        );
     }
 }

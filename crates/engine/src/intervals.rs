@@ -21,40 +21,24 @@ const GRID: [f64; 5] = [50.0, 80.0, 90.0, 95.0, 99.0];
 const PRIOR_WEIGHT: f64 = 30.0;
 /// Fewest rolling-origin errors for a calibrated (not fallback) band.
 const MIN_ERRORS: usize = 6;
-/// Widening for what in-sample calibration cannot see: the parameters were
-/// fitted on the same data, and the future drifts more than the past.
-const INFLATION: f64 = 1.0;
-/// TEMPORARY tuning knobs (HORIZON_TUNE="inflation,small,growth_min,prior,origins_mult").
-fn knob(i: usize, default: f64) -> f64 {
-    static K: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
-    let k = K.get_or_init(|| {
-        std::env::var("HORIZON_TUNE")
-            .ok()
-            .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
-            .unwrap_or_default()
-    });
-    k.get(i)
-        .copied()
-        .filter(|v: &f64| v.is_finite())
-        .unwrap_or(default)
-}
-
-/// Least growth exponent of the error scale: errors of a forecast grow at
-/// least like a random walk's (√h) unless the data clearly say otherwise.
+/// Least growth exponent of the error scale: the errors of a forecast are
+/// taken to grow at least like a random walk's (√h). Fitted growth is biased
+/// low on short series, where few origins reach the far steps.
 const MIN_GROWTH: f64 = 0.5;
 /// Effective degrees of freedom per rolling origin for the Student-t
 /// widening: errors of one origin at different steps are strongly correlated.
-const DF_PER_ORIGIN: f64 = 0.2;
+const DF_PER_ORIGIN: f64 = 0.15;
+/// Longest prefix re-filtered at each origin (see [`calibrate`]).
+const REFILTER_WINDOW: usize = 2_000;
 /// Quantile multiplier of the short-series fallback.
 const FALLBACK_GENEROSITY: f64 = 1.3;
 
 /// The stored interval calibration of a fitted model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bands {
-    /// Mean absolute h-step error at h = 1.
-    pub scale1: f64,
-    /// Exponent of the growth of the error scale with the horizon (≥ 0).
-    pub growth: f64,
+    /// Squared scale of the h-step error: `var[0] + var[1]·(h−1) + var[2]·(h−1)²`,
+    /// every coefficient ≥ 0 (noise, random-walk and trend-like growth).
+    pub var: [f64; 3],
     /// Quantile of |error| / scale_h at each [`GRID`] level, divided by the
     /// half-normal quantile at that level (1.0 = normal errors).
     pub ratio: Vec<f64>,
@@ -75,12 +59,17 @@ impl Bands {
         let mut out = Vec::with_capacity(h);
         let mut prev: f64 = 0.0;
         for step in 1..=h {
-            let w = q * self.scale1 * (step as f64).powf(self.growth);
+            let w = q * self.scale_at(step);
             let w = if w.is_finite() && w > 0.0 { w } else { prev };
             prev = prev.max(w);
             out.push(prev);
         }
         out
+    }
+
+    /// Error scale (mean absolute error) at `step` ≥ 1.
+    fn scale_at(&self, step: usize) -> f64 {
+        scale_from(&self.var, step)
     }
 
     fn ratio_at(&self, level: f64) -> f64 {
@@ -118,18 +107,18 @@ impl Bands {
             0.1 * y.first().map_or(0.0, |v| v.abs())
         };
         Self {
-            scale1: finite_or_zero(scale1),
-            growth: 0.5,
+            // A random walk: the squared scale grows linearly.
+            var: [finite_or_zero(scale1 * scale1), finite_or_zero(scale1 * scale1), 0.0],
             ratio: vec![FALLBACK_GENEROSITY; GRID.len()],
             errors: 0,
         }
     }
 }
 
-/// Horizon up to which errors are measured: a season and a half, at least 8,
+/// Horizon up to which errors are measured: a season and a half, 8 to 48,
 /// at most half the series.
 fn calibration_horizon(n: usize, m: usize) -> usize {
-    let want = (3 * m / 2).max(8).min(48);
+    let want = (3 * m / 2).clamp(8, 48);
     want.min(n / 2).max(1)
 }
 
@@ -138,13 +127,11 @@ fn calibrate(state: &State, y: &[f64], m: usize) -> Option<Bands> {
     let horizon = calibration_horizon(n, m);
     // Origins: the last ones, leaving at least half the series (and two
     // seasons, when seasonal) to re-filter on.
-    let min_train = ((n as f64 * knob(5, 0.5)) as usize)
-        .max(if m > 1 { 2 * m } else { 4 })
-        .max(3);
+    let min_train = (n / 2).max(if m > 1 { 2 * m } else { 4 });
     if n <= min_train + 2 {
         return None;
     }
-    let max_origins = ((2 * horizon + 8) as f64 * knob(4, 1.0)) as usize;
+    let max_origins = 2 * horizon + 8;
     let first = min_train.max(n.saturating_sub(max_origins));
     // Per step: sum of |e|, count; and all (step, |e|) pairs.
     let mut sum = vec![0.0; horizon];
@@ -152,7 +139,11 @@ fn calibrate(state: &State, y: &[f64], m: usize) -> Option<Bands> {
     let mut errors: Vec<(usize, f64)> = Vec::new();
     for k in first..n {
         let steps = horizon.min(n - k);
-        let f = state.refilter(&y[..k]).forecast(steps);
+        // On long series re-filter only a recent window (starting at a whole
+        // number of seasons, so seasonal phases stay right): the states
+        // forget the distant past anyway, and the cost stays bounded.
+        let start = k.saturating_sub(REFILTER_WINDOW) / m.max(1) * m.max(1);
+        let f = state.refilter(&y[start..k]).forecast(steps);
         for (j, fv) in f.iter().enumerate() {
             let e = (y[k + j] - fv).abs();
             if !e.is_finite() {
@@ -166,38 +157,27 @@ fn calibrate(state: &State, y: &[f64], m: usize) -> Option<Bands> {
     if errors.len() < MIN_ERRORS {
         return None;
     }
-    // Weighted least squares of log MAE_h on log h.
+    // (h − 1, MAE_h², number of errors) for the variance-shape fit.
     let mut pts: Vec<(f64, f64, f64)> = Vec::new();
     for h in 0..horizon {
         if count[h] > 0 && sum[h] > 0.0 {
             let mae = sum[h] / count[h] as f64;
-            pts.push((((h + 1) as f64).ln(), mae.ln(), count[h] as f64));
+            pts.push((h as f64, mae * mae, count[h] as f64));
         }
     }
     if pts.is_empty() {
         // Every error is zero: a perfectly predictable series.
         return Some(Bands {
-            scale1: 0.0,
-            growth: 0.0,
+            var: [0.0; 3],
             ratio: vec![1.0; GRID.len()],
             errors: errors.len(),
         });
     }
-    let wsum: f64 = pts.iter().map(|p| p.2).sum();
-    let mx = pts.iter().map(|p| p.0 * p.2).sum::<f64>() / wsum;
-    let my = pts.iter().map(|p| p.1 * p.2).sum::<f64>() / wsum;
-    let sxx: f64 = pts.iter().map(|p| p.2 * (p.0 - mx).powi(2)).sum();
-    let sxy: f64 = pts.iter().map(|p| p.2 * (p.0 - mx) * (p.1 - my)).sum();
-    let growth = if sxx > 1e-12 { sxy / sxx } else { 0.5 };
-    let growth = growth.clamp(knob(2, MIN_GROWTH), 1.5);
-    let scale1 = (my - growth * mx).exp();
-    if !(scale1.is_finite() && scale1 > 0.0) {
-        return None;
-    }
+    let var = fit_variance(&pts)?;
     // Scaled absolute errors, and their quantiles shrunk to the normal ones.
     let mut z: Vec<f64> = errors
         .iter()
-        .map(|&(h, e)| e / (scale1 * (h as f64).powf(growth)))
+        .map(|&(h, e)| e / scale_from(&var, h))
         .filter(|v| v.is_finite())
         .collect();
     if z.len() < MIN_ERRORS {
@@ -210,19 +190,11 @@ fn calibrate(state: &State, y: &[f64], m: usize) -> Option<Bands> {
         .map(|&level| {
             let prior = half_normal_quantile(level);
             let emp = empirical_quantile(&z, level / 100.0) / prior;
-            let pw = knob(3, PRIOR_WEIGHT);
-            let r = (nz * emp + pw) / (nz + pw);
+            let r = (nz * emp + PRIOR_WEIGHT) / (nz + PRIOR_WEIGHT);
             let origins = (n - first) as f64;
-            let df = origins * knob(6, DF_PER_ORIGIN);
-            let t = if df > 0.0 {
-                t_over_z(level, df.max(2.0))
-            } else {
-                1.0
-            };
-            finite_or(
-                r * t * knob(0, INFLATION) * (1.0 + knob(1, 0.0) / origins),
-                1.0,
-            )
+            let df = origins * DF_PER_ORIGIN;
+            // Student-t widening for the few, correlated errors behind the scale.
+            finite_or(r * t_over_z(level, df.max(2.0)), 1.0)
         })
         .collect::<Vec<f64>>();
     // Quantiles must grow with the level.
@@ -234,8 +206,7 @@ fn calibrate(state: &State, y: &[f64], m: usize) -> Option<Bands> {
         }
     }
     Some(Bands {
-        scale1,
-        growth,
+        var,
         ratio,
         errors: errors.len(),
     })
@@ -254,6 +225,81 @@ fn t_over_z(level: f64, df: f64) -> f64 {
         + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * df * df)
         + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * df.powi(3));
     t / z
+}
+
+fn scale_from(var: &[f64; 3], step: usize) -> f64 {
+    let x = step.saturating_sub(1) as f64;
+    (var[0] + var[1] * x + var[2] * x * x).max(0.0).sqrt()
+}
+
+/// Non-negative weighted least squares of MAE_h² on (1, h−1, (h−1)²): the
+/// best fit among the subsets of terms whose coefficients are all ≥ 0.
+fn fit_variance(pts: &[(f64, f64, f64)]) -> Option<[f64; 3]> {
+    // Rescale so that the normal equations are well conditioned.
+    let ymax = pts.iter().map(|p| p.1).fold(0.0, f64::max);
+    if !(ymax > 0.0 && ymax.is_finite()) {
+        return None;
+    }
+    let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max);
+    let mut best: Option<([f64; 3], f64)> = None;
+    for terms in [[true, true, true], [true, true, false], [true, false, true], [true, false, false]] {
+        let idx: Vec<usize> = (0..3).filter(|&i| terms[i]).collect();
+        let k = idx.len();
+        let basis = |x: f64, i: usize| (x / xmax).powi(i as i32);
+        let mut a = vec![vec![0.0; k + 1]; k];
+        for &(x, y, w) in pts {
+            for r in 0..k {
+                for c in 0..k {
+                    a[r][c] += w * basis(x, idx[r]) * basis(x, idx[c]);
+                }
+                a[r][k] += w * basis(x, idx[r]) * (y / ymax);
+            }
+        }
+        let Some(sol) = solve(a) else { continue };
+        if sol.iter().any(|v| *v < 0.0 || !v.is_finite()) || sol[0] <= 0.0 {
+            continue;
+        }
+        let mut coef = [0.0; 3];
+        for (j, &i) in idx.iter().enumerate() {
+            coef[i] = sol[j];
+        }
+        let sse: f64 = pts
+            .iter()
+            .map(|&(x, y, w)| {
+                let f: f64 = (0..3).map(|i| coef[i] * basis(x, i)).sum();
+                w * (y / ymax - f).powi(2)
+            })
+            .sum();
+        if best.as_ref().is_none_or(|b| sse < b.1) {
+            best = Some((coef, sse));
+        }
+    }
+    let (c, _) = best?;
+    Some([c[0] * ymax, c[1] * ymax / xmax, c[2] * ymax / (xmax * xmax)])
+}
+
+/// Gaussian elimination with partial pivoting on an augmented k×(k+1) matrix.
+fn solve(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
+    let k = a.len();
+    for col in 0..k {
+        let piv = (col..k).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[piv][col].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(col, piv);
+        for r in col + 1..k {
+            let f = a[r][col] / a[col][col];
+            for c in col..=k {
+                a[r][c] -= f * a[col][c];
+            }
+        }
+    }
+    let mut x = vec![0.0; k];
+    for r in (0..k).rev() {
+        let s: f64 = (r + 1..k).map(|c| a[r][c] * x[c]).sum();
+        x[r] = (a[r][k] - s) / a[r][r];
+    }
+    Some(x)
 }
 
 /// Linear-interpolated quantile of sorted data.
@@ -318,7 +364,7 @@ mod tests {
     fn short_series_use_the_fallback() {
         let b = Bands::calibrate(&State::Naive(Naive::fit(&[1.0, 3.0])), &[1.0, 3.0], 1);
         assert_eq!(b.errors, 0);
-        assert!((b.scale1 - 2.0).abs() < 1e-12);
+        assert!((b.scale_at(1) - 2.0).abs() < 1e-12);
         let w = b.half_widths(95.0, 4);
         assert!(w[3] > w[0] && w.iter().all(|v| v.is_finite()));
         let one = Bands::calibrate(&State::Naive(Naive::fit(&[5.0])), &[5.0], 1);

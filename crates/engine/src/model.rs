@@ -4,6 +4,7 @@ use crate::intervals::Bands;
 use crate::models::{self, State};
 use crate::{Horizon, Level, Method, SeriesData};
 use serde::{Deserialize, Serialize};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use thiserror::Error;
 
 /// Version of the serialized [`FittedModel`] layout; bump on any change.
@@ -38,7 +39,11 @@ impl ModelSpec {
     pub fn fit(&self, y: &SeriesData) -> Result<FittedModel, FitError> {
         let m = self.season_length.unwrap_or(1).max(1);
         let values = y.values();
-        let (state, fallback) = match models::fit(self.method, values, m) {
+        // A panic in a model is a bug, but one series must not take a worker
+        // down with it: treat it like a failed fit.
+        let attempt = catch_unwind(AssertUnwindSafe(|| models::fit(self.method, values, m)))
+            .unwrap_or_else(|_| Err("the model panicked".into()));
+        let (state, fallback) = match attempt {
             Ok((state, note)) => (state, note),
             Err(why) => (
                 models::fit_fallback(values, m),
@@ -46,7 +51,11 @@ impl ModelSpec {
             ),
         };
         // A model whose forecast is not finite is no model: fall back.
-        let (state, fallback) = if state.forecast(1).iter().all(|v| v.is_finite()) {
+        let finite = catch_unwind(AssertUnwindSafe(|| {
+            state.forecast(1).iter().all(|v| v.is_finite())
+        }))
+        .unwrap_or(false);
+        let (state, fallback) = if finite {
             (state, fallback)
         } else {
             (
@@ -54,7 +63,8 @@ impl ModelSpec {
                 Some(format!("{} gave a non-finite forecast", self.method)),
             )
         };
-        let bands = Bands::calibrate(&state, values, m);
+        let bands = catch_unwind(AssertUnwindSafe(|| Bands::calibrate(&state, values, m)))
+            .unwrap_or_else(|_| Bands::fallback(values, m));
         Ok(FittedModel {
             format_version: FORMAT_VERSION,
             method: self.method,
@@ -123,7 +133,8 @@ impl FittedModel {
     /// (weakly) with the horizon.
     pub fn forecast(&self, horizon: Horizon, levels: &[Level]) -> Forecast {
         let h = horizon.get();
-        let mut mean = self.state.forecast(h);
+        let mut mean = catch_unwind(AssertUnwindSafe(|| self.state.forecast(h)))
+            .unwrap_or_else(|_| vec![self.last_value; h]);
         mean.resize(h, self.last_value);
         let mut last_good = self.last_value;
         for v in mean.iter_mut() {
@@ -243,6 +254,20 @@ mod tests {
                 "{method}"
             );
         }
+    }
+
+    #[test]
+    fn auto_model_is_small() {
+        // A monthly series of 12 years: 144 values, 1152 bytes as f64.
+        let y: Vec<f64> = (0..144)
+            .map(|t| 100.0 + t as f64 + 10.0 * ((t % 12) as f64 * 0.5).sin())
+            .collect();
+        let fitted = ModelSpec::new(Method::Auto, Some(12))
+            .fit(&SeriesData::parse(y).unwrap())
+            .unwrap();
+        let bytes = postcard::to_stdvec(&fitted).unwrap();
+        println!("auto: {} bytes ({})", bytes.len(), fitted.description());
+        assert!(bytes.len() < 1152, "{} bytes", bytes.len());
     }
 
     #[test]

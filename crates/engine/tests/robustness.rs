@@ -26,14 +26,21 @@ fn levels() -> Vec<Level> {
 /// Checks everything a forecast must satisfy.
 fn check(what: &str, f: &Forecast, h: usize) {
     assert_eq!(f.mean.len(), h, "{what}: horizon");
-    assert!(f.mean.iter().all(|v| v.is_finite()), "{what}: mean {:?}", f.mean);
+    assert!(
+        f.mean.iter().all(|v| v.is_finite()),
+        "{what}: mean {:?}",
+        f.mean
+    );
     assert_eq!(f.intervals.len(), 2, "{what}: levels");
     let mut prev_width = vec![0.0; f.intervals.len()];
     for step in 0..h {
         let mut inner = 0.0;
         for (i, iv) in f.intervals.iter().enumerate() {
             let (lo, hi, m) = (iv.lower[step], iv.upper[step], f.mean[step]);
-            assert!(lo.is_finite() && hi.is_finite(), "{what}: interval not finite");
+            assert!(
+                lo.is_finite() && hi.is_finite(),
+                "{what}: interval not finite"
+            );
             assert!(lo <= m && m <= hi, "{what}: step {step}: {lo} {m} {hi}");
             let width = hi - lo;
             // Relative slack: widths are computed as mean ± w in floating point.
@@ -81,13 +88,17 @@ fn constant_zero_and_negative_series() {
     fit_and_check("constant", vec![3.5; 40], Some(4), 10);
     fit_and_check("zeros", vec![0.0; 40], Some(12), 10);
     let mut rng = Lcg(7);
-    let neg: Vec<f64> = (0..60).map(|t| -50.0 - t as f64 + 5.0 * rng.next()).collect();
+    let neg: Vec<f64> = (0..60)
+        .map(|t| -50.0 - t as f64 + 5.0 * rng.next())
+        .collect();
     fit_and_check("negative", neg, Some(4), 10);
     let mixed: Vec<f64> = (0..60)
         .map(|t| (t as f64 * 0.5).sin() * 10.0 + 3.0 * rng.next())
         .collect();
     fit_and_check("around zero", mixed, Some(12), 24);
-    let intermittent: Vec<f64> = (0..50).map(|t| if t % 7 == 0 { 5.0 } else { 0.0 }).collect();
+    let intermittent: Vec<f64> = (0..50)
+        .map(|t| if t % 7 == 0 { 5.0 } else { 0.0 })
+        .collect();
     fit_and_check("intermittent", intermittent, Some(7), 14);
 }
 
@@ -136,11 +147,16 @@ fn random_series_of_every_shape() {
                 scale
                     * (5.0
                         + trend * t as f64
-                        + ((t % m) as f64 / m as f64 * 6.28).sin()
+                        + ((t % m) as f64 / m as f64 * std::f64::consts::TAU).sin()
                         + rng.next())
             })
             .collect();
-        fit_and_check(&format!("random case {case} (n={n}, m={m})"), y, Some(m), 1 + case);
+        fit_and_check(
+            &format!("random case {case} (n={n}, m={m})"),
+            y,
+            Some(m),
+            1 + case,
+        );
     }
 }
 
@@ -160,7 +176,9 @@ fn constant_series_forecasts_the_constant() {
 
 #[test]
 fn pure_seasonal_pattern_repeats() {
-    let pattern = [12.0, 18.0, 25.0, 9.0, 14.0, 30.0, 22.0, 11.0, 16.0, 27.0, 19.0, 8.0];
+    let pattern = [
+        12.0, 18.0, 25.0, 9.0, 14.0, 30.0, 22.0, 11.0, 16.0, 27.0, 19.0, 8.0,
+    ];
     let m = pattern.len();
     let y: Vec<f64> = (0..6 * m).map(|t| pattern[t % m]).collect();
     let data = SeriesData::parse(y).unwrap();
@@ -214,7 +232,11 @@ fn round_trip_is_bit_exact_for_every_method() {
             let bits = |f: &Forecast| -> Vec<u64> {
                 f.mean
                     .iter()
-                    .chain(f.intervals.iter().flat_map(|i| i.lower.iter().chain(&i.upper)))
+                    .chain(
+                        f.intervals
+                            .iter()
+                            .flat_map(|i| i.lower.iter().chain(&i.upper)),
+                    )
                     .map(|v| v.to_bits())
                     .collect()
             };
@@ -225,7 +247,9 @@ fn round_trip_is_bit_exact_for_every_method() {
 
 #[test]
 fn fitted_models_are_small() {
-    let y: Vec<f64> = (0..2000).map(|t| 100.0 + (t as f64 * 0.3).sin() * 5.0).collect();
+    let y: Vec<f64> = (0..2000)
+        .map(|t| 100.0 + (t as f64 * 0.3).sin() * 5.0)
+        .collect();
     let data = SeriesData::parse(y).unwrap();
     for method in Method::ALL {
         let fitted = ModelSpec::new(method, Some(12)).fit(&data).unwrap();

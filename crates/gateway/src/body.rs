@@ -5,8 +5,10 @@
 use crate::jsend::ApiError;
 use crate::AppState;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use protocol::ModelName;
 use serde_json::Value;
 
 /// A request body that is a syntactically valid JSON document.
@@ -79,5 +81,26 @@ fn json_error_message(e: &serde_json::Error) -> String {
         )
     } else {
         format!("malformed JSON: {text}")
+    }
+}
+
+/// The `{name}` of a `/v1/models/{name}` path, checked.
+pub struct ModelPath(pub ModelName);
+
+impl<S: Send + Sync> FromRequestParts<S> for ModelPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                ApiError::field(
+                    "name",
+                    format!("bad model name in the path: {}", e.body_text()),
+                )
+            })?;
+        ModelName::parse(&name)
+            .map(ModelPath)
+            .map_err(|e| ApiError::field("name", e.to_string()))
     }
 }

@@ -5,11 +5,11 @@
 //! failed: a JSend error naming it (never an older version) → ready: forecast
 //! exactly that version.
 
-use crate::body::JsonBody;
+use crate::body::{JsonBody, ModelPath};
 use crate::jsend::{success, ApiError};
 use crate::validate::{self, FitRequest, ForecastRequest};
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use protocol::{FitJob, FitSummary, ForecastJob, ForecastResult, JobError, ModelName, Version};
@@ -82,21 +82,11 @@ pub async fn seed_forecast(
 
 pub async fn v1_fit(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ModelPath(model): ModelPath,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let model = model_name(&name);
-    let request = validate::v1_fit(&body);
-    // Report a bad name and a bad body together.
-    let (model, request) = match (model, request) {
-        (Ok(m), Ok(r)) => (m, r),
-        (Err(ApiError::Fail(_, mut a)), Err(ApiError::Fail(_, b))) => {
-            a.extend(b);
-            return Err(ApiError::Fail(StatusCode::BAD_REQUEST, a));
-        }
-        (Err(e), _) | (_, Err(e)) => return Err(e),
-    };
+    let request = validate::v1_fit(&body)?;
     let key = idempotency_key(&headers)?;
     let (summary, replayed) = fit(&state, model, request, key).await?;
     Ok(with_replay_header(
@@ -113,10 +103,9 @@ pub async fn v1_fit(
 
 pub async fn v1_forecast(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ModelPath(model): ModelPath,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let model = model_name(&name)?;
     let request = validate::v1_forecast(&body)?;
     let horizon = request.horizon.get();
     let result = forecast(&state, &model, request, || {
@@ -162,9 +151,8 @@ pub async fn list_models(State(state): State<AppState>) -> Result<Response, ApiE
 
 pub async fn describe_model(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ModelPath(model): ModelPath,
 ) -> Result<Response, ApiError> {
-    let model = model_name(&name)?;
     match state.store.describe(&model).await.map_err(store_error)? {
         Some(info) => Ok(success(describe(&info))),
         None => Err(ApiError::fail(
@@ -246,6 +234,13 @@ async fn fit(
     request: FitRequest,
     key: Option<String>,
 ) -> Result<(FitSummary, bool), ApiError> {
+    // Fail fast while jobs cannot be delivered (e.g. the broker is down),
+    // before registering a version that could not be fitted.
+    state
+        .transport
+        .ready()
+        .await
+        .map_err(|e| transport_error(e, "fit"))?;
     let registered = state
         .store
         .register_pending(&model, request.series.len(), key.as_deref())
@@ -343,6 +338,13 @@ async fn forecast(
     request: ForecastRequest,
     unknown_model: impl FnOnce() -> ApiError,
 ) -> Result<ForecastResult, ApiError> {
+    // Fail fast while jobs cannot be delivered, rather than wait for a
+    // pending version that cannot settle meanwhile.
+    state
+        .transport
+        .ready()
+        .await
+        .map_err(|e| transport_error(e, "forecast"))?;
     let Some(version) = state
         .store
         .latest_version(model)
@@ -395,10 +397,6 @@ async fn forecast(
 }
 
 // ---- helpers ----
-
-fn model_name(name: &str) -> Result<ModelName, ApiError> {
-    ModelName::parse(name).map_err(|e| ApiError::field("name", e.to_string()))
-}
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::postgres::{PgConfig, PgStore};
 use store::{ModelStore, StoreError, VersionStatus};
-use transport::amqp::{validate_namespace, AmqpConfig};
 use transport::amqp::{run_worker, AmqpTransport};
+use transport::amqp::{validate_namespace, AmqpConfig};
 use transport::{JobHandler, Transport};
 
 /// Names the environment variable that makes a worker abort when it takes a
@@ -150,7 +150,11 @@ impl<H> Redeliverable<H> {
                 }
                 Err(StoreError::WaitTimeout(_)) => return Ok(None),
                 Err(StoreError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
-                    tracing::warn!("store unavailable, fit of '{}' v{} waits: {e}", job.model, job.version);
+                    tracing::warn!(
+                        "store unavailable, fit of '{}' v{} waits: {e}",
+                        job.model,
+                        job.version
+                    );
                     tokio::time::sleep(nap).await;
                     nap = (nap * 2).min(Duration::from_secs(5));
                 }
@@ -184,7 +188,10 @@ impl<H: JobHandler> JobHandler for Redeliverable<H> {
                 return answer;
             }
             if let Some(previous) = last.take() {
-                tracing::warn!(attempt, "the fit could not be recorded ({previous:?}); fitting again");
+                tracing::warn!(
+                    attempt,
+                    "the fit could not be recorded ({previous:?}); fitting again"
+                );
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             last = Some(self.inner.fit(job.clone()).await);
@@ -204,7 +211,10 @@ impl<H: JobHandler> JobHandler for Redeliverable<H> {
 
 /// The gateway's store in distributed mode: PostgreSQL, plus a background
 /// sweep that fails versions left pending longer than `--pending-ttl`.
-pub async fn gateway_store(cluster: &ClusterArgs, url: &str) -> anyhow::Result<Arc<dyn ModelStore>> {
+pub async fn gateway_store(
+    cluster: &ClusterArgs,
+    url: &str,
+) -> anyhow::Result<Arc<dyn ModelStore>> {
     let pg = cluster.connect_store(url).await?;
     tracing::info!(schema = %cluster.namespace, "PostgreSQL store open");
     let ttl = cluster.pending_ttl;
@@ -216,7 +226,10 @@ pub async fn gateway_store(cluster: &ClusterArgs, url: &str) -> anyhow::Result<A
             let Some(pg) = sweeper.upgrade() else { return };
             match pg.fail_stale_pending(ttl).await {
                 Ok(0) => {}
-                Ok(n) => tracing::warn!(versions = n, "failed versions pending for longer than {ttl:?}"),
+                Ok(n) => tracing::warn!(
+                    versions = n,
+                    "failed versions pending for longer than {ttl:?}"
+                ),
                 Err(e) => tracing::debug!("sweeping stale pending versions: {e}"),
             }
         }

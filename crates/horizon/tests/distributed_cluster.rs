@@ -38,7 +38,10 @@ async fn fit_and_forecast_through_three_workers() {
     .await
     .expect("forecast");
     assert_eq!(fc.status, 200, "{:?}", fc.body);
-    assert_eq!(fc.body["data"]["forecast"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        fc.body["data"]["forecast"].as_array().map(Vec::len),
+        Some(4)
+    );
 
     // Named models: every forecast is computed from the latest fit.
     for (i, tag) in [3.0, 7.0, 11.0].into_iter().enumerate() {
@@ -49,13 +52,20 @@ async fn fit_and_forecast_through_three_workers() {
             let f = cluster.forecast(&client, "m").await.expect("forecast");
             assert_eq!(f.status, 200, "{:?}", f.body);
             assert_eq!(f.version(), Some(i as i64 + 1));
-            assert_eq!(f.body["data"]["series"][0]["mean"], serde_json::json!([tag, tag, tag]));
+            assert_eq!(
+                f.body["data"]["series"][0]["mean"],
+                serde_json::json!([tag, tag, tag])
+            );
         }
     }
     let versions = cluster.versions(&client, "m").await;
     assert_eq!(
         versions,
-        vec![(1, "ready".into()), (2, "ready".into()), (3, "ready".into())]
+        vec![
+            (1, "ready".into()),
+            (2, "ready".into()),
+            (3, "ready".into())
+        ]
     );
 
     // A forecast of a model never fitted is the client's mistake.
@@ -90,18 +100,23 @@ async fn consistency_rule_under_interleaved_fits_and_forecasts() {
     let client = reqwest::Client::new();
     let model = "c";
     // Fit k has all its values equal to k, so its naive forecast is k.
-    let first = cluster.fit(&client, model, &tagged(1000.0)).await.expect("fit");
+    let first = cluster
+        .fit(&client, model, &tagged(1000.0))
+        .await
+        .expect("fit");
     assert_eq!(first.status, 200, "{:?}", first.body);
-    let tag_of: Arc<Mutex<HashMap<i64, f64>>> =
-        Arc::new(Mutex::new(HashMap::from([(1, 1000.0)])));
+    let tag_of: Arc<Mutex<HashMap<i64, f64>>> = Arc::new(Mutex::new(HashMap::from([(1, 1000.0)])));
 
     let mut tasks = Vec::new();
     for f in 0..4 {
         let (cluster, client, tag_of) = (cluster.clone(), client.clone(), tag_of.clone());
         tasks.push(tokio::spawn(async move {
-            for i in 0..8 {
+            for i in 0..12 {
                 let tag = (f * 100 + i) as f64;
-                let a = cluster.fit(&client, model, &tagged(tag)).await.expect("fit");
+                let a = cluster
+                    .fit(&client, model, &tagged(tag))
+                    .await
+                    .expect("fit");
                 assert_eq!(a.status, 200, "{:?}", a.body);
                 let v = a.version().expect("version");
                 tag_of.lock().unwrap().insert(v, tag);
@@ -113,7 +128,7 @@ async fn consistency_rule_under_interleaved_fits_and_forecasts() {
         let (cluster, client) = (cluster.clone(), client.clone());
         tasks.push(tokio::spawn(async move {
             let mut seen = Vec::new();
-            for _ in 0..12 {
+            for _ in 0..20 {
                 // Everything registered before the forecast is sent.
                 let before = cluster
                     .versions(&client, model)
@@ -124,8 +139,13 @@ async fn consistency_rule_under_interleaved_fits_and_forecasts() {
                 let f = cluster.forecast(&client, model).await.expect("forecast");
                 assert_eq!(f.status, 200, "{:?}", f.body);
                 let v = f.version().expect("version");
-                assert!(v >= before, "forecast used version {v}, but {before} was registered before it was sent");
-                let mean = f.body["data"]["series"][0]["mean"][0].as_f64().expect("mean");
+                assert!(
+                    v >= before,
+                    "forecast used version {v}, but {before} was registered before it was sent"
+                );
+                let mean = f.body["data"]["series"][0]["mean"][0]
+                    .as_f64()
+                    .expect("mean");
                 seen.push((v, mean));
             }
             seen
@@ -144,7 +164,7 @@ async fn consistency_rule_under_interleaved_fits_and_forecasts() {
         );
     }
     let versions = cluster.versions(&client, model).await;
-    assert_eq!(versions.len(), 33, "1 + 4 x 8 fits, each one version");
+    assert_eq!(versions.len(), 49, "1 + 4 x 12 fits, each one version");
     assert!(versions.iter().all(|(_, s)| s == "ready"), "{versions:?}");
 }
 
@@ -153,15 +173,14 @@ async fn a_fit_that_crashes_every_worker_is_dead_lettered_and_answered() {
     if !services_or_skip("a_fit_that_crashes_every_worker_is_dead_lettered_and_answered") {
         return;
     }
-    let mut cluster = Cluster::start(
-        "poison",
-        3,
-        &[("HORIZON_FAULT_ABORT_ON_MODEL", "poison")],
-    )
-    .await;
+    let mut cluster =
+        Cluster::start("poison", 3, &[("HORIZON_FAULT_ABORT_ON_MODEL", "poison")]).await;
     let client = reqwest::Client::new();
     // The workers are up and answer.
-    let ok = cluster.fit(&client, "fine", &tagged(1.0)).await.expect("fit");
+    let ok = cluster
+        .fit(&client, "fine", &tagged(1.0))
+        .await
+        .expect("fit");
     assert_eq!(ok.status, 200, "{:?}", ok.body);
 
     let poison = tokio::time::timeout(
@@ -186,12 +205,18 @@ async fn a_fit_that_crashes_every_worker_is_dead_lettered_and_answered() {
     let f = cluster.forecast(&client, "poison").await.expect("answer");
     assert_eq!(f.status, 500, "{:?}", f.body);
     assert!(
-        f.body["message"].as_str().unwrap_or_default().contains("version 1"),
+        f.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("version 1"),
         "{:?}",
         f.body
     );
     // The service goes on with the new worker.
-    let again = cluster.fit(&client, "fine", &tagged(4.0)).await.expect("fit");
+    let again = cluster
+        .fit(&client, "fine", &tagged(4.0))
+        .await
+        .expect("fit");
     assert_eq!(again.status, 200, "{:?}", again.body);
     let f = cluster.forecast(&client, "fine").await.expect("forecast");
     assert_eq!(f.body["data"]["series"][0]["mean"][0].as_f64(), Some(4.0));

@@ -18,8 +18,16 @@ const CONCURRENCY: usize = 32;
 
 #[derive(Debug)]
 enum Outcome {
-    Fit { model: usize, version: i64 },
-    Forecast { model: usize, before: i64, version: i64, mean: f64 },
+    Fit {
+        model: usize,
+        version: i64,
+    },
+    Forecast {
+        model: usize,
+        before: i64,
+        version: i64,
+        mean: f64,
+    },
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +44,10 @@ async fn kill_9_a_worker_during_a_burst_of_1000_requests() {
     let answered: Arc<Mutex<Vec<i64>>> = Arc::new(Mutex::new(vec![0; MODELS]));
     for m in 0..MODELS {
         let tag = (m * 10_000) as f64;
-        let a = cluster.fit(&client, &format!("k{m}"), &tagged(tag)).await.expect("fit");
+        let a = cluster
+            .fit(&client, &format!("k{m}"), &tagged(tag))
+            .await
+            .expect("fit");
         assert_eq!(a.status, 200, "{:?}", a.body);
         tags.lock().unwrap().insert((m, 1), tag);
         answered.lock().unwrap()[m] = 1;
@@ -65,7 +76,7 @@ async fn kill_9_a_worker_during_a_burst_of_1000_requests() {
             let _permit = permit;
             let m = i % MODELS;
             let model = format!("k{m}");
-            let out = if i % 5 == 0 {
+            let out = if i.is_multiple_of(5) {
                 let tag = (m * 10_000 + i + 1) as f64;
                 let r = client
                     .put(format!("{base}/v1/models/{model}"))
@@ -135,8 +146,16 @@ async fn kill_9_a_worker_during_a_burst_of_1000_requests() {
                     "two fits answered with version {version} of k{model}"
                 );
             }
-            Outcome::Forecast { model, before, version, mean } => {
-                assert!(version >= before, "k{model}: forecast used {version} after {before} was answered");
+            Outcome::Forecast {
+                model,
+                before,
+                version,
+                mean,
+            } => {
+                assert!(
+                    version >= before,
+                    "k{model}: forecast used {version} after {before} was answered"
+                );
                 assert_eq!(
                     tags.get(&(*model, *version)),
                     Some(mean),
@@ -152,7 +171,9 @@ async fn kill_9_a_worker_during_a_burst_of_1000_requests() {
         let n = answered_versions.len() as i64;
         assert_eq!(
             stored,
-            (1..=n).map(|v| (v, "ready".to_string())).collect::<Vec<_>>(),
+            (1..=n)
+                .map(|v| (v, "ready".to_string()))
+                .collect::<Vec<_>>(),
             "model k{m}"
         );
         assert_eq!(

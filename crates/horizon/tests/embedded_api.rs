@@ -536,6 +536,12 @@ async fn every_bad_input_gets_a_jsend_fail() {
             "name",
             "model name",
         ),
+        bad(
+            "/v1/models/%FF/forecast",
+            json!({"horizon": 1}),
+            "name",
+            "model name",
+        ),
         // POST /v1/models/{name}/forecast
         bad(
             "/v1/models/m/forecast",

@@ -74,8 +74,9 @@ fn compute(job: &Job) -> Answer {
             // Normal quantile by a rational approximation (enough here).
             let p = 0.5 + level.clamp(1.0, 99.9) / 200.0;
             let t = (-2.0 * (1.0 - p).ln()).sqrt();
-            let z = t - (2.515517 + 0.802853 * t + 0.010328 * t * t)
-                / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
+            let z = t
+                - (2.515517 + 0.802853 * t + 0.010328 * t * t)
+                    / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
             let width: Vec<f64> = (1..=h).map(|k| z * sigma * (k as f64).sqrt()).collect();
             Interval {
                 level,
@@ -96,14 +97,16 @@ fn compute(job: &Job) -> Answer {
     }
 }
 
-fn parse(body: &[u8]) -> Result<Job, Response> {
-    let b: ForecastBody = serde_json::from_slice(body).map_err(|e| {
-        (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"status": "fail", "data": {"body": e.to_string()}})),
-        )
-            .into_response()
-    })?;
+fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"status": "fail", "data": {"body": message}})),
+    )
+        .into_response()
+}
+
+fn parse(body: &[u8]) -> Result<Job, String> {
+    let b: ForecastBody = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     Ok(Job {
         model: "lt".into(),
         version: 1,
@@ -121,7 +124,7 @@ pub async fn serve_axum(listen: SocketAddr) -> std::io::Result<()> {
     async fn handler(body: Bytes) -> Response {
         match parse(&body) {
             Ok(job) => jsend(&compute(&job)),
-            Err(r) => r,
+            Err(e) => bad_request(e),
         }
     }
     let app = Router::new().route("/forecast", post(handler));
@@ -199,9 +202,17 @@ pub async fn serve_lapin_gateway(
         let gw = gw.clone();
         tokio::spawn(async move {
             while let Some(Ok(d)) = replies.next().await {
-                let id = d.properties.correlation_id().as_ref().map(|c| c.to_string());
+                let id = d
+                    .properties
+                    .correlation_id()
+                    .as_ref()
+                    .map(|c| c.to_string());
                 if let Some(id) = id {
-                    let tx = gw.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    let tx = gw
+                        .pending
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
                     if let Some(tx) = tx {
                         let _ = tx.send(d.data);
                     }
@@ -212,7 +223,7 @@ pub async fn serve_lapin_gateway(
     async fn handler(State(gw): State<Arc<LapinGateway>>, body: Bytes) -> Response {
         let job = match parse(&body) {
             Ok(job) => job,
-            Err(r) => return r,
+            Err(e) => return bad_request(e),
         };
         let error = |m: String| {
             (
@@ -237,7 +248,13 @@ pub async fn serve_lapin_gateway(
             .with_delivery_mode(if gw.persistent { 2 } else { 1 });
         match gw
             .ch
-            .basic_publish("", &gw.queue, BasicPublishOptions::default(), &payload, props)
+            .basic_publish(
+                "",
+                &gw.queue,
+                BasicPublishOptions::default(),
+                &payload,
+                props,
+            )
             .await
         {
             Ok(confirm) => {
@@ -275,7 +292,12 @@ pub async fn serve_lapin_worker(uri: &str, queue: &str) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let mut jobs = ch
-        .basic_consume(queue, "", BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue,
+            "",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .map_err(|e| e.to_string())?;
     while let Some(Ok(d)) = jobs.next().await {
@@ -292,7 +314,13 @@ pub async fn serve_lapin_worker(uri: &str, queue: &str) -> Result<(), String> {
             ) {
                 let props = BasicProperties::default().with_correlation_id(id.clone());
                 let _ = ch
-                    .basic_publish("", to.as_str(), BasicPublishOptions::default(), &answer, props)
+                    .basic_publish(
+                        "",
+                        to.as_str(),
+                        BasicPublishOptions::default(),
+                        &answer,
+                        props,
+                    )
                     .await;
             }
             let _ = d.acker.ack(BasicAckOptions::default()).await;

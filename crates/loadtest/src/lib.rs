@@ -28,7 +28,11 @@ pub struct Args {
     #[command(subcommand)]
     pub role: Option<Role>,
     /// Scenarios to run, in this order.
-    #[arg(long, value_delimiter = ',', default_value = "bare-axum,embedded,bare-lapin,distributed")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "bare-axum,embedded,bare-lapin,distributed"
+    )]
     pub scenarios: Vec<Scenario>,
     /// Concurrent connections; each value is one measurement per scenario.
     #[arg(long, value_delimiter = ',', default_value = "8,64")]
@@ -40,10 +44,18 @@ pub struct Args {
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub warmup: Duration,
     /// RabbitMQ for the distributed and bare-lapin scenarios.
-    #[arg(long, env = "HORIZON_BROKER", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "HORIZON_BROKER",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     pub broker: String,
     /// PostgreSQL for the distributed scenario.
-    #[arg(long, env = "HORIZON_STORE", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    #[arg(
+        long,
+        env = "HORIZON_STORE",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
     pub store: String,
     /// Worker processes in the distributed and bare-lapin scenarios.
     #[arg(long, default_value_t = 2)]
@@ -168,8 +180,9 @@ async fn benchmark(args: &Args) -> Result<(), LoadError> {
                 continue;
             }
         };
-        let body = serde_json::to_vec(&serde_json::json!({"horizon": args.horizon, "level": [80, 95]}))
-            .map_err(setup)?;
+        let body =
+            serde_json::to_vec(&serde_json::json!({"horizon": args.horizon, "level": [80, 95]}))
+                .map_err(setup)?;
         for &c in &args.connections {
             let m = measure(scenario, addr, &path, &body, c, args.warmup, args.duration).await;
             eprintln!(
@@ -220,10 +233,16 @@ fn print_table(results: &[Measured], args: &Args) {
     println!();
     for &c in &args.connections {
         if let (Some(e), Some(a)) = (find(Scenario::Embedded, c), find(Scenario::BareAxum, c)) {
-            println!("- {c} connections: embedded = {:.0}% of bare axum", 100.0 * e / a);
+            println!(
+                "- {c} connections: embedded = {:.0}% of bare axum",
+                100.0 * e / a
+            );
         }
         if let (Some(d), Some(l)) = (find(Scenario::Distributed, c), find(Scenario::BareLapin, c)) {
-            println!("- {c} connections: distributed = {:.0}% of bare lapin", 100.0 * d / l);
+            println!(
+                "- {c} connections: distributed = {:.0}% of bare lapin",
+                100.0 * d / l
+            );
         }
     }
 }
@@ -287,7 +306,12 @@ fn free_addr() -> Result<SocketAddr, LoadError> {
         .map_err(setup)
 }
 
-async fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), LoadError> {
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>), LoadError> {
     let mut conn = HttpConn::connect(addr).await.map_err(setup)?;
     conn.request(method, path, body).await.map_err(setup)
 }
@@ -300,7 +324,9 @@ async fn wait_up(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Res
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(LoadError::Setup(format!("{addr}{path} not ready within 60s")));
+            return Err(LoadError::Setup(format!(
+                "{addr}{path} not ready within 60s"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -308,7 +334,11 @@ async fn wait_up(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Res
 
 /// Starts a scenario's processes and fits its model; returns where to send
 /// forecasts.
-async fn start(scenario: Scenario, args: &Args, procs: &mut Procs) -> Result<(SocketAddr, String), LoadError> {
+async fn start(
+    scenario: Scenario,
+    args: &Args,
+    procs: &mut Procs,
+) -> Result<(SocketAddr, String), LoadError> {
     let addr = free_addr()?;
     let listen = addr.to_string();
     let probe = serde_json::to_vec(&serde_json::json!({"horizon": 1})).map_err(setup)?;
@@ -321,13 +351,33 @@ async fn start(scenario: Scenario, args: &Args, procs: &mut Procs) -> Result<(So
         Scenario::BareLapin => {
             let queue = format!("loadtest_bare_{}", std::process::id());
             procs.queue = Some(queue.clone());
-            let mut gw = vec!["loadtest", "bare-lapin-gateway", "--listen", &listen, "--broker", &args.broker, "--queue", &queue];
+            let mut gw = vec![
+                "loadtest",
+                "bare-lapin-gateway",
+                "--listen",
+                &listen,
+                "--broker",
+                &args.broker,
+                "--queue",
+                &queue,
+            ];
             if args.persistent {
                 gw.push("--persistent");
             }
             spawn(procs, &gw, &[])?;
             for _ in 0..args.workers {
-                spawn(procs, &["loadtest", "bare-lapin-worker", "--broker", &args.broker, "--queue", &queue], &[])?;
+                spawn(
+                    procs,
+                    &[
+                        "loadtest",
+                        "bare-lapin-worker",
+                        "--broker",
+                        &args.broker,
+                        "--queue",
+                        &queue,
+                    ],
+                    &[],
+                )?;
             }
             wait_up(addr, "POST", "/forecast", &probe).await?;
             Ok((addr, "/forecast".into()))
@@ -359,7 +409,9 @@ async fn start(scenario: Scenario, args: &Args, procs: &mut Procs) -> Result<(So
             // A model with a year of monthly history, fitted once: forecasts
             // then come from the workers' caches.
             let values: Vec<f64> = (0..48)
-                .map(|t| 100.0 + t as f64 + 10.0 * ((t % 12) as f64 / 12.0 * std::f64::consts::TAU).sin())
+                .map(|t| {
+                    100.0 + t as f64 + 10.0 * ((t % 12) as f64 / 12.0 * std::f64::consts::TAU).sin()
+                })
                 .collect();
             let fit = serde_json::to_vec(&serde_json::json!({
                 "series": [{"id": "a", "values": values}],

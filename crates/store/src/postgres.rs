@@ -14,8 +14,10 @@
 //! - the newest version of each model is kept while the `LISTEN` connection
 //!   is up (every `register_pending`, in any process, notifies it) and
 //!   dropped the moment that connection fails. A gateway sees its own
-//!   registrations at once; registrations by other gateways arrive with the
-//!   notification, typically within a millisecond.
+//!   registrations at once (while one is being committed, the cache is
+//!   bypassed, so no committed version is ever missed); registrations by
+//!   other gateways arrive with the notification, typically within a
+//!   millisecond.
 //!
 //! A version can be left pending for ever if its gateway died before
 //! dispatching the fit; [`PgStore::fail_stale_pending`] marks such versions
@@ -30,7 +32,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -40,6 +42,16 @@ const RECHECK: Duration = Duration::from_secs(1);
 const SETTLED_CACHE: usize = 4096;
 
 type VersionRow = (i64, String, Option<String>, i64, i64, Option<String>);
+/// A version row with its model's name first.
+type ModelRow = (
+    String,
+    i64,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<String>,
+);
 const VERSION_COLUMNS: &str = "version, status, reason, created_at_ms, n_series, summary";
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
@@ -75,6 +87,26 @@ struct Shared {
     listening: AtomicBool,
     /// Bumped whenever the LISTEN connection goes down.
     epoch: AtomicU64,
+    /// Registrations of this process between their start and the moment
+    /// `latest` knows their version: while any is under way, `latest`
+    /// may lag behind the database and is not used.
+    registering: AtomicUsize,
+}
+
+/// Counts a registration under way for as long as it lives.
+struct Registering<'a>(&'a AtomicUsize);
+
+impl<'a> Registering<'a> {
+    fn start(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Self(n)
+    }
+}
+
+impl Drop for Registering<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -136,6 +168,7 @@ impl PgStore {
             latest: Mutex::new(HashMap::new()),
             listening: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
+            registering: AtomicUsize::new(0),
         });
         let channel = format!("{}_versions", cfg.schema);
         let listener = tokio::spawn(listen(pool.clone(), channel.clone(), shared.clone()));
@@ -233,7 +266,8 @@ impl PgStore {
         set: &str,
         bind: impl FnOnce(
             sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-        ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        )
+            -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<(), StoreError> {
         // $1 model, $2 version, $3 channel, then the SET arguments from $4.
         let sql = format!(
@@ -260,9 +294,7 @@ impl PgStore {
         Ok(())
     }
 
-    async fn rows_to_models(
-        rows: Vec<(String, i64, String, Option<String>, i64, i64, Option<String>)>,
-    ) -> Result<Vec<ModelInfo>, StoreError> {
+    async fn rows_to_models(rows: Vec<ModelRow>) -> Result<Vec<ModelInfo>, StoreError> {
         let mut models: Vec<ModelInfo> = Vec::new();
         for (name, version, status, reason, created, n_series, summary) in rows {
             let info = to_info((version, status, reason, created, n_series, summary))?;
@@ -317,11 +349,9 @@ async fn listen(pool: PgPool, channel: String, shared: Arc<Shared>) {
             Ok(mut l) => {
                 backoff = Duration::from_millis(100);
                 shared.listening.store(true, Ordering::SeqCst);
-                loop {
-                    match l.try_recv().await {
-                        Ok(Some(n)) => on_notification(&shared, n.payload()),
-                        Ok(None) | Err(_) => break,
-                    }
+                // `Ok(None)` means the connection was lost.
+                while let Ok(Some(n)) = l.try_recv().await {
+                    on_notification(&shared, n.payload());
                 }
                 tracing::warn!("lost the PostgreSQL LISTEN connection; reconnecting");
                 shared.forget_latest();
@@ -359,6 +389,9 @@ impl ModelStore for PgStore {
         n_series: usize,
         idempotency_key: Option<&str>,
     ) -> Result<Registered, StoreError> {
+        // From before the commit until `latest` knows the new version, so a
+        // forecast never reads a cached version older than a committed one.
+        let _registering = Registering::start(&self.shared.registering);
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         // Creates the model or locks its row: registrations of one model
         // take turns from here to the commit.
@@ -443,7 +476,11 @@ impl ModelStore for PgStore {
 
     async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError> {
         let shared = &self.shared;
-        if shared.listening.load(Ordering::SeqCst) {
+        // If no registration of this process is under way now, every
+        // version committed so far by this process is in `latest`: the
+        // answer is at least as new as the database at this instant.
+        if shared.listening.load(Ordering::SeqCst) && shared.registering.load(Ordering::SeqCst) == 0
+        {
             if let Some(v) = lock(&shared.latest).get(model) {
                 return Ok(Some(*v));
             }
@@ -715,7 +752,10 @@ mod tests {
         // Settling again changes nothing.
         b.fail(&m, 1, "late").await.unwrap();
         assert_eq!(
-            b.wait_settled(&m, 1, Duration::from_secs(1)).await.unwrap().status,
+            b.wait_settled(&m, 1, Duration::from_secs(1))
+                .await
+                .unwrap()
+                .status,
             VersionStatus::Ready
         );
 
@@ -733,9 +773,19 @@ mod tests {
             Err(StoreError::UnknownVersion { .. })
         ));
         // Abandoned pending versions are failed after the limit.
-        assert_eq!(a.fail_stale_pending(Duration::from_secs(3600)).await.unwrap(), 0);
+        assert_eq!(
+            a.fail_stale_pending(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(a.fail_stale_pending(Duration::from_millis(1)).await.unwrap(), 1);
+        assert_eq!(
+            a.fail_stale_pending(Duration::from_millis(1))
+                .await
+                .unwrap(),
+            1
+        );
         let info = b.wait_settled(&m, 2, Duration::from_secs(5)).await.unwrap();
         assert!(matches!(info.status, VersionStatus::Failed { .. }));
         let listed = b.list().await.unwrap();
@@ -753,7 +803,11 @@ mod tests {
             return;
         }
         let schema = format!("t_pgconc_{}", std::process::id());
-        let store = Arc::new(PgStore::connect(&PgConfig::new(URL, &schema)).await.unwrap());
+        let store = Arc::new(
+            PgStore::connect(&PgConfig::new(URL, &schema))
+                .await
+                .unwrap(),
+        );
         let m = ModelName::parse("m").unwrap();
         let mut tasks = Vec::new();
         for i in 0..40 {
@@ -793,6 +847,7 @@ mod tests {
             latest: Mutex::new(HashMap::new()),
             listening: AtomicBool::new(true),
             epoch: AtomicU64::new(0),
+            registering: AtomicUsize::new(0),
         };
         on_notification(&shared, "pending 3 m.a-b");
         on_notification(&shared, "pending 2 m.a-b");

@@ -30,7 +30,15 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// Columns of a version row, in the order the queries below select them.
 type VersionRow = (i64, String, Option<String>, i64, i64, Option<String>);
 /// A version row preceded by its model's name.
-type ModelVersionRow = (String, i64, String, Option<String>, i64, i64, Option<String>);
+type ModelVersionRow = (
+    String,
+    i64,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<String>,
+);
 const VERSION_COLUMNS: &str = "version, status, reason, created_at_ms, n_series, summary";
 
 /// The SQLite model registry.

@@ -67,6 +67,9 @@ pub const ATTEMPTS_HEADER: &str = "x-horizon-attempts";
 /// Header of an error answer (a dead-lettered job); the body is empty.
 pub const ERROR_HEADER: &str = "x-horizon-error";
 const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+/// How long a fit whose answer was lost with the connection waits for its
+/// version to settle in the store.
+const LOST_REPLY_WAIT: Duration = Duration::from_secs(30);
 
 /// Checks a namespace: 1 to 40 characters from `a-z 0-9 _`, starting with a
 /// letter (it also names a PostgreSQL schema).
@@ -185,13 +188,20 @@ impl Topology {
         let mut parked_args = FieldTable::default();
         parked_args.insert("x-queue-type".into(), long_str("classic"));
         parked_args.insert("x-max-length".into(), AMQPValue::LongInt(10_000));
-        ch.queue_declare(&self.parked_queue, dq, parked_args).await?;
+        ch.queue_declare(&self.parked_queue, dq, parked_args)
+            .await?;
         let bind = |q: &str, x: &str, key: &str| {
             let (q, x, key) = (q.to_string(), x.to_string(), key.to_string());
             let ch = ch.clone();
             async move {
-                ch.queue_bind(&q, &x, &key, QueueBindOptions::default(), FieldTable::default())
-                    .await
+                ch.queue_bind(
+                    &q,
+                    &x,
+                    &key,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
             }
         };
         bind(&self.fit_queue, &self.exchange, FIT_KEY).await?;
@@ -207,7 +217,12 @@ pub async fn delete_topology(uri: &str, namespace: &str) -> Result<(), Transport
     let conn = connect(uri, "horizon-admin").await.map_err(unavailable)?;
     let ch = conn.create_channel().await.map_err(unavailable)?;
     let t = Topology::new(namespace);
-    for q in [&t.fit_queue, &t.forecast_queue, &t.dead_queue, &t.parked_queue] {
+    for q in [
+        &t.fit_queue,
+        &t.forecast_queue,
+        &t.dead_queue,
+        &t.parked_queue,
+    ] {
         ch.queue_delete(q, Default::default())
             .await
             .map_err(unavailable)?;
@@ -469,7 +484,12 @@ impl Inner {
     }
 
     fn deliver(&self, d: Delivery) {
-        let Some(id) = d.properties.correlation_id().as_ref().map(|c| c.to_string()) else {
+        let Some(id) = d
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|c| c.to_string())
+        else {
             debug!("reply without correlation id dropped");
             return;
         };
@@ -584,7 +604,11 @@ impl Inner {
         let Some(store) = &self.store else {
             return Err(TransportError::Unavailable(why));
         };
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        // Bounded apart from the fit timeout, so a long broker outage answers
+        // with a timeout (the fit goes on) instead of hanging for minutes.
+        let remaining = deadline
+            .saturating_duration_since(Instant::now())
+            .min(LOST_REPLY_WAIT);
         match store.wait_settled(&job.model, job.version, remaining).await {
             Ok(info) => match info.status {
                 VersionStatus::Ready => match info.summary {
@@ -701,10 +725,7 @@ async fn handle_dead_letter(
                 // Keep it for a later attempt, when the store is back.
                 warn!("cannot mark dead-lettered fit failed: {e}");
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                return d
-                    .acker
-                    .reject(BasicRejectOptions { requeue: true })
-                    .await;
+                return d.acker.reject(BasicRejectOptions { requeue: true }).await;
             }
             error!(model = %job.model, version = job.version, "{why}");
         }
@@ -925,15 +946,11 @@ impl Job {
             Ok(a) => a,
             Err(e) => {
                 error!("cannot encode an answer: {e}");
-                return d
-                    .acker
-                    .reject(BasicRejectOptions { requeue: false })
-                    .await;
+                return d.acker.reject(BasicRejectOptions { requeue: false }).await;
             }
         };
         if let Some(reply_to) = d.properties.reply_to().as_ref() {
-            let mut props =
-                BasicProperties::default().with_content_type("application/json".into());
+            let mut props = BasicProperties::default().with_content_type("application/json".into());
             if let Some(c) = d.properties.correlation_id().as_ref() {
                 props = props.with_correlation_id(c.clone());
             }
@@ -952,9 +969,7 @@ impl Job {
 
     async fn reject_malformed(self, d: Delivery, e: serde_json::Error) -> Result<(), lapin::Error> {
         error!("malformed job dead-lettered: {e}");
-        d.acker
-            .reject(BasicRejectOptions { requeue: false })
-            .await
+        d.acker.reject(BasicRejectOptions { requeue: false }).await
     }
 
     /// A redelivered forecast (its previous worker died or lost the

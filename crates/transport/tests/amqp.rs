@@ -65,7 +65,12 @@ async fn cleanup(ns: &str) {
         return;
     };
     let t = Topology::new(ns);
-    for q in [&t.fit_queue, &t.forecast_queue, &t.dead_queue, &t.parked_queue] {
+    for q in [
+        &t.fit_queue,
+        &t.forecast_queue,
+        &t.dead_queue,
+        &t.parked_queue,
+    ] {
         let _ = ch.queue_delete(q, Default::default()).await;
     }
     for x in [&t.exchange, &t.dead_exchange] {
@@ -176,8 +181,16 @@ async fn fit_and_forecast_round_trip() {
     gw.ready().await.expect("ready");
 
     let m = name("m");
-    let v = store.register_pending(&m, 1, None).await.expect("register").version();
-    let summary = gw.fit(fit_job(&m, v)).await.expect("delivered").expect("fit ok");
+    let v = store
+        .register_pending(&m, 1, None)
+        .await
+        .expect("register")
+        .version();
+    let summary = gw
+        .fit(fit_job(&m, v))
+        .await
+        .expect("delivered")
+        .expect("fit ok");
     assert_eq!(summary.version, v);
     assert_eq!(summary.series[0].n_obs, 3);
 
@@ -218,7 +231,11 @@ async fn a_job_that_kills_its_workers_is_dead_lettered_and_answered() {
         .await
         .expect("gateway connects");
     let m = name("poison");
-    let v = store.register_pending(&m, 1, None).await.expect("register").version();
+    let v = store
+        .register_pending(&m, 1, None)
+        .await
+        .expect("register")
+        .version();
     let asking = {
         let gw = gw.clone();
         let job = fit_job(&m, v);
@@ -235,7 +252,12 @@ async fn a_job_that_kills_its_workers_is_dead_lettered_and_answered() {
             jobs: AtomicUsize::new(0),
         });
         let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.spawn(run_worker(cfg.clone(), handler, None, std::future::pending()));
+        rt.spawn(run_worker(
+            cfg.clone(),
+            handler,
+            None,
+            std::future::pending(),
+        ));
         let got = tokio::time::timeout(Duration::from_secs(5), seen.notified()).await;
         rt.shutdown_background();
         if got.is_err() {

@@ -42,10 +42,7 @@ pub fn services_or_skip(test: &str) -> bool {
         "{test}: {} (required because CI or HORIZON_REQUIRE_SERVICES is set)",
         down.join(", ")
     );
-    eprintln!(
-        "\n*** SKIPPED: {test} because {} ***\n",
-        down.join(", ")
-    );
+    eprintln!("\n*** SKIPPED: {test} because {} ***\n", down.join(", "));
     false
 }
 
@@ -76,7 +73,9 @@ impl Cluster {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let namespace = format!("t_{tag}_{}_{}", std::process::id(), nanos % 100_000);
-        let logs = std::env::temp_dir().join("horizon-distributed-tests").join(&namespace);
+        let logs = std::env::temp_dir()
+            .join("horizon-distributed-tests")
+            .join(&namespace);
         std::fs::create_dir_all(&logs).expect("log directory");
         let port = free_port();
         let mut cluster = Cluster {
@@ -134,7 +133,8 @@ impl Cluster {
         for (k, v) in &self.worker_env {
             cmd.env(k, v);
         }
-        self.workers.push(Some(cmd.spawn().expect("start a worker")));
+        self.workers
+            .push(Some(cmd.spawn().expect("start a worker")));
         i
     }
 
@@ -143,7 +143,8 @@ impl Cluster {
         let i = self.workers.len();
         let cmd = self.command("worker", &format!("worker{i}.log"));
         let mut cmd = cmd;
-        self.workers.push(Some(cmd.spawn().expect("start a worker")));
+        self.workers
+            .push(Some(cmd.spawn().expect("start a worker")));
         i
     }
 
@@ -177,7 +178,10 @@ impl Cluster {
             }
             if let Some(g) = self.gateway.as_mut() {
                 if let Ok(Some(status)) = g.try_wait() {
-                    panic!("the gateway exited ({status}); log: {}", self.log_tail("gateway.log"));
+                    panic!(
+                        "the gateway exited ({status}); log: {}",
+                        self.log_tail("gateway.log")
+                    );
                 }
             }
             assert!(
@@ -259,16 +263,27 @@ pub async fn send(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let r = req.send().await.map_err(|e| format!("request failed: {e}"))?;
+    let r = req
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
     let status = r.status().as_u16();
-    let text = r.text().await.map_err(|e| format!("reading the answer: {e}"))?;
+    let text = r
+        .text()
+        .await
+        .map_err(|e| format!("reading the answer: {e}"))?;
     let body: Value = serde_json::from_str(&text)
         .map_err(|e| format!("not JSON ({e}), status {status}: {text}"))?;
     Ok(Answer { status, body })
 }
 
 impl Cluster {
-    pub async fn fit(&self, client: &reqwest::Client, model: &str, values: &[f64]) -> Result<Answer, String> {
+    pub async fn fit(
+        &self,
+        client: &reqwest::Client,
+        model: &str,
+        values: &[f64],
+    ) -> Result<Answer, String> {
         send(
             client,
             reqwest::Method::PUT,

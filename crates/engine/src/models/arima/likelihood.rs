@@ -191,7 +191,10 @@ pub(crate) struct Kalman {
     r: usize,
     ta: Vec<f64>,
     rv: Vec<f64>,
+    /// Full covariance and a scratch matrix, only for the dense test oracle.
+    #[cfg(test)]
     p: Vec<f64>,
+    #[cfg(test)]
     m1: Vec<f64>,
     m2: Vec<f64>,
     m3: Vec<f64>,
@@ -434,6 +437,7 @@ impl Kalman {
         // W lives in m2[0..r], T W in m3[0..r].
         self.m2[..r].copy_from_slice(&self.k);
         let mut mm = -1.0 / f;
+        let mut steady = false;
         let mut sum_log_f = 0.0;
         let mut ssq = 0.0;
         for (t, wt) in w.iter().enumerate() {
@@ -450,6 +454,9 @@ impl Kalman {
                 self.state[i] = self.ta[i] * s0 + self.state[i + 1] + self.k[i] * vf;
             }
             self.state[r - 1] = self.ta[r - 1] * s0 + self.k[r - 1] * vf;
+            if steady {
+                continue;
+            }
             // Chandrasekhar step.
             let zw = self.m2[0];
             let w0 = self.m2[0];
@@ -471,6 +478,10 @@ impl Kalman {
             }
             mm += mm * mm * zw * zw / f;
             f = f_next;
+            // Once ΔP = M W Wᵀ is negligible the gain is constant: the filter
+            // reduces to the state update (a long series then costs O(n · nnz)).
+            let wmax = self.m2[..r].iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            steady = mm.abs() * wmax * wmax < 1e-14 * f;
         }
         (sum_log_f.is_finite() && ssq.is_finite() && self.state.iter().all(|v| v.is_finite()))
             .then_some(KalmanRun { sum_log_f, ssq })

@@ -4,13 +4,18 @@
 //! At fit time the fitted model is re-run (`refilter`: same parameters, no
 //! re-optimisation) on prefixes of the training series; from each origin it
 //! forecasts up to the calibration horizon and the h-step errors are kept.
-//! Their size as a function of h is summarised by a power law
-//! `scale_h = s_1 · h^growth` (growth ≥ 0, so widths never shrink with the
-//! horizon and extend sensibly beyond the calibrated steps), and the
-//! distribution of the scaled errors by a few empirical quantiles, shrunk
-//! towards the normal ones when there are few errors. Only these numbers are
-//! stored. Series too short for rolling origins get a scale from their naive
-//! errors with √h growth and deliberately generous quantiles.
+//! Their size as a function of h is summarised by the shape of the variance
+//! of a state-space forecast, `scale_h² = v₀ + v₁·(h−1) + v₂·(h−1)²` with
+//! every v ≥ 0 (noise, random-walk-like and trend-like growth), fitted by
+//! non-negative least squares to the mean absolute h-step errors: widths
+//! never shrink with the horizon and extend sensibly beyond the calibrated
+//! steps. The distribution of the scaled errors is kept as a few empirical
+//! quantiles, shrunk towards the normal ones when there are few errors and
+//! widened by a Student-t factor, since the errors of one origin at
+//! different steps are strongly correlated and the model was fitted on the
+//! same data. Only these numbers are stored. Series too short for rolling
+//! origins get a scale from their naive errors with √h growth and
+//! deliberately generous quantiles.
 
 use crate::models::State;
 use serde::{Deserialize, Serialize};
@@ -21,10 +26,6 @@ const GRID: [f64; 5] = [50.0, 80.0, 90.0, 95.0, 99.0];
 const PRIOR_WEIGHT: f64 = 30.0;
 /// Fewest rolling-origin errors for a calibrated (not fallback) band.
 const MIN_ERRORS: usize = 6;
-/// Least growth exponent of the error scale: the errors of a forecast are
-/// taken to grow at least like a random walk's (√h). Fitted growth is biased
-/// low on short series, where few origins reach the far steps.
-const MIN_GROWTH: f64 = 0.5;
 /// Effective degrees of freedom per rolling origin for the Student-t
 /// widening: errors of one origin at different steps are strongly correlated.
 const DF_PER_ORIGIN: f64 = 0.15;
@@ -108,7 +109,11 @@ impl Bands {
         };
         Self {
             // A random walk: the squared scale grows linearly.
-            var: [finite_or_zero(scale1 * scale1), finite_or_zero(scale1 * scale1), 0.0],
+            var: [
+                finite_or_zero(scale1 * scale1),
+                finite_or_zero(scale1 * scale1),
+                0.0,
+            ],
             ratio: vec![FALLBACK_GENEROSITY; GRID.len()],
             errors: 0,
         }
@@ -242,7 +247,12 @@ fn fit_variance(pts: &[(f64, f64, f64)]) -> Option<[f64; 3]> {
     }
     let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max);
     let mut best: Option<([f64; 3], f64)> = None;
-    for terms in [[true, true, true], [true, true, false], [true, false, true], [true, false, false]] {
+    for terms in [
+        [true, true, true],
+        [true, true, false],
+        [true, false, true],
+        [true, false, false],
+    ] {
         let idx: Vec<usize> = (0..3).filter(|&i| terms[i]).collect();
         let k = idx.len();
         let basis = |x: f64, i: usize| (x / xmax).powi(i as i32);
@@ -287,10 +297,12 @@ fn solve(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
             return None;
         }
         a.swap(col, piv);
-        for r in col + 1..k {
-            let f = a[r][col] / a[col][col];
-            for c in col..=k {
-                a[r][c] -= f * a[col][c];
+        let (top, bottom) = a.split_at_mut(col + 1);
+        let pivot = &top[col];
+        for row in bottom.iter_mut() {
+            let f = row[col] / pivot[col];
+            for (dst, src) in row[col..].iter_mut().zip(&pivot[col..]) {
+                *dst -= f * src;
             }
         }
     }
@@ -358,6 +370,24 @@ mod tests {
         for (a, c) in w80.iter().zip(&w95) {
             assert!(c > a && a.is_finite() && *a > 0.0);
         }
+    }
+
+    #[test]
+    fn variance_shape_is_recovered_and_kept_non_negative() {
+        // MAE_h² = 4 + 2(h−1) + 0.5(h−1)², exactly.
+        let pts: Vec<(f64, f64, f64)> = (0..10)
+            .map(|x| (x as f64, 4.0 + 2.0 * x as f64 + 0.5 * (x * x) as f64, 5.0))
+            .collect();
+        let v = fit_variance(&pts).unwrap();
+        for (got, want) in v.iter().zip([4.0, 2.0, 0.5]) {
+            assert!((got - want).abs() < 1e-9, "{v:?}");
+        }
+        // Errors that shrink with the horizon: no negative growth is fitted.
+        let falling: Vec<(f64, f64, f64)> =
+            (0..6).map(|x| (x as f64, 10.0 - x as f64, 3.0)).collect();
+        let v = fit_variance(&falling).unwrap();
+        assert!(v.iter().all(|c| *c >= 0.0), "{v:?}");
+        assert!(scale_from(&v, 6) >= scale_from(&v, 1));
     }
 
     #[test]

@@ -18,6 +18,10 @@ use transport::{JobHandler, Transport};
 /// Names the environment variable that makes a worker abort when it takes a
 /// fit of this model: a test-only hook to play a job that crashes workers.
 pub const FAULT_ABORT_ENV: &str = "HORIZON_FAULT_ABORT_ON_MODEL";
+/// Names the environment variable that makes a worker wait this many
+/// milliseconds before each job: a test-only hook for a slow worker, so a
+/// worker killed in a test surely holds jobs.
+pub const FAULT_DELAY_ENV: &str = "HORIZON_FAULT_DELAY_MS";
 
 /// Options shared by `horizon serve --broker ...` and `horizon worker`.
 #[derive(Args, Debug, Clone)]
@@ -119,6 +123,8 @@ pub struct Redeliverable<H> {
     pub store: Arc<dyn ModelStore>,
     /// Test-only: abort the process on a fit of this model.
     pub abort_on_model: Option<String>,
+    /// Test-only: wait this long before each job.
+    pub delay: Option<Duration>,
 }
 
 /// How long a worker keeps retrying while the store is unreachable, holding
@@ -180,11 +186,21 @@ impl<H: JobHandler> JobHandler for Redeliverable<H> {
             tracing::error!(model = %job.model, "fault injection: aborting the worker");
             std::process::abort();
         }
+        if let Some(d) = self.delay {
+            tokio::time::sleep(d).await;
+        }
         let mut last = None;
         for attempt in 0..3 {
             // The store has the last word: a settled version is answered as
             // it stands, whatever this worker would compute.
             if let Some(answer) = self.status(&job).await? {
+                if attempt == 0 {
+                    tracing::info!(
+                        model = %job.model,
+                        version = job.version,
+                        "fit already settled (a redelivery): answered from the store"
+                    );
+                }
                 return answer;
             }
             if let Some(previous) = last.take() {
@@ -203,6 +219,9 @@ impl<H: JobHandler> JobHandler for Redeliverable<H> {
     }
 
     async fn forecast(&self, job: ForecastJob) -> ForecastReply {
+        if let Some(d) = self.delay {
+            tokio::time::sleep(d).await;
+        }
         self.inner.forecast(job).await
     }
 }
@@ -256,6 +275,7 @@ pub fn gateway_transport(
             inner: worker::Worker::with_cache(store.clone(), cache_series),
             store: store.clone(),
             abort_on_model: None,
+            delay: None,
         });
         for _ in 0..workers {
             tokio::spawn(run_worker(

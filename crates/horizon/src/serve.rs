@@ -76,7 +76,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(args))
+    let result = runtime.block_on(serve(args));
+    // A fit still running on a blocking thread (its request timed out) must
+    // not hold up the exit; its version is failed as interrupted on restart.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: info).

@@ -3,7 +3,9 @@
 //! many as you like, anywhere that reaches the broker and the database; stop
 //! any at any time (a job it held is redelivered to another).
 
-use crate::distributed::{shutdown_signal, ClusterArgs, Redeliverable, FAULT_ABORT_ENV};
+use crate::distributed::{
+    shutdown_signal, ClusterArgs, Redeliverable, FAULT_ABORT_ENV, FAULT_DELAY_ENV,
+};
 use clap::Args;
 use std::sync::Arc;
 use store::ModelStore;
@@ -29,8 +31,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -53,10 +57,19 @@ async fn work(args: WorkerArgs) -> anyhow::Result<()> {
     if let Some(m) = &abort_on_model {
         tracing::warn!("fault injection on: this worker aborts on a fit of model '{m}'");
     }
+    let delay = std::env::var(FAULT_DELAY_ENV)
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(std::time::Duration::from_millis);
+    if let Some(d) = delay {
+        tracing::warn!("fault injection on: this worker waits {d:?} before each job");
+    }
     let handler = Arc::new(Redeliverable {
         inner,
         store: store.clone(),
         abort_on_model,
+        delay,
     });
     tracing::info!(namespace = %amqp.namespace, "worker starting");
     run_worker(amqp, handler, Some(store.clone()), shutdown_signal()).await;

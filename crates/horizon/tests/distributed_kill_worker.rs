@@ -35,7 +35,8 @@ async fn kill_9_a_worker_during_a_burst_of_1000_requests() {
     if !services_or_skip("kill_9_a_worker_during_a_burst_of_1000_requests") {
         return;
     }
-    let mut cluster = Cluster::start("kill", 3, &[]).await;
+    // Slow workers (50 ms per job) so the killed one surely holds jobs.
+    let mut cluster = Cluster::start("kill", 3, &[("HORIZON_FAULT_DELAY_MS", "50")]).await;
     let client = reqwest::Client::new();
     // Fit k of model m has all values equal to its tag, so its naive
     // forecast names the fit it came from.
@@ -182,4 +183,12 @@ async fn kill_9_a_worker_during_a_burst_of_1000_requests() {
         );
     }
     assert_eq!(cluster.live_workers(), 2);
+    // The test did exercise redelivery: jobs the killed worker held went to
+    // the others (the workers log each redelivered job).
+    let redelivered = cluster.count_in_worker_logs("redelivered");
+    assert!(
+        redelivered > 0,
+        "no job was redelivered: the kill hit an idle worker"
+    );
+    eprintln!("{redelivered} jobs were redelivered after the kill");
 }

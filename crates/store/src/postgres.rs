@@ -695,7 +695,11 @@ mod tests {
             !required,
             "{test}: PostgreSQL is not reachable on 127.0.0.1:5432 (required because CI or HORIZON_REQUIRE_SERVICES is set)"
         );
-        eprintln!("SKIPPED: {test} because PostgreSQL is not reachable on 127.0.0.1:5432");
+        // Straight to stderr: the test harness does not capture this.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("\n*** SKIPPED: {test} because PostgreSQL is not reachable on 127.0.0.1:5432 ***\n\n").as_bytes(),
+        );
         false
     }
 

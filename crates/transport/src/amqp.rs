@@ -932,6 +932,9 @@ impl Job {
         if self.kind == Kind::Forecast && d.redelivered {
             return self.recount(d).await;
         }
+        if d.redelivered {
+            debug!("redelivered fit");
+        }
         let answer = match self.kind {
             Kind::Fit => match serde_json::from_slice::<FitJob>(&d.data) {
                 Ok(job) => serde_json::to_vec(&self.handler.fit(job).await),
@@ -978,6 +981,7 @@ impl Job {
     async fn recount(self, d: Delivery) -> Result<(), lapin::Error> {
         // The header counts the deliveries that failed before this one.
         let attempts = header_int(&d.properties, ATTEMPTS_HEADER).unwrap_or(0) + 1;
+        debug!(attempts, "redelivered forecast");
         if attempts >= i64::from(self.max_deliveries) {
             warn!(attempts, "forecast dead-lettered after repeated deliveries");
             let mut headers = d.properties.headers().clone().unwrap_or_default();

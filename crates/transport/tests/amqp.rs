@@ -12,6 +12,7 @@ use protocol::{
     FitJob, FitReply, FitSummary, ForecastJob, ForecastReply, ForecastResult, ModelName,
     NamedSeries, SeriesFit, SeriesForecast,
 };
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +38,11 @@ fn broker_or_skip(test: &str) -> bool {
         !required,
         "{test}: RabbitMQ is not reachable on 127.0.0.1:5672 (required because CI or HORIZON_REQUIRE_SERVICES is set)"
     );
-    eprintln!("SKIPPED: {test} because RabbitMQ is not reachable on 127.0.0.1:5672");
+    // Straight to stderr: the test harness does not capture this.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: {test} because RabbitMQ is not reachable on 127.0.0.1:5672 ***\n"
+    );
     false
 }
 

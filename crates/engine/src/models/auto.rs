@@ -3,10 +3,11 @@
 //! Every member family is fitted to the series; the forecast combines the
 //! members that fitted (see [`Combine`]). When some members fail the rest are
 //! still combined and the fit says so; when all fail the caller falls back to
-//! a simpler model.
+//! a simpler model (Naive2).
 
 use super::{arima, ces, ets, theta, State};
 use serde::{Deserialize, Serialize};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// How member forecasts are combined, step by step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +54,10 @@ impl Combination {
         let mut members = Vec::new();
         let mut failed = Vec::new();
         for (name, fitter) in MEMBERS {
-            match fitter(y, m) {
+            // A member that panics (a bug) is left out like one that failed.
+            let attempt = catch_unwind(AssertUnwindSafe(|| fitter(y, m)))
+                .unwrap_or_else(|_| Err("panicked".into()));
+            match attempt {
                 Ok(state) if state.forecast(1).iter().all(|v| v.is_finite()) => members.push(state),
                 Ok(_) => failed.push(format!("{name}: non-finite forecast")),
                 Err(why) => failed.push(format!("{name}: {why}")),
@@ -152,6 +156,33 @@ fn combine(how: Combine, vals: &mut [f64], weights: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn combination_forecasts_and_refilters_its_members() {
+        use crate::models::baselines::{Drift, Naive};
+        let y = [1.0, 2.0, 3.0, 4.0];
+        let c = Combination {
+            combine: Combine::Mean,
+            members: vec![State::Naive(Naive::fit(&y)), State::Drift(Drift::fit(&y))],
+            weights: Vec::new(),
+        };
+        // Naive says 4, drift says 5, 6: the mean is 4.5, 5.
+        assert_eq!(c.forecast(2), vec![4.5, 5.0]);
+        let shorter = c.refilter(&y[..2]);
+        assert_eq!(shorter.forecast(1), vec![2.5]);
+        assert!(c.describe().starts_with("mean of [Naive, Drift"));
+    }
+
+    #[test]
+    fn auto_fits_every_member_on_ordinary_data() {
+        let y: Vec<f64> = (0..48)
+            .map(|t| 100.0 + t as f64 + 5.0 * ((t % 12) as f64).sin())
+            .collect();
+        let (c, note) = Combination::fit(&y, 12).unwrap();
+        assert_eq!(c.members.len(), MEMBERS.len(), "{note:?}");
+        assert!(note.is_none());
+        assert!(c.forecast(24).iter().all(|v| v.is_finite()));
+    }
 
     #[test]
     fn combines_by_mean_and_median() {

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,7 +43,13 @@ pub fn services_or_skip(test: &str) -> bool {
         "{test}: {} (required because CI or HORIZON_REQUIRE_SERVICES is set)",
         down.join(", ")
     );
-    eprintln!("\n*** SKIPPED: {test} because {} ***\n", down.join(", "));
+    // Straight to stderr: the test harness does not capture this, so the
+    // skip shows in the output of a plain `cargo test`.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: {test} because {} ***\n",
+        down.join(", ")
+    );
     false
 }
 
@@ -105,8 +112,9 @@ impl Cluster {
             .env("HORIZON_STORE", STORE)
             .env("HORIZON_NAMESPACE", &self.namespace)
             .env("HORIZON_DB_CONNECTIONS", "8")
-            .env("RUST_LOG", "warn,horizon=info,transport=info")
+            .env("RUST_LOG", "warn,horizon=info,transport=debug")
             .env_remove("HORIZON_FAULT_ABORT_ON_MODEL")
+            .env_remove("HORIZON_FAULT_DELAY_MS")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(
@@ -193,6 +201,19 @@ impl Cluster {
         }
     }
 
+    /// Lines of all the workers' logs that contain `needle`.
+    pub fn count_in_worker_logs(&self, needle: &str) -> usize {
+        (0..self.workers.len())
+            .map(|i| {
+                std::fs::read_to_string(self.logs.join(format!("worker{i}.log")))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains(needle))
+                    .count()
+            })
+            .sum()
+    }
+
     pub fn log_tail(&self, name: &str) -> String {
         let text = std::fs::read_to_string(self.logs.join(name)).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -226,7 +247,7 @@ impl Drop for Cluster {
             })
         })
         .join();
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("HORIZON_TEST_KEEP_LOGS").is_some() {
             eprintln!("logs of the failed cluster are in {}", self.logs.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.logs);

@@ -32,7 +32,7 @@ const COLUMNS: [&str; 8] = [
 pub fn read_long_csv(path: &Path) -> Result<Vec<Series>, BenchError> {
     let text = std::fs::read_to_string(path).map_err(|e| BenchError::Io {
         path: path.display().to_string(),
-        source: e,
+        error: e,
     })?;
     parse_long_csv(&text)
 }

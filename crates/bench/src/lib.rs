@@ -24,18 +24,14 @@ use thiserror::Error;
 /// Why the benchmark could not run.
 #[derive(Debug, Error)]
 pub enum BenchError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    // The I/O error is part of the message (not a `source`), so that it is
+    // printed once whichever way the caller reports errors.
+    #[error("cannot read {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("bad input: {0}")]
     Format(String),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot write {path}: {error}")]
+    Write { path: String, error: std::io::Error },
     #[error("thread pool: {0}")]
     Pool(String),
 }
@@ -394,7 +390,7 @@ fn write_forecasts(
 ) -> Result<(), BenchError> {
     let err = |e: std::io::Error| BenchError::Write {
         path: path.display().to_string(),
-        source: e,
+        error: e,
     };
     let file = std::fs::File::create(path).map_err(err)?;
     let mut w = std::io::BufWriter::new(file);

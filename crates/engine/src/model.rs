@@ -258,16 +258,30 @@ mod tests {
 
     #[test]
     fn auto_model_is_small() {
-        // A monthly series of 12 years: 144 values, 1152 bytes as f64.
-        let y: Vec<f64> = (0..144)
-            .map(|t| 100.0 + t as f64 + 10.0 * ((t % 12) as f64 * 0.5).sin())
-            .collect();
-        let fitted = ModelSpec::new(Method::Auto, Some(12))
-            .fit(&SeriesData::parse(y).unwrap())
-            .unwrap();
-        let bytes = postcard::to_stdvec(&fitted).unwrap();
-        println!("auto: {} bytes ({})", bytes.len(), fitted.description());
-        assert!(bytes.len() < 1152, "{} bytes", bytes.len());
+        // Monthly series of 12 and 120 years. The state holds parameters and
+        // a few seasons of states (four members, each with m = 12 seasonal
+        // states), never the training data: its size must not grow with the
+        // length of the series and stays within 2 KiB for m = 12.
+        let size = |years: usize| {
+            let y: Vec<f64> = (0..12 * years)
+                .map(|t| 100.0 + t as f64 + 10.0 * ((t % 12) as f64 * 0.5).sin())
+                .collect();
+            let fitted = ModelSpec::new(Method::Auto, Some(12))
+                .fit(&SeriesData::parse(y).unwrap())
+                .unwrap();
+            let bytes = postcard::to_stdvec(&fitted).unwrap().len();
+            println!(
+                "auto, {years} years: {bytes} bytes ({})",
+                fitted.description()
+            );
+            bytes
+        };
+        let (short, long) = (size(12), size(120));
+        assert!(short <= 2048, "{short} bytes for 144 values");
+        assert!(
+            long <= 2048,
+            "{long} bytes for 1440 values (11520 bytes of data)"
+        );
     }
 
     #[test]

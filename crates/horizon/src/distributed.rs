@@ -45,12 +45,8 @@ pub struct ClusterArgs {
     pub forecast_prefetch: u16,
     /// Versions pending for longer than this are marked failed by the
     /// gateway (their fit was lost, e.g. its gateway died before sending it).
-    #[arg(long, env = "HORIZON_PENDING_TTL", default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, env = "HORIZON_PENDING_TTL", default_value = "15m", value_parser = crate::serve::parse_duration)]
     pub pending_ttl: Duration,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("bad duration '{s}': {e}"))
 }
 
 impl ClusterArgs {
@@ -89,28 +85,6 @@ impl ClusterArgs {
                 Err(e) => return Err(e).context("opening the PostgreSQL store"),
             }
         }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }
 

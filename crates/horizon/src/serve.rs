@@ -54,7 +54,7 @@ pub struct ServeArgs {
     pub cluster: crate::distributed::ClusterArgs,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("bad duration '{s}' ({e}); use e.g. 30s, 500ms, 5m"))
 }

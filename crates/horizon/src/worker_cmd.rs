@@ -3,9 +3,7 @@
 //! many as you like, anywhere that reaches the broker and the database; stop
 //! any at any time (a job it held is redelivered to another).
 
-use crate::distributed::{
-    shutdown_signal, ClusterArgs, Redeliverable, FAULT_ABORT_ENV, FAULT_DELAY_ENV,
-};
+use crate::distributed::{ClusterArgs, Redeliverable, FAULT_ABORT_ENV, FAULT_DELAY_ENV};
 use clap::Args;
 use std::sync::Arc;
 use store::ModelStore;
@@ -72,7 +70,12 @@ async fn work(args: WorkerArgs) -> anyhow::Result<()> {
         delay,
     });
     tracing::info!(namespace = %amqp.namespace, "worker starting");
-    run_worker(amqp, handler, Some(store.clone()), shutdown_signal()).await;
+    let shutdown = gateway::Shutdown::new();
+    shutdown.trigger_on_signals();
+    run_worker(amqp, handler, Some(store.clone()), async move {
+        shutdown.wait().await
+    })
+    .await;
     store.close().await;
     Ok(())
 }

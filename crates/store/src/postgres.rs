@@ -677,30 +677,10 @@ mod tests {
         assert!(!valid_schema("Upper"));
     }
 
-    const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+    const URL: &str = test_services::STORE_URL;
 
-    /// Whether PostgreSQL answers; fails or loudly skips when it does not.
     fn postgres_or_skip(test: &str) -> bool {
-        let up = std::net::TcpStream::connect_timeout(
-            &"127.0.0.1:5432".parse().expect("address"),
-            Duration::from_secs(2),
-        )
-        .is_ok();
-        if up {
-            return true;
-        }
-        let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
-            || std::env::var("HORIZON_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "{test}: PostgreSQL is not reachable on 127.0.0.1:5432 (required because CI or HORIZON_REQUIRE_SERVICES is set)"
-        );
-        // Straight to stderr: the test harness does not capture this.
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            format!("\n*** SKIPPED: {test} because PostgreSQL is not reachable on 127.0.0.1:5432 ***\n\n").as_bytes(),
-        );
-        false
+        test_services::available_or_skip(test, &[test_services::POSTGRES])
     }
 
     fn summary(model: &ModelName, version: Version) -> FitSummary {

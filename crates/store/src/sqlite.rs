@@ -4,6 +4,16 @@
 //! settle is an in-process signal plus a re-read of the database. Versions
 //! left pending by a process that died mid-fit are marked failed when the
 //! store opens, so they cannot block forecasts forever.
+//!
+//! Two in-memory caches keep the forecast path off the database (each query
+//! is a hand-off to one of sqlx's SQLite threads and back):
+//! - settled versions never change again, so their [`VersionInfo`] is kept;
+//! - the newest version of every model is loaded at open and updated by
+//!   `register_pending` in the same critical section as the insert, before
+//!   it returns. The lock file guarantees no other process writes the
+//!   database, so the cache is exact: a forecast sees every version whose
+//!   registration finished before it arrived. Without the lock (a file
+//!   system that cannot lock) the cache is not used.
 
 use crate::signals::SettleSignals;
 use crate::{ModelInfo, ModelStore, Registered, StoreError, VersionInfo, VersionStatus};
@@ -11,6 +21,7 @@ use async_trait::async_trait;
 use protocol::{FitSummary, ModelName, Version};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
@@ -26,6 +37,8 @@ pub const INTERRUPTED: &str = "interrupted by a restart";
 /// How often a waiter re-reads the database even without a signal; a safety
 /// net only, signals do the real work.
 const RECHECK: Duration = Duration::from_secs(1);
+/// Settled versions kept in memory, at most.
+const SETTLED_CACHE: usize = 4096;
 
 /// Columns of a version row, in the order the queries below select them.
 type VersionRow = (i64, String, Option<String>, i64, i64, Option<String>);
@@ -52,6 +65,86 @@ pub struct SqliteStore {
     /// Held while the store is open: a second process on the same directory
     /// would fail this process's pending versions as "interrupted".
     lock: std::sync::Mutex<Option<std::fs::File>>,
+    /// Newest version of every model; `None` when another process could
+    /// write the database (the directory could not be locked).
+    latest: Option<std::sync::Mutex<Latest>>,
+    /// Versions that are no longer pending, by model.
+    settled: std::sync::Mutex<Settled>,
+}
+
+/// The newest version of every model this database holds.
+#[derive(Debug, Default)]
+struct Latest {
+    /// A model absent here (and not in `unsure`) has no version.
+    versions: HashMap<ModelName, Version>,
+    /// Models whose registration was interrupted after its insert may have
+    /// committed: read from the database until the next registration.
+    unsure: HashSet<ModelName>,
+}
+
+/// Settled versions, by model then version (looked up without cloning the
+/// model's name).
+#[derive(Debug, Default)]
+struct Settled {
+    by_model: HashMap<ModelName, HashMap<Version, VersionInfo>>,
+    len: usize,
+}
+
+impl Settled {
+    fn get(&self, model: &ModelName, version: Version) -> Option<VersionInfo> {
+        self.by_model.get(model)?.get(&version).cloned()
+    }
+
+    fn insert(&mut self, model: &ModelName, info: &VersionInfo) {
+        if self.len >= SETTLED_CACHE {
+            self.by_model.clear();
+            self.len = 0;
+        }
+        let old = self
+            .by_model
+            .entry(model.clone())
+            .or_default()
+            .insert(info.version, info.clone());
+        if old.is_none() {
+            self.len += 1;
+        }
+    }
+}
+
+/// Marks a model's cached newest version as unsure if a registration is
+/// dropped (its caller cancelled) between its insert and the cache update.
+struct RegisterGuard<'a> {
+    latest: Option<&'a std::sync::Mutex<Latest>>,
+    model: &'a ModelName,
+}
+
+impl RegisterGuard<'_> {
+    /// The insert committed `version`: it is the model's newest.
+    fn done(mut self, version: Version) {
+        if let Some(latest) = self.latest.take() {
+            let mut latest = lock(latest);
+            latest.unsure.remove(self.model);
+            let newest = latest.versions.entry(self.model.clone()).or_insert(version);
+            *newest = (*newest).max(version);
+        }
+    }
+
+    /// Nothing was inserted: the cache stays as it is.
+    fn nothing(mut self) {
+        self.latest = None;
+    }
+}
+
+impl Drop for RegisterGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(latest) = self.latest {
+            lock(latest).unsure.insert(self.model.clone());
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl SqliteStore {
@@ -64,7 +157,7 @@ impl SqliteStore {
                 data_dir.display()
             ))
         })?;
-        let lock = lock_dir(data_dir)?;
+        let (lock, exclusive) = lock_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let options = SqliteConnectOptions::new()
             .filename(&path)
@@ -87,6 +180,8 @@ impl SqliteStore {
             signals: SettleSignals::new(),
             write: Mutex::new(()),
             lock: std::sync::Mutex::new(Some(lock)),
+            latest: None,
+            settled: std::sync::Mutex::new(Settled::default()),
         };
         let interrupted = store.fail_stale_pending().await?;
         if interrupted > 0 {
@@ -95,7 +190,39 @@ impl SqliteStore {
                 "marked versions left pending by a previous run as failed"
             );
         }
-        Ok(store)
+        let latest = if exclusive {
+            Some(std::sync::Mutex::new(store.read_latest().await?))
+        } else {
+            None
+        };
+        Ok(Self { latest, ..store })
+    }
+
+    /// The newest version of every model, from the database.
+    async fn read_latest(&self) -> Result<Latest, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT model, MAX(version) FROM versions GROUP BY model")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        let mut versions = HashMap::with_capacity(rows.len());
+        for (name, version) in rows {
+            let name = ModelName::parse(&name)
+                .map_err(|e| StoreError::Internal(format!("stored model name: {e}")))?;
+            versions.insert(name, version);
+        }
+        Ok(Latest {
+            versions,
+            unsure: HashSet::new(),
+        })
+    }
+
+    /// The caches must not answer for a closed store.
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.pool.is_closed() {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        }
+        Ok(())
     }
 
     /// The database file.
@@ -189,6 +316,13 @@ impl ModelStore for SqliteStore {
         idempotency_key: Option<&str>,
     ) -> Result<Registered, StoreError> {
         let _turn = self.write.lock().await;
+        // Armed before the insert: if this future is dropped while the insert
+        // runs, the insert may still commit, so the cache must not be trusted
+        // for this model until it is known again.
+        let guard = RegisterGuard {
+            latest: self.latest.as_ref(),
+            model,
+        };
         if let Some(key) = idempotency_key {
             let existing: Option<i64> = sqlx::query_scalar(
                 "SELECT version FROM versions WHERE model = ? AND idempotency_key = ?",
@@ -199,6 +333,7 @@ impl ModelStore for SqliteStore {
             .await
             .map_err(db_error)?;
             if let Some(version) = existing {
+                guard.nothing();
                 return Ok(Registered::Existing(version));
             }
         }
@@ -216,6 +351,8 @@ impl ModelStore for SqliteStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
+        // Still holding the write turn: no registration can come in between.
+        guard.done(version);
         Ok(Registered::New(version))
     }
 
@@ -258,6 +395,13 @@ impl ModelStore for SqliteStore {
     }
 
     async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError> {
+        self.check_open()?;
+        if let Some(latest) = &self.latest {
+            let latest = lock(latest);
+            if !latest.unsure.contains(model) {
+                return Ok(latest.versions.get(model).copied());
+            }
+        }
         sqlx::query_scalar("SELECT MAX(version) FROM versions WHERE model = ?")
             .bind(model.as_str())
             .fetch_one(&self.pool)
@@ -271,6 +415,10 @@ impl ModelStore for SqliteStore {
         version: Version,
         timeout: Duration,
     ) -> Result<VersionInfo, StoreError> {
+        self.check_open()?;
+        if let Some(info) = lock(&self.settled).get(model, version) {
+            return Ok(info);
+        }
         let deadline = Instant::now() + timeout;
         loop {
             // Subscribe before reading, so a settle in between still wakes us.
@@ -282,6 +430,8 @@ impl ModelStore for SqliteStore {
                 }
             })?;
             if info.status != VersionStatus::Pending {
+                // Settled versions never change again.
+                lock(&self.settled).insert(model, &info);
                 return Ok(info);
             }
             let now = Instant::now();
@@ -348,12 +498,13 @@ impl ModelStore for SqliteStore {
     async fn close(&self) {
         self.pool.close().await;
         // Dropping the file releases the directory for the next process.
-        drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
+        drop(lock(&self.lock).take());
     }
 }
 
-/// Takes the data directory's lock file, or says who holds it.
-fn lock_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
+/// Takes the data directory's lock file, or says who holds it. The flag says
+/// whether the lock is held (false on file systems that cannot lock).
+fn lock_dir(data_dir: &Path) -> Result<(std::fs::File, bool), StoreError> {
     let path = data_dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -362,7 +513,7 @@ fn lock_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
         .open(&path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
+        Ok(()) => Ok((file, true)),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
             "the data directory {} is in use by another horizon process",
             data_dir.display()
@@ -370,7 +521,7 @@ fn lock_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
         Err(std::fs::TryLockError::Error(e)) => {
             // Some file systems cannot lock; run without the guard.
             tracing::warn!(path = %path.display(), error = %e, "cannot lock the data directory");
-            Ok(file)
+            Ok((file, false))
         }
     }
 }
@@ -588,5 +739,90 @@ mod tests {
             store.register_pending(&m, 1, None).await.unwrap(),
             Registered::New(3)
         );
+    }
+
+    #[tokio::test]
+    async fn the_newest_version_is_known_at_open_and_after_each_registration() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, n) = (name("m"), name("n"));
+        {
+            let store = SqliteStore::open(dir.path()).await.unwrap();
+            for _ in 0..3 {
+                store.register_pending(&m, 1, None).await.unwrap();
+            }
+            store.close().await;
+        }
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        assert!(store.latest.is_some(), "the directory is locked");
+        assert_eq!(store.latest_version(&m).await.unwrap(), Some(3));
+        assert_eq!(store.latest_version(&n).await.unwrap(), None);
+        store.register_pending(&n, 1, Some("k")).await.unwrap();
+        assert_eq!(store.latest_version(&n).await.unwrap(), Some(1));
+        // A replayed key registers nothing.
+        store.register_pending(&n, 1, Some("k")).await.unwrap();
+        assert_eq!(store.latest_version(&n).await.unwrap(), Some(1));
+        assert_eq!(store.latest_version(&m).await.unwrap(), Some(3));
+        store.close().await;
+        assert!(matches!(
+            store.latest_version(&m).await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_registration_sends_readers_to_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let m = name("m");
+        store.register_pending(&m, 1, None).await.unwrap();
+        // As if a registration was cancelled after its insert committed but
+        // before the cache heard of it.
+        drop(RegisterGuard {
+            latest: store.latest.as_ref(),
+            model: &m,
+        });
+        sqlx::query(
+            "INSERT INTO versions (model, version, status, created_at_ms, n_series) \
+             VALUES (?, 2, 'pending', 0, 1)",
+        )
+        .bind(m.as_str())
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(store.latest_version(&m).await.unwrap(), Some(2));
+        assert_eq!(
+            store.register_pending(&m, 1, None).await.unwrap(),
+            Registered::New(3)
+        );
+        assert_eq!(store.latest_version(&m).await.unwrap(), Some(3));
+        assert!(lock(store.latest.as_ref().unwrap()).unsure.is_empty());
+    }
+
+    #[tokio::test]
+    async fn settled_versions_are_answered_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let m = name("m");
+        store.register_pending(&m, 1, None).await.unwrap();
+        store.fail(&m, 1, "boom").await.unwrap();
+        let first = store
+            .wait_settled(&m, 1, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(lock(&store.settled).get(&m, 1), Some(first.clone()));
+        assert_eq!(
+            store
+                .wait_settled(&m, 1, Duration::from_secs(1))
+                .await
+                .unwrap(),
+            first
+        );
+        // Pending versions are never cached.
+        store.register_pending(&m, 1, None).await.unwrap();
+        assert!(store
+            .wait_settled(&m, 2, Duration::from_millis(20))
+            .await
+            .is_err());
+        assert_eq!(lock(&store.settled).get(&m, 2), None);
     }
 }

@@ -3,14 +3,18 @@
 //!
 //! Fits and forecasts have separate lanes. Fits are CPU-heavy, so at most
 //! `fit_slots` run at once and the rest queue; forecasts have their own,
-//! larger lane and never queue behind fits. Each job runs on its own task, so
-//! a job keeps running (and its version settles) even if the caller that
-//! sent it goes away.
+//! larger lane and never queue behind fits. Each fit runs on its own task,
+//! so it keeps running (and its version settles) even if the caller that
+//! sent it goes away. A forecast changes nothing, so it runs in the caller's
+//! task (no hand-off to another task and back); a panic in it is still
+//! caught and answered as an error.
 
 use crate::{JobHandler, Transport, TransportError};
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use protocol::{FitJob, FitReply, ForecastJob, ForecastReply};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -68,12 +72,15 @@ impl Transport for InProcessTransport {
     }
 
     async fn forecast(&self, job: ForecastJob) -> Result<ForecastReply, TransportError> {
-        let handler = self.handler.clone();
-        run_in_lane(
-            &self.forecast_lane,
-            async move { handler.forecast(job).await },
-        )
-        .await
+        let _slot = self
+            .forecast_lane
+            .acquire()
+            .await
+            .map_err(|_| TransportError::Unavailable("the transport is shut down".into()))?;
+        AssertUnwindSafe(self.handler.forecast(job))
+            .catch_unwind()
+            .await
+            .map_err(|_| TransportError::Internal("the worker panicked".into()))
     }
 
     async fn ready(&self) -> Result<(), TransportError> {
@@ -120,6 +127,42 @@ mod tests {
                 series: vec![],
             })
         }
+    }
+
+    /// Forecasts panic.
+    struct Panics;
+
+    #[async_trait]
+    impl JobHandler for Panics {
+        async fn fit(&self, job: FitJob) -> FitReply {
+            Err(JobError::Invalid(format!("no fits here ({})", job.version)))
+        }
+
+        async fn forecast(&self, job: ForecastJob) -> ForecastReply {
+            panic!("forecast {} panicked", job.version)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_forecast_is_an_error_and_frees_its_slot() {
+        let transport = InProcessTransport::new(Arc::new(Panics), 1, 1);
+        for version in 0..3 {
+            let job = ForecastJob {
+                model: ModelName::default_model(),
+                version,
+                horizon: Horizon::parse(1).unwrap(),
+                levels: vec![],
+                series_ids: None,
+            };
+            let reply = tokio::time::timeout(Duration::from_secs(10), transport.forecast(job))
+                .await
+                .expect("the slot of a panicked forecast is given back");
+            assert!(
+                matches!(reply, Err(TransportError::Internal(_))),
+                "{reply:?}"
+            );
+        }
+        transport.ready().await.unwrap();
     }
 
     fn fit_job(version: i64) -> FitJob {

@@ -12,7 +12,6 @@ use protocol::{
     FitJob, FitReply, FitSummary, ForecastJob, ForecastReply, ForecastResult, ModelName,
     NamedSeries, SeriesFit, SeriesForecast,
 };
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,30 +19,11 @@ use store::{ModelStore, SqliteStore, VersionStatus};
 use transport::amqp::{run_worker, AmqpConfig, AmqpTransport, Topology};
 use transport::{JobHandler, Transport, TransportError};
 
-const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const BROKER: &str = test_services::BROKER_URL;
 
 /// Whether the broker answers; fails or loudly skips when it does not.
 fn broker_or_skip(test: &str) -> bool {
-    let up = std::net::TcpStream::connect_timeout(
-        &"127.0.0.1:5672".parse().expect("address"),
-        Duration::from_secs(2),
-    )
-    .is_ok();
-    if up {
-        return true;
-    }
-    let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
-        || std::env::var("HORIZON_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "{test}: RabbitMQ is not reachable on 127.0.0.1:5672 (required because CI or HORIZON_REQUIRE_SERVICES is set)"
-    );
-    // Straight to stderr: the test harness does not capture this.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: {test} because RabbitMQ is not reachable on 127.0.0.1:5672 ***\n"
-    );
-    false
+    test_services::available_or_skip(test, &[test_services::RABBITMQ])
 }
 
 fn namespace(tag: &str) -> String {

@@ -6,8 +6,6 @@ use protocol::{ModelName, Version};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-type Key = (ModelName, Version);
-
 struct Entry {
     model: Arc<LoadedModel>,
     last_used: u64,
@@ -15,7 +13,8 @@ struct Entry {
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<Key, Entry>,
+    /// By model then version, so a lookup does not clone the model's name.
+    entries: HashMap<ModelName, HashMap<Version, Entry>>,
     clock: u64,
     weight: usize,
 }
@@ -38,7 +37,7 @@ impl ModelCache {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.clock += 1;
         let now = inner.clock;
-        let entry = inner.entries.get_mut(&(model.clone(), version))?;
+        let entry = inner.entries.get_mut(model)?.get_mut(&version)?;
         entry.last_used = now;
         Some(entry.model.clone())
     }
@@ -51,8 +50,8 @@ impl ModelCache {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.clock += 1;
         let now = inner.clock;
-        let old = inner.entries.insert(
-            (model.clone(), version),
+        let old = inner.entries.entry(model.clone()).or_default().insert(
+            version,
             Entry {
                 model: loaded,
                 last_used: now,
@@ -63,15 +62,23 @@ impl ModelCache {
             inner.weight -= old.model.weight();
         }
         while inner.weight > self.capacity {
-            let Some(oldest) = inner
+            let Some((name, version)) = inner
                 .entries
                 .iter()
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(k, _)| k.clone())
+                .flat_map(|(name, versions)| versions.iter().map(move |(v, e)| (name, *v, e)))
+                .min_by_key(|(_, _, e)| e.last_used)
+                .map(|(name, v, _)| (name.clone(), v))
             else {
                 break;
             };
-            if let Some(gone) = inner.entries.remove(&oldest) {
+            let Some(versions) = inner.entries.get_mut(&name) else {
+                break;
+            };
+            let gone = versions.remove(&version);
+            if versions.is_empty() {
+                inner.entries.remove(&name);
+            }
+            if let Some(gone) = gone {
                 inner.weight -= gone.model.weight();
             }
         }
@@ -97,5 +104,22 @@ mod tests {
         assert!(cache.get(&m, 1).is_some());
         assert!(cache.get(&m, 2).is_none());
         assert!(cache.get(&m, 3).is_some());
+    }
+
+    #[test]
+    fn evicts_across_models() {
+        let cache = ModelCache::new(2);
+        let (a, b) = (
+            ModelName::parse("a").unwrap(),
+            ModelName::parse("b").unwrap(),
+        );
+        cache.insert(&a, 1, empty());
+        cache.insert(&b, 1, empty());
+        assert!(cache.get(&a, 1).is_some());
+        cache.insert(&b, 2, empty());
+        assert!(cache.get(&a, 1).is_some());
+        assert!(cache.get(&b, 1).is_none());
+        assert!(cache.get(&b, 2).is_some());
+        assert!(cache.get(&a, 2).is_none());
     }
 }

@@ -9,48 +9,16 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-pub const STORE: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub const BROKER: &str = test_services::BROKER_URL;
+pub const STORE: &str = test_services::STORE_URL;
 
 /// Whether RabbitMQ and PostgreSQL answer; fails or loudly skips otherwise.
 pub fn services_or_skip(test: &str) -> bool {
-    let mut down = Vec::new();
-    for (what, addr) in [
-        ("RabbitMQ", "127.0.0.1:5672"),
-        ("PostgreSQL", "127.0.0.1:5432"),
-    ] {
-        let up = std::net::TcpStream::connect_timeout(
-            &addr.parse().expect("address"),
-            Duration::from_secs(2),
-        )
-        .is_ok();
-        if !up {
-            down.push(format!("{what} is not reachable on {addr}"));
-        }
-    }
-    if down.is_empty() {
-        return true;
-    }
-    let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
-        || std::env::var("HORIZON_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "{test}: {} (required because CI or HORIZON_REQUIRE_SERVICES is set)",
-        down.join(", ")
-    );
-    // Straight to stderr: the test harness does not capture this, so the
-    // skip shows in the output of a plain `cargo test`.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: {test} because {} ***\n",
-        down.join(", ")
-    );
-    false
+    test_services::available_or_skip(test, &[test_services::RABBITMQ, test_services::POSTGRES])
 }
 
 fn free_port() -> u16 {

@@ -1,6 +1,12 @@
 //! Choosing the orders of differencing: the KPSS level-stationarity test for
-//! d (Kwiatkowski et al. 1992, 5% level, as in Hyndman & Khandakar 2008) and a
-//! seasonal-strength rule for D.
+//! d (Kwiatkowski et al. 1992, at the 10% level; Hyndman & Khandakar 2008 use
+//! 5%) and a seasonal-strength rule for D.
+//!
+//! Why 10%: KPSS has little power on short series, so at 5% many short
+//! trending series keep d = 0 and are forecast as reverting to their mean,
+//! which costs far more than needlessly differencing a stationary one. On M3
+//! the 10% level improved AutoARIMA (sMAPE 13.20 → 13.18, MASE 1.393 →
+//! 1.388), almost all of it on the short yearly series.
 //!
 //! Seasonal strength here is measured on a classical additive decomposition
 //! (centred moving-average trend, fixed seasonal indices) instead of STL:
@@ -9,8 +15,9 @@
 //! leave more of a drifting season in the remainder than STL would, so the
 //! measure is somewhat lower than the STL-based one for evolving seasonality.
 
-/// 5% critical value of the KPSS level-stationarity statistic.
-const KPSS_CRITICAL: f64 = 0.463;
+/// 10% (asymptotic) critical value of the KPSS level-stationarity statistic
+/// (5%: 0.463, 1%: 0.739).
+const KPSS_CRITICAL: f64 = 0.347;
 /// Seasonal-strength threshold above which D = 1 (the value used by the
 /// `seas` heuristic of the forecast package and statsforecast).
 pub(crate) const SEASONAL_STRENGTH: f64 = 0.64;

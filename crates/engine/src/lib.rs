@@ -5,6 +5,18 @@
 //! it to a [`SeriesData`] and get a [`FittedModel`], then ask the fitted model
 //! for a [`Forecast`]. A [`FittedModel`] is plain serde state, so a store can keep
 //! it and any worker can forecast from it later without refitting.
+//!
+//! ```
+//! use engine::{Horizon, Level, Method, ModelSpec, SeriesData};
+//!
+//! let y = SeriesData::parse((0..48).map(|t| 100.0 + t as f64 + [5.0, -3.0, 2.0, -4.0][t % 4]).collect())?;
+//! let fitted = ModelSpec::new(Method::Auto, Some(4)).fit(&y)?;
+//! let forecast = fitted.forecast(Horizon::parse(8)?, &[Level::parse(95.0)?]);
+//! assert_eq!(forecast.mean.len(), 8);
+//! let band = &forecast.intervals[0];
+//! assert!(band.lower[0] <= forecast.mean[0] && forecast.mean[0] <= band.upper[0]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod intervals;
 mod method;

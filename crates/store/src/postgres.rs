@@ -34,10 +34,8 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-/// How often a waiter re-reads the database even without a notification.
-const RECHECK: Duration = Duration::from_secs(1);
 /// Settled versions kept in memory, at most.
 const SETTLED_CACHE: usize = 4096;
 
@@ -514,29 +512,15 @@ impl ModelStore for PgStore {
         if let Some(info) = self.cached_settled(model, version) {
             return Ok(info);
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            // Subscribe before reading, so a settle in between still wakes us.
-            let mut changed = self.shared.signals.subscribe(model);
-            let info = self.version_info(model, version).await?.ok_or_else(|| {
-                StoreError::UnknownVersion {
-                    model: model.clone(),
-                    version,
-                }
-            })?;
-            if info.status != VersionStatus::Pending {
-                self.cache_settled(model, &info);
-                return Ok(info);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(StoreError::WaitTimeout(timeout));
-            }
-            let nap = (deadline - now).min(RECHECK);
-            if let Ok(Err(_)) = tokio::time::timeout(nap, changed.changed()).await {
-                tokio::time::sleep(nap.min(Duration::from_millis(50))).await;
-            }
-        }
+        let info = self
+            .shared
+            .signals
+            .wait_settled(model, version, timeout, || {
+                self.version_info(model, version)
+            })
+            .await?;
+        self.cache_settled(model, &info);
+        Ok(info)
     }
 
     async fn load_state(&self, model: &ModelName, version: Version) -> Result<Vec<u8>, StoreError> {
@@ -715,9 +699,12 @@ mod tests {
         let v2 = b.register_pending(&m, 1, None).await.unwrap().version();
         assert_eq!(v2, 2);
         // a learns about v2 through the notification or a read.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while a.latest_version(&m).await.unwrap() != Some(2) {
-            assert!(Instant::now() < deadline, "a never saw version 2");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a never saw version 2"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
 

@@ -23,7 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 
 /// Name of the database file inside the data directory.
@@ -34,9 +34,6 @@ pub const LOCK_FILE: &str = "horizon.lock";
 /// Reason given to versions that were pending when the process stopped.
 pub const INTERRUPTED: &str = "interrupted by a restart";
 
-/// How often a waiter re-reads the database even without a signal; a safety
-/// net only, signals do the real work.
-const RECHECK: Duration = Duration::from_secs(1);
 /// Settled versions kept in memory, at most.
 const SETTLED_CACHE: usize = 4096;
 
@@ -419,31 +416,15 @@ impl ModelStore for SqliteStore {
         if let Some(info) = lock(&self.settled).get(model, version) {
             return Ok(info);
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            // Subscribe before reading, so a settle in between still wakes us.
-            let mut changed = self.signals.subscribe(model);
-            let info = self.version_info(model, version).await?.ok_or_else(|| {
-                StoreError::UnknownVersion {
-                    model: model.clone(),
-                    version,
-                }
-            })?;
-            if info.status != VersionStatus::Pending {
-                // Settled versions never change again.
-                lock(&self.settled).insert(model, &info);
-                return Ok(info);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(StoreError::WaitTimeout(timeout));
-            }
-            let nap = (deadline - now).min(RECHECK);
-            if let Ok(Err(_)) = tokio::time::timeout(nap, changed.changed()).await {
-                // The signal went away; fall back to polling for this nap.
-                tokio::time::sleep(nap.min(Duration::from_millis(50))).await;
-            }
-        }
+        let info = self
+            .signals
+            .wait_settled(model, version, timeout, || {
+                self.version_info(model, version)
+            })
+            .await?;
+        // Settled versions never change again.
+        lock(&self.settled).insert(model, &info);
+        Ok(info)
     }
 
     async fn load_state(&self, model: &ModelName, version: Version) -> Result<Vec<u8>, StoreError> {

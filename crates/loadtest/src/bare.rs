@@ -19,7 +19,7 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -283,6 +283,53 @@ pub async fn serve_lapin_gateway(
     axum::serve(listener, app).await.map_err(|e| e.to_string())
 }
 
+/// Acknowledges a channel's deliveries in batches (`multiple`) once every
+/// earlier delivery is done: the same scheme as Horizon's worker, so the
+/// ceiling stays comparable.
+#[derive(Default)]
+struct Acks {
+    /// Every tag up to this one is done.
+    done_upto: u64,
+    done: BTreeMap<u64, ()>,
+    to_ack: Option<u64>,
+    sending: bool,
+}
+
+async fn batch_ack(ch: &Channel, acks: &Mutex<Acks>, tag: u64) {
+    {
+        let mut s = acks.lock().unwrap_or_else(|p| p.into_inner());
+        s.done.insert(tag, ());
+        let s = &mut *s;
+        while s.done.remove(&(s.done_upto + 1)).is_some() {
+            s.done_upto += 1;
+            s.to_ack = Some(s.done_upto);
+        }
+        if s.sending || s.to_ack.is_none() {
+            return;
+        }
+        s.sending = true;
+    }
+    loop {
+        let target = {
+            let mut s = acks.lock().unwrap_or_else(|p| p.into_inner());
+            match s.to_ack.take() {
+                Some(t) => t,
+                None => {
+                    s.sending = false;
+                    return;
+                }
+            }
+        };
+        if ch
+            .basic_ack(target, BasicAckOptions { multiple: true })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 /// A bare lapin worker: takes jobs from `queue`, computes, replies, acks.
 pub async fn serve_lapin_worker(uri: &str, queue: &str) -> Result<(), String> {
     let conn = connect(uri).await.map_err(|e| e.to_string())?;
@@ -300,30 +347,30 @@ pub async fn serve_lapin_worker(uri: &str, queue: &str) -> Result<(), String> {
         )
         .await
         .map_err(|e| e.to_string())?;
+    let acks = Arc::new(Mutex::new(Acks::default()));
     while let Some(Ok(d)) = jobs.next().await {
         let ch = ch.clone();
+        let acks = acks.clone();
         tokio::spawn(async move {
-            let Ok(job) = serde_json::from_slice::<Job>(&d.data) else {
-                let _ = d.acker.ack(BasicAckOptions::default()).await;
-                return;
-            };
-            let answer = serde_json::to_vec(&compute(&job)).unwrap_or_default();
-            if let (Some(to), Some(id)) = (
-                d.properties.reply_to().as_ref(),
-                d.properties.correlation_id().as_ref(),
-            ) {
-                let props = BasicProperties::default().with_correlation_id(id.clone());
-                let _ = ch
-                    .basic_publish(
-                        "",
-                        to.as_str(),
-                        BasicPublishOptions::default(),
-                        &answer,
-                        props,
-                    )
-                    .await;
+            if let Ok(job) = serde_json::from_slice::<Job>(&d.data) {
+                let answer = serde_json::to_vec(&compute(&job)).unwrap_or_default();
+                if let (Some(to), Some(id)) = (
+                    d.properties.reply_to().as_ref(),
+                    d.properties.correlation_id().as_ref(),
+                ) {
+                    let props = BasicProperties::default().with_correlation_id(id.clone());
+                    let _ = ch
+                        .basic_publish(
+                            "",
+                            to.as_str(),
+                            BasicPublishOptions::default(),
+                            &answer,
+                            props,
+                        )
+                        .await;
+                }
             }
-            let _ = d.acker.ack(BasicAckOptions::default()).await;
+            batch_ack(&ch, &acks, d.delivery_tag).await;
         });
     }
     Ok(())

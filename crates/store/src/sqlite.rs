@@ -74,8 +74,9 @@ pub struct SqliteStore {
 struct Latest {
     /// A model absent here (and not in `unsure`) has no version.
     versions: HashMap<ModelName, Version>,
-    /// Models whose registration was interrupted after its insert may have
-    /// committed: read from the database until the next registration.
+    /// Models being registered right now, or whose registration was
+    /// interrupted after its insert may have committed: read from the
+    /// database until their registration completes.
     unsure: HashSet<ModelName>,
 }
 
@@ -108,14 +109,28 @@ impl Settled {
     }
 }
 
-/// Marks a model's cached newest version as unsure if a registration is
-/// dropped (its caller cancelled) between its insert and the cache update.
+/// Keeps the cached newest version of a model exact around a registration.
+/// While the insert runs the model is marked unsure, so readers go to the
+/// database: the insert becomes visible there the moment it commits, before
+/// this process can update the cache. If the registration is dropped (its
+/// caller cancelled) the model stays unsure, since the insert may have
+/// committed.
 struct RegisterGuard<'a> {
     latest: Option<&'a std::sync::Mutex<Latest>>,
     model: &'a ModelName,
+    was_unsure: bool,
 }
 
-impl RegisterGuard<'_> {
+impl<'a> RegisterGuard<'a> {
+    fn arm(latest: Option<&'a std::sync::Mutex<Latest>>, model: &'a ModelName) -> Self {
+        let was_unsure = latest.is_some_and(|l| !lock(l).unsure.insert(model.clone()));
+        Self {
+            latest,
+            model,
+            was_unsure,
+        }
+    }
+
     /// The insert committed `version`: it is the model's newest.
     fn done(mut self, version: Version) {
         if let Some(latest) = self.latest.take() {
@@ -126,9 +141,13 @@ impl RegisterGuard<'_> {
         }
     }
 
-    /// Nothing was inserted: the cache stays as it is.
+    /// Nothing was inserted: the cache is as trustworthy as before.
     fn nothing(mut self) {
-        self.latest = None;
+        if let Some(latest) = self.latest.take() {
+            if !self.was_unsure {
+                lock(latest).unsure.remove(self.model);
+            }
+        }
     }
 }
 
@@ -316,10 +335,7 @@ impl ModelStore for SqliteStore {
         // Armed before the insert: if this future is dropped while the insert
         // runs, the insert may still commit, so the cache must not be trusted
         // for this model until it is known again.
-        let guard = RegisterGuard {
-            latest: self.latest.as_ref(),
-            model,
-        };
+        let guard = RegisterGuard::arm(self.latest.as_ref(), model);
         if let Some(key) = idempotency_key {
             let existing: Option<i64> = sqlx::query_scalar(
                 "SELECT version FROM versions WHERE model = ? AND idempotency_key = ?",
@@ -758,10 +774,7 @@ mod tests {
         store.register_pending(&m, 1, None).await.unwrap();
         // As if a registration was cancelled after its insert committed but
         // before the cache heard of it.
-        drop(RegisterGuard {
-            latest: store.latest.as_ref(),
-            model: &m,
-        });
+        drop(RegisterGuard::arm(store.latest.as_ref(), &m));
         sqlx::query(
             "INSERT INTO versions (model, version, status, created_at_ms, n_series) \
              VALUES (?, 2, 'pending', 0, 1)",
@@ -776,6 +789,32 @@ mod tests {
             Registered::New(3)
         );
         assert_eq!(store.latest_version(&m).await.unwrap(), Some(3));
+        assert!(lock(store.latest.as_ref().unwrap()).unsure.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_registration_in_progress_sends_readers_to_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let m = name("m");
+        store.register_pending(&m, 1, None).await.unwrap();
+        // The insert of version 2 has committed (other connections see it)
+        // but the registering task has not updated the cache yet.
+        let guard = RegisterGuard::arm(store.latest.as_ref(), &m);
+        sqlx::query(
+            "INSERT INTO versions (model, version, status, created_at_ms, n_series) \
+             VALUES (?, 2, 'pending', 0, 1)",
+        )
+        .bind(m.as_str())
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(store.latest_version(&m).await.unwrap(), Some(2));
+        guard.done(2);
+        assert_eq!(store.latest_version(&m).await.unwrap(), Some(2));
+        assert!(lock(store.latest.as_ref().unwrap()).unsure.is_empty());
+        // A registration that inserts nothing leaves the cache trusted.
+        RegisterGuard::arm(store.latest.as_ref(), &m).nothing();
         assert!(lock(store.latest.as_ref().unwrap()).unsure.is_empty());
     }
 

@@ -74,6 +74,18 @@ pub(crate) struct Work {
     pub kf: Kalman,
 }
 
+/// Expands the coefficients into `work.a` / `work.b` (full AR and MA
+/// polynomials) and returns the mean; `None` if they are inadmissible.
+fn expand_admissible(m: usize, order: &Order, beta: &[f64], work: &mut Work) -> Option<f64> {
+    let c = Coefs::split(order, beta);
+    if !c.admissible(m, 1.0) || !c.mean.is_finite() {
+        return None;
+    }
+    expand_ar(c.ar, c.sar, m, &mut work.a);
+    expand_ma(c.ma, c.sma, m, &mut work.b);
+    Some(c.mean)
+}
+
 /// Conditional sum of squares: residuals `e_t` for t ≥ p + P·m (earlier ones
 /// are taken as zero), written to `out[t − p − P·m]`. False if inadmissible.
 pub(crate) fn css_residuals(
@@ -84,12 +96,9 @@ pub(crate) fn css_residuals(
     work: &mut Work,
     out: &mut [f64],
 ) -> bool {
-    let c = Coefs::split(order, beta);
-    if !c.admissible(m, 1.0) || !c.mean.is_finite() {
+    let Some(mean) = expand_admissible(m, order, beta, work) else {
         return false;
-    }
-    expand_ar(c.ar, c.sar, m, &mut work.a);
-    expand_ma(c.ma, c.sma, m, &mut work.b);
+    };
     work.a_nz.clear();
     work.a_nz.extend(
         work.a
@@ -110,7 +119,7 @@ pub(crate) fn css_residuals(
     let n = w.len();
     work.e.clear();
     work.e.resize(n, 0.0);
-    let mu = c.mean;
+    let mu = mean;
     for t in start..n {
         let mut v = w[t] - mu;
         for &(k, a) in &work.a_nz {
@@ -146,13 +155,10 @@ pub(crate) fn exact_residuals(
     work: &mut Work,
     out: &mut [f64],
 ) -> bool {
-    let c = Coefs::split(order, beta);
-    if !c.admissible(m, 1.0) || !c.mean.is_finite() {
+    let Some(mean) = expand_admissible(m, order, beta, work) else {
         return false;
-    }
-    expand_ar(c.ar, c.sar, m, &mut work.a);
-    expand_ma(c.ma, c.sma, m, &mut work.b);
-    let Some(run) = work.kf.run(w, c.mean, &work.a, &work.b, Some(&mut *out)) else {
+    };
+    let Some(run) = work.kf.run(w, mean, &work.a, &work.b, Some(&mut *out)) else {
         return false;
     };
     if w.is_empty() {

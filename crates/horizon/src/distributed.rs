@@ -40,9 +40,14 @@ pub struct ClusterArgs {
     /// Unacknowledged fits a worker holds at a time.
     #[arg(long, env = "HORIZON_FIT_PREFETCH", default_value_t = 2)]
     pub fit_prefetch: u16,
-    /// Unacknowledged forecasts a worker holds at a time.
+    /// Unacknowledged forecast messages (each a batch) a worker holds at a time.
     #[arg(long, env = "HORIZON_FORECAST_PREFETCH", default_value_t = 128)]
     pub forecast_prefetch: u16,
+    /// Most forecasts the gateway sends in one message: it sends whatever
+    /// waits when the previous message is out, so batches grow with the
+    /// load; 1 sends every forecast alone.
+    #[arg(long, env = "HORIZON_FORECAST_BATCH", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub forecast_batch: u16,
     /// Versions pending for longer than this are marked failed by the
     /// gateway (their fit was lost, e.g. its gateway died before sending it).
     #[arg(long, env = "HORIZON_PENDING_TTL", default_value = "15m", value_parser = crate::serve::parse_duration)]
@@ -57,6 +62,7 @@ impl ClusterArgs {
         cfg.persistent_forecasts = self.persistent_forecasts;
         cfg.fit_prefetch = self.fit_prefetch;
         cfg.forecast_prefetch = self.forecast_prefetch;
+        cfg.forecast_batch = usize::from(self.forecast_batch);
         cfg
     }
 

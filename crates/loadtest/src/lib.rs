@@ -63,6 +63,11 @@ pub struct Args {
     /// Forecasts as persistent messages with publisher confirms.
     #[arg(long)]
     pub persistent: bool,
+    /// Most forecasts per message in the distributed scenario (the gateway's
+    /// `--forecast-batch`); 1 sends each forecast alone, like the bare lapin
+    /// ceiling does. Unset: the gateway's default.
+    #[arg(long, env = "HORIZON_FORECAST_BATCH", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub forecast_batch: Option<u16>,
     /// Forecast horizon of each request.
     #[arg(long, default_value_t = 12)]
     pub horizon: usize,
@@ -204,12 +209,17 @@ async fn benchmark(args: &Args) -> Result<(), LoadError> {
 
 fn print_table(results: &[Measured], args: &Args) {
     println!(
-        "\n{} s per measurement after {} s warm-up, horizon {}, levels 80 and 95, {} workers, {} forecasts\n",
+        "\n{} s per measurement after {} s warm-up, horizon {}, levels 80 and 95, {} workers, {} forecasts, {}\n",
         args.duration.as_secs_f64(),
         args.warmup.as_secs_f64(),
         args.horizon,
         args.workers,
-        if args.persistent { "persistent" } else { "transient" }
+        if args.persistent { "persistent" } else { "transient" },
+        match args.forecast_batch {
+            Some(1) => "one forecast per message".to_string(),
+            Some(b) => format!("at most {b} forecasts per message"),
+            None => "the gateway's default forecast batching".to_string(),
+        }
     );
     println!("| scenario | connections | forecasts/s | p50 ms | p99 ms | errors |");
     println!("|---|---:|---:|---:|---:|---:|");
@@ -396,6 +406,9 @@ async fn start(
                 env.push(("HORIZON_NAMESPACE", ns));
                 if args.persistent {
                     env.push(("HORIZON_PERSISTENT_FORECASTS", "true".into()));
+                }
+                if let Some(b) = args.forecast_batch {
+                    env.push(("HORIZON_FORECAST_BATCH", b.to_string()));
                 }
             }
             let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -14,7 +14,7 @@ use protocol::{FitJob, FitReply, ForecastJob, ForecastReply};
 use thiserror::Error;
 
 /// The job could not be delivered or its answer did not come back.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum TransportError {
     #[error("no worker answered within {0:?}")]
     Timeout(std::time::Duration),

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{ModelStore, SqliteStore, VersionStatus};
-use transport::amqp::{run_worker, AmqpConfig, AmqpTransport, Topology};
+use transport::amqp::{run_worker, AmqpConfig, AmqpTransport};
 use transport::{JobHandler, Transport, TransportError};
 
 const BROKER: &str = test_services::BROKER_URL;
@@ -36,40 +36,15 @@ fn namespace(tag: &str) -> String {
 
 /// Deletes a namespace's queues and exchanges.
 async fn cleanup(ns: &str) {
-    let Ok(conn) = lapin::Connection::connect(
-        BROKER,
-        lapin::ConnectionProperties::default()
-            .with_executor(tokio_executor_trait::Tokio::current())
-            .with_reactor(tokio_reactor_trait::Tokio),
-    )
-    .await
-    else {
-        return;
-    };
-    let Ok(ch) = conn.create_channel().await else {
-        return;
-    };
-    let t = Topology::new(ns);
-    for q in [
-        &t.fit_queue,
-        &t.forecast_queue,
-        &t.dead_queue,
-        &t.parked_queue,
-    ] {
-        let _ = ch.queue_delete(q, Default::default()).await;
-    }
-    for x in [&t.exchange, &t.dead_exchange] {
-        let _ = ch.exchange_delete(x, Default::default()).await;
-    }
-    let _ = conn.close(200, "bye").await;
+    let _ = transport::amqp::delete_topology(BROKER, ns).await;
 }
 
 fn name(s: &str) -> ModelName {
     ModelName::parse(s).expect("model name")
 }
 
-/// Answers fits from the job, forecasts with the version repeated; a job for
-/// the model "poison" never finishes (its worker is then killed).
+/// Answers fits from the job, forecasts with the version repeated; a fit or
+/// forecast of the model "poison" never finishes (its worker is then killed).
 struct Echo {
     store: Arc<dyn ModelStore>,
     poison_seen: Arc<tokio::sync::Notify>,
@@ -108,6 +83,10 @@ impl JobHandler for Echo {
 
     async fn forecast(&self, job: ForecastJob) -> ForecastReply {
         self.jobs.fetch_add(1, Ordering::SeqCst);
+        if job.model.as_str() == "poison" {
+            self.poison_seen.notify_one();
+            std::future::pending::<()>().await;
+        }
         let n = job.horizon.get();
         Ok(ForecastResult {
             model: job.model,
@@ -228,8 +207,33 @@ async fn a_job_that_kills_its_workers_is_dead_lettered_and_answered() {
     };
     // Each "worker" runs in its own runtime that dies, like a killed
     // process, as soon as it holds the poison job.
+    let deliveries = kill_workers_on_poison(&cfg, &store).await;
+    assert_eq!(deliveries, 3, "the poison job is delivered exactly 3 times");
+    let answer = tokio::time::timeout(Duration::from_secs(10), asking)
+        .await
+        .expect("the client is answered")
+        .expect("task");
+    match answer {
+        Err(TransportError::DeadLettered(reason)) => assert!(reason.contains("dead-lettered")),
+        other => panic!("expected a dead-letter error, got {other:?}"),
+    }
+    let info = store
+        .wait_settled(&m, v, Duration::from_secs(5))
+        .await
+        .expect("settled");
+    assert!(
+        matches!(info.status, VersionStatus::Failed { ref reason } if reason.contains("dead-lettered")),
+        "{info:?}"
+    );
+    drop(gw);
+    cleanup(&ns).await;
+}
+
+/// Runs workers one after the other, each in a runtime that dies like a
+/// killed process as soon as it holds a poison job; returns how many did.
+async fn kill_workers_on_poison(cfg: &AmqpConfig, store: &Arc<dyn ModelStore>) -> usize {
     let mut deliveries = 0;
-    for _ in 0..5 {
+    for _ in 0..6 {
         let seen = Arc::new(tokio::sync::Notify::new());
         let handler = Arc::new(Echo {
             store: store.clone(),
@@ -250,23 +254,69 @@ async fn a_job_that_kills_its_workers_is_dead_lettered_and_answered() {
         }
         deliveries += 1;
     }
-    assert_eq!(deliveries, 3, "the poison job is delivered exactly 3 times");
-    let answer = tokio::time::timeout(Duration::from_secs(10), asking)
-        .await
-        .expect("the client is answered")
-        .expect("task");
-    match answer {
-        Err(TransportError::DeadLettered(reason)) => assert!(reason.contains("dead-lettered")),
-        other => panic!("expected a dead-letter error, got {other:?}"),
+    deliveries
+}
+
+#[tokio::test]
+async fn a_forecast_that_kills_its_workers_is_dead_lettered_alone() {
+    if !broker_or_skip("a_forecast_that_kills_its_workers_is_dead_lettered_alone") {
+        return;
     }
-    let info = store
-        .wait_settled(&m, v, Duration::from_secs(5))
+    let ns = namespace("fdl");
+    let (_dir, store) = sqlite().await;
+    let cfg = AmqpConfig::new(BROKER, &ns);
+    let gw = Arc::new(AmqpTransport::start(cfg.clone(), Some(store.clone())));
+    gw.wait_connected(Duration::from_secs(10))
         .await
-        .expect("settled");
-    assert!(
-        matches!(info.status, VersionStatus::Failed { ref reason } if reason.contains("dead-lettered")),
-        "{info:?}"
+        .expect("gateway connects");
+    // Sent together while no worker runs, so they travel in batches, the
+    // poison forecast among healthy ones.
+    let asking: Vec<_> = (0..21)
+        .map(|i| {
+            let model = if i == 10 { "poison" } else { "m" };
+            let job = ForecastJob {
+                model: name(model),
+                version: 1,
+                horizon: Horizon::parse(2).expect("horizon"),
+                levels: vec![],
+                series_ids: None,
+            };
+            let gw = gw.clone();
+            tokio::spawn(async move { (model, gw.forecast(job).await) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deliveries = kill_workers_on_poison(&cfg, &store).await;
+    // The batch, then the poison alone after the split, then once more.
+    assert_eq!(
+        deliveries, 3,
+        "the poison forecast is delivered exactly 3 times"
     );
+    // A worker that lives on answers the healthy forecasts still queued.
+    let handler = Arc::new(Echo {
+        store: store.clone(),
+        poison_seen: Arc::new(tokio::sync::Notify::new()),
+        jobs: AtomicUsize::new(0),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run_worker(cfg.clone(), handler, None, async {
+        let _ = stop_rx.await;
+    }));
+    for a in asking {
+        let (model, answer) = tokio::time::timeout(Duration::from_secs(20), a)
+            .await
+            .expect("every client is answered")
+            .expect("task");
+        match (model, answer) {
+            ("poison", Err(TransportError::DeadLettered(reason))) => {
+                assert!(reason.contains("3 delivery attempts"), "{reason}")
+            }
+            ("m", Ok(Ok(r))) => assert_eq!(r.series[0].forecast.mean, vec![1.0; 2]),
+            (model, other) => panic!("unexpected answer for {model}: {other:?}"),
+        }
+    }
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
     drop(gw);
     cleanup(&ns).await;
 }

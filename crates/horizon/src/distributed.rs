@@ -44,8 +44,8 @@ pub struct ClusterArgs {
     #[arg(long, env = "HORIZON_FORECAST_PREFETCH", default_value_t = 128)]
     pub forecast_prefetch: u16,
     /// Most forecasts the gateway sends in one message: it sends whatever
-    /// waits when the previous message is out, so batches grow with the
-    /// load; 1 sends every forecast alone.
+    /// waits as soon as one of its two send slots is free, so batches grow
+    /// with the load; 1 sends every forecast alone.
     #[arg(long, env = "HORIZON_FORECAST_BATCH", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub forecast_batch: u16,
     /// Versions pending for longer than this are marked failed by the

@@ -1,27 +1,17 @@
 //! The distributed mode's shared plumbing: the broker and store options of
-//! `serve` and `worker`, connecting to PostgreSQL with retries, the worker
-//! wrapper that answers redelivered fits from the store, and the test-only
-//! fault injection.
+//! `serve` and `worker`, connecting to PostgreSQL with retries, and the
+//! gateway's store and transport.
 
 use anyhow::Context;
-use async_trait::async_trait;
 use clap::Args;
-use protocol::{FitJob, FitReply, ForecastJob, ForecastReply, JobError};
 use std::sync::Arc;
 use std::time::Duration;
 use store::postgres::{PgConfig, PgStore};
-use store::{ModelStore, StoreError, VersionStatus};
+use store::{ModelStore, StoreError};
 use transport::amqp::{run_worker, AmqpTransport};
 use transport::amqp::{validate_namespace, AmqpConfig};
-use transport::{JobHandler, Transport};
-
-/// Names the environment variable that makes a worker abort when it takes a
-/// fit of this model: a test-only hook to play a job that crashes workers.
-pub const FAULT_ABORT_ENV: &str = "HORIZON_FAULT_ABORT_ON_MODEL";
-/// Names the environment variable that makes a worker wait this many
-/// milliseconds before each job: a test-only hook for a slow worker, so a
-/// worker killed in a test surely holds jobs.
-pub const FAULT_DELAY_ENV: &str = "HORIZON_FAULT_DELAY_MS";
+use transport::Transport;
+use worker::Redeliverable;
 
 /// Options shared by `horizon serve --broker ...` and `horizon worker`.
 #[derive(Args, Debug, Clone)]
@@ -94,118 +84,6 @@ impl ClusterArgs {
     }
 }
 
-/// Wraps the worker for at-least-once delivery: a fit whose version is
-/// already settled (a redelivery, or a version failed meanwhile) is answered
-/// from the store instead of being fitted again, so it can neither create a
-/// second result nor contradict the store.
-pub struct Redeliverable<H> {
-    pub inner: H,
-    pub store: Arc<dyn ModelStore>,
-    /// Test-only: abort the process on a fit of this model.
-    pub abort_on_model: Option<String>,
-    /// Test-only: wait this long before each job.
-    pub delay: Option<Duration>,
-}
-
-/// How long a worker keeps retrying while the store is unreachable, holding
-/// the job unacknowledged.
-const STORE_RETRY_FOR: Duration = Duration::from_secs(120);
-
-impl<H> Redeliverable<H> {
-    /// The version's status, retrying while the store is unreachable.
-    async fn status(&self, job: &FitJob) -> Result<Option<FitReply>, JobError> {
-        let deadline = tokio::time::Instant::now() + STORE_RETRY_FOR;
-        let mut nap = Duration::from_millis(200);
-        loop {
-            match self
-                .store
-                .wait_settled(&job.model, job.version, Duration::ZERO)
-                .await
-            {
-                Ok(info) => {
-                    return Ok(match info.status {
-                        VersionStatus::Ready => Some(info.summary.ok_or_else(|| {
-                            JobError::Failed(format!(
-                                "version {} of '{}' is ready but has no summary",
-                                job.version, job.model
-                            ))
-                        })),
-                        VersionStatus::Failed { reason } => Some(Err(JobError::Failed(reason))),
-                        VersionStatus::Pending => None,
-                    })
-                }
-                Err(StoreError::WaitTimeout(_)) => return Ok(None),
-                Err(StoreError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
-                    tracing::warn!(
-                        "store unavailable, fit of '{}' v{} waits: {e}",
-                        job.model,
-                        job.version
-                    );
-                    tokio::time::sleep(nap).await;
-                    nap = (nap * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => {
-                    return Err(JobError::Failed(format!(
-                        "reading version {} of '{}': {e}",
-                        job.version, job.model
-                    )))
-                }
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl<H: JobHandler> JobHandler for Redeliverable<H> {
-    async fn fit(&self, job: FitJob) -> FitReply {
-        if self
-            .abort_on_model
-            .as_deref()
-            .is_some_and(|m| m == job.model.as_str())
-        {
-            tracing::error!(model = %job.model, "fault injection: aborting the worker");
-            std::process::abort();
-        }
-        if let Some(d) = self.delay {
-            tokio::time::sleep(d).await;
-        }
-        let mut last = None;
-        for attempt in 0..3 {
-            // The store has the last word: a settled version is answered as
-            // it stands, whatever this worker would compute.
-            if let Some(answer) = self.status(&job).await? {
-                if attempt == 0 {
-                    tracing::info!(
-                        model = %job.model,
-                        version = job.version,
-                        "fit already settled (a redelivery): answered from the store"
-                    );
-                }
-                return answer;
-            }
-            if let Some(previous) = last.take() {
-                tracing::warn!(
-                    attempt,
-                    "the fit could not be recorded ({previous:?}); fitting again"
-                );
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            last = Some(self.inner.fit(job.clone()).await);
-        }
-        if let Some(answer) = self.status(&job).await? {
-            return answer;
-        }
-        last.unwrap_or_else(|| Err(JobError::Failed("the fit was not recorded".to_string())))
-    }
-
-    async fn forecast(&self, job: ForecastJob) -> ForecastReply {
-        if let Some(d) = self.delay {
-            tokio::time::sleep(d).await;
-        }
-        self.inner.forecast(job).await
-    }
-}
-
 // ---------------------------------------------------- `horizon serve --broker`
 
 /// The gateway's store in distributed mode: PostgreSQL, plus a background
@@ -251,12 +129,10 @@ pub fn gateway_transport(
     cfg.fit_timeout = fit_timeout;
     cfg.forecast_timeout = forecast_timeout;
     if workers > 0 {
-        let handler = Arc::new(Redeliverable {
-            inner: worker::Worker::with_cache(store.clone(), cache_series),
-            store: store.clone(),
-            abort_on_model: None,
-            delay: None,
-        });
+        let handler = Arc::new(Redeliverable::new(
+            worker::Worker::with_cache(store.clone(), cache_series),
+            store.clone(),
+        ));
         for _ in 0..workers {
             tokio::spawn(run_worker(
                 cfg.clone(),

@@ -4,6 +4,7 @@
 
 mod bench_cmd;
 mod distributed;
+mod fault;
 mod serve;
 mod worker_cmd;
 

@@ -3,11 +3,14 @@
 //! many as you like, anywhere that reaches the broker and the database; stop
 //! any at any time (a job it held is redelivered to another).
 
-use crate::distributed::{ClusterArgs, Redeliverable, FAULT_ABORT_ENV, FAULT_DELAY_ENV};
+use crate::distributed::ClusterArgs;
+use crate::fault::Faults;
 use clap::Args;
 use std::sync::Arc;
 use store::ModelStore;
 use transport::amqp::run_worker;
+use transport::JobHandler;
+use worker::Redeliverable;
 
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
@@ -49,26 +52,11 @@ async fn work(args: WorkerArgs) -> anyhow::Result<()> {
         Some(n) => worker::Worker::with_cache(store.clone(), n),
         None => worker::Worker::new(store.clone()),
     };
-    let abort_on_model = std::env::var(FAULT_ABORT_ENV)
-        .ok()
-        .filter(|m| !m.is_empty());
-    if let Some(m) = &abort_on_model {
-        tracing::warn!("fault injection on: this worker aborts on a fit of model '{m}'");
-    }
-    let delay = std::env::var(FAULT_DELAY_ENV)
-        .ok()
-        .and_then(|ms| ms.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map(std::time::Duration::from_millis);
-    if let Some(d) = delay {
-        tracing::warn!("fault injection on: this worker waits {d:?} before each job");
-    }
-    let handler = Arc::new(Redeliverable {
-        inner,
-        store: store.clone(),
-        abort_on_model,
-        delay,
-    });
+    let redeliverable = Redeliverable::new(inner, store.clone());
+    let handler: Arc<dyn JobHandler> = match Faults::from_env() {
+        Some(faults) => Arc::new(faults.around(redeliverable)),
+        None => Arc::new(redeliverable),
+    };
     tracing::info!(namespace = %amqp.namespace, "worker starting");
     let shutdown = gateway::Shutdown::new();
     shutdown.trigger_on_signals();

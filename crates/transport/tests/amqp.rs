@@ -102,6 +102,57 @@ impl JobHandler for Echo {
     }
 }
 
+impl Echo {
+    fn new(store: &Arc<dyn ModelStore>) -> Arc<Self> {
+        Arc::new(Self {
+            store: store.clone(),
+            poison_seen: Arc::new(tokio::sync::Notify::new()),
+            jobs: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// A namespace of its own, a SQLite store and a connected gateway.
+struct Setup {
+    ns: String,
+    _dir: tempfile::TempDir,
+    store: Arc<dyn ModelStore>,
+    cfg: AmqpConfig,
+    gw: Arc<AmqpTransport>,
+}
+
+async fn setup(tag: &str) -> Setup {
+    let ns = namespace(tag);
+    let (dir, store) = sqlite().await;
+    let cfg = AmqpConfig::new(BROKER, &ns);
+    let gw = Arc::new(AmqpTransport::start(cfg.clone(), Some(store.clone())));
+    gw.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("gateway connects");
+    Setup {
+        ns,
+        _dir: dir,
+        store,
+        cfg,
+        gw,
+    }
+}
+
+/// A worker with the `Echo` handler, stopped by sending on the channel.
+fn start_worker(
+    cfg: &AmqpConfig,
+    store: &Arc<dyn ModelStore>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run_worker(cfg.clone(), Echo::new(store), None, async {
+        let _ = stop_rx.await;
+    }));
+    (stop_tx, worker)
+}
+
 fn fit_job(model: &ModelName, version: i64) -> FitJob {
     FitJob {
         model: model.clone(),
@@ -126,22 +177,14 @@ async fn fit_and_forecast_round_trip() {
     if !broker_or_skip("fit_and_forecast_round_trip") {
         return;
     }
-    let ns = namespace("rt");
-    let (_dir, store) = sqlite().await;
-    let cfg = AmqpConfig::new(BROKER, &ns);
-    let handler = Arc::new(Echo {
-        store: store.clone(),
-        poison_seen: Arc::new(tokio::sync::Notify::new()),
-        jobs: AtomicUsize::new(0),
-    });
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(run_worker(cfg.clone(), handler.clone(), None, async {
-        let _ = stop_rx.await;
-    }));
-    let gw = AmqpTransport::start(cfg, Some(store.clone()));
-    gw.wait_connected(Duration::from_secs(10))
-        .await
-        .expect("gateway connects");
+    let Setup {
+        ns,
+        _dir,
+        store,
+        cfg,
+        gw,
+    } = setup("rt").await;
+    let (stop_tx, worker) = start_worker(&cfg, &store);
     gw.ready().await.expect("ready");
 
     let m = name("m");
@@ -187,13 +230,13 @@ async fn a_job_that_kills_its_workers_is_dead_lettered_and_answered() {
     if !broker_or_skip("a_job_that_kills_its_workers_is_dead_lettered_and_answered") {
         return;
     }
-    let ns = namespace("dl");
-    let (_dir, store) = sqlite().await;
-    let cfg = AmqpConfig::new(BROKER, &ns);
-    let gw = Arc::new(AmqpTransport::start(cfg.clone(), Some(store.clone())));
-    gw.wait_connected(Duration::from_secs(10))
-        .await
-        .expect("gateway connects");
+    let Setup {
+        ns,
+        _dir,
+        store,
+        cfg,
+        gw,
+    } = setup("dl").await;
     let m = name("poison");
     let v = store
         .register_pending(&m, 1, None)
@@ -207,8 +250,12 @@ async fn a_job_that_kills_its_workers_is_dead_lettered_and_answered() {
     };
     // Each "worker" runs in its own runtime that dies, like a killed
     // process, as soon as it holds the poison job.
-    let deliveries = kill_workers_on_poison(&cfg, &store).await;
-    assert_eq!(deliveries, 3, "the poison job is delivered exactly 3 times");
+    let killed = kill_workers_on_poison(&cfg, &store).await;
+    assert_eq!(
+        killed.len(),
+        3,
+        "the poison job is delivered exactly 3 times"
+    );
     let answer = tokio::time::timeout(Duration::from_secs(10), asking)
         .await
         .expect("the client is answered")
@@ -230,31 +277,28 @@ async fn a_job_that_kills_its_workers_is_dead_lettered_and_answered() {
 }
 
 /// Runs workers one after the other, each in a runtime that dies like a
-/// killed process as soon as it holds a poison job; returns how many did.
-async fn kill_workers_on_poison(cfg: &AmqpConfig, store: &Arc<dyn ModelStore>) -> usize {
-    let mut deliveries = 0;
+/// killed process as soon as it holds a poison job; returns, for each
+/// worker that did, how many jobs it had started.
+async fn kill_workers_on_poison(cfg: &AmqpConfig, store: &Arc<dyn ModelStore>) -> Vec<usize> {
+    let mut killed = Vec::new();
     for _ in 0..6 {
-        let seen = Arc::new(tokio::sync::Notify::new());
-        let handler = Arc::new(Echo {
-            store: store.clone(),
-            poison_seen: seen.clone(),
-            jobs: AtomicUsize::new(0),
-        });
+        let handler = Echo::new(store);
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.spawn(run_worker(
             cfg.clone(),
-            handler,
+            handler.clone(),
             None,
             std::future::pending(),
         ));
-        let got = tokio::time::timeout(Duration::from_secs(5), seen.notified()).await;
+        let seen = tokio::time::timeout(Duration::from_secs(5), handler.poison_seen.notified());
+        let got = seen.await;
         rt.shutdown_background();
         if got.is_err() {
             break;
         }
-        deliveries += 1;
+        killed.push(handler.jobs.load(Ordering::SeqCst));
     }
-    deliveries
+    killed
 }
 
 #[tokio::test]
@@ -262,13 +306,13 @@ async fn a_forecast_that_kills_its_workers_is_dead_lettered_alone() {
     if !broker_or_skip("a_forecast_that_kills_its_workers_is_dead_lettered_alone") {
         return;
     }
-    let ns = namespace("fdl");
-    let (_dir, store) = sqlite().await;
-    let cfg = AmqpConfig::new(BROKER, &ns);
-    let gw = Arc::new(AmqpTransport::start(cfg.clone(), Some(store.clone())));
-    gw.wait_connected(Duration::from_secs(10))
-        .await
-        .expect("gateway connects");
+    let Setup {
+        ns,
+        _dir,
+        store,
+        cfg,
+        gw,
+    } = setup("fdl").await;
     // Sent together while no worker runs, so they travel in batches, the
     // poison forecast among healthy ones.
     let asking: Vec<_> = (0..21)
@@ -286,22 +330,19 @@ async fn a_forecast_that_kills_its_workers_is_dead_lettered_alone() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let deliveries = kill_workers_on_poison(&cfg, &store).await;
+    let killed = kill_workers_on_poison(&cfg, &store).await;
     // The batch, then the poison alone after the split, then once more.
     assert_eq!(
-        deliveries, 3,
+        killed.len(),
+        3,
         "the poison forecast is delivered exactly 3 times"
     );
+    assert!(
+        killed[0] > 1,
+        "the first worker died holding only the poison forecast: nothing was batched with it ({killed:?})"
+    );
     // A worker that lives on answers the healthy forecasts still queued.
-    let handler = Arc::new(Echo {
-        store: store.clone(),
-        poison_seen: Arc::new(tokio::sync::Notify::new()),
-        jobs: AtomicUsize::new(0),
-    });
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(run_worker(cfg.clone(), handler, None, async {
-        let _ = stop_rx.await;
-    }));
+    let (stop_tx, worker) = start_worker(&cfg, &store);
     for a in asking {
         let (model, answer) = tokio::time::timeout(Duration::from_secs(20), a)
             .await

@@ -9,7 +9,10 @@
 //! handing it to a blocking thread and back would cost more than the work.
 
 mod cache;
+mod redelivery;
 mod state;
+
+pub use redelivery::Redeliverable;
 
 use async_trait::async_trait;
 use cache::ModelCache;

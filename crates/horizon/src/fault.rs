@@ -1,0 +1,82 @@
+//! Test-only fault injection for `horizon worker`, switched on by
+//! environment variables that production never sets: a worker that aborts
+//! on a given fit (a job that crashes workers) or that is slow (so a worker
+//! killed in a test surely holds jobs).
+
+use async_trait::async_trait;
+use protocol::{FitJob, FitReply, ForecastJob, ForecastReply};
+use std::time::Duration;
+use transport::JobHandler;
+
+/// Names the environment variable that makes a worker abort when it takes a
+/// fit of this model.
+pub const ABORT_ON_MODEL_ENV: &str = "HORIZON_FAULT_ABORT_ON_MODEL";
+/// Names the environment variable that makes a worker wait this many
+/// milliseconds before each job.
+pub const DELAY_MS_ENV: &str = "HORIZON_FAULT_DELAY_MS";
+
+/// The faults asked for by the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    abort_on_model: Option<String>,
+    delay: Option<Duration>,
+}
+
+impl Faults {
+    /// Reads the environment; `None` when no fault is asked for.
+    pub fn from_env() -> Option<Self> {
+        let abort_on_model = std::env::var(ABORT_ON_MODEL_ENV)
+            .ok()
+            .filter(|m| !m.is_empty());
+        let delay = std::env::var(DELAY_MS_ENV)
+            .ok()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        if let Some(m) = &abort_on_model {
+            tracing::warn!("fault injection on: this worker aborts on a fit of model '{m}'");
+        }
+        if let Some(d) = delay {
+            tracing::warn!("fault injection on: this worker waits {d:?} before each job");
+        }
+        (abort_on_model.is_some() || delay.is_some()).then_some(Self {
+            abort_on_model,
+            delay,
+        })
+    }
+
+    /// Wraps `inner` so that it plays these faults.
+    pub fn around<H>(self, inner: H) -> Faulty<H> {
+        Faulty {
+            inner,
+            faults: self,
+        }
+    }
+}
+
+/// A job handler that plays [`Faults`] before handing jobs on.
+pub struct Faulty<H> {
+    inner: H,
+    faults: Faults,
+}
+
+#[async_trait]
+impl<H: JobHandler> JobHandler for Faulty<H> {
+    async fn fit(&self, job: FitJob) -> FitReply {
+        if self.faults.abort_on_model.as_deref() == Some(job.model.as_str()) {
+            tracing::error!(model = %job.model, "fault injection: aborting the worker");
+            std::process::abort();
+        }
+        if let Some(d) = self.faults.delay {
+            tokio::time::sleep(d).await;
+        }
+        self.inner.fit(job).await
+    }
+
+    async fn forecast(&self, job: ForecastJob) -> ForecastReply {
+        if let Some(d) = self.faults.delay {
+            tokio::time::sleep(d).await;
+        }
+        self.inner.forecast(job).await
+    }
+}

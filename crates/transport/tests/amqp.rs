@@ -48,6 +48,8 @@ fn name(s: &str) -> ModelName {
 struct Echo {
     store: Arc<dyn ModelStore>,
     poison_seen: Arc<tokio::sync::Notify>,
+    /// A forecast of the model "slow" waits for this.
+    release_slow: Arc<tokio::sync::Notify>,
     jobs: AtomicUsize,
 }
 
@@ -87,6 +89,9 @@ impl JobHandler for Echo {
             self.poison_seen.notify_one();
             std::future::pending::<()>().await;
         }
+        if job.model.as_str() == "slow" {
+            self.release_slow.notified().await;
+        }
         let n = job.horizon.get();
         Ok(ForecastResult {
             model: job.model,
@@ -107,6 +112,7 @@ impl Echo {
         Arc::new(Self {
             store: store.clone(),
             poison_seen: Arc::new(tokio::sync::Notify::new()),
+            release_slow: Arc::new(tokio::sync::Notify::new()),
             jobs: AtomicUsize::new(0),
         })
     }
@@ -146,11 +152,31 @@ fn start_worker(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
+    start_echo_worker(cfg, Echo::new(store))
+}
+
+fn start_echo_worker(
+    cfg: &AmqpConfig,
+    echo: Arc<Echo>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(run_worker(cfg.clone(), Echo::new(store), None, async {
+    let worker = tokio::spawn(run_worker(cfg.clone(), echo, None, async {
         let _ = stop_rx.await;
     }));
     (stop_tx, worker)
+}
+
+fn forecast_job(model: &str) -> ForecastJob {
+    ForecastJob {
+        model: name(model),
+        version: 1,
+        horizon: Horizon::parse(2).expect("horizon"),
+        levels: vec![],
+        series_ids: None,
+    }
 }
 
 fn fit_job(model: &ModelName, version: i64) -> FitJob {
@@ -318,15 +344,8 @@ async fn a_forecast_that_kills_its_workers_is_dead_lettered_alone() {
     let asking: Vec<_> = (0..21)
         .map(|i| {
             let model = if i == 10 { "poison" } else { "m" };
-            let job = ForecastJob {
-                model: name(model),
-                version: 1,
-                horizon: Horizon::parse(2).expect("horizon"),
-                levels: vec![],
-                series_ids: None,
-            };
             let gw = gw.clone();
-            tokio::spawn(async move { (model, gw.forecast(job).await) })
+            tokio::spawn(async move { (model, gw.forecast(forecast_job(model)).await) })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -356,6 +375,58 @@ async fn a_forecast_that_kills_its_workers_is_dead_lettered_alone() {
             (model, other) => panic!("unexpected answer for {model}: {other:?}"),
         }
     }
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+    drop(gw);
+    cleanup(&ns).await;
+}
+
+#[tokio::test]
+async fn a_waiting_forecast_holds_back_none_of_its_batch_mates() {
+    if !broker_or_skip("a_waiting_forecast_holds_back_none_of_its_batch_mates") {
+        return;
+    }
+    let Setup {
+        ns,
+        _dir,
+        store,
+        cfg,
+        gw,
+    } = setup("slow").await;
+    // Sent together while no worker runs, so they travel in batches.
+    let slow = {
+        let gw = gw.clone();
+        tokio::spawn(async move { gw.forecast(forecast_job("slow")).await })
+    };
+    let quick: Vec<_> = (0..9)
+        .map(|_| {
+            let gw = gw.clone();
+            tokio::spawn(async move { gw.forecast(forecast_job("m")).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let echo = Echo::new(&store);
+    let (stop_tx, worker) = start_echo_worker(&cfg, echo.clone());
+    // The slow forecast is released only once the others are answered.
+    for q in quick {
+        let answer = tokio::time::timeout(Duration::from_secs(20), q)
+            .await
+            .expect("answered while the slow forecast of the batch still waits")
+            .expect("task");
+        assert_eq!(
+            answer.expect("delivered").expect("ok").series[0]
+                .forecast
+                .mean,
+            vec![1.0; 2]
+        );
+    }
+    assert!(!slow.is_finished());
+    echo.release_slow.notify_one();
+    let answer = tokio::time::timeout(Duration::from_secs(20), slow)
+        .await
+        .expect("the slow forecast is answered once released")
+        .expect("task");
+    assert!(answer.expect("delivered").is_ok());
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
     drop(gw);

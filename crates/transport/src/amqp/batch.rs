@@ -1,9 +1,10 @@
 //! The wire format of forecast batches.
 //!
 //! Forecasts travel in batches: the gateway puts every forecast waiting to be
-//! sent into one message (see `AmqpTransport`), a worker answers the whole
-//! message with one reply. Under load that is one publish, one delivery and
-//! one reply for many forecasts, which is where the broker and lapin spend
+//! sent into one message (see `AmqpTransport`), a worker answers the
+//! forecasts of a message that finish together with one reply (usually all of
+//! them). Under load that is one publish, one delivery and one reply for many
+//! forecasts, which is where the broker and lapin spend
 //! their time; when idle a batch holds one forecast and nothing waits for it.
 //!
 //! A batch message has the AMQP `type` [`BATCH_KIND`] and a JSON array body,

@@ -1,7 +1,7 @@
 //! The worker side: consume jobs, run them, publish the answers, acknowledge.
 
 use crate::JobHandler;
-use futures_util::{future::join_all, StreamExt};
+use futures_util::{future::join_all, stream::FuturesUnordered, FutureExt, StreamExt};
 use lapin::{
     message::Delivery,
     options::{
@@ -306,55 +306,89 @@ impl Job {
             debug!("redelivered fit");
         }
         drop(self.recounting.read().await);
-        let answer = match self.kind {
-            Kind::Fit => match serde_json::from_slice::<FitJob>(&d.data) {
-                Ok(job) => serde_json::to_vec(&self.handler.fit(job).await),
-                Err(e) => return self.reject_malformed(d, e).await,
-            },
-            Kind::Forecast => match batch::decode::<ForecastJob>(&d.data) {
-                Ok(jobs) => {
-                    let handler = &self.handler;
-                    let replies = join_all(jobs.into_iter().map(|t| async move {
+        match self.kind {
+            Kind::Fit => {
+                let job = match serde_json::from_slice::<FitJob>(&d.data) {
+                    Ok(job) => job,
+                    Err(e) => return self.reject_malformed(d, e).await,
+                };
+                match serde_json::to_vec(&self.handler.fit(job).await) {
+                    Ok(answer) => self.answer(&d, &answer, None).await?,
+                    Err(e) => return self.reject_unanswerable(d, e).await,
+                }
+            }
+            Kind::Forecast => {
+                let jobs = match batch::decode::<ForecastJob>(&d.data) {
+                    Ok(jobs) => jobs,
+                    Err(e) => return self.reject_malformed(d, e).await,
+                };
+                let handler = &self.handler;
+                let mut running: FuturesUnordered<_> = jobs
+                    .into_iter()
+                    .map(|t| async move {
                         Tagged {
                             id: t.id,
                             body: handler.forecast(t.body).await,
                         }
-                    }))
-                    .await;
-                    batch::encode(&replies)
+                    })
+                    .collect();
+                // Answers together what is done together: usually the whole
+                // batch at once, but a forecast that waits (its model loading
+                // from the store) holds back none of the others.
+                while let Some(first) = running.next().await {
+                    let mut done = vec![first];
+                    while let Some(Some(more)) = running.next().now_or_never() {
+                        done.push(more);
+                    }
+                    match batch::encode(&done) {
+                        Ok(answer) => self.answer(&d, &answer, Some(BATCH_KIND)).await?,
+                        Err(e) => return self.reject_unanswerable(d, e).await,
+                    }
                 }
-                Err(e) => return self.reject_malformed(d, e).await,
-            },
-        };
-        let answer = match answer {
-            Ok(a) => a,
-            Err(e) => {
-                error!("cannot encode an answer: {e}");
-                return self.reject(d).await;
             }
-        };
-        if let Some(reply_to) = d.properties.reply_to().as_ref() {
-            let mut props = BasicProperties::default().with_content_type("application/json".into());
-            if self.kind == Kind::Forecast {
-                props = props.with_type(BATCH_KIND.into());
-            }
-            if let Some(c) = d.properties.correlation_id().as_ref() {
-                props = props.with_correlation_id(c.clone());
-            }
-            self.ch
-                .basic_publish(
-                    "",
-                    reply_to.as_str(),
-                    BasicPublishOptions::default(),
-                    &answer,
-                    props,
-                )
-                .await?;
         }
         match &self.acks {
             Some(acks) => acks.ack(d.delivery_tag).await,
             None => d.acker.ack(BasicAckOptions::default()).await,
         }
+    }
+
+    /// Publishes an answer to whoever asked (direct reply-to).
+    async fn answer(
+        &self,
+        d: &Delivery,
+        body: &[u8],
+        kind: Option<&str>,
+    ) -> Result<(), lapin::Error> {
+        let Some(reply_to) = d.properties.reply_to().as_ref() else {
+            return Ok(());
+        };
+        let mut props = BasicProperties::default().with_content_type("application/json".into());
+        if let Some(kind) = kind {
+            props = props.with_type(kind.into());
+        }
+        if let Some(c) = d.properties.correlation_id().as_ref() {
+            props = props.with_correlation_id(c.clone());
+        }
+        self.ch
+            .basic_publish(
+                "",
+                reply_to.as_str(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn reject_unanswerable(
+        &self,
+        d: Delivery,
+        e: serde_json::Error,
+    ) -> Result<(), lapin::Error> {
+        error!("cannot encode an answer: {e}");
+        self.reject(d).await
     }
 
     async fn reject_malformed(self, d: Delivery, e: serde_json::Error) -> Result<(), lapin::Error> {

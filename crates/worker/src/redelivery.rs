@@ -163,8 +163,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_settled_version_is_answered_from_the_store_not_fitted_again() {
+    /// A store holding version 1 of model "m", pending.
+    async fn pending_version() -> (tempfile::TempDir, Arc<dyn ModelStore>, ModelName, i64) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn ModelStore> =
             Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
@@ -174,6 +174,12 @@ mod tests {
             .await
             .expect("register")
             .version();
+        (dir, store, m, v)
+    }
+
+    #[tokio::test]
+    async fn a_settled_version_is_answered_from_the_store_not_fitted_again() {
+        let (_dir, store, m, v) = pending_version().await;
         store.fail(&m, v, "failed before").await.expect("fail");
         let r = Redeliverable::new(Counting::new(&store), store.clone());
         match r.fit(job(&m, v)).await {
@@ -185,15 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pending_version_is_fitted_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store: Arc<dyn ModelStore> =
-            Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
-        let m = ModelName::parse("m").expect("name");
-        let v = store
-            .register_pending(&m, 1, None)
-            .await
-            .expect("register")
-            .version();
+        let (_dir, store, m, v) = pending_version().await;
         let r = Redeliverable::new(Counting::new(&store), store.clone());
         let summary = r.fit(job(&m, v)).await.expect("fitted");
         assert_eq!(summary.version, v);

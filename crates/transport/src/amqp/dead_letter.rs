@@ -18,7 +18,10 @@ use tokio::sync::Notify;
 use tracing::{error, warn};
 
 use super::batch::{self, BATCH_KIND};
-use super::{header_int, header_str, long_str, Topology, ATTEMPTS_HEADER, ERROR_HEADER, FIT_KEY};
+use super::{
+    header_int, header_str, long_str, publish_reply, Topology, ATTEMPTS_HEADER, ERROR_HEADER,
+    FIT_KEY,
+};
 
 pub(super) async fn spawn_dead_letter_handler(
     conn: &Connection,
@@ -103,15 +106,7 @@ async fn handle_dead_letter(
             &[]
         };
         // The asker may be gone; nothing to do then.
-        let _ = ch
-            .basic_publish(
-                "",
-                reply_to.as_str(),
-                BasicPublishOptions::default(),
-                body,
-                props,
-            )
-            .await;
+        let _ = publish_reply(ch, reply_to, body, props).await;
     }
     let _ = ch
         .basic_publish(

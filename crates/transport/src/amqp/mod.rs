@@ -40,10 +40,10 @@ pub use worker::run_worker;
 
 use crate::TransportError;
 use lapin::{
-    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    options::{BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     protocol::basic::AMQPProperties,
-    types::{AMQPValue, FieldTable, LongString},
-    Channel, Connection, ConnectionProperties, ExchangeKind,
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
 };
 use std::{
     sync::{Mutex, RwLock},
@@ -271,6 +271,24 @@ async fn connect(uri: &str, name: &str) -> Result<Connection, lapin::Error> {
         .with_reactor(tokio_reactor_trait::Tokio)
         .with_connection_name(name.into());
     Connection::connect(uri, props).await
+}
+
+/// Publishes an answer to a requester's reply-to address.
+async fn publish_reply(
+    ch: &Channel,
+    reply_to: &ShortString,
+    body: &[u8],
+    props: BasicProperties,
+) -> Result<(), lapin::Error> {
+    ch.basic_publish(
+        "",
+        reply_to.as_str(),
+        BasicPublishOptions::default(),
+        body,
+        props,
+    )
+    .await
+    .map(|_| ())
 }
 
 fn unavailable(e: impl std::fmt::Display) -> TransportError {

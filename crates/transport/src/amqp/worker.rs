@@ -25,7 +25,8 @@ use tracing::{debug, error, info, warn};
 use super::batch::{self, Tagged, BATCH_KIND};
 use super::dead_letter::spawn_dead_letter_handler;
 use super::{
-    connect, header_int, lock, AmqpConfig, Backoff, Topology, ATTEMPTS_HEADER, FORECAST_KEY,
+    connect, header_int, lock, publish_reply, AmqpConfig, Backoff, Topology, ATTEMPTS_HEADER,
+    FORECAST_KEY,
 };
 
 /// Runs a worker until `shutdown` resolves: consumes fits and forecasts on
@@ -370,16 +371,7 @@ impl Job {
         if let Some(c) = d.properties.correlation_id().as_ref() {
             props = props.with_correlation_id(c.clone());
         }
-        self.ch
-            .basic_publish(
-                "",
-                reply_to.as_str(),
-                BasicPublishOptions::default(),
-                body,
-                props,
-            )
-            .await
-            .map(|_| ())
+        publish_reply(&self.ch, reply_to, body, props).await
     }
 
     async fn reject_unanswerable(

@@ -7,6 +7,7 @@
 //! consistency rule. The fitted state is opaque bytes to the store.
 
 pub mod postgres;
+mod rows;
 pub mod signals;
 pub mod sqlite;
 

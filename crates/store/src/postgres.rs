@@ -24,6 +24,7 @@
 //! failed once they are older than a limit (the gateway runs it
 //! periodically), and waiters always have a timeout.
 
+use crate::rows::{models_from_rows, to_info, VersionRow, VERSION_COLUMNS};
 use crate::signals::SettleSignals;
 use crate::{ModelInfo, ModelStore, Registered, StoreError, VersionInfo, VersionStatus};
 use async_trait::async_trait;
@@ -34,23 +35,11 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Settled versions kept in memory, at most.
 const SETTLED_CACHE: usize = 4096;
 
-type VersionRow = (i64, String, Option<String>, i64, i64, Option<String>);
-/// A version row with its model's name first.
-type ModelRow = (
-    String,
-    i64,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    Option<String>,
-);
-const VERSION_COLUMNS: &str = "version, status, reason, created_at_ms, n_series, summary";
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /// Settings of [`PgStore::connect`].
@@ -290,25 +279,6 @@ impl PgStore {
         }
         self.shared.signals.notify(model);
         Ok(())
-    }
-
-    async fn rows_to_models(rows: Vec<ModelRow>) -> Result<Vec<ModelInfo>, StoreError> {
-        let mut models: Vec<ModelInfo> = Vec::new();
-        for (name, version, status, reason, created, n_series, summary) in rows {
-            let info = to_info((version, status, reason, created, n_series, summary))?;
-            match models.last_mut() {
-                Some(last) if last.name.as_str() == name => last.versions.push(info),
-                _ => {
-                    let name = ModelName::parse(&name)
-                        .map_err(|e| StoreError::Internal(format!("stored model name: {e}")))?;
-                    models.push(ModelInfo {
-                        name,
-                        versions: vec![info],
-                    });
-                }
-            }
-        }
-        Ok(models)
     }
 }
 
@@ -552,7 +522,7 @@ impl ModelStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        Ok(Self::rows_to_models(rows).await?.pop())
+        Ok(models_from_rows(rows)?.pop())
     }
 
     async fn list(&self) -> Result<Vec<ModelInfo>, StoreError> {
@@ -561,7 +531,7 @@ impl ModelStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        Self::rows_to_models(rows).await
+        models_from_rows(rows)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -590,39 +560,6 @@ fn valid_schema(s: &str) -> bool {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn to_info(row: VersionRow) -> Result<VersionInfo, StoreError> {
-    let (version, status, reason, created_at_ms, n_series, summary) = row;
-    let status = match status.as_str() {
-        "pending" => VersionStatus::Pending,
-        "ready" => VersionStatus::Ready,
-        "failed" => VersionStatus::Failed {
-            reason: reason.unwrap_or_else(|| "unknown reason".to_string()),
-        },
-        other => {
-            return Err(StoreError::Internal(format!(
-                "version {version} has an unknown status '{other}'"
-            )))
-        }
-    };
-    let summary = match summary {
-        Some(text) => match serde_json::from_str::<FitSummary>(&text) {
-            Ok(summary) => Some(summary),
-            Err(e) => {
-                tracing::warn!(version, error = %e, "unreadable fit summary");
-                None
-            }
-        },
-        None => None,
-    };
-    Ok(VersionInfo {
-        version,
-        status,
-        created_at: UNIX_EPOCH + Duration::from_millis(u64::try_from(created_at_ms).unwrap_or(0)),
-        n_series: usize::try_from(n_series).unwrap_or(0),
-        summary,
-    })
 }
 
 fn db_error(e: sqlx::Error) -> StoreError {

@@ -15,8 +15,9 @@
 //!   registration finished before it arrived. Without the lock (a file
 //!   system that cannot lock) the cache is not used.
 
+use crate::rows::{models_from_rows, to_info, VersionRow, VERSION_COLUMNS};
 use crate::signals::SettleSignals;
-use crate::{ModelInfo, ModelStore, Registered, StoreError, VersionInfo, VersionStatus};
+use crate::{ModelInfo, ModelStore, Registered, StoreError, VersionInfo};
 use async_trait::async_trait;
 use protocol::{FitSummary, ModelName, Version};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -36,20 +37,6 @@ pub const INTERRUPTED: &str = "interrupted by a restart";
 
 /// Settled versions kept in memory, at most.
 const SETTLED_CACHE: usize = 4096;
-
-/// Columns of a version row, in the order the queries below select them.
-type VersionRow = (i64, String, Option<String>, i64, i64, Option<String>);
-/// A version row preceded by its model's name.
-type ModelVersionRow = (
-    String,
-    i64,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    Option<String>,
-);
-const VERSION_COLUMNS: &str = "version, status, reason, created_at_ms, n_series, summary";
 
 /// The SQLite model registry.
 pub struct SqliteStore {
@@ -299,28 +286,6 @@ impl SqliteStore {
         self.signals.notify(model);
         Ok(())
     }
-
-    async fn models_from_rows(
-        &self,
-        rows: Vec<ModelVersionRow>,
-    ) -> Result<Vec<ModelInfo>, StoreError> {
-        let mut models: Vec<ModelInfo> = Vec::new();
-        for (name, version, status, reason, created, n_series, summary) in rows {
-            let info = to_info((version, status, reason, created, n_series, summary))?;
-            match models.last_mut() {
-                Some(last) if last.name.as_str() == name => last.versions.push(info),
-                _ => {
-                    let name = ModelName::parse(&name)
-                        .map_err(|e| StoreError::Internal(format!("stored model name: {e}")))?;
-                    models.push(ModelInfo {
-                        name,
-                        versions: vec![info],
-                    });
-                }
-            }
-        }
-        Ok(models)
-    }
 }
 
 #[async_trait]
@@ -472,7 +437,7 @@ impl ModelStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        Ok(self.models_from_rows(rows).await?.pop())
+        Ok(models_from_rows(rows)?.pop())
     }
 
     async fn list(&self) -> Result<Vec<ModelInfo>, StoreError> {
@@ -481,7 +446,7 @@ impl ModelStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        self.models_from_rows(rows).await
+        models_from_rows(rows)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -523,39 +488,6 @@ fn lock_dir(data_dir: &Path) -> Result<(std::fs::File, bool), StoreError> {
     }
 }
 
-fn to_info(row: VersionRow) -> Result<VersionInfo, StoreError> {
-    let (version, status, reason, created_at_ms, n_series, summary) = row;
-    let status = match status.as_str() {
-        "pending" => VersionStatus::Pending,
-        "ready" => VersionStatus::Ready,
-        "failed" => VersionStatus::Failed {
-            reason: reason.unwrap_or_else(|| "unknown reason".to_string()),
-        },
-        other => {
-            return Err(StoreError::Internal(format!(
-                "version {version} has an unknown status '{other}'"
-            )))
-        }
-    };
-    let summary = match summary {
-        Some(text) => match serde_json::from_str::<FitSummary>(&text) {
-            Ok(summary) => Some(summary),
-            Err(e) => {
-                tracing::warn!(version, error = %e, "unreadable fit summary");
-                None
-            }
-        },
-        None => None,
-    };
-    Ok(VersionInfo {
-        version,
-        status,
-        created_at: UNIX_EPOCH + Duration::from_millis(u64::try_from(created_at_ms).unwrap_or(0)),
-        n_series: usize::try_from(n_series).unwrap_or(0),
-        summary,
-    })
-}
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -575,6 +507,7 @@ fn db_error(e: sqlx::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::VersionStatus;
     use engine::Method;
     use protocol::SeriesFit;
 
@@ -766,6 +699,20 @@ mod tests {
         ));
     }
 
+    /// Inserts a pending version straight into the database, as another
+    /// connection's committed insert the cache has not heard of.
+    async fn insert_pending_behind_the_cache(store: &SqliteStore, m: &ModelName, version: i64) {
+        sqlx::query(
+            "INSERT INTO versions (model, version, status, created_at_ms, n_series) \
+             VALUES (?, ?, 'pending', 0, 1)",
+        )
+        .bind(m.as_str())
+        .bind(version)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    }
+
     #[tokio::test]
     async fn an_interrupted_registration_sends_readers_to_the_database() {
         let dir = tempfile::tempdir().unwrap();
@@ -775,14 +722,7 @@ mod tests {
         // As if a registration was cancelled after its insert committed but
         // before the cache heard of it.
         drop(RegisterGuard::arm(store.latest.as_ref(), &m));
-        sqlx::query(
-            "INSERT INTO versions (model, version, status, created_at_ms, n_series) \
-             VALUES (?, 2, 'pending', 0, 1)",
-        )
-        .bind(m.as_str())
-        .execute(&store.pool)
-        .await
-        .unwrap();
+        insert_pending_behind_the_cache(&store, &m, 2).await;
         assert_eq!(store.latest_version(&m).await.unwrap(), Some(2));
         assert_eq!(
             store.register_pending(&m, 1, None).await.unwrap(),
@@ -801,14 +741,7 @@ mod tests {
         // The insert of version 2 has committed (other connections see it)
         // but the registering task has not updated the cache yet.
         let guard = RegisterGuard::arm(store.latest.as_ref(), &m);
-        sqlx::query(
-            "INSERT INTO versions (model, version, status, created_at_ms, n_series) \
-             VALUES (?, 2, 'pending', 0, 1)",
-        )
-        .bind(m.as_str())
-        .execute(&store.pool)
-        .await
-        .unwrap();
+        insert_pending_behind_the_cache(&store, &m, 2).await;
         assert_eq!(store.latest_version(&m).await.unwrap(), Some(2));
         guard.done(2);
         assert_eq!(store.latest_version(&m).await.unwrap(), Some(2));

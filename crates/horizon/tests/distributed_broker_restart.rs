@@ -52,6 +52,9 @@ struct Reply {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_recovers_by_itself_after_a_broker_restart() {
+    if !test_services::disruptive_allowed("the_service_recovers_by_itself_after_a_broker_restart") {
+        return;
+    }
     if !services_or_skip("the_service_recovers_by_itself_after_a_broker_restart") {
         return;
     }

@@ -50,6 +50,22 @@ pub fn skip(test: &str, why: &str) -> bool {
     false
 }
 
+/// Whether tests that stop or restart shared services (RabbitMQ, PostgreSQL)
+/// may run: only with `HORIZON_TEST_DISRUPTIVE=1` (`.ci/run` sets it), so a
+/// developer's `cargo test` never takes their broker or database down.
+/// Without it the test prints a loud `SKIPPED` line, even in CI.
+pub fn disruptive_allowed(test: &str) -> bool {
+    if std::env::var("HORIZON_TEST_DISRUPTIVE").is_ok_and(|v| v == "1") {
+        return true;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: {test} because it stops or restarts a shared service; \
+         set HORIZON_TEST_DISRUPTIVE=1 to run it ***\n"
+    );
+    false
+}
+
 /// Whether every service answers; fails or skips loudly (see [`skip`]) if not.
 pub fn available_or_skip(test: &str, services: &[Service]) -> bool {
     let down: Vec<String> = services

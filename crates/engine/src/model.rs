@@ -10,13 +10,26 @@ use thiserror::Error;
 /// Version of the serialized [`FittedModel`] layout; bump on any change.
 pub const FORMAT_VERSION: u32 = 2;
 
-/// What to fit: the method and, optionally, the season length.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+/// What to fit: the method, the seasons, and whether forecasts may go below
+/// zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ModelSpec {
     pub method: Method,
-    /// Observations per season (12 for monthly data with a yearly cycle).
-    /// `None` or 1 means no seasonality.
-    pub season_length: Option<usize>,
+    /// Season lengths the client gave (observations per cycle: 12 for
+    /// monthly data with a yearly cycle; `[24, 168]` for hourly data with a
+    /// daily and a weekly cycle). `[1]` means "no seasonality"; empty means
+    /// none was given and the engine looks for seasons itself.
+    #[serde(default)]
+    pub seasons: Vec<usize>,
+    /// With no `seasons`: lengths to test against the data first (e.g. from
+    /// the series' frequency: hourly gives 24 and 168); each is kept only if
+    /// the data supports it.
+    #[serde(default)]
+    pub season_candidates: Vec<usize>,
+    /// Clip forecasts and interval bounds at zero. `None`: decided from the
+    /// data (on when every observed value is a non-negative integer).
+    #[serde(default)]
+    pub nonnegative: Option<bool>,
 }
 
 /// A fit that could not produce any model, not even a fallback.
@@ -27,18 +40,33 @@ pub enum FitError {
 }
 
 impl ModelSpec {
+    /// One season length given (or `None`: no seasonality), as the original
+    /// API had it.
     pub fn new(method: Method, season_length: Option<usize>) -> Self {
         Self {
             method,
-            season_length,
+            seasons: vec![season_length.unwrap_or(1).max(1)],
+            ..Self::default()
+        }
+    }
+
+    /// Season lengths given by the client; empty: find them.
+    pub fn with_seasons(method: Method, seasons: Vec<usize>) -> Self {
+        Self {
+            method,
+            seasons,
+            ..Self::default()
         }
     }
 
     /// Fits the model. When the requested method cannot be fitted to this
     /// series, a simpler one is used and [`FittedModel::fallback`] says why.
     pub fn fit(&self, y: &SeriesData) -> Result<FittedModel, FitError> {
-        let m = self.season_length.unwrap_or(1).max(1);
-        let values = y.values();
+        // TODO(issue 8): several seasons and season detection; until then the
+        // shortest given season, or none.
+        let m = self.seasons.iter().copied().min().unwrap_or(1).max(1);
+        let filled = y.filled();
+        let values = filled.as_slice();
         // A panic in a model is a bug, but one series must not take a worker
         // down with it: treat it like a failed fit.
         let attempt = catch_unwind(AssertUnwindSafe(|| models::fit(self.method, values, m)))

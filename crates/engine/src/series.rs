@@ -17,36 +17,106 @@ pub enum SeriesError {
     TooLong(usize),
     #[error("value at index {index} is not a finite number ({value})")]
     NotFinite { index: usize, value: f64 },
+    #[error("{missing} of {len} values are missing; at most half may be")]
+    MostlyMissing { missing: usize, len: usize },
     #[error("horizon must be between 1 and {MAX_HORIZON}, got {0}")]
     BadHorizon(i64),
     #[error("level must be strictly between 0 and 100, got {0}")]
     BadLevel(f64),
 }
 
-/// A non-empty series of finite values, at most [`MAX_SERIES_LEN`] long.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SeriesData(Vec<f64>);
+/// A non-empty series, at most [`MAX_SERIES_LEN`] long, of finite values
+/// and, where the series has gaps, missing ones (at most half of them).
+/// Missing values are kept as NaN inside and written as `null` on the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesData {
+    values: Vec<f64>,
+    missing: usize,
+}
 
 impl SeriesData {
+    /// A series without gaps.
     pub fn parse(values: Vec<f64>) -> Result<Self, SeriesError> {
-        if values.is_empty() {
-            return Err(SeriesError::Empty);
-        }
-        if values.len() > MAX_SERIES_LEN {
-            return Err(SeriesError::TooLong(values.len()));
-        }
+        Self::check_len(values.len())?;
         if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(SeriesError::NotFinite { index, value });
         }
-        Ok(Self(values))
+        Ok(Self { values, missing: 0 })
     }
 
+    /// A series with gaps: `None` is a missing value. At most half of the
+    /// values may be missing.
+    pub fn with_gaps(values: Vec<Option<f64>>) -> Result<Self, SeriesError> {
+        Self::check_len(values.len())?;
+        let len = values.len();
+        let mut missing = 0;
+        let mut out = Vec::with_capacity(len);
+        for (index, v) in values.into_iter().enumerate() {
+            match v {
+                Some(value) if !value.is_finite() => {
+                    return Err(SeriesError::NotFinite { index, value })
+                }
+                Some(value) => out.push(value),
+                None => {
+                    missing += 1;
+                    out.push(f64::NAN);
+                }
+            }
+        }
+        if missing * 2 > len || missing == len {
+            return Err(SeriesError::MostlyMissing { missing, len });
+        }
+        Ok(Self {
+            values: out,
+            missing,
+        })
+    }
+
+    fn check_len(len: usize) -> Result<(), SeriesError> {
+        if len == 0 {
+            return Err(SeriesError::Empty);
+        }
+        if len > MAX_SERIES_LEN {
+            return Err(SeriesError::TooLong(len));
+        }
+        Ok(())
+    }
+
+    /// The values, NaN where one is missing.
     pub fn values(&self) -> &[f64] {
-        &self.0
+        &self.values
+    }
+
+    /// How many values are missing.
+    pub fn n_missing(&self) -> usize {
+        self.missing
+    }
+
+    /// The values with every gap filled by linear interpolation between its
+    /// neighbours (a gap at either end takes the nearest observed value).
+    pub fn filled(&self) -> Vec<f64> {
+        let mut out = self.values.clone();
+        if self.missing == 0 {
+            return out;
+        }
+        let observed: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_finite()).collect();
+        for w in observed.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            for i in a + 1..b {
+                let t = (i - a) as f64 / (b - a) as f64;
+                out[i] = out[a] + t * (out[b] - out[a]);
+            }
+        }
+        if let (Some(&first), Some(&last)) = (observed.first(), observed.last()) {
+            let (head, tail) = (out[first], out[last]);
+            out[..first].fill(head);
+            out[last + 1..].fill(tail);
+        }
+        out
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.values.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -54,10 +124,16 @@ impl SeriesData {
     }
 }
 
+impl Serialize for SeriesData {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.values.iter().map(|v| v.is_finite().then_some(*v)))
+    }
+}
+
 impl<'de> Deserialize<'de> for SeriesData {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = Vec::<f64>::deserialize(d)?;
-        Self::parse(raw).map_err(serde::de::Error::custom)
+        let raw = Vec::<Option<f64>>::deserialize(d)?;
+        Self::with_gaps(raw).map_err(serde::de::Error::custom)
     }
 }
 
@@ -119,6 +195,21 @@ mod tests {
             Err(SeriesError::NotFinite { index: 1, .. })
         ));
         assert!(SeriesData::parse(vec![1.0]).is_ok());
+    }
+
+    #[test]
+    fn gaps_are_filled_and_round_trip() {
+        let y = SeriesData::with_gaps(vec![None, Some(1.0), None, Some(3.0), None]).unwrap();
+        assert_eq!(y.n_missing(), 3);
+        assert_eq!(y.filled(), vec![1.0, 1.0, 2.0, 3.0, 3.0]);
+        let json = serde_json::to_string(&y).unwrap();
+        assert_eq!(json, "[null,1.0,null,3.0,null]");
+        let back: SeriesData = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.n_missing(), 3);
+        assert!(matches!(
+            SeriesData::with_gaps(vec![None, None, Some(1.0)]),
+            Err(SeriesError::MostlyMissing { missing: 2, len: 3 })
+        ));
     }
 
     #[test]

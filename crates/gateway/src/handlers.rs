@@ -12,6 +12,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use engine::ModelSpec;
 use protocol::{FitJob, FitSummary, ForecastJob, ForecastResult, JobError, ModelName, Version};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -256,8 +257,7 @@ async fn fit(
     let job = FitJob {
         model: model.clone(),
         version,
-        method: request.method,
-        season_length: request.season_length,
+        spec: ModelSpec::new(request.method, request.season_length),
         series: request.series,
     };
     // Its own task: the fit goes on, and its version settles, even if this

@@ -3,7 +3,7 @@
 //!
 //! Nothing here does I/O; every type is serde so any transport can carry it.
 
-use engine::{Forecast, Horizon, Level, Method, SeriesData};
+use engine::{Forecast, Horizon, Level, Method, ModelSpec, SeriesData};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use thiserror::Error;
@@ -63,14 +63,13 @@ pub struct NamedSeries {
     pub values: SeriesData,
 }
 
-/// Fit `series` with `method` and store the result as `version` of `model`.
+/// Fit `series` as `spec` says and store the result as `version` of `model`.
 /// The version is registered as pending before this job is sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FitJob {
     pub model: ModelName,
     pub version: Version,
-    pub method: Method,
-    pub season_length: Option<usize>,
+    pub spec: ModelSpec,
     pub series: Vec<NamedSeries>,
 }
 

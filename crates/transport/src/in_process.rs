@@ -112,7 +112,7 @@ mod tests {
             Ok(FitSummary {
                 model: job.model,
                 version: job.version,
-                method: job.method,
+                method: job.spec.method,
                 series: vec![],
             })
         }
@@ -169,8 +169,7 @@ mod tests {
         FitJob {
             model: ModelName::default_model(),
             version,
-            method: Default::default(),
-            season_length: None,
+            spec: engine::ModelSpec::new(Default::default(), None),
             series: vec![NamedSeries {
                 id: "a".into(),
                 values: SeriesData::parse(vec![1.0, 2.0, 3.0]).unwrap(),

@@ -64,7 +64,7 @@ impl JobHandler for Echo {
         let summary = FitSummary {
             model: job.model.clone(),
             version: job.version,
-            method: job.method,
+            method: job.spec.method,
             series: job
                 .series
                 .iter()
@@ -183,8 +183,7 @@ fn fit_job(model: &ModelName, version: i64) -> FitJob {
     FitJob {
         model: model.clone(),
         version,
-        method: Method::Naive,
-        season_length: None,
+        spec: engine::ModelSpec::new(Method::Naive, None),
         series: vec![NamedSeries {
             id: "a".into(),
             values: SeriesData::parse(vec![1.0, 2.0, 3.0]).expect("series"),

@@ -98,13 +98,12 @@ impl JobHandler for Worker {
         let FitJob {
             model,
             version,
-            method,
-            season_length,
+            spec,
             series,
         } = job;
         let started = Instant::now();
         let n_series = series.len();
-        let spec = ModelSpec::new(method, season_length);
+        let method = spec.method;
         let fitted = tokio::task::spawn_blocking(move || fit_all(spec, series)).await;
         let (loaded, bytes) = match fitted {
             Ok(Ok(done)) => done,
@@ -291,8 +290,7 @@ mod tests {
             .fit(FitJob {
                 model: model.clone(),
                 version,
-                method: Method::Naive,
-                season_length: None,
+                spec: engine::ModelSpec::new(Method::Naive, None),
                 series: vec![series("a", vec![1.0, 2.0, 3.0]), series("b", vec![5.0; 4])],
             })
             .await
@@ -359,8 +357,7 @@ mod tests {
             .fit(FitJob {
                 model: model.clone(),
                 version,
-                method: Method::Naive,
-                season_length: None,
+                spec: engine::ModelSpec::new(Method::Naive, None),
                 series: all,
             })
             .await

@@ -136,7 +136,7 @@ mod tests {
             let summary = FitSummary {
                 model: job.model.clone(),
                 version: job.version,
-                method: job.method,
+                method: job.spec.method,
                 series: vec![],
             };
             self.store
@@ -154,8 +154,7 @@ mod tests {
         FitJob {
             model: model.clone(),
             version,
-            method: Method::Naive,
-            season_length: None,
+            spec: engine::ModelSpec::new(Method::Naive, None),
             series: vec![NamedSeries {
                 id: "a".into(),
                 values: SeriesData::parse(vec![1.0, 2.0, 3.0]).expect("series"),

@@ -199,11 +199,12 @@ mod tests {
 
     #[test]
     fn gaps_are_filled_and_round_trip() {
-        let y = SeriesData::with_gaps(vec![None, Some(1.0), None, Some(3.0), None]).unwrap();
+        let y =
+            SeriesData::with_gaps(vec![None, Some(1.0), None, Some(3.0), Some(4.0), None]).unwrap();
         assert_eq!(y.n_missing(), 3);
-        assert_eq!(y.filled(), vec![1.0, 1.0, 2.0, 3.0, 3.0]);
+        assert_eq!(y.filled(), vec![1.0, 1.0, 2.0, 3.0, 4.0, 4.0]);
         let json = serde_json::to_string(&y).unwrap();
-        assert_eq!(json, "[null,1.0,null,3.0,null]");
+        assert_eq!(json, "[null,1.0,null,3.0,4.0,null]");
         let back: SeriesData = serde_json::from_str(&json).unwrap();
         assert_eq!(back.n_missing(), 3);
         assert!(matches!(

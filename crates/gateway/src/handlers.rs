@@ -300,6 +300,11 @@ async fn fit(
         Ok(Ok(Ok(Ok(summary)))) => Ok((summary, false)),
         Ok(Ok(Ok(Err(JobError::Invalid(message))))) => Err(ApiError::field("series", message)),
         Ok(Ok(Ok(Err(JobError::Failed(reason))))) => Err(version_failed(&model, version, &reason)),
+        Ok(Ok(Ok(Err(JobError::Unavailable(reason))))) => Err(ApiError::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the fit of version {version} of model '{model}' could not be recorded yet: {reason}; retry later"),
+        )
+        .with_data(json!({"model": model, "version": version, "reason": reason}))),
         Ok(Ok(Err(e))) => Err(transport_error(e, "fit")),
     }
 }
@@ -380,6 +385,11 @@ async fn forecast(
     match tokio::time::timeout(timeout, state.transport.forecast(job)).await {
         Ok(Ok(Ok(result))) => Ok(result),
         Ok(Ok(Err(JobError::Invalid(message)))) => Err(ApiError::field("series", message)),
+        Ok(Ok(Err(JobError::Unavailable(reason)))) => Err(ApiError::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("forecasting version {version} of model '{model}' is not possible now: {reason}; retry later"),
+        )
+        .with_data(json!({"model": model, "version": version, "reason": reason}))),
         Ok(Ok(Err(JobError::Failed(reason)))) => Err(ApiError::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("forecasting version {version} of model '{model}' failed: {reason}"),

@@ -38,8 +38,10 @@ pub struct ClusterArgs {
     /// with the load; 1 sends every forecast alone.
     #[arg(long, env = "HORIZON_FORECAST_BATCH", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub forecast_batch: u16,
-    /// Versions pending for longer than this are marked failed by the
-    /// gateway (their fit was lost, e.g. its gateway died before sending it).
+    /// Versions pending with no sign of life for longer than this (no
+    /// worker heartbeat; workers beat every 2s while they fit) are marked
+    /// failed by the gateway (their fit was lost, e.g. its gateway died
+    /// before sending it). At least 6s.
     #[arg(long, env = "HORIZON_PENDING_TTL", default_value = "15m", value_parser = crate::serve::parse_duration)]
     pub pending_ttl: Duration,
 }
@@ -57,7 +59,17 @@ impl ClusterArgs {
     }
 
     pub fn check(&self) -> anyhow::Result<()> {
-        validate_namespace(&self.namespace).map_err(anyhow::Error::msg)
+        validate_namespace(&self.namespace).map_err(anyhow::Error::msg)?;
+        // A fit is judged abandoned when its worker has not beaten for the
+        // whole TTL: the TTL must span several beats.
+        let shortest = worker::HEARTBEAT * 3;
+        if self.pending_ttl < shortest {
+            anyhow::bail!(
+                "--pending-ttl must be at least {shortest:?} (three worker heartbeats), got {:?}",
+                self.pending_ttl
+            );
+        }
+        Ok(())
     }
 
     /// Connects to PostgreSQL (creating and migrating the schema), retrying
@@ -87,7 +99,8 @@ impl ClusterArgs {
 // ---------------------------------------------------- `horizon serve --broker`
 
 /// The gateway's store in distributed mode: PostgreSQL, plus a background
-/// sweep that fails versions left pending longer than `--pending-ttl`.
+/// sweep that fails versions pending with no worker alive on them (no
+/// heartbeat) for longer than `--pending-ttl`.
 pub async fn gateway_store(
     cluster: &ClusterArgs,
     url: &str,

@@ -129,6 +129,10 @@ pub enum JobError {
     /// Our fault: the engine, the store or the worker failed.
     #[error("{0}")]
     Failed(String),
+    /// Our fault, but passing: the store (or another service the job needs)
+    /// is unreachable now. Nothing was decided; the client may retry (503).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type FitReply = Result<FitSummary, JobError>;

@@ -109,6 +109,23 @@ pub trait ModelStore: Send + Sync + 'static {
         reason: &str,
     ) -> Result<(), StoreError>;
 
+    /// Says that a worker is working on `version` now: its claim when the
+    /// fit starts, then a heartbeat while it runs. A version that is not
+    /// pending is left alone. Versions are judged abandoned by the time of
+    /// their last heartbeat (or their registration, before any claim).
+    async fn heartbeat(&self, model: &ModelName, version: Version) -> Result<(), StoreError>;
+
+    /// Whether `version` is pending with no sign of life (registration or
+    /// heartbeat) for at least `idle`: its fit was lost (its gateway died
+    /// before sending it, or its worker gave up), so nobody will settle it.
+    /// `false` for a settled version.
+    async fn is_orphaned(
+        &self,
+        model: &ModelName,
+        version: Version,
+        idle: Duration,
+    ) -> Result<bool, StoreError>;
+
     /// The newest registered version of `model`, whatever its status.
     async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError>;
 

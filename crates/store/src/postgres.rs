@@ -167,17 +167,20 @@ impl PgStore {
         })
     }
 
-    /// Marks failed every version pending for longer than `older_than`
+    /// Marks failed every version pending with no sign of life (its
+    /// registration, or a worker's heartbeat) for longer than `older_than`
     /// (e.g. its gateway died before dispatching the fit); returns how many.
+    /// A fit running on a live worker heartbeats, so it is never failed here.
     pub async fn fail_stale_pending(&self, older_than: Duration) -> Result<u64, StoreError> {
         let limit_ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
         let reason = format!(
-            "abandoned: still pending after {}s (its gateway or workers stopped before finishing the fit)",
+            "abandoned: pending with no worker alive on it for {}s (its gateway or workers stopped before finishing the fit)",
             older_than.as_secs()
         );
         let sql = format!(
             "WITH u AS (UPDATE versions SET status = 'failed', reason = $1, settled_at_ms = {NOW_MS} \
-             WHERE status = 'pending' AND created_at_ms < {NOW_MS} - $2 RETURNING model, version) \
+             WHERE status = 'pending' AND COALESCE(heartbeat_at_ms, created_at_ms) < {NOW_MS} - $2 \
+             RETURNING model, version) \
              SELECT pg_notify($3, 'failed ' || version || ' ' || model) FROM u"
         );
         let rows = sqlx::query(&sql)
@@ -440,6 +443,40 @@ impl ModelStore for PgStore {
         let reason = reason.to_string();
         self.settle(model, version, "failed", "reason = $4", |q| q.bind(reason))
             .await
+    }
+
+    async fn heartbeat(&self, model: &ModelName, version: Version) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE versions SET heartbeat_at_ms = {NOW_MS} \
+             WHERE model = $1 AND version = $2 AND status = 'pending'"
+        );
+        sqlx::query(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn is_orphaned(
+        &self,
+        model: &ModelName,
+        version: Version,
+        idle: Duration,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "SELECT COALESCE(heartbeat_at_ms, created_at_ms) < {NOW_MS} - $3 FROM versions \
+             WHERE model = $1 AND version = $2 AND status = 'pending'"
+        );
+        let orphaned: Option<bool> = sqlx::query_scalar(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .bind(i64::try_from(idle.as_millis()).unwrap_or(i64::MAX))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(orphaned.unwrap_or(false))
     }
 
     async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError> {

@@ -372,6 +372,40 @@ impl ModelStore for SqliteStore {
         self.settle(model, version, query).await
     }
 
+    async fn heartbeat(&self, model: &ModelName, version: Version) -> Result<(), StoreError> {
+        let _turn = self.write.lock().await;
+        sqlx::query(
+            "UPDATE versions SET heartbeat_at_ms = ? \
+             WHERE model = ? AND version = ? AND status = 'pending'",
+        )
+        .bind(now_ms())
+        .bind(model.as_str())
+        .bind(version)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn is_orphaned(
+        &self,
+        model: &ModelName,
+        version: Version,
+        idle: Duration,
+    ) -> Result<bool, StoreError> {
+        let alive: Option<i64> = sqlx::query_scalar(
+            "SELECT COALESCE(heartbeat_at_ms, created_at_ms) FROM versions \
+             WHERE model = ? AND version = ? AND status = 'pending'",
+        )
+        .bind(model.as_str())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        Ok(alive.is_some_and(|at| at < now_ms().saturating_sub(idle_ms)))
+    }
+
     async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError> {
         self.check_open()?;
         if let Some(latest) = &self.latest {

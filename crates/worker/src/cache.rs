@@ -1,21 +1,19 @@
-//! A small least-recently-used cache of decoded model versions, sized in
-//! series, so forecasts do not decode the store's bytes every time.
+//! A least-recently-used cache of decoded model versions, sized in series,
+//! so forecasts do not decode the store's bytes every time.
+//!
+//! Every operation is O(1) (the `lru` crate's linked hash map), so the lock
+//! is held for microseconds whatever the cache holds: inserting a large
+//! model into a cache full of small ones evicts them one by one from the
+//! cold end. Evicted models are dropped after the lock is released.
 
 use crate::state::LoadedModel;
+use lru::LruCache;
 use protocol::{ModelName, Version};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-struct Entry {
-    model: Arc<LoadedModel>,
-    last_used: u64,
-}
-
-#[derive(Default)]
 struct Inner {
-    /// By model then version, so a lookup does not clone the model's name.
-    entries: HashMap<ModelName, HashMap<Version, Entry>>,
-    clock: u64,
+    entries: LruCache<(ModelName, Version), Arc<LoadedModel>>,
+    /// Series held in all.
     weight: usize,
 }
 
@@ -29,17 +27,20 @@ impl ModelCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                entries: LruCache::unbounded(),
+                weight: 0,
+            }),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn get(&self, model: &ModelName, version: Version) -> Option<Arc<LoadedModel>> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.clock += 1;
-        let now = inner.clock;
-        let entry = inner.entries.get_mut(model)?.get_mut(&version)?;
-        entry.last_used = now;
-        Some(entry.model.clone())
+        let key = (model.clone(), version);
+        self.lock().entries.get(&key).cloned()
     }
 
     pub fn insert(&self, model: &ModelName, version: Version, loaded: Arc<LoadedModel>) {
@@ -47,50 +48,48 @@ impl ModelCache {
         if weight > self.capacity {
             return;
         }
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.clock += 1;
-        let now = inner.clock;
-        let old = inner.entries.entry(model.clone()).or_default().insert(
-            version,
-            Entry {
-                model: loaded,
-                last_used: now,
-            },
-        );
-        inner.weight += weight;
-        if let Some(old) = old {
-            inner.weight -= old.model.weight();
-        }
-        while inner.weight > self.capacity {
-            let Some((name, version)) = inner
-                .entries
-                .iter()
-                .flat_map(|(name, versions)| versions.iter().map(move |(v, e)| (name, *v, e)))
-                .min_by_key(|(_, _, e)| e.last_used)
-                .map(|(name, v, _)| (name.clone(), v))
-            else {
-                break;
-            };
-            let Some(versions) = inner.entries.get_mut(&name) else {
-                break;
-            };
-            let gone = versions.remove(&version);
-            if versions.is_empty() {
-                inner.entries.remove(&name);
+        let mut evicted = Vec::new();
+        {
+            let mut inner = self.lock();
+            if let Some(old) = inner.entries.put((model.clone(), version), loaded) {
+                inner.weight -= old.weight();
+                evicted.push(old);
             }
-            if let Some(gone) = gone {
-                inner.weight -= gone.model.weight();
+            inner.weight += weight;
+            while inner.weight > self.capacity {
+                let Some((_, gone)) = inner.entries.pop_lru() else {
+                    break;
+                };
+                inner.weight -= gone.weight();
+                evicted.push(gone);
             }
         }
+        drop(evicted);
+    }
+
+    /// Series held now.
+    #[cfg(test)]
+    fn weight(&self) -> usize {
+        self.lock().weight
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::{Method, ModelSpec, SeriesData};
 
     fn empty() -> Arc<LoadedModel> {
         Arc::new(LoadedModel::new(vec![]))
+    }
+
+    /// A model of `n` series.
+    fn of_series(n: usize) -> Arc<LoadedModel> {
+        let y = SeriesData::parse(vec![1.0, 2.0, 3.0]).expect("series");
+        let fitted = ModelSpec::new(Method::Naive, None).fit(&y).expect("fit");
+        Arc::new(LoadedModel::new(
+            (0..n).map(|i| (format!("s{i}"), fitted.clone())).collect(),
+        ))
     }
 
     #[test]
@@ -121,5 +120,38 @@ mod tests {
         assert!(cache.get(&b, 1).is_none());
         assert!(cache.get(&b, 2).is_some());
         assert!(cache.get(&a, 2).is_none());
+    }
+
+    #[test]
+    fn evicts_by_series_count_from_the_cold_end() {
+        let cache = ModelCache::new(10);
+        let m = ModelName::parse("m").unwrap();
+        for v in 1..=10 {
+            cache.insert(&m, v, of_series(1));
+        }
+        assert_eq!(cache.weight(), 10);
+        // Version 1 becomes the most recently used.
+        assert!(cache.get(&m, 1).is_some());
+        // Four series must make room: versions 2 to 5 (the coldest) go.
+        cache.insert(&m, 11, of_series(4));
+        assert_eq!(cache.weight(), 10);
+        for v in 2..=5 {
+            assert!(cache.get(&m, v).is_none(), "version {v} kept");
+        }
+        for v in [1, 6, 7, 8, 9, 10, 11] {
+            assert!(cache.get(&m, v).is_some(), "version {v} evicted");
+        }
+        // Replacing a version counts its new weight only.
+        cache.insert(&m, 11, of_series(2));
+        assert_eq!(cache.weight(), 8);
+        // A model larger than the whole cache is not kept, and evicts nothing.
+        cache.insert(&m, 12, of_series(11));
+        assert!(cache.get(&m, 12).is_none());
+        assert_eq!(cache.weight(), 8);
+        // A model as large as the cache evicts everything else.
+        cache.insert(&m, 13, of_series(10));
+        assert_eq!(cache.weight(), 10);
+        assert!(cache.get(&m, 13).is_some());
+        assert!(cache.get(&m, 1).is_none());
     }
 }

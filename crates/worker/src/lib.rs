@@ -1,18 +1,26 @@
 //! The worker: takes fit and forecast jobs, runs the engine, keeps fitted
 //! models in the store and answers.
 //!
-//! Long CPU work never runs on the async threads: fits go to
-//! `spawn_blocking` and fit the series of a job in parallel on rayon's pool;
-//! forecasts run on their own blocking thread without rayon, so they never
-//! wait behind fits. The one exception is a tiny forecast of a cached model
-//! (a few series, a few steps: microseconds of work), which runs in place:
-//! handing it to a blocking thread and back would cost more than the work.
+//! Engine work never runs on the async threads: fits go to `spawn_blocking`
+//! and fit the series of a job in parallel on rayon's pool; every forecast,
+//! however small, runs on a blocking thread without rayon, so it never waits
+//! behind fits and never stalls the runtime (a "cheap" forecast is not cheap
+//! when its model has a season of 10,000).
+//!
+//! A model version missing from the cache is read and decoded once however
+//! many forecasts ask for it at the same time: the first one loads it, the
+//! others wait for that load and share its result.
+//!
+//! A store that is unavailable is not a verdict: saving a finished fit is
+//! retried (see [`retry`]) and never turns into a failed version.
 
 mod cache;
 mod redelivery;
+mod retry;
 mod state;
 
-pub use redelivery::Redeliverable;
+pub use redelivery::{Redeliverable, HEARTBEAT};
+pub use retry::STORE_RETRY_FOR;
 
 use async_trait::async_trait;
 use cache::ModelCache;
@@ -23,29 +31,30 @@ use protocol::{
 };
 use rayon::prelude::*;
 use state::LoadedModel;
-use std::sync::Arc;
-use std::time::Instant;
-use store::ModelStore;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use store::{ModelStore, StoreError};
+use tokio::sync::OnceCell;
 use transport::JobHandler;
 
 /// Default size of the model cache, in series.
 pub const DEFAULT_CACHE_SERIES: usize = 500_000;
 
-/// Forecasts of at most this many values (series × steps × (1 + levels))
-/// and [`INLINE_SERIES`] series run on the async thread. The engine's
-/// forecasts are linear in the steps: measured in release, the costliest
-/// method (`auto`, an ensemble) takes ~25 µs for 512 values of one series
-/// and ~4 µs per series at 21 steps, so ~35 µs at worst here. Anything
-/// larger, such as one step of a 1000-series model, goes to a blocking
-/// thread.
-const INLINE_VALUES: usize = 512;
-/// See [`INLINE_VALUES`].
-const INLINE_SERIES: usize = 8;
+/// The outcome of one load of a model version, shared by all its waiters.
+type SharedLoad = Arc<OnceCell<Result<Arc<LoadedModel>, JobError>>>;
 
 /// Runs jobs against a store.
 pub struct Worker {
     store: Arc<dyn ModelStore>,
     cache: ModelCache,
+    /// Loads under way, by (model, version): one per key at a time.
+    loading: Mutex<HashMap<(ModelName, Version), SharedLoad>>,
+    /// Model versions decoded from the store so far.
+    decodes: AtomicU64,
+    /// How long a save waits out an unavailable store.
+    store_retry: Duration,
 }
 
 impl Worker {
@@ -59,10 +68,26 @@ impl Worker {
         Self {
             store,
             cache: ModelCache::new(cache_series),
+            loading: Mutex::new(HashMap::new()),
+            decodes: AtomicU64::new(0),
+            store_retry: STORE_RETRY_FOR,
         }
     }
 
-    /// The fitted model of a ready version, from the cache or the store.
+    /// Waits out an unavailable store for `retry_for` instead of
+    /// [`STORE_RETRY_FOR`] before answering [`JobError::Unavailable`].
+    pub fn store_retry_for(mut self, retry_for: Duration) -> Self {
+        self.store_retry = retry_for;
+        self
+    }
+
+    /// How many model versions this worker has decoded from the store.
+    pub fn decodes(&self) -> u64 {
+        self.decodes.load(Ordering::Relaxed)
+    }
+
+    /// The fitted model of a ready version, from the cache or the store;
+    /// concurrent callers for the same version share one load.
     async fn load(
         &self,
         model: &ModelName,
@@ -71,13 +96,41 @@ impl Worker {
         if let Some(hit) = self.cache.get(model, version) {
             return Ok(hit);
         }
-        let bytes = self.store.load_state(model, version).await.map_err(|e| {
-            JobError::Failed(format!("loading version {version} of model '{model}': {e}"))
-        })?;
+        let key = (model.clone(), version);
+        let cell = lock(&self.loading).entry(key.clone()).or_default().clone();
+        let result = cell
+            .get_or_init(|| self.load_from_store(model, version))
+            .await
+            .clone();
+        // The load is over: later callers find the model in the cache (or,
+        // after an error, try again) rather than this outcome.
+        let mut loading = lock(&self.loading);
+        if loading.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            loading.remove(&key);
+        }
+        result
+    }
+
+    async fn load_from_store(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Arc<LoadedModel>, JobError> {
+        let bytes = self
+            .store
+            .load_state(model, version)
+            .await
+            .map_err(|e| match e {
+                StoreError::Unavailable(_) => JobError::Unavailable(format!(
+                    "loading version {version} of model '{model}': {e}"
+                )),
+                e => JobError::Failed(format!("loading version {version} of model '{model}': {e}")),
+            })?;
+        self.decodes.fetch_add(1, Ordering::Relaxed);
         let loaded = tokio::task::spawn_blocking(move || LoadedModel::decode(&bytes))
             .await
             .map_err(|_| JobError::Failed("decoding a stored model panicked".into()))?
-            .map_err(|e| JobError::Failed(format!("version {version} of model '{model}': {e}")))?;
+            .map_err(|e| state_error(model, version, e))?;
         let loaded = Arc::new(loaded);
         self.cache.insert(model, version, loaded.clone());
         Ok(loaded)
@@ -90,6 +143,10 @@ impl Worker {
         }
         JobError::Failed(reason)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[async_trait]
@@ -119,9 +176,26 @@ impl JobHandler for Worker {
             method,
             series: loaded.summary(),
         };
-        if let Err(e) = self.store.complete(&model, version, &bytes, &summary).await {
-            let reason = format!("saving the fitted model failed: {e}");
-            return Err(self.fail_version(&model, version, reason).await);
+        // `complete` is idempotent, so a save whose answer was lost with the
+        // connection can be sent again.
+        let saved = retry::while_unavailable("saving a fit", self.store_retry, || {
+            self.store.complete(&model, version, &bytes, &summary)
+        })
+        .await;
+        match saved {
+            Ok(()) => {}
+            Err(StoreError::Unavailable(e)) => {
+                // No verdict: the version stays pending for a retry (its
+                // heartbeat stops, so it is known as orphaned).
+                tracing::warn!(%model, version, "gave up saving a fit: {e}");
+                return Err(JobError::Unavailable(format!(
+                    "the fit of version {version} of model '{model}' could not be saved: {e}"
+                )));
+            }
+            Err(e) => {
+                let reason = format!("saving the fitted model failed: {e}");
+                return Err(self.fail_version(&model, version, reason).await);
+            }
         }
         self.cache.insert(&model, version, Arc::new(loaded));
         tracing::info!(
@@ -143,28 +217,29 @@ impl JobHandler for Worker {
             levels,
             series_ids,
         } = job;
-        let crashed = || JobError::Failed("the engine crashed while forecasting".into());
-        let n_series = series_ids.as_ref().map_or(loaded.len(), Vec::len);
-        let values = n_series
-            .saturating_mul(horizon.get())
-            .saturating_mul(1 + levels.len());
-        let series = if values <= INLINE_VALUES && n_series <= INLINE_SERIES {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                forecast_all(&loaded, horizon, &levels, series_ids.as_deref())
-            }))
-            .map_err(|_| crashed())??
-        } else {
-            tokio::task::spawn_blocking(move || {
-                forecast_all(&loaded, horizon, &levels, series_ids.as_deref())
-            })
-            .await
-            .map_err(|_| crashed())??
-        };
+        let series = tokio::task::spawn_blocking(move || {
+            forecast_all(&loaded, horizon, &levels, series_ids.as_deref())
+        })
+        .await
+        .map_err(|_| JobError::Failed("the engine crashed while forecasting".into()))??;
         Ok(ForecastResult {
             model,
             version,
             series,
         })
+    }
+}
+
+/// What a state that cannot be read means for the job. A state written by
+/// a newer build is no verdict on the version: this worker answers
+/// "unavailable" (a 503 the client may retry, answered by an upgraded worker
+/// once the rolling deploy reaches it), never a failure for ever.
+fn state_error(model: &ModelName, version: Version, e: state::StateError) -> JobError {
+    let message = format!("version {version} of model '{model}': {e}");
+    if e.is_newer() {
+        JobError::Unavailable(message)
+    } else {
+        JobError::Failed(message)
     }
 }
 
@@ -369,8 +444,6 @@ mod tests {
             levels: vec![Level::parse(80.0).unwrap(), Level::parse(95.0).unwrap()],
             series_ids: ids,
         };
-        // 300 series are far above the inline limits; one series is below.
-        assert!(n > INLINE_SERIES && n * 12 * 3 > INLINE_VALUES && 12 * 3 <= INLINE_VALUES);
         let large = worker.forecast(job(None)).await.unwrap();
         assert_eq!(large.series.len(), n);
         for i in [0, 7, n - 1] {

@@ -1,12 +1,21 @@
 //! At-least-once delivery on the worker's side: a redelivered fit must not
 //! be fitted into a second result.
+//!
+//! While it fits, a worker keeps the version's heartbeat fresh in the store
+//! (its claim at the start, then every [`HEARTBEAT`]), so the pending-TTL
+//! sweep can tell a long fit on a live worker from an abandoned one.
 
+use crate::retry::{while_unavailable, STORE_RETRY_FOR};
 use async_trait::async_trait;
-use protocol::{FitJob, FitReply, ForecastJob, ForecastReply, JobError};
+use protocol::{FitJob, FitReply, ForecastJob, ForecastReply, JobError, ModelName, Version};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{ModelStore, StoreError, VersionStatus};
 use transport::JobHandler;
+
+/// How often a worker fitting a version says so in the store. The gateway's
+/// `--pending-ttl` must be several times longer.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// Wraps the worker for at-least-once delivery: a fit whose version is
 /// already settled (a redelivery, or a version failed meanwhile) is answered
@@ -15,56 +24,82 @@ use transport::JobHandler;
 pub struct Redeliverable<H> {
     inner: H,
     store: Arc<dyn ModelStore>,
+    heartbeat: Duration,
+    store_retry: Duration,
 }
 
-/// How long a worker keeps retrying while the store is unreachable, holding
-/// the job unacknowledged.
-const STORE_RETRY_FOR: Duration = Duration::from_secs(120);
+/// The heartbeat of one fit; stops when dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(
+        store: Arc<dyn ModelStore>,
+        model: ModelName,
+        version: Version,
+        every: Duration,
+    ) -> Self {
+        Self(tokio::spawn(async move {
+            loop {
+                // A missed beat is harmless: the next one is `every` away,
+                // and the TTL spans several.
+                if let Err(e) = store.heartbeat(&model, version).await {
+                    tracing::debug!(%model, version, "heartbeat not recorded: {e}");
+                }
+                tokio::time::sleep(every).await;
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 impl<H> Redeliverable<H> {
     pub fn new(inner: H, store: Arc<dyn ModelStore>) -> Self {
-        Self { inner, store }
+        Self {
+            inner,
+            store,
+            heartbeat: HEARTBEAT,
+            store_retry: STORE_RETRY_FOR,
+        }
     }
 
-    /// The version's status, retrying while the store is unreachable.
+    /// Beats every `every` instead of [`HEARTBEAT`].
+    pub fn heartbeat_every(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    /// The version's status, waiting out an unavailable store.
     async fn status(&self, job: &FitJob) -> Result<Option<FitReply>, JobError> {
-        let deadline = tokio::time::Instant::now() + STORE_RETRY_FOR;
-        let mut nap = Duration::from_millis(200);
-        loop {
-            match self
-                .store
+        let read = while_unavailable("reading a fit's version", self.store_retry, || {
+            self.store
                 .wait_settled(&job.model, job.version, Duration::ZERO)
-                .await
-            {
-                Ok(info) => {
-                    return Ok(match info.status {
-                        VersionStatus::Ready => Some(info.summary.ok_or_else(|| {
-                            JobError::Failed(format!(
-                                "version {} of '{}' is ready but has no summary",
-                                job.version, job.model
-                            ))
-                        })),
-                        VersionStatus::Failed { reason } => Some(Err(JobError::Failed(reason))),
-                        VersionStatus::Pending => None,
-                    })
-                }
-                Err(StoreError::WaitTimeout(_)) => return Ok(None),
-                Err(StoreError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
-                    tracing::warn!(
-                        "store unavailable, fit of '{}' v{} waits: {e}",
-                        job.model,
-                        job.version
-                    );
-                    tokio::time::sleep(nap).await;
-                    nap = (nap * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => {
-                    return Err(JobError::Failed(format!(
-                        "reading version {} of '{}': {e}",
+        })
+        .await;
+        match read {
+            Ok(info) => Ok(match info.status {
+                VersionStatus::Ready => Some(info.summary.ok_or_else(|| {
+                    JobError::Failed(format!(
+                        "version {} of '{}' is ready but has no summary",
                         job.version, job.model
-                    )))
-                }
-            }
+                    ))
+                })),
+                VersionStatus::Failed { reason } => Some(Err(JobError::Failed(reason))),
+                VersionStatus::Pending => None,
+            }),
+            Err(StoreError::WaitTimeout(_)) => Ok(None),
+            Err(e @ StoreError::Unavailable(_)) => Err(JobError::Unavailable(format!(
+                "reading version {} of '{}': {e}",
+                job.version, job.model
+            ))),
+            Err(e) => Err(JobError::Failed(format!(
+                "reading version {} of '{}': {e}",
+                job.version, job.model
+            ))),
         }
     }
 }
@@ -93,7 +128,19 @@ impl<H: JobHandler> JobHandler for Redeliverable<H> {
                 );
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            last = Some(self.inner.fit(job.clone()).await);
+            let _alive = Heartbeat::start(
+                self.store.clone(),
+                job.model.clone(),
+                job.version,
+                self.heartbeat,
+            );
+            let reply = self.inner.fit(job.clone()).await;
+            if let Err(JobError::Unavailable(_)) = reply {
+                // The store was down for the whole retry period: fitting
+                // again would not help.
+                return reply;
+            }
+            last = Some(reply);
         }
         if let Some(answer) = self.status(&job).await? {
             return answer;

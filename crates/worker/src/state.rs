@@ -21,6 +21,13 @@ pub enum StateError {
     Encode(String),
 }
 
+impl StateError {
+    /// The state was written by a newer build than this one.
+    pub fn is_newer(&self) -> bool {
+        matches!(self, StateError::Format { found, expected } if found > expected)
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Stored {
     format: u32,

@@ -1,6 +1,8 @@
 //! The endpoints, and the consistency rule between fits and forecasts.
 //!
-//! Fit: validate → register the version as pending → dispatch → answer.
+//! Fit: validate → check that it can travel → register the version as
+//! pending and dispatch it, in one task a client hanging up cannot cancel →
+//! answer.
 //! Forecast: take the newest registered version → wait until it settles →
 //! failed: a JSend error naming it (never an older version) → ready: forecast
 //! exactly that version.
@@ -16,9 +18,12 @@ use engine::ModelSpec;
 use protocol::{FitJob, FitSummary, ForecastJob, ForecastResult, JobError, ModelName, Version};
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
-use store::{ModelInfo, Registered, StoreError, VersionInfo, VersionStatus};
-use transport::TransportError;
+use store::{ModelInfo, ModelStore, Registered, StoreError, VersionInfo, VersionStatus};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use transport::{Transport, TransportError};
 
 /// Header that makes a fit idempotent: the same key answers with the same version.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -35,17 +40,18 @@ pub async fn seed_fit(
 ) -> Result<Response, ApiError> {
     let request = validate::seed_fit(&body)?;
     let key = idempotency_key(&headers)?;
-    let (summary, replayed) = fit(&state, ModelName::default_model(), request, key).await?;
-    let first = summary.series.first();
-    let data = SeedFitAnswer {
-        model: &summary.model,
-        version: summary.version,
-        method: summary.method,
-        chosen: first.map(|s| s.chosen.as_str()),
-        fallback: first.and_then(|s| s.fallback.as_deref()),
-        n_obs: first.map_or(0, |s| s.n_obs),
-    };
-    Ok(with_replay_header(success(data), replayed))
+    let answer = fit(&state, ModelName::default_model(), request, key).await;
+    Ok(answer.respond(|summary| {
+        let first = summary.series.first();
+        success(SeedFitAnswer {
+            model: &summary.model,
+            version: summary.version,
+            method: summary.method,
+            chosen: first.map(|s| s.chosen.as_str()),
+            fallback: first.and_then(|s| s.fallback.as_deref()),
+            n_obs: first.map_or(0, |s| s.n_obs),
+        })
+    }))
 }
 
 pub async fn seed_forecast(
@@ -89,17 +95,16 @@ pub async fn v1_fit(
 ) -> Result<Response, ApiError> {
     let request = validate::v1_fit(&body)?;
     let key = idempotency_key(&headers)?;
-    let (summary, replayed) = fit(&state, model, request, key).await?;
-    Ok(with_replay_header(
+    let answer = fit(&state, model, request, key).await;
+    Ok(answer.respond(|summary| {
         success(V1FitAnswer {
             model: summary.model,
             version: summary.version,
             status: "ready",
             method: summary.method,
             series: summary.series,
-        }),
-        replayed,
-    ))
+        })
+    }))
 }
 
 pub async fn v1_forecast(
@@ -226,113 +231,255 @@ pub fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 // ---- the consistency rule ----
 
+/// The outcome of a fit request, and whether it answers for an earlier
+/// request with the same idempotency key (then it carries
+/// `Idempotent-Replayed: true`, failures included).
+struct FitAnswer {
+    summary: Result<FitSummary, ApiError>,
+    replayed: bool,
+}
+
+impl FitAnswer {
+    fn respond(self, ok: impl FnOnce(FitSummary) -> Response) -> Response {
+        let response = match self.summary {
+            Ok(summary) => ok(summary),
+            Err(e) => e.into_response(),
+        };
+        with_replay_header(response, self.replayed)
+    }
+}
+
+/// Everything that ends a fit request without a summary; [`FitError::answer`]
+/// decides how each is told to the client.
+#[derive(Debug)]
+enum FitError {
+    /// The fit could not be sent, was refused, or its answer did not come back.
+    Transport(TransportError),
+    /// Registering or reading the version failed.
+    Store(StoreError),
+    /// The worker refused the series: the client's fault.
+    Invalid(String),
+    /// The version failed.
+    Failed { version: Version, reason: String },
+    /// The fit ran but the store could not record it for a while; the
+    /// version stays pending, the client may retry.
+    Unavailable { version: Version, reason: String },
+    /// No outcome within the fit timeout; the fit goes on.
+    TimedOut,
+    /// The task that registers and dispatches the fit panicked (a bug).
+    Crashed,
+    /// A ready version without its summary (a bug).
+    NoSummary(Version),
+}
+
+impl FitError {
+    /// The answer, given the version registered for the request, if any.
+    fn answer(self, model: &ModelName, version: Option<Version>, timeout: Duration) -> ApiError {
+        match self {
+            FitError::Transport(TransportError::TooLarge { bytes, limit }) => ApiError::fail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body",
+                format!(
+                    "this fit would travel to the workers as a {bytes}-byte message, over the \
+                     broker's limit of {limit} bytes; send fewer or shorter series"
+                ),
+            ),
+            FitError::Transport(e) => transport_error(e, "fit"),
+            FitError::Store(e) => match version {
+                Some(version) => pending_error(e, model, version),
+                None => store_error(e),
+            },
+            FitError::Invalid(message) => ApiError::field("series", message),
+            FitError::Failed { version, reason } => version_failed(model, version, &reason),
+            FitError::Unavailable { version, reason } => ApiError::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the fit of version {version} of model '{model}' could not be recorded yet: \
+                     {reason}; retry later"
+                ),
+            )
+            .with_data(json!({"model": model, "version": version, "reason": reason})),
+            FitError::TimedOut => {
+                let waited = humantime::format_duration(timeout);
+                match version {
+                    Some(version) => ApiError::error(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!(
+                            "the fit of version {version} of model '{model}' did not finish within \
+                             {waited}; it goes on in the background, GET /v1/models/{model} shows \
+                             its status"
+                        ),
+                    )
+                    .with_data(json!({"model": model, "version": version})),
+                    None => ApiError::error(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!(
+                            "the fit of model '{model}' could not be registered within {waited}"
+                        ),
+                    ),
+                }
+            }
+            FitError::Crashed => ApiError::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the fit of model '{model}' crashed"),
+            ),
+            FitError::NoSummary(version) => ApiError::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("version {version} of model '{model}' is ready but its summary is missing"),
+            ),
+        }
+    }
+}
+
+/// What the task of a fit ends with.
+enum Registration {
+    /// The fit was dispatched and this is its answer.
+    Fitted(FitSummary),
+    /// An earlier request with the same idempotency key registered this
+    /// version and sent its fit: its outcome is read from the store.
+    Earlier(Version),
+}
+
 /// Registers a pending version, dispatches its fit and waits for the answer.
-/// Returns the summary and whether it is a replay of an earlier request with
-/// the same idempotency key.
 async fn fit(
     state: &AppState,
     model: ModelName,
     request: FitRequest,
     key: Option<String>,
-) -> Result<(FitSummary, bool), ApiError> {
-    // Fail fast while jobs cannot be delivered (e.g. the broker is down),
-    // before registering a version that could not be fitted.
-    state
-        .transport
-        .ready()
-        .await
-        .map_err(|e| transport_error(e, "fit"))?;
-    let registered = state
-        .store
-        .register_pending(&model, request.series.len(), key.as_deref())
-        .await
-        .map_err(store_error)?;
-    let version = match registered {
-        Registered::Existing(version) => {
-            return replay(state, &model, version).await.map(|s| (s, true))
-        }
-        Registered::New(version) => version,
-    };
-    tracing::info!(%model, version, n_series = request.series.len(), "fit registered");
-    let job = FitJob {
-        model: model.clone(),
-        version,
-        spec: ModelSpec::new(request.method, request.season_length),
-        series: request.series,
-    };
-    // Its own task: the fit goes on, and its version settles, even if this
-    // request is dropped (client gone, answer timed out).
-    let transport = state.transport.clone();
-    let store = state.store.clone();
-    let dispatch = tokio::spawn(async move {
-        let (model, version) = (job.model.clone(), job.version);
-        let reply = transport.fit(job).await;
-        // Make sure a fit that did not succeed does not stay pending; a no-op
-        // when the worker already recorded the failure.
-        let failure = match &reply {
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(TransportError::Timeout(_)) => None, // a worker may still finish it
-            Err(e) => Some(format!("the fit could not be run: {e}")),
-            Ok(Ok(_)) => None,
-        };
-        if let Some(reason) = failure {
-            if let Err(e) = store.fail(&model, version, &reason).await {
-                tracing::error!(%model, version, error = %e, "could not record a failed fit");
-            }
-        }
-        reply
-    });
+) -> FitAnswer {
     let timeout = state.config.fit_timeout;
-    match tokio::time::timeout(timeout, dispatch).await {
-        Err(_) => Err(ApiError::error(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!(
-                "the fit of version {version} of model '{model}' did not finish within {}; \
-                 it goes on in the background, GET /v1/models/{model} shows its status",
-                humantime::format_duration(timeout)
-            ),
-        )
-        .with_data(json!({"model": model, "version": version}))),
-        Ok(Err(_)) => Err(ApiError::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the fit of version {version} of model '{model}' crashed"),
-        )),
-        Ok(Ok(Ok(Ok(summary)))) => Ok((summary, false)),
-        Ok(Ok(Ok(Err(JobError::Invalid(message))))) => Err(ApiError::field("series", message)),
-        Ok(Ok(Ok(Err(JobError::Failed(reason))))) => Err(version_failed(&model, version, &reason)),
-        Ok(Ok(Ok(Err(JobError::Unavailable(reason))))) => Err(ApiError::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the fit of version {version} of model '{model}' could not be recorded yet: {reason}; retry later"),
-        )
-        .with_data(json!({"model": model, "version": version, "reason": reason}))),
-        Ok(Ok(Err(e))) => Err(transport_error(e, "fit")),
+    let (registered_tx, mut registered_rx) = oneshot::channel();
+    let summary = fit_within(state, &model, request, key, registered_tx, timeout).await;
+    let registered = registered_rx.try_recv().ok();
+    FitAnswer {
+        summary: summary.map_err(|e| e.answer(&model, registered.map(|r| r.0), timeout)),
+        replayed: registered.is_some_and(|r| r.1),
     }
 }
 
-/// The answer of an earlier fit with the same idempotency key.
+async fn fit_within(
+    state: &AppState,
+    model: &ModelName,
+    request: FitRequest,
+    key: Option<String>,
+    registered: oneshot::Sender<(Version, bool)>,
+    timeout: Duration,
+) -> Result<FitSummary, FitError> {
+    let deadline = Instant::now() + timeout;
+    // Fail fast while jobs cannot be delivered (e.g. the broker is down),
+    // before registering a version that could not be fitted.
+    state.transport.ready().await.map_err(FitError::Transport)?;
+    let job = FitJob {
+        model: model.clone(),
+        version: 0, // set once registered
+        spec: ModelSpec::new(request.method, request.season_length),
+        series: request.series,
+    };
+    // Refused before registering: a fit that cannot travel must not leave a
+    // failed version behind.
+    let transport = state.transport.clone();
+    let (job, fits) = tokio::task::spawn_blocking(move || {
+        let fits = transport.check_fit(&job);
+        (job, fits)
+    })
+    .await
+    .map_err(|_| FitError::Crashed)?;
+    fits.map_err(FitError::Transport)?;
+    // Registration and dispatch in one task of their own, which a client
+    // hanging up (hyper then drops this future) cannot split: a registered
+    // version is always dispatched, and settles.
+    let task = tokio::spawn(register_and_dispatch(
+        state.store.clone(),
+        state.transport.clone(),
+        job,
+        key,
+        registered,
+    ));
+    let outcome = match tokio::time::timeout_at(deadline, task).await {
+        Ok(joined) => joined.unwrap_or(Err(FitError::Crashed))?,
+        Err(_) => return Err(FitError::TimedOut),
+    };
+    match outcome {
+        Registration::Fitted(summary) => Ok(summary),
+        Registration::Earlier(version) => replay(state, model, version, deadline).await,
+    }
+}
+
+/// The detached part of a fit: register, then send the fit and record a
+/// failure. Tells `registered` the version (and whether an earlier request
+/// registered it) as soon as it is known.
+async fn register_and_dispatch(
+    store: Arc<dyn ModelStore>,
+    transport: Arc<dyn Transport>,
+    mut job: FitJob,
+    key: Option<String>,
+    registered: oneshot::Sender<(Version, bool)>,
+) -> Result<Registration, FitError> {
+    let model = job.model.clone();
+    let registration = store
+        .register_pending(&model, job.series.len(), key.as_deref())
+        .await
+        .map_err(FitError::Store)?;
+    let version = registration.version();
+    let earlier = matches!(registration, Registered::Existing(_));
+    let _ = registered.send((version, earlier));
+    if earlier {
+        // Sent again only if it may never have been sent (its gateway died
+        // right after registering it); otherwise it settles by itself.
+        if !store
+            .is_undispatched(&model, version)
+            .await
+            .map_err(FitError::Store)?
+        {
+            return Ok(Registration::Earlier(version));
+        }
+        tracing::warn!(%model, version, "sending again the fit of a registration whose fit may never have been sent");
+    } else {
+        tracing::info!(%model, version, n_series = job.series.len(), "fit registered");
+    }
+    job.version = version;
+    let reply = transport.fit(job).await;
+    // Make sure a fit that did not succeed does not stay pending; a no-op
+    // when the worker already recorded the failure.
+    let failure = match &reply {
+        // No verdict: the store was down; the version stays pending.
+        Ok(Err(JobError::Unavailable(_))) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(TransportError::Timeout(_)) => None, // a worker may still finish it
+        Err(e) => Some(format!("the fit could not be run: {e}")),
+        Ok(Ok(_)) => None,
+    };
+    if let Some(reason) = failure {
+        if let Err(e) = store.fail(&model, version, &reason).await {
+            tracing::error!(%model, version, error = %e, "could not record a failed fit");
+        }
+    }
+    match reply {
+        Ok(Ok(summary)) => Ok(Registration::Fitted(summary)),
+        Ok(Err(JobError::Invalid(message))) => Err(FitError::Invalid(message)),
+        Ok(Err(JobError::Failed(reason))) => Err(FitError::Failed { version, reason }),
+        Ok(Err(JobError::Unavailable(reason))) => Err(FitError::Unavailable { version, reason }),
+        Err(e) => Err(FitError::Transport(e)),
+    }
+}
+
+/// The outcome of an earlier fit with the same idempotency key.
 async fn replay(
     state: &AppState,
     model: &ModelName,
     version: Version,
-) -> Result<FitSummary, ApiError> {
+    deadline: Instant,
+) -> Result<FitSummary, FitError> {
+    let waited = deadline.saturating_duration_since(Instant::now());
     let info = state
         .store
-        .wait_settled(model, version, state.config.fit_timeout)
+        .wait_settled(model, version, waited)
         .await
-        .map_err(|e| pending_error(e, model, version))?;
+        .map_err(FitError::Store)?;
     match info.status {
-        VersionStatus::Ready => info.summary.ok_or_else(|| {
-            ApiError::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("version {version} of model '{model}' is ready but its summary is missing"),
-            )
-        }),
-        VersionStatus::Failed { reason } => Err(version_failed(model, version, &reason)),
-        VersionStatus::Pending => Err(pending_error(
-            StoreError::WaitTimeout(state.config.fit_timeout),
-            model,
-            version,
-        )),
+        VersionStatus::Ready => info.summary.ok_or(FitError::NoSummary(version)),
+        VersionStatus::Failed { reason } => Err(FitError::Failed { version, reason }),
+        VersionStatus::Pending => Err(FitError::Store(StoreError::WaitTimeout(waited))),
     }
 }
 
@@ -479,9 +626,9 @@ fn transport_error(e: TransportError, what: &str) -> ApiError {
     let status = match e {
         TransportError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         TransportError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        TransportError::DeadLettered(_) | TransportError::Internal(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        TransportError::TooLarge { .. }
+        | TransportError::DeadLettered(_)
+        | TransportError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::error(status, format!("the {what} could not be completed: {e}"))
 }

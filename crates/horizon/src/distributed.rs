@@ -44,6 +44,12 @@ pub struct ClusterArgs {
     /// before sending it). At least 6s.
     #[arg(long, env = "HORIZON_PENDING_TTL", default_value = "15m", value_parser = crate::serve::parse_duration)]
     pub pending_ttl: Duration,
+    /// The largest message the broker accepts (RabbitMQ's
+    /// `max_message_size`: 128 MiB up to 3.13, 16 MiB from 4.0). A fit
+    /// that would travel as a larger message is refused (413) before it is
+    /// registered; a larger answer becomes an error.
+    #[arg(long, env = "HORIZON_MAX_MESSAGE_BYTES", default_value_t = transport::amqp::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
 }
 
 impl ClusterArgs {
@@ -55,6 +61,7 @@ impl ClusterArgs {
         cfg.fit_prefetch = self.fit_prefetch;
         cfg.forecast_prefetch = self.forecast_prefetch;
         cfg.forecast_batch = usize::from(self.forecast_batch);
+        cfg.max_message_bytes = self.max_message_bytes;
         cfg
     }
 

@@ -1,12 +1,14 @@
-//! Test-only fault injection for `horizon worker`, switched on by
-//! environment variables that production never sets: a worker that aborts
-//! on a given fit (a job that crashes workers) or that is slow (so a worker
-//! killed in a test surely holds jobs).
+//! Test-only fault injection, switched on by environment variables that
+//! production never sets: a worker that aborts on a given fit (a job that
+//! crashes workers) or that is slow (so a worker killed in a test surely
+//! holds jobs); a gateway that dies between registering a fit's version
+//! and sending the fit.
 
 use async_trait::async_trait;
 use protocol::{FitJob, FitReply, ForecastJob, ForecastReply};
+use std::sync::Arc;
 use std::time::Duration;
-use transport::JobHandler;
+use transport::{JobHandler, Transport, TransportError};
 
 /// Names the environment variable that makes a worker abort when it takes a
 /// fit of this model.
@@ -14,6 +16,10 @@ pub const ABORT_ON_MODEL_ENV: &str = "HORIZON_FAULT_ABORT_ON_MODEL";
 /// Names the environment variable that makes a worker wait this many
 /// milliseconds before each job.
 pub const DELAY_MS_ENV: &str = "HORIZON_FAULT_DELAY_MS";
+/// Names the environment variable that makes a gateway abort (like a
+/// `kill -9`) when it is about to send a fit of this model: its version is
+/// registered, its fit never sent.
+pub const ABORT_BEFORE_DISPATCH_ENV: &str = "HORIZON_FAULT_ABORT_BEFORE_DISPATCH";
 
 /// The faults asked for by the environment.
 #[derive(Debug, Clone, Default)]
@@ -78,5 +84,48 @@ impl<H: JobHandler> JobHandler for Faulty<H> {
             tokio::time::sleep(d).await;
         }
         self.inner.forecast(job).await
+    }
+}
+
+/// The gateway's transport, wrapped to abort the process when it is handed
+/// a fit of the model named by [`ABORT_BEFORE_DISPATCH_ENV`]; the transport
+/// itself when that is not set.
+pub fn gateway_transport(inner: Arc<dyn Transport>) -> Arc<dyn Transport> {
+    match std::env::var(ABORT_BEFORE_DISPATCH_ENV) {
+        Ok(model) if !model.is_empty() => {
+            tracing::warn!(
+                "fault injection on: this gateway aborts before sending a fit of model '{model}'"
+            );
+            Arc::new(AbortBeforeDispatch { inner, model })
+        }
+        _ => inner,
+    }
+}
+
+struct AbortBeforeDispatch {
+    inner: Arc<dyn Transport>,
+    model: String,
+}
+
+#[async_trait]
+impl Transport for AbortBeforeDispatch {
+    async fn fit(&self, job: FitJob) -> Result<FitReply, TransportError> {
+        if job.model.as_str() == self.model {
+            tracing::error!(model = %job.model, version = job.version, "fault injection: aborting the gateway before sending the fit");
+            std::process::abort();
+        }
+        self.inner.fit(job).await
+    }
+
+    async fn forecast(&self, job: ForecastJob) -> Result<ForecastReply, TransportError> {
+        self.inner.forecast(job).await
+    }
+
+    async fn ready(&self) -> Result<(), TransportError> {
+        self.inner.ready().await
+    }
+
+    fn check_fit(&self, job: &FitJob) -> Result<(), TransportError> {
+        self.inner.check_fit(job)
     }
 }

@@ -98,7 +98,7 @@ fn init_logging() {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = build_store(&args).await?;
-    let transport = build_transport(&args, store.clone());
+    let transport = crate::fault::gateway_transport(build_transport(&args, store.clone()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

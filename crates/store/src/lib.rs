@@ -151,4 +151,31 @@ pub trait ModelStore: Send + Sync + 'static {
 
     /// Closes connections on shutdown. Nothing to do by default.
     async fn close(&self) {}
+
+    // ---- dispatch tracking: a registration whose fit was never sent ----
+
+    /// Records that the fit of `version` is in the transport's safe keeping
+    /// (e.g. confirmed by a durable queue): it will settle without its
+    /// gateway. Nothing to record for a store used by one process only,
+    /// whose pending versions end with the process.
+    async fn mark_dispatched(
+        &self,
+        _model: &ModelName,
+        _version: Version,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Whether `version` is pending and its fit was never marked dispatched:
+    /// its gateway may have died between registering it and sending the fit,
+    /// so a retry that carries the fit must send it again (a duplicate is
+    /// harmless: settling is first-wins and workers answer a settled version
+    /// from the store). `false` for a store used by one process only.
+    async fn is_undispatched(
+        &self,
+        _model: &ModelName,
+        _version: Version,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }

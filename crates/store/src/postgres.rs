@@ -585,6 +585,39 @@ impl ModelStore for PgStore {
         self.listener.abort();
         self.pool.close().await;
     }
+
+    // ---- dispatch tracking ----
+
+    async fn mark_dispatched(&self, model: &ModelName, version: Version) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE versions SET dispatched_at_ms = {NOW_MS} \
+             WHERE model = $1 AND version = $2 AND dispatched_at_ms IS NULL"
+        );
+        sqlx::query(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn is_undispatched(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<bool, StoreError> {
+        let undispatched: Option<bool> = sqlx::query_scalar(
+            "SELECT status = 'pending' AND dispatched_at_ms IS NULL FROM versions \
+             WHERE model = $1 AND version = $2",
+        )
+        .bind(model.as_str())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(undispatched.unwrap_or(false))
+    }
 }
 
 fn valid_schema(s: &str) -> bool {

@@ -24,6 +24,11 @@ pub enum TransportError {
     DeadLettered(String),
     #[error("transport error: {0}")]
     Internal(String),
+    /// The job (or its answer) is larger than the transport carries.
+    #[error(
+        "the job would travel as a {bytes}-byte message, over the broker's limit of {limit} bytes"
+    )]
+    TooLarge { bytes: usize, limit: usize },
 }
 
 /// The gateway's side: send a job, wait for its answer.
@@ -33,6 +38,13 @@ pub trait Transport: Send + Sync + 'static {
     async fn forecast(&self, job: ForecastJob) -> Result<ForecastReply, TransportError>;
     /// Checks that jobs can be delivered now.
     async fn ready(&self) -> Result<(), TransportError>;
+    /// Refuses a fit this transport cannot carry (e.g. larger than the
+    /// broker accepts), so that it is refused before its version is
+    /// registered. `job.version` may be a placeholder. Measuring a large
+    /// job takes CPU time: call it off the async threads.
+    fn check_fit(&self, _job: &FitJob) -> Result<(), TransportError> {
+        Ok(())
+    }
 }
 
 /// The worker's side: do a job, produce its answer.

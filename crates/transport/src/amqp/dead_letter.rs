@@ -14,7 +14,6 @@ use lapin::{
 use protocol::FitJob;
 use std::{sync::Arc, time::Duration};
 use store::ModelStore;
-use tokio::sync::Notify;
 use tracing::{error, warn};
 
 use super::batch::{self, BATCH_KIND};
@@ -23,12 +22,13 @@ use super::{
     FIT_KEY,
 };
 
-pub(super) async fn spawn_dead_letter_handler(
+/// Consumes the dead-letter queue on a channel of its own; the future ends
+/// when the channel does. The caller runs it, tied to its connection.
+pub(super) async fn dead_letter_handler(
     conn: &Connection,
     topo: Topology,
     store: Arc<dyn ModelStore>,
-    died: Arc<Notify>,
-) -> Result<(), lapin::Error> {
+) -> Result<impl std::future::Future<Output = ()>, lapin::Error> {
     let ch = conn.create_channel().await?;
     ch.basic_qos(16, BasicQosOptions::default()).await?;
     let mut consumer = ch
@@ -39,7 +39,7 @@ pub(super) async fn spawn_dead_letter_handler(
             FieldTable::default(),
         )
         .await?;
-    tokio::spawn(async move {
+    Ok(async move {
         while let Some(d) = consumer.next().await {
             match d {
                 Ok(d) => {
@@ -50,9 +50,7 @@ pub(super) async fn spawn_dead_letter_handler(
                 Err(_) => break,
             }
         }
-        died.notify_one();
-    });
-    Ok(())
+    })
 }
 
 async fn handle_dead_letter(

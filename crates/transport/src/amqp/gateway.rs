@@ -14,7 +14,7 @@ use lapin::{
     types::{FieldTable, ShortString},
     BasicProperties, Channel, Connection,
 };
-use protocol::{FitJob, FitReply, ForecastJob, ForecastReply, JobError};
+use protocol::{FitJob, FitReply, ForecastJob, ForecastReply, JobError, ModelName, Version};
 use serde_json::value::RawValue;
 use std::{
     collections::HashMap,
@@ -29,10 +29,10 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::{debug, info, warn};
 
 use super::batch::{self, Tagged, BATCH_KIND};
-use super::dead_letter::spawn_dead_letter_handler;
+use super::dead_letter::dead_letter_handler;
 use super::{
-    connect, header_str, lock, set_lock, unavailable, AmqpConfig, Backoff, Topology, ERROR_HEADER,
-    FIT_KEY, FORECAST_KEY, LOST_REPLY_WAIT, REPLY_TO,
+    connect, header_str, json_len, lock, set_lock, unavailable, AmqpConfig, Backoff, Topology,
+    ERROR_HEADER, FIT_KEY, FORECAST_KEY, LOST_REPLY_WAIT, REPLY_TO, TOO_LARGE_HEADER,
 };
 
 /// What came back for one request.
@@ -46,18 +46,44 @@ enum RawReply {
     NotSent(TransportError),
 }
 
+/// The gateway's two channels. The broker closes a channel, not the
+/// connection, for an error in one of its messages: only the requests sent
+/// on that channel are answered "lost", and the channel is opened again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Fit,
+    Forecast,
+}
+
 /// One live connection of the gateway.
 struct Link {
     conn: Connection,
-    fit: Channel,
-    forecast: Channel,
+    fit: RwLock<Channel>,
+    forecast: RwLock<Channel>,
+}
+
+impl Link {
+    fn slot(&self, lane: Lane) -> &RwLock<Channel> {
+        match lane {
+            Lane::Fit => &self.fit,
+            Lane::Forecast => &self.forecast,
+        }
+    }
+
+    fn channel(&self, lane: Lane) -> Channel {
+        match self.slot(lane).read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
 }
 
 struct Inner {
     cfg: AmqpConfig,
     topo: Topology,
     link: RwLock<Option<Arc<Link>>>,
-    pending: Mutex<HashMap<String, oneshot::Sender<RawReply>>>,
+    /// Requests waiting for their answer, with the channel they were sent on.
+    pending: Mutex<HashMap<String, (Lane, oneshot::Sender<RawReply>)>>,
     next_id: AtomicU64,
     last_error: Mutex<String>,
     store: Option<Arc<dyn ModelStore>>,
@@ -126,15 +152,40 @@ async fn supervise(inner: Arc<Inner>) {
     let mut backoff = Backoff::new();
     loop {
         let died = Arc::new(Notify::new());
-        match open_link(&inner, died.clone()).await {
+        let (lane_died, mut lanes_died) = mpsc::unbounded_channel();
+        match open_link(&inner, died.clone(), lane_died.clone()).await {
             Ok(link) => {
                 backoff.reset();
                 info!(namespace = %inner.cfg.namespace, "gateway connected to the broker");
-                set_lock(&inner.link, Some(link));
-                died.notified().await;
+                set_lock(&inner.link, Some(link.clone()));
+                loop {
+                    tokio::select! {
+                        _ = died.notified() => break,
+                        Some(lane) = lanes_died.recv() => {
+                            if !link.conn.status().connected() {
+                                break;
+                            }
+                            warn!(?lane, error = %inner.last_error(), "the broker closed a channel of the gateway; reopening it");
+                            inner.fail_pending(Some(lane), "the broker closed the channel the job was sent on");
+                            match open_lane(&inner, &link.conn, lane, lane_died.clone()).await {
+                                Ok(ch) => set_lock(link.slot(lane), ch),
+                                Err(e) => {
+                                    *lock(&inner.last_error) = e.to_string();
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
                 set_lock(&inner.link, None);
                 warn!("gateway lost its broker connection; reconnecting");
-                inner.fail_pending("the connection to the broker was lost");
+                inner.fail_pending(None, "the connection to the broker was lost");
+                // Closed for good, should a broken channel have ended it alone.
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    link.conn.close(320, "gateway reconnecting"),
+                )
+                .await;
             }
             Err(e) => {
                 debug!("gateway cannot reach the broker: {e}");
@@ -145,7 +196,11 @@ async fn supervise(inner: Arc<Inner>) {
     }
 }
 
-async fn open_link(inner: &Arc<Inner>, died: Arc<Notify>) -> Result<Arc<Link>, lapin::Error> {
+async fn open_link(
+    inner: &Arc<Inner>,
+    died: Arc<Notify>,
+    lane_died: mpsc::UnboundedSender<Lane>,
+) -> Result<Arc<Link>, lapin::Error> {
     let conn = connect(&inner.cfg.uri, "horizon-gateway").await?;
     {
         let died = died.clone();
@@ -155,51 +210,62 @@ async fn open_link(inner: &Arc<Inner>, died: Arc<Notify>) -> Result<Arc<Link>, l
             died.notify_one();
         });
     }
-    let fit = conn.create_channel().await?;
-    inner.topo.declare(&fit, inner.cfg.max_deliveries).await?;
-    fit.confirm_select(ConfirmSelectOptions::default()).await?;
-    let forecast = conn.create_channel().await?;
-    if inner.cfg.persistent_forecasts {
-        forecast
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-    }
-    for ch in [&fit, &forecast] {
-        let consumer = ch
-            .basic_consume(
-                REPLY_TO,
-                "",
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        let inner = inner.clone();
-        let died = died.clone();
+    let setup = conn.create_channel().await?;
+    inner.topo.declare(&setup, inner.cfg.max_deliveries).await?;
+    let _ = setup.close(200, "declared").await;
+    let fit = open_lane(inner, &conn, Lane::Fit, lane_died.clone()).await?;
+    let forecast = open_lane(inner, &conn, Lane::Forecast, lane_died).await?;
+    if let Some(store) = inner.store.clone() {
+        let handler = dead_letter_handler(&conn, inner.topo.clone(), store).await?;
         tokio::spawn(async move {
-            let mut consumer = consumer;
-            while let Some(d) = consumer.next().await {
-                match d {
-                    Ok(d) => inner.deliver(d),
-                    Err(e) => {
-                        *lock(&inner.last_error) = e.to_string();
-                        break;
-                    }
-                }
-            }
+            handler.await;
             died.notify_one();
         });
     }
-    if let Some(store) = inner.store.clone() {
-        spawn_dead_letter_handler(&conn, inner.topo.clone(), store, died.clone()).await?;
-    }
     Ok(Arc::new(Link {
         conn,
-        fit,
-        forecast,
+        fit: RwLock::new(fit),
+        forecast: RwLock::new(forecast),
     }))
+}
+
+/// Opens the channel of `lane` with its reply consumer; `lane_died` hears
+/// when the channel ends.
+async fn open_lane(
+    inner: &Arc<Inner>,
+    conn: &Connection,
+    lane: Lane,
+    lane_died: mpsc::UnboundedSender<Lane>,
+) -> Result<Channel, lapin::Error> {
+    let ch = conn.create_channel().await?;
+    if lane == Lane::Fit || inner.cfg.persistent_forecasts {
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    }
+    let mut consumer = ch
+        .basic_consume(
+            REPLY_TO,
+            "",
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        while let Some(d) = consumer.next().await {
+            match d {
+                Ok(d) => inner.deliver(d),
+                Err(e) => {
+                    *lock(&inner.last_error) = e.to_string();
+                    break;
+                }
+            }
+        }
+        let _ = lane_died.send(lane);
+    });
+    Ok(ch)
 }
 
 impl Inner {
@@ -218,10 +284,10 @@ impl Inner {
         }
     }
 
-    fn register(&self) -> (String, oneshot::Receiver<RawReply>) {
+    fn register(&self, lane: Lane) -> (String, oneshot::Receiver<RawReply>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id.clone(), tx);
+        lock(&self.pending).insert(id.clone(), (lane, tx));
         (id, rx)
     }
 
@@ -242,13 +308,18 @@ impl Inner {
             debug!("reply without correlation id dropped");
             return;
         };
-        let Some(tx) = lock(&self.pending).remove(&id) else {
+        let Some((_, tx)) = lock(&self.pending).remove(&id) else {
             // The requester gave up (timeout) or a duplicate answer.
             return;
         };
-        let reply = match header_str(&d.properties, ERROR_HEADER) {
-            Some(reason) => RawReply::DeadLettered(reason),
-            None => RawReply::Data(d.data),
+        let reply = if let Some(reason) = header_str(&d.properties, ERROR_HEADER) {
+            RawReply::DeadLettered(reason)
+        } else if let Some(why) = header_str(&d.properties, TOO_LARGE_HEADER) {
+            // The outcome is in the store (a fit's summary), only too large
+            // to travel back.
+            RawReply::Lost(why)
+        } else {
+            RawReply::Data(d.data)
         };
         let _ = tx.send(reply);
     }
@@ -267,7 +338,7 @@ impl Inner {
                 let mut pending = lock(&self.pending);
                 let senders: Vec<_> = items
                     .into_iter()
-                    .filter_map(|t| pending.remove(&t.id).map(|tx| (tx, t.body)))
+                    .filter_map(|t| pending.remove(&t.id).map(|(_, tx)| (tx, t.body)))
                     .collect();
                 drop(pending);
                 for (tx, body) in senders {
@@ -283,7 +354,7 @@ impl Inner {
         let mut pending = lock(&self.pending);
         let senders: Vec<_> = ids
             .into_iter()
-            .filter_map(|id| pending.remove(&id).map(|tx| (id, tx)))
+            .filter_map(|id| pending.remove(&id).map(|(_, tx)| (id, tx)))
             .collect();
         drop(pending);
         for (id, tx) in senders {
@@ -291,8 +362,19 @@ impl Inner {
         }
     }
 
-    fn fail_pending(&self, why: &str) {
-        let drained: Vec<_> = lock(&self.pending).drain().collect();
+    /// Answers "lost" the requests sent on `lane`, or all of them.
+    fn fail_pending(&self, lane: Option<Lane>, why: &str) {
+        let drained: Vec<_> = {
+            let mut pending = lock(&self.pending);
+            let ids: Vec<String> = pending
+                .iter()
+                .filter(|(_, (l, _))| lane.is_none_or(|lane| *l == lane))
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| pending.remove(&id))
+                .collect()
+        };
         for (_, tx) in drained {
             let _ = tx.send(RawReply::Lost(why.to_string()));
         }
@@ -351,25 +433,44 @@ impl Inner {
         }
     }
 
-    /// Sends a fit in a message of its own and waits for its answer.
-    async fn request_fit(&self, body: Vec<u8>) -> Result<RawReply, TransportError> {
+    /// Sends a fit in a message of its own, records it dispatched once the
+    /// broker has it, and waits for its answer.
+    async fn request_fit(
+        &self,
+        body: Vec<u8>,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<RawReply, TransportError> {
         let timeout = self.cfg.fit_timeout;
         let deadline = Instant::now() + timeout;
         let link = self.current()?;
-        let (id, rx) = self.register();
+        let (id, rx) = self.register(Lane::Fit);
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_reply_to(REPLY_TO.into())
             .with_correlation_id(ShortString::from(id.clone()))
             .with_delivery_mode(2);
         if let Err(e) = self
-            .publish(&link.fit, FIT_KEY, &body, props, true, timeout)
+            .publish(
+                &link.channel(Lane::Fit),
+                FIT_KEY,
+                &body,
+                props,
+                true,
+                timeout,
+            )
             .await
         {
             self.forget(&id);
             return Err(e);
         }
         drop(link);
+        if let Some(store) = &self.store {
+            // Without the mark a retry would send the fit again: harmless.
+            if let Err(e) = store.mark_dispatched(model, version).await {
+                warn!(%model, version, "could not record the fit as dispatched: {e}");
+            }
+        }
         self.wait_reply(id, rx, deadline, timeout).await
     }
 
@@ -379,7 +480,7 @@ impl Inner {
         let deadline = Instant::now() + timeout;
         // Fail fast while disconnected rather than queue for the sender.
         self.current()?;
-        let (id, rx) = self.register();
+        let (id, rx) = self.register(Lane::Forecast);
         let item = Tagged {
             id: id.clone(),
             body: job,
@@ -416,6 +517,13 @@ impl Inner {
     async fn publish_batch(&self, items: &[Tagged<Box<RawValue>>]) -> Result<(), TransportError> {
         let link = self.current()?;
         let body = batch::encode(items).map_err(|e| TransportError::Internal(e.to_string()))?;
+        let limit = self.cfg.max_message_bytes;
+        if body.len() > limit {
+            return Err(TransportError::TooLarge {
+                bytes: body.len(),
+                limit,
+            });
+        }
         let timeout = self.cfg.forecast_timeout;
         let persistent = self.cfg.persistent_forecasts;
         let props = BasicProperties::default()
@@ -431,7 +539,7 @@ impl Inner {
                 .with_expiration(timeout.as_millis().to_string().into())
         };
         self.publish(
-            &link.forecast,
+            &link.channel(Lane::Forecast),
             FORECAST_KEY,
             &body,
             props,
@@ -479,8 +587,18 @@ impl Inner {
 impl Transport for AmqpTransport {
     async fn fit(&self, job: FitJob) -> Result<FitReply, TransportError> {
         let deadline = Instant::now() + self.inner.cfg.fit_timeout;
-        let body = serde_json::to_vec(&job).map_err(|e| TransportError::Internal(e.to_string()))?;
-        match self.inner.request_fit(body).await? {
+        let (model, version) = (job.model.clone(), job.version);
+        let job = Arc::new(job);
+        let body = encode_fit(job.clone()).await?;
+        // Never published: the broker would close the channel.
+        let limit = self.inner.cfg.max_message_bytes;
+        if body.len() > limit {
+            return Err(TransportError::TooLarge {
+                bytes: body.len(),
+                limit,
+            });
+        }
+        match self.inner.request_fit(body, &model, version).await? {
             RawReply::Data(d) => serde_json::from_slice(&d)
                 .map_err(|e| TransportError::Internal(format!("bad fit answer: {e}"))),
             RawReply::DeadLettered(r) => Err(TransportError::DeadLettered(r)),
@@ -504,6 +622,51 @@ impl Transport for AmqpTransport {
     async fn ready(&self) -> Result<(), TransportError> {
         self.inner.current().map(|_| ())
     }
+
+    fn check_fit(&self, job: &FitJob) -> Result<(), TransportError> {
+        let limit = self.inner.cfg.max_message_bytes;
+        let bytes = fit_message_len(job, limit);
+        if bytes > limit {
+            return Err(TransportError::TooLarge { bytes, limit });
+        }
+        Ok(())
+    }
+}
+
+/// Encodes a fit job, off the async threads when it is large.
+async fn encode_fit(job: Arc<FitJob>) -> Result<Vec<u8>, TransportError> {
+    let values: usize = job.series.iter().map(|s| s.values.len()).sum();
+    let encode =
+        move || serde_json::to_vec(&*job).map_err(|e| TransportError::Internal(e.to_string()));
+    if values < 100_000 {
+        return encode();
+    }
+    tokio::task::spawn_blocking(encode)
+        .await
+        .map_err(|e| TransportError::Internal(format!("encoding the fit: {e}")))?
+}
+
+/// The size of `job`'s message with any version number, or a bound of it
+/// when that bound is within `limit` (measuring a large job costs about as
+/// much as encoding it).
+fn fit_message_len(job: &FitJob, limit: usize) -> usize {
+    // The longest JSON numbers (`-2.2250738585072014e-308`) and an escape of
+    // every byte of an id.
+    const VALUE: usize = 25;
+    const PER_SERIES: usize = 64;
+    let spec = json_len(&job.spec);
+    let bound = job
+        .series
+        .iter()
+        .fold(1024 + 6 * job.model.as_str().len() + spec, |n, s| {
+            n.saturating_add(PER_SERIES + 6 * s.id.len())
+                .saturating_add(VALUE.saturating_mul(s.values.len()))
+        });
+    if bound <= limit {
+        return bound;
+    }
+    // The version in the job may be a placeholder: count the longest one.
+    json_len(job) + i64::MIN.to_string().len()
 }
 
 /// Batches being published at once. One at a time serialises every batch

@@ -61,6 +61,12 @@ pub const ATTEMPTS_HEADER: &str = "x-horizon-attempts";
 /// Header of an error answer (a dead-lettered job); the body is empty, or the
 /// batch itself for a forecast batch.
 pub const ERROR_HEADER: &str = "x-horizon-error";
+/// Header of an answer too large for the broker, instead of the answer: a
+/// fit's outcome is then read from the store.
+pub const TOO_LARGE_HEADER: &str = "x-horizon-too-large";
+/// RabbitMQ's default `max_message_size` (3.8 to 3.13; 4.0 lowered it to
+/// 16 MiB): set [`AmqpConfig::max_message_bytes`] to the broker's own.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 /// How long a fit whose answer was lost with the connection waits for its
 /// version to settle in the store.
@@ -105,6 +111,10 @@ pub struct AmqpConfig {
     pub forecast_batch: usize,
     /// Deliveries of a job before it is dead-lettered.
     pub max_deliveries: u32,
+    /// The largest message the broker accepts (its `max_message_size`): a
+    /// larger one would make it close the channel. Larger fits are refused
+    /// before they are registered; a larger answer becomes an error answer.
+    pub max_message_bytes: usize,
 }
 
 impl AmqpConfig {
@@ -119,6 +129,7 @@ impl AmqpConfig {
             forecast_prefetch: 128,
             forecast_batch: 32,
             max_deliveries: 3,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -238,6 +249,24 @@ pub async fn delete_topology(uri: &str, namespace: &str) -> Result<(), Transport
     }
     let _ = conn.close(200, "done").await;
     Ok(())
+}
+
+/// The length of `value` encoded as JSON, counted without building it.
+fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to `Count` cannot fail, nor can encoding our own types.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 fn long_str(s: &str) -> AMQPValue {

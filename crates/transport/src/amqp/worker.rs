@@ -11,22 +11,23 @@ use lapin::{
     types::{AMQPValue, FieldTable, ShortString},
     BasicProperties, Channel, Connection,
 };
-use protocol::{FitJob, ForecastJob};
+use protocol::{FitJob, ForecastJob, ForecastReply, JobError};
 use serde_json::value::RawValue;
 use std::{
     collections::BTreeMap,
     future::Future,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 use store::ModelStore;
 use tokio::{sync::Notify, task::JoinSet};
 use tracing::{debug, error, info, warn};
 
 use super::batch::{self, Tagged, BATCH_KIND};
-use super::dead_letter::spawn_dead_letter_handler;
+use super::dead_letter::dead_letter_handler;
 use super::{
-    connect, header_int, lock, publish_reply, AmqpConfig, Backoff, Topology, ATTEMPTS_HEADER,
-    FORECAST_KEY,
+    connect, header_int, lock, long_str, publish_reply, AmqpConfig, Backoff, Topology,
+    ATTEMPTS_HEADER, FORECAST_KEY, TOO_LARGE_HEADER,
 };
 
 /// Runs a worker until `shutdown` resolves: consumes fits and forecasts on
@@ -80,9 +81,16 @@ pub async fn run_worker(
     }
 }
 
+/// One connection of a worker and every task working for it: its
+/// consumers, the jobs they started and the dead-letter handler. Nothing
+/// outlives the session (mini-redis style): when any part of it dies, the
+/// rest is stopped and the connection closed, so the broker redelivers every
+/// job the session held to a live consumer.
 struct WorkerSession {
     conn: Connection,
     consumers: Vec<(Channel, ShortString)>,
+    /// The consumer loops (and the dead-letter handler).
+    loops: JoinSet<()>,
     tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
 }
 
@@ -96,9 +104,19 @@ impl WorkerSession {
             }
             let mut tasks = self.tasks.lock().await;
             while tasks.join_next().await.is_some() {}
+            drop(tasks);
+            self.loops.abort_all();
             let _ = self.conn.close(200, "worker stopping").await;
         } else {
+            self.loops.abort_all();
             self.tasks.lock().await.abort_all();
+            // A channel error leaves the connection open: closed here, the
+            // jobs in hand on every channel go back to the queues at once.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                self.conn.close(320, "worker session failed"),
+            )
+            .await;
         }
     }
 }
@@ -122,6 +140,7 @@ async fn worker_session(
         conn.on_error(move |_| died.notify_one());
     }
     let tasks = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+    let mut loops = JoinSet::new();
     let mut consumers = Vec::new();
     let recounting = Arc::new(tokio::sync::RwLock::new(()));
     // Forecasts that were in hand when a worker died come back through the
@@ -162,7 +181,8 @@ async fn worker_session(
         let died = died.clone();
         let topo = topo.clone();
         let max = cfg.max_deliveries;
-        tokio::spawn(async move {
+        let max_message_bytes = cfg.max_message_bytes;
+        loops.spawn(async move {
             let mut consumer = consumer;
             while let Some(d) = consumer.next().await {
                 let Ok(d) = d else { break };
@@ -173,6 +193,7 @@ async fn worker_session(
                     handler: handler.clone(),
                     topo: topo.clone(),
                     max_deliveries: max,
+                    max_message_bytes,
                     recounting: recounting.clone(),
                 };
                 let mut set = tasks.lock().await;
@@ -184,11 +205,17 @@ async fn worker_session(
         });
     }
     if let Some(store) = store {
-        spawn_dead_letter_handler(&conn, topo.clone(), store, died.clone()).await?;
+        let handler = dead_letter_handler(&conn, topo.clone(), store).await?;
+        let died = died.clone();
+        loops.spawn(async move {
+            handler.await;
+            died.notify_one();
+        });
     }
     Ok(WorkerSession {
         conn,
         consumers,
+        loops,
         tasks,
     })
 }
@@ -201,6 +228,8 @@ struct Job {
     handler: Arc<dyn JobHandler>,
     topo: Topology,
     max_deliveries: u32,
+    /// The largest answer the broker accepts; see [`AmqpConfig::max_message_bytes`].
+    max_message_bytes: usize,
     /// Held (write) while a redelivered job's copies are published and the
     /// original acknowledged; no job of the worker starts meanwhile, see
     /// [`Job::recount`].
@@ -314,7 +343,11 @@ impl Job {
                     Err(e) => return self.reject_malformed(d, e).await,
                 };
                 match serde_json::to_vec(&self.handler.fit(job).await) {
-                    Ok(answer) => self.answer(&d, &answer, None).await?,
+                    Ok(answer) if answer.len() <= self.max_message_bytes => {
+                        self.answer(&d, &answer, None).await?
+                    }
+                    // The fit's outcome is in the store: the gateway reads it there.
+                    Ok(answer) => self.answer_too_large(&d, answer.len()).await?,
                     Err(e) => return self.reject_unanswerable(d, e).await,
                 }
             }
@@ -341,8 +374,12 @@ impl Job {
                     while let Some(Some(more)) = running.next().now_or_never() {
                         done.push(more);
                     }
-                    match batch::encode(&done) {
-                        Ok(answer) => self.answer(&d, &answer, Some(BATCH_KIND)).await?,
+                    match encode_within(done, self.max_message_bytes) {
+                        Ok(answers) => {
+                            for answer in answers {
+                                self.answer(&d, &answer, Some(BATCH_KIND)).await?
+                            }
+                        }
                         Err(e) => return self.reject_unanswerable(d, e).await,
                     }
                 }
@@ -372,6 +409,23 @@ impl Job {
             props = props.with_correlation_id(c.clone());
         }
         publish_reply(&self.ch, reply_to, body, props).await
+    }
+
+    /// Tells the asker that the answer is too large for the broker, instead
+    /// of publishing it (the broker would close the channel).
+    async fn answer_too_large(&self, d: &Delivery, bytes: usize) -> Result<(), lapin::Error> {
+        let Some(reply_to) = d.properties.reply_to().as_ref() else {
+            return Ok(());
+        };
+        let why = too_large(bytes, self.max_message_bytes);
+        warn!("{why}");
+        let mut headers = FieldTable::default();
+        headers.insert(TOO_LARGE_HEADER.into(), long_str(&why));
+        let mut props = BasicProperties::default().with_headers(headers);
+        if let Some(c) = d.properties.correlation_id().as_ref() {
+            props = props.with_correlation_id(c.clone());
+        }
+        publish_reply(&self.ch, reply_to, &[], props).await
     }
 
     async fn reject_unanswerable(
@@ -477,4 +531,41 @@ impl Job {
             .await
             .map(|_| ())
     }
+}
+
+fn too_large(bytes: usize, limit: usize) -> String {
+    format!(
+        "the answer would be a {bytes}-byte message, over the broker's limit of {limit} bytes; \
+         ask for fewer series, a shorter horizon or fewer levels"
+    )
+}
+
+/// Encodes the answers of forecasts done together as one batch reply, or,
+/// if that is larger than `limit`, one reply each; an answer too large even
+/// alone is replaced by an error saying so.
+fn encode_within(
+    done: Vec<Tagged<ForecastReply>>,
+    limit: usize,
+) -> serde_json::Result<Vec<Vec<u8>>> {
+    let whole = batch::encode(&done)?;
+    if whole.len() <= limit {
+        return Ok(vec![whole]);
+    }
+    done.into_iter()
+        .map(|t| {
+            let alone = batch::encode(std::slice::from_ref(&t))?;
+            if alone.len() <= limit {
+                return Ok(alone);
+            }
+            warn!(
+                bytes = alone.len(),
+                limit, "forecast answer too large for the broker"
+            );
+            let error: ForecastReply = Err(JobError::Failed(too_large(alone.len(), limit)));
+            batch::encode(&[Tagged {
+                id: t.id,
+                body: error,
+            }])
+        })
+        .collect()
 }

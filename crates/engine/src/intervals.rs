@@ -50,7 +50,15 @@ pub struct Bands {
 impl Bands {
     /// Calibrates the bands of `state` (fitted to `y` with season length `m`).
     pub fn calibrate(state: &State, y: &[f64], m: usize) -> Self {
-        calibrate(state, y, m).unwrap_or_else(|| Self::fallback(y, m))
+        Self::calibrate_with_gaps(state, y, m, &[])
+    }
+
+    /// [`Bands::calibrate`] on a series whose gaps were filled:
+    /// `missing[t]` marks a filled value, which is re-filtered like the
+    /// others but never scored as an outcome (an interpolated point is
+    /// easy to forecast and would make the bands too narrow).
+    pub fn calibrate_with_gaps(state: &State, y: &[f64], m: usize, missing: &[bool]) -> Self {
+        calibrate(state, y, m, missing).unwrap_or_else(|| Self::fallback(y, m))
     }
 
     /// Half-widths of the central interval at `level` percent for steps 1..=h.
@@ -127,7 +135,7 @@ fn calibration_horizon(n: usize, m: usize) -> usize {
     want.min(n / 2).max(1)
 }
 
-fn calibrate(state: &State, y: &[f64], m: usize) -> Option<Bands> {
+fn calibrate(state: &State, y: &[f64], m: usize, missing: &[bool]) -> Option<Bands> {
     let n = y.len();
     let horizon = calibration_horizon(n, m);
     // Origins: the last ones, leaving at least half the series (and two
@@ -150,6 +158,9 @@ fn calibrate(state: &State, y: &[f64], m: usize) -> Option<Bands> {
         let start = k.saturating_sub(REFILTER_WINDOW) / m.max(1) * m.max(1);
         let f = state.refilter(&y[start..k]).forecast(steps);
         for (j, fv) in f.iter().enumerate() {
+            if missing.get(k + j).copied().unwrap_or(false) {
+                continue;
+            }
             let e = (y[k + j] - fv).abs();
             if !e.is_finite() {
                 return None;
@@ -388,6 +399,26 @@ mod tests {
         let v = fit_variance(&falling).unwrap();
         assert!(v.iter().all(|c| *c >= 0.0), "{v:?}");
         assert!(scale_from(&v, 6) >= scale_from(&v, 1));
+    }
+
+    #[test]
+    fn filled_values_are_not_scored() {
+        // A noisy series whose last stretch was interpolated: a straight
+        // run that naive forecasts well. Scored, it would shrink the bands.
+        let mut y: Vec<f64> = (0..80)
+            .map(|t| (t as f64 * 1.3).sin() * 4.0 + (t as f64 * 0.7).cos())
+            .collect();
+        let mut missing = vec![false; 80];
+        for t in 60..79 {
+            y[t] = y[59] + (y[79] - y[59]) * (t - 59) as f64 / 20.0;
+            missing[t] = true;
+        }
+        let state = State::Naive(Naive::fit(&y));
+        let all = Bands::calibrate(&state, &y, 1);
+        let observed = Bands::calibrate_with_gaps(&state, &y, 1, &missing);
+        assert_eq!(Bands::calibrate_with_gaps(&state, &y, 1, &[false; 80]), all);
+        assert!(observed.errors < all.errors, "{observed:?} {all:?}");
+        assert!(observed.half_widths(95.0, 1)[0] > all.half_widths(95.0, 1)[0]);
     }
 
     #[test]

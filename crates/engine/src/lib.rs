@@ -6,6 +6,14 @@
 //! for a [`Forecast`]. A [`FittedModel`] is plain serde state, so a store can keep
 //! it and any worker can forecast from it later without refitting.
 //!
+//! Real data: a series may have gaps ([`SeriesData::with_gaps`]; models fit
+//! the interpolated series, ETS skips missing observations, calibration
+//! scores only observed values); intermittent demand has its own methods
+//! (Croston, SBA, TSB, ADIDA, IMAPA) and `auto` switches to SBA on it;
+//! [`ModelSpec::nonnegative`] clips at zero (by default for counts). Every
+//! series is fitted divided by a power of two near its mean absolute value,
+//! so results are equivariant to its scale.
+//!
 //! ```
 //! use engine::{Horizon, Level, Method, ModelSpec, SeriesData};
 //!

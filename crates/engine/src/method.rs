@@ -22,10 +22,16 @@ pub enum Method {
     OptimizedTheta,
     DynamicTheta,
     Ces,
+    Croston,
+    CrostonSba,
+    CrostonOptimized,
+    Tsb,
+    Adida,
+    Imapa,
 }
 
 impl Method {
-    pub const ALL: [Method; 13] = [
+    pub const ALL: [Method; 19] = [
         Method::Auto,
         Method::Naive,
         Method::SeasonalNaive,
@@ -39,7 +45,27 @@ impl Method {
         Method::OptimizedTheta,
         Method::DynamicTheta,
         Method::Ces,
+        Method::Croston,
+        Method::CrostonSba,
+        Method::CrostonOptimized,
+        Method::Tsb,
+        Method::Adida,
+        Method::Imapa,
     ];
+
+    /// The intermittent-demand model family behind this method, if any.
+    pub fn intermittent_kind(self) -> Option<crate::models::intermittent::Kind> {
+        use crate::models::intermittent::Kind;
+        match self {
+            Method::Croston => Some(Kind::Croston),
+            Method::CrostonSba => Some(Kind::Sba),
+            Method::CrostonOptimized => Some(Kind::CrostonOptimized),
+            Method::Tsb => Some(Kind::Tsb),
+            Method::Adida => Some(Kind::Adida),
+            Method::Imapa => Some(Kind::Imapa),
+            _ => None,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +82,12 @@ impl Method {
             Method::OptimizedTheta => "optimized_theta",
             Method::DynamicTheta => "dynamic_theta",
             Method::Ces => "ces",
+            Method::Croston => "croston",
+            Method::CrostonSba => "croston_sba",
+            Method::CrostonOptimized => "croston_optimized",
+            Method::Tsb => "tsb",
+            Method::Adida => "adida",
+            Method::Imapa => "imapa",
         }
     }
 }
@@ -67,7 +99,7 @@ impl fmt::Display for Method {
 }
 
 #[derive(Debug, Clone, PartialEq, Error)]
-#[error("unknown method '{0}'; expected one of: auto, naive, seasonal_naive, drift, mean, naive2, ses, ets, arima, theta, optimized_theta, dynamic_theta, ces")]
+#[error("unknown method '{0}'; expected one of: auto, naive, seasonal_naive, drift, mean, naive2, ses, ets, arima, theta, optimized_theta, dynamic_theta, ces, croston, croston_sba, croston_optimized, tsb, adida, imapa")]
 pub struct UnknownMethod(pub String);
 
 impl FromStr for Method {

@@ -1,7 +1,8 @@
 //! Configure → fit → forecast: the engine's public model API.
 
 use crate::intervals::Bands;
-use crate::models::{self, State};
+use crate::models::{self, intermittent, State};
+use crate::seasonal::is_seasonal;
 use crate::{Horizon, Level, Method, SeriesData};
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -27,7 +28,9 @@ pub struct ModelSpec {
     #[serde(default)]
     pub season_candidates: Vec<usize>,
     /// Clip forecasts and interval bounds at zero. `None`: decided from the
-    /// data (on when every observed value is a non-negative integer).
+    /// data: on for counts (every observed value a non-negative integer) and
+    /// for an intermittent-demand model (chosen or switched to by `auto`) on
+    /// values that are all ≥ 0; off otherwise.
     #[serde(default)]
     pub nonnegative: Option<bool>,
 }
@@ -65,12 +68,23 @@ impl ModelSpec {
         // TODO(issue 8): several seasons and season detection; until then the
         // shortest given season, or none.
         let m = self.seasons.iter().copied().min().unwrap_or(1).max(1);
-        let filled = y.filled();
+        // Models fit and calibrate on the series divided by a power of two
+        // near its typical size: squared errors cannot overflow, and the
+        // result is equivariant to the scale of the data.
+        let scale = scale_of(y.values());
+        let filled: Vec<f64> = y.filled().iter().map(|v| v / scale).collect();
         let values = filled.as_slice();
+        let method = match intermittent_switch(self.method, y.values(), values, &self.seasons) {
+            Some(switched) => switched,
+            None => self.method,
+        };
         // A panic in a model is a bug, but one series must not take a worker
         // down with it: treat it like a failed fit.
-        let attempt = catch_unwind(AssertUnwindSafe(|| models::fit(self.method, values, m)))
-            .unwrap_or_else(|_| Err("the model panicked".into()));
+        let observed: Vec<f64> = y.values().iter().map(|v| v / scale).collect();
+        let attempt = catch_unwind(AssertUnwindSafe(|| {
+            models::fit_with_gaps(method, values, &observed, m)
+        }))
+        .unwrap_or_else(|_| Err("the model panicked".into()));
         let (state, fallback) = match attempt {
             Ok((state, note)) => (state, note),
             Err(why) => (
@@ -91,19 +105,89 @@ impl ModelSpec {
                 Some(format!("{} gave a non-finite forecast", self.method)),
             )
         };
-        let bands = catch_unwind(AssertUnwindSafe(|| Bands::calibrate(&state, values, m)))
-            .unwrap_or_else(|_| Bands::fallback(values, m));
+        // Interpolated values are not outcomes: they are not scored.
+        let missing: Vec<bool> = y.values().iter().map(|v| v.is_nan()).collect();
+        let bands = catch_unwind(AssertUnwindSafe(|| {
+            Bands::calibrate_with_gaps(&state, values, m, &missing)
+        }))
+        .unwrap_or_else(|_| Bands::fallback(values, m));
+        let description = match method {
+            switched if switched != self.method => format!(
+                "{} (intermittent demand, ADI {:.2})",
+                state.describe(),
+                intermittent::adi(y.values())
+            ),
+            _ => state.describe(),
+        };
         Ok(FittedModel {
             format_version: FORMAT_VERSION,
             method: self.method,
-            description: state.describe(),
+            description,
             fallback,
             n_obs: values.len(),
-            last_value: values.last().copied().unwrap_or(0.0),
+            last_value: values.last().map_or(0.0, |v| v * scale),
             bands,
             state,
+            n_missing: y.n_missing(),
+            scale,
+            nonnegative: self
+                .nonnegative
+                .unwrap_or_else(|| default_nonnegative(method, y.values())),
         })
     }
+}
+
+/// `auto` on intermittent demand (Syntetos–Boylan: average inter-demand
+/// interval ≥ 1.32, every observed value ≥ 0) uses SBA, the method their
+/// classification recommends there, unless one of the given seasons is
+/// significant (hourly counts that are zero every night are seasonal, not
+/// intermittent). `observed` has NaN for missing values; `filled` is the
+/// interpolated series. Call it with the seasons the fit will use.
+fn intermittent_switch(
+    method: Method,
+    observed: &[f64],
+    filled: &[f64],
+    seasons: &[usize],
+) -> Option<Method> {
+    if method != Method::Auto
+        || observed.iter().any(|v| *v < 0.0)
+        || intermittent::adi(observed) < intermittent::ADI_CUTOFF
+        || seasons.iter().any(|&m| is_seasonal(filled, m))
+    {
+        return None;
+    }
+    Some(Method::CrostonSba)
+}
+
+/// The default of [`ModelSpec::nonnegative`]: counts (every observed value a
+/// non-negative integer), and any series given to an intermittent-demand
+/// model whose observed values are all ≥ 0, are clipped at zero.
+fn default_nonnegative(method: Method, observed: &[f64]) -> bool {
+    let mut values = observed.iter().filter(|v| !v.is_nan());
+    if method.intermittent_kind().is_some() {
+        values.all(|v| *v >= 0.0)
+    } else {
+        values.all(|v| *v >= 0.0 && v.fract() == 0.0)
+    }
+}
+
+/// A power of two near the mean absolute observed value (1 for an all-zero
+/// series): dividing by it is exact, and brings any series near 1.
+fn scale_of(observed: &[f64]) -> f64 {
+    let max = observed
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |a, v| a.max(v.abs()));
+    if !(max > 0.0 && max.is_finite()) {
+        return 1.0;
+    }
+    let (sum, count) = observed
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((0.0, 0usize), |(s, c), v| (s + v.abs() / max, c + 1));
+    let mean = max * (sum / count.max(1) as f64);
+    let exponent = (mean.log2().round() as i64).clamp(-1022, 1023);
+    f64::from_bits(((exponent + 1023) as u64) << 52)
 }
 
 /// A fitted model: small serde state that forecasts without the training data.
@@ -118,6 +202,19 @@ pub struct FittedModel {
     last_value: f64,
     bands: Bands,
     state: State,
+    /// Missing values in the training series.
+    #[serde(default)]
+    n_missing: usize,
+    /// The state forecasts the series divided by `scale` (a power of two).
+    #[serde(default = "unit_scale")]
+    scale: f64,
+    /// Forecasts and interval bounds are clipped at zero.
+    #[serde(default)]
+    nonnegative: bool,
+}
+
+fn unit_scale() -> f64 {
+    1.0
 }
 
 /// A point forecast with prediction intervals, one entry per requested level.
@@ -156,12 +253,25 @@ impl FittedModel {
         self.n_obs
     }
 
+    /// How many training values were missing (`null`).
+    pub fn n_missing(&self) -> usize {
+        self.n_missing
+    }
+
+    /// Whether forecasts and interval bounds are clipped at zero (asked for,
+    /// or decided from the data: see [`ModelSpec::nonnegative`]).
+    pub fn nonnegative(&self) -> bool {
+        self.nonnegative
+    }
+
     /// Point forecasts and, for each level, the calibrated central interval.
     /// Always finite; every interval contains the point forecast and widens
-    /// (weakly) with the horizon.
+    /// (weakly) with the horizon, except where clipping at zero (see
+    /// [`ModelSpec::nonnegative`]) cuts it.
     pub fn forecast(&self, horizon: Horizon, levels: &[Level]) -> Forecast {
         let h = horizon.get();
         let mut mean = catch_unwind(AssertUnwindSafe(|| self.state.forecast(h)))
+            .map(|f| f.into_iter().map(|v| v * self.scale).collect())
             .unwrap_or_else(|_| vec![self.last_value; h]);
         mean.resize(h, self.last_value);
         let mut last_good = self.last_value;
@@ -172,17 +282,14 @@ impl FittedModel {
                 *v = last_good;
             }
         }
+        let clip = |v: f64| if self.nonnegative { v.max(0.0) } else { v };
         let intervals = levels
             .iter()
             .map(|level| {
                 let width = self.bands.half_widths(level.percent(), h);
                 let bound = |m: f64, w: f64, sign: f64| {
-                    let v = m + sign * w;
-                    if v.is_finite() {
-                        v
-                    } else {
-                        m
-                    }
+                    let v = m + sign * w * self.scale;
+                    clip(if v.is_finite() { v } else { m })
                 };
                 Interval {
                     level: level.percent(),
@@ -199,6 +306,9 @@ impl FittedModel {
                 }
             })
             .collect();
+        for v in &mut mean {
+            *v = clip(*v);
+        }
         Forecast { mean, intervals }
     }
 }
@@ -257,7 +367,9 @@ mod tests {
     #[test]
     fn constant_series_forecasts_the_constant() {
         let y = SeriesData::parse(vec![5.0; 30]).unwrap();
-        for method in Method::ALL {
+        // SBA deflates Croston by (1 − alpha/2) by design (its bias
+        // correction assumes intermittent demand).
+        for method in Method::ALL.into_iter().filter(|m| *m != Method::CrostonSba) {
             let fitted = ModelSpec::new(method, Some(4)).fit(&y).unwrap();
             let f = fitted.forecast(Horizon::parse(6).unwrap(), &[]);
             for v in f.mean {

@@ -190,12 +190,16 @@ impl Ses {
                 level: y.last().copied().unwrap_or(0.0),
             };
         }
+        Self::fit_within(y, 0.0001, 0.9998)
+    }
+
+    /// [`Ses::fit`] with alpha searched in `[lo, lo + span]` (intermittent
+    /// demand models keep it small). `y` must have at least 3 values.
+    pub(crate) fn fit_within(y: &[f64], lo: f64, span: f64) -> Self {
         let sse = |alpha: f64| run_ses(y, alpha, y[0]).1;
-        // Golden-section search on [0.0001, 0.9999]; SSE in alpha is usually
-        // unimodal, and a coarse scan first guards against local minima.
-        let grid: Vec<f64> = (0..=20)
-            .map(|i| 0.0001 + 0.9998 * i as f64 / 20.0)
-            .collect();
+        // Golden-section search; SSE in alpha is usually unimodal, and a
+        // coarse scan first guards against local minima.
+        let grid: Vec<f64> = (0..=20).map(|i| lo + span * i as f64 / 20.0).collect();
         let mut best = 0;
         let mut best_v = f64::INFINITY;
         for (i, &a) in grid.iter().enumerate() {
@@ -256,7 +260,7 @@ impl Ses {
 }
 
 /// Final level and sum of squared one-step errors of SES.
-fn run_ses(y: &[f64], alpha: f64, init: f64) -> (f64, f64) {
+pub(crate) fn run_ses(y: &[f64], alpha: f64, init: f64) -> (f64, f64) {
     let mut level = init;
     let mut sse = 0.0;
     for &v in &y[1.min(y.len())..] {

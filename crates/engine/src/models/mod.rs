@@ -6,6 +6,7 @@ pub mod auto;
 pub mod baselines;
 pub mod ces;
 pub mod ets;
+pub mod intermittent;
 pub mod theta;
 
 use crate::Method;
@@ -26,6 +27,7 @@ pub enum State {
     Theta(theta::Theta),
     Ces(ces::Ces),
     Combination(auto::Combination),
+    Intermittent(intermittent::Intermittent),
 }
 
 impl State {
@@ -43,6 +45,7 @@ impl State {
             State::Theta(s) => s.forecast(h),
             State::Ces(s) => s.forecast(h),
             State::Combination(s) => s.forecast(h),
+            State::Intermittent(s) => s.forecast(h),
         }
     }
 
@@ -62,6 +65,7 @@ impl State {
             State::Theta(s) => s.describe(),
             State::Ces(s) => s.describe(),
             State::Combination(s) => s.describe(),
+            State::Intermittent(s) => s.describe(),
         }
     }
 
@@ -79,6 +83,7 @@ impl State {
             State::Theta(s) => State::Theta(s.refilter(y)),
             State::Ces(s) => State::Ces(s.refilter(y)),
             State::Combination(s) => State::Combination(s.refilter(y)),
+            State::Intermittent(s) => State::Intermittent(s.refilter(y)),
         }
     }
 }
@@ -108,6 +113,34 @@ pub(crate) fn fit(method: Method, y: &[f64], m: usize) -> Result<(State, Option<
             plain(theta::Theta::fit(y, m, ThetaVariant::Dynamic).map(State::Theta))
         }
         Method::Ces => plain(ces::Ces::fit(y, m).map(State::Ces)),
+        Method::Croston
+        | Method::CrostonSba
+        | Method::CrostonOptimized
+        | Method::Tsb
+        | Method::Adida
+        | Method::Imapa => match method.intermittent_kind() {
+            Some(kind) => plain(Ok(State::Intermittent(intermittent::Intermittent::fit(
+                y, kind,
+            )))),
+            None => Err(format!("{method} is not an intermittent-demand method")),
+        },
+    }
+}
+
+/// [`fit`] on a series with gaps: `filled` has them interpolated, `observed`
+/// has NaN there. ETS skips the missing observations in its filter (no
+/// update, no likelihood term); the other families fit `filled`.
+pub(crate) fn fit_with_gaps(
+    method: Method,
+    filled: &[f64],
+    observed: &[f64],
+    m: usize,
+) -> Result<(State, Option<String>), String> {
+    match method {
+        Method::Ets if observed.iter().any(|v| v.is_nan()) => {
+            ets::Ets::fit(observed, m).map(|s| (State::Ets(s), None))
+        }
+        _ => fit(method, filled, m),
     }
 }
 

@@ -58,7 +58,8 @@ fn code_season(s: SeasonType) -> u8 {
 }
 
 /// Runs the recursion over `y` from `(level, trend, season)`; `season` (empty
-/// for non-seasonal models) is updated in place. `None` when the path leaves
+/// for non-seasonal models) is updated in place. A NaN in `y` is a missing
+/// observation: the states are carried forward by the model's prediction. `None` when the path leaves
 /// the admissible region (non-positive forecast in a multiplicative model, or
 /// non-finite numbers).
 pub(super) fn run(
@@ -137,6 +138,22 @@ fn run_impl<const ME: bool, const T: u8, const S: u8, const D: bool>(
             _ => (l, 0.0),
         };
         let st = if S != N { season[j] } else { 0.0 };
+        if yt.is_nan() {
+            // A missing observation: no error, no correction; the states
+            // move on as predicted (level to its forecast, trend damped,
+            // season kept).
+            l = q;
+            if T != N {
+                b = phib;
+            }
+            if S != N {
+                j += 1;
+                if j == m {
+                    j = 0;
+                }
+            }
+            continue;
+        }
         let yhat = match S {
             A => q + st,
             M => q * st,

@@ -216,18 +216,25 @@ pub struct EtsModel {
 }
 
 /// Why nothing could be fitted.
+/// Finite values, or NaN for missing ones (at most half, see
+/// [`crate::SeriesData::with_gaps`]).
 fn check_input(y: &[f64]) -> Result<(), String> {
     if y.is_empty() {
         return Err("empty series".into());
     }
-    if y.iter().any(|v| !v.is_finite()) {
+    if y.iter().any(|v| v.is_infinite()) {
         return Err("series has non-finite values".into());
+    }
+    let missing = y.iter().filter(|v| v.is_nan()).count();
+    if missing * 2 > y.len() || missing == y.len() {
+        return Err("series is mostly missing".into());
     }
     Ok(())
 }
 
 fn scale_of(y: &[f64]) -> f64 {
-    let s = y.iter().map(|v| v.abs()).sum::<f64>() / y.len().max(1) as f64;
+    let observed = y.iter().filter(|v| !v.is_nan());
+    let s = observed.clone().map(|v| v.abs()).sum::<f64>() / observed.count().max(1) as f64;
     if s.is_finite() && s > 0.0 {
         s
     } else {
@@ -292,7 +299,16 @@ fn fit_scaled(
     if spec.has_season() && (m < 2 || n < m) {
         return None;
     }
-    let start = init::heuristic(ys, m, spec.trend, spec.season);
+    // Missing values (NaN) are skipped by the filter and do not count in
+    // the likelihood; the initial states come from the interpolated series.
+    let n_observed = ys.iter().filter(|v| !v.is_nan()).count();
+    let start = if n_observed < n {
+        let gaps = ys.iter().map(|v| (!v.is_nan()).then_some(*v)).collect();
+        let filled = crate::SeriesData::with_gaps(gaps).ok()?.filled();
+        init::heuristic(&filled, m, spec.trend, spec.season)
+    } else {
+        init::heuristic(ys, m, spec.trend, spec.season)
+    };
 
     // Parameter vector: alpha, beta/alpha, gamma/(1-alpha), phi, l0, b0, s_0..s_{m-2}.
     let mut bx = Boxed::default();
@@ -403,7 +419,7 @@ fn fit_scaled(
             return f64::INFINITY;
         };
         match filter::run(spec, &p, l, b, &mut season_buf, ys) {
-            Some(pass) => neg2_loglik(&pass, n),
+            Some(pass) => neg2_loglik(&pass, n_observed),
             None => f64::INFINITY,
         }
     };
@@ -416,11 +432,11 @@ fn fit_scaled(
     let (p, l0, b0) = decode(&x, &mut init_season)?;
     let mut season = init_season.clone();
     let pass = filter::run(spec, &p, l0, b0, &mut season, ys)?;
-    let lik = neg2_loglik(&pass, n);
+    let lik = neg2_loglik(&pass, n_observed);
     let k = spec.n_smoothing() + spec.n_states(m) + 1;
     // Rotate so that season[k] applies k + 1 steps after the end.
     let season: Vec<f64> = (0..season.len()).map(|k| season[(n + k) % m]).collect();
-    let sigma2 = pass.sse / n.saturating_sub(k).max(1) as f64;
+    let sigma2 = pass.sse / n_observed.saturating_sub(k).max(1) as f64;
     Some(EtsModel {
         spec,
         m,
@@ -436,7 +452,7 @@ fn fit_scaled(
         trend: pass.trend,
         season,
         n_obs: n,
-        aicc: aicc(lik, k, n),
+        aicc: aicc(lik, k, n_observed),
         sigma2: if sigma2.is_finite() { sigma2 } else { 0.0 },
     })
 }
@@ -510,11 +526,11 @@ impl Ets {
     /// [`Ets::fit`] with explicit knobs.
     pub fn fit_with(y: &[f64], m: usize, cfg: &EtsConfig) -> Result<Self, String> {
         check_input(y)?;
-        let n = y.len();
+        let n = y.iter().filter(|v| !v.is_nan()).count();
         let m = m.max(1);
         let scale = scale_of(y);
         let ys: Vec<f64> = y.iter().map(|v| v / scale).collect();
-        let positive = y.iter().all(|v| *v > 0.0);
+        let positive = y.iter().all(|v| v.is_nan() || *v > 0.0);
         let seasonal = m >= 2 && n >= 2 * m;
         let mut fits: Vec<EtsModel> = Vec::new();
         for spec in candidates(positive, seasonal, cfg) {

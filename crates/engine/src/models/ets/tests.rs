@@ -388,3 +388,43 @@ fn heuristic_initial_season_recovers_the_pattern() {
         assert!(add.season.iter().sum::<f64>().abs() < 1e-9);
     }
 }
+
+#[test]
+fn missing_observations_are_skipped_by_the_filter() {
+    // SES, alpha 0.5, from level 0 over [2, NaN, 4]: the NaN neither scores
+    // nor updates, so the level goes 1, 1, 2.5 and the errors are 2 and 3.
+    let p = Params {
+        alpha: 0.5,
+        beta: 0.0,
+        gamma: 0.0,
+        phi: 1.0,
+    };
+    let pass = filter::run(EtsSpec::SES, &p, 0.0, 0.0, &mut [], &[2.0, f64::NAN, 4.0]).unwrap();
+    assert!(close(pass.level, 2.5, 1e-12) && close(pass.sse, 13.0, 1e-12));
+    // Holt: the missing step moves the level on by the trend.
+    let holt = spec(
+        ErrorType::Additive,
+        TrendType::Additive,
+        SeasonType::None,
+        false,
+    );
+    let p = Params { beta: 0.0, ..p };
+    let pass = filter::run(holt, &p, 0.0, 1.0, &mut [], &[1.0, f64::NAN, 3.0]).unwrap();
+    assert!(
+        close(pass.level, 3.0, 1e-12) && close(pass.sse, 0.0, 1e-12),
+        "{pass:?}"
+    );
+    // The family fits a series with gaps and forecasts it.
+    let mut y: Vec<f64> = (0..60)
+        .map(|t| 20.0 + 0.5 * t as f64)
+        .zip(noise(60, 4))
+        .map(|(a, b)| a + b)
+        .collect();
+    for t in [5, 6, 7, 30, 59] {
+        y[t] = f64::NAN;
+    }
+    let fit = Ets::fit(&y, 1).unwrap();
+    let f = fit.forecast(5);
+    assert!(f.iter().all(|v| (v - 50.0).abs() < 4.0), "{f:?}");
+    assert!(Ets::fit(&[f64::NAN, f64::NAN, 1.0], 1).is_err());
+}

@@ -74,7 +74,13 @@ impl ModelSpec {
         let scale = scale_of(y.values());
         let filled: Vec<f64> = y.filled().iter().map(|v| v / scale).collect();
         let values = filled.as_slice();
-        let method = match intermittent_switch(self.method, y.values(), values, &self.seasons) {
+        let seasons: Vec<usize> = self
+            .seasons
+            .iter()
+            .chain(&self.season_candidates)
+            .copied()
+            .collect();
+        let method = match intermittent_switch(self.method, y.values(), values, &seasons) {
             Some(switched) => switched,
             None => self.method,
         };
@@ -142,7 +148,8 @@ impl ModelSpec {
 /// classification recommends there, unless one of the given seasons is
 /// significant (hourly counts that are zero every night are seasonal, not
 /// intermittent). `observed` has NaN for missing values; `filled` is the
-/// interpolated series. Call it with the seasons the fit will use.
+/// interpolated series. `seasons`: every season given or proposed for the
+/// series (detected ones too, once detection runs before it).
 fn intermittent_switch(
     method: Method,
     observed: &[f64],

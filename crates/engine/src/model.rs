@@ -144,8 +144,9 @@ impl ModelSpec {
 }
 
 /// `auto` on intermittent demand (Syntetos–Boylan: average inter-demand
-/// interval ≥ 1.32, every observed value ≥ 0) uses SBA, the method their
-/// classification recommends there, unless one of the given seasons is
+/// interval ≥ 1.32, every observed value ≥ 0) uses TSB: as good as SBA on
+/// stationary demand and far better when demand dies out (it smooths the
+/// probability of demand every period; see BENCHMARKS.md), unless one of the given seasons is
 /// significant (hourly counts that are zero every night are seasonal, not
 /// intermittent). `observed` has NaN for missing values; `filled` is the
 /// interpolated series. `seasons`: every season given or proposed for the
@@ -163,7 +164,7 @@ fn intermittent_switch(
     {
         return None;
     }
-    Some(Method::CrostonSba)
+    Some(Method::Tsb)
 }
 
 /// The default of [`ModelSpec::nonnegative`]: counts (every observed value a

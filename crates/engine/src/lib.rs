@@ -9,7 +9,7 @@
 //! Real data: a series may have gaps ([`SeriesData::with_gaps`]; models fit
 //! the interpolated series, ETS skips missing observations, calibration
 //! scores only observed values); intermittent demand has its own methods
-//! (Croston, SBA, TSB, ADIDA, IMAPA) and `auto` switches to SBA on it;
+//! (Croston, SBA, TSB, ADIDA, IMAPA) and `auto` switches to TSB on it;
 //! [`ModelSpec::nonnegative`] clips at zero (by default for counts). Every
 //! series is fitted divided by a power of two near its mean absolute value,
 //! so results are equivariant to its scale.

@@ -74,7 +74,13 @@ impl ModelSpec {
         let scale = scale_of(y.values());
         let filled: Vec<f64> = y.filled().iter().map(|v| v / scale).collect();
         let values = filled.as_slice();
-        let method = match intermittent_switch(self.method, y.values(), values, &self.seasons) {
+        let seasons: Vec<usize> = self
+            .seasons
+            .iter()
+            .chain(&self.season_candidates)
+            .copied()
+            .collect();
+        let method = match intermittent_switch(self.method, y.values(), values, &seasons) {
             Some(switched) => switched,
             None => self.method,
         };
@@ -138,11 +144,13 @@ impl ModelSpec {
 }
 
 /// `auto` on intermittent demand (Syntetos–Boylan: average inter-demand
-/// interval ≥ 1.32, every observed value ≥ 0) uses SBA, the method their
-/// classification recommends there, unless one of the given seasons is
+/// interval ≥ 1.32, every observed value ≥ 0) uses TSB: as good as SBA on
+/// stationary demand and far better when demand dies out (it smooths the
+/// probability of demand every period; see BENCHMARKS.md), unless one of the given seasons is
 /// significant (hourly counts that are zero every night are seasonal, not
 /// intermittent). `observed` has NaN for missing values; `filled` is the
-/// interpolated series. Call it with the seasons the fit will use.
+/// interpolated series. `seasons`: every season given or proposed for the
+/// series (detected ones too, once detection runs before it).
 fn intermittent_switch(
     method: Method,
     observed: &[f64],
@@ -156,7 +164,7 @@ fn intermittent_switch(
     {
         return None;
     }
-    Some(Method::CrostonSba)
+    Some(Method::Tsb)
 }
 
 /// The default of [`ModelSpec::nonnegative`]: counts (every observed value a

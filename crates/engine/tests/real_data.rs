@@ -150,7 +150,7 @@ fn auto_switches_to_an_intermittent_model_with_intervals_above_zero() {
     let y = SeriesData::parse(intermittent_series(&mut rng, 80, 0.25)).unwrap();
     let fitted = ModelSpec::new(Method::Auto, None).fit(&y).unwrap();
     assert!(
-        fitted.description().contains("Croston-SBA"),
+        fitted.description().starts_with("TSB("),
         "{}",
         fitted.description()
     );
@@ -177,11 +177,23 @@ fn auto_switches_to_an_intermittent_model_with_intervals_above_zero() {
             }
         })
         .collect();
-    let fitted = ModelSpec::new(Method::Auto, Some(24))
-        .fit(&SeriesData::parse(daily).unwrap())
-        .unwrap();
+    let daily = SeriesData::parse(daily).unwrap();
+    let candidate = ModelSpec {
+        season_candidates: vec![24],
+        ..ModelSpec::with_seasons(Method::Auto, vec![])
+    };
+    for spec in [ModelSpec::new(Method::Auto, Some(24)), candidate] {
+        let fitted = spec.fit(&daily).unwrap();
+        assert!(
+            !fitted.description().contains("intermittent"),
+            "{}",
+            fitted.description()
+        );
+    }
+    // Without any season to test, the same series counts as intermittent.
+    let fitted = ModelSpec::new(Method::Auto, None).fit(&daily).unwrap();
     assert!(
-        !fitted.description().contains("Croston"),
+        fitted.description().contains("intermittent"),
         "{}",
         fitted.description()
     );

@@ -19,7 +19,9 @@ const MODELS: usize = 20;
 const AT_ONCE: usize = 32;
 
 fn body(i: usize) -> String {
-    let values: Vec<String> = (0..24).map(|t| ((t * 7 + i) % 13 + 1).to_string()).collect();
+    let values: Vec<String> = (0..24)
+        .map(|t| ((t * 7 + i) % 13 + 1).to_string())
+        .collect();
     format!(
         r#"{{"series": [{{"id": "a", "values": [{}]}}], "method": "naive"}}"#,
         values.join(",")

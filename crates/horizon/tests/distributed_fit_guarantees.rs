@@ -31,9 +31,10 @@ async fn a_retry_sends_again_the_fit_of_a_registration_orphaned_by_a_gateway_cra
     )];
     cluster.start_gateway();
     cluster.wait_ready(Duration::from_secs(60)).await;
+    let url = format!("{}/v1/models/orphan", cluster.base);
     let fit = || {
         client
-            .put(format!("{}/v1/models/orphan", cluster.base))
+            .put(&url)
             .header("idempotency-key", "orphan-key")
             .json(&serde_json::json!({
                 "series": [{"id": "a", "values": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}],

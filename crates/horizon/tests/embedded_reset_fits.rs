@@ -4,6 +4,8 @@
 //! hits, a registered version must still be fitted: afterwards no version is
 //! left pending, and a retry with the same `Idempotency-Key` succeeds.
 //!
+//! Also: a replayed failure carries `Idempotent-Replayed: true`.
+//!
 //! Prints the figure recorded in RELIABILITY.md:
 //! `cargo test -p horizon --test embedded_reset_fits -- --nocapture`
 
@@ -145,5 +147,38 @@ async fn fits_reset_mid_registration_leave_nothing_pending() {
         "each registered key answers its own version"
     );
     println!("retries: {FITS} succeeded, {replayed} of them replays");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_replayed_failure_says_it_is_a_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path()).await;
+    server.control.doom("doomed");
+    let fit = || async {
+        let response = server
+            .client
+            .put(server.url("/v1/models/doomed"))
+            .header("idempotency-key", "doomed-key")
+            .header("content-type", "application/json")
+            .body(body(0))
+            .send()
+            .await
+            .expect("sent");
+        let replayed = response.headers().get("idempotent-replayed").cloned();
+        let (status, answer) = common::answer(Ok(response)).await;
+        (status, answer, replayed)
+    };
+    let (status, answer, replayed) = fit().await;
+    assert_eq!(status, 500, "{answer}");
+    assert_eq!(replayed, None, "the first answer is no replay");
+    let (status, answer, replayed) = fit().await;
+    assert_eq!(status, 500, "{answer}");
+    assert_eq!(answer["data"]["version"], 1, "{answer}");
+    assert_eq!(
+        replayed.as_ref().map(|v| v.as_bytes()),
+        Some(&b"true"[..]),
+        "a replayed failure carries Idempotent-Replayed"
+    );
     server.stop().await;
 }

@@ -267,10 +267,7 @@ async fn fit_and_forecast_round_trip() {
     }
     for a in futures_util::future::join_all(answers).await {
         let r = a.expect("delivered").expect("forecast ok");
-        assert_eq!(
-            r.series[0].forecast.mean,
-            vec![v as f64 + SEVENTH; 4]
-        );
+        assert_eq!(r.series[0].forecast.mean, vec![v as f64 + SEVENTH; 4]);
     }
     let _ = stop_tx.send(());
     tokio::time::timeout(Duration::from_secs(10), worker)

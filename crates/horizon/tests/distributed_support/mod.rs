@@ -36,6 +36,8 @@ pub struct Cluster {
     workers: Vec<Option<Child>>,
     logs: PathBuf,
     worker_env: Vec<(String, String)>,
+    /// Extra environment of the gateway (e.g. a fault hook) at its next start.
+    pub gateway_env: Vec<(String, String)>,
     port: u16,
 }
 
@@ -63,6 +65,7 @@ impl Cluster {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            gateway_env: Vec::new(),
             port,
         };
         cluster.start_gateway();
@@ -98,8 +101,35 @@ impl Cluster {
         cmd.args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .env("HORIZON_WAIT_TIMEOUT", "60s")
             .env("HORIZON_FORECAST_TIMEOUT", "30s")
-            .env("HORIZON_FIT_TIMEOUT", "120s");
+            .env("HORIZON_FIT_TIMEOUT", "120s")
+            .env_remove("HORIZON_FAULT_ABORT_BEFORE_DISPATCH");
+        for (k, v) in &self.gateway_env {
+            cmd.env(k, v);
+        }
         self.gateway = Some(cmd.spawn().expect("start the gateway"));
+    }
+
+    /// `kill -9` of the gateway.
+    pub fn kill_gateway(&mut self) {
+        if let Some(mut child) = self.gateway.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits (bounded) until the gateway process has exited by itself.
+    pub async fn gateway_exited(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(g) = self.gateway.as_mut() {
+                if matches!(g.try_wait(), Ok(Some(_))) {
+                    self.gateway = None;
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
     }
 
     /// Starts one more worker; returns its index.

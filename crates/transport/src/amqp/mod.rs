@@ -269,6 +269,23 @@ fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
     count.0
 }
 
+/// How many consumers `queue` has now (a passive declare). For tests and
+/// operators checking that no consumer outlives its worker.
+pub async fn queue_consumers(uri: &str, queue: &str) -> Result<u32, TransportError> {
+    let conn = connect(uri, "horizon-admin").await.map_err(unavailable)?;
+    let ch = conn.create_channel().await.map_err(unavailable)?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let q = ch
+        .queue_declare(queue, passive, FieldTable::default())
+        .await
+        .map_err(unavailable)?;
+    let _ = conn.close(200, "done").await;
+    Ok(q.consumer_count())
+}
+
 fn long_str(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()))
 }

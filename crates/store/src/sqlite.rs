@@ -786,6 +786,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_heartbeat_keeps_a_pending_version_from_being_orphaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let m = name("m");
+        store.register_pending(&m, 1, None).await.unwrap();
+        let idle = Duration::from_millis(100);
+        assert!(
+            !store.is_orphaned(&m, 1, idle).await.unwrap(),
+            "just registered"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(store.is_orphaned(&m, 1, idle).await.unwrap());
+        store.heartbeat(&m, 1).await.unwrap();
+        assert!(!store.is_orphaned(&m, 1, idle).await.unwrap(), "just beat");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(store.is_orphaned(&m, 1, idle).await.unwrap());
+        store.complete(&m, 1, b"s", &summary(&m, 1)).await.unwrap();
+        assert!(!store.is_orphaned(&m, 1, idle).await.unwrap(), "settled");
+        // A beat on a settled or unknown version changes nothing.
+        store.heartbeat(&m, 1).await.unwrap();
+        store.heartbeat(&m, 9).await.unwrap();
+        assert!(!store.is_orphaned(&m, 9, idle).await.unwrap());
+    }
+
+    #[tokio::test]
     async fn settled_versions_are_answered_from_memory() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();

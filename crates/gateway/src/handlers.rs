@@ -11,16 +11,17 @@ use crate::body::{JsonBody, ModelPath};
 use crate::jsend::{success, ApiError};
 use crate::validate::{self, FitRequest, ForecastRequest};
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use engine::ModelSpec;
 use protocol::{FitJob, FitSummary, ForecastJob, ForecastResult, JobError, ModelName, Version};
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{ModelInfo, ModelStore, Registered, StoreError, VersionInfo, VersionStatus};
+use store::{ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo, VersionStatus};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use transport::{Transport, TransportError};
@@ -138,29 +139,89 @@ pub async fn v1_forecast(
     }))
 }
 
-pub async fn list_models(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let models = state.store.list().await.map_err(store_error)?;
+/// Items per page of a listing without `limit`.
+const DEFAULT_PAGE: usize = 100;
+
+/// `?limit=&after=` of a listing: `limit` 1 to [`store::MAX_PAGE`] (default
+/// [`DEFAULT_PAGE`]), `after` the last item of the previous page.
+fn page<K>(
+    query: &HashMap<String, String>,
+    after: impl FnOnce(&str) -> Result<K, String>,
+) -> Result<Page<K>, ApiError> {
+    let limit = match query.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=store::MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::field(
+                    "limit",
+                    format!("must be an integer from 1 to {}", store::MAX_PAGE),
+                ))
+            }
+        },
+    };
+    let after = match query.get("after") {
+        None => None,
+        Some(text) => Some(after(text).map_err(|e| ApiError::field("after", e))?),
+    };
+    Ok(Page::new(limit, after))
+}
+
+pub async fn list_models(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let page = page(&query, |t| ModelName::parse(t).map_err(|e| e.to_string()))?;
+    let limit = page.limit();
+    let models = state.store.list_models(page).await.map_err(store_error)?;
+    // A full page may have a next one, after its last model.
+    let next = (models.len() == limit)
+        .then(|| models.last().map(|m| m.name.clone()))
+        .flatten();
     let models: Vec<Value> = models
         .iter()
         .map(|m| {
-            let latest = m.versions.last();
             json!(ModelListEntry {
                 name: &m.name,
-                latest_version: latest.map(|v| v.version),
-                latest_status: latest.map(|v| status_name(&v.status)),
-                n_versions: m.versions.len(),
+                latest_version: Some(m.latest_version),
+                latest_status: Some(status_name(&m.latest_status)),
+                n_versions: m.n_versions,
             })
         })
         .collect();
-    Ok(success(json!({ "models": models })))
+    let mut data = json!({ "models": models });
+    if let Some(next) = next {
+        data["next_after"] = json!(next);
+    }
+    Ok(success(data))
 }
 
 pub async fn describe_model(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    match state.store.describe(&model).await.map_err(store_error)? {
-        Some(info) => Ok(success(describe(&info))),
+    let page = page(&query, |t| match t.parse::<Version>() {
+        Ok(v) if v >= 0 => Ok(v),
+        _ => Err("must be a version number".to_string()),
+    })?;
+    let limit = page.limit();
+    match state
+        .store
+        .versions(&model, page)
+        .await
+        .map_err(store_error)?
+    {
+        Some(info) => {
+            let next = (info.versions.len() == limit)
+                .then(|| info.versions.last().map(|v| v.version))
+                .flatten();
+            let mut data = json!(describe(&info));
+            if let Some(next) = next {
+                data["next_after"] = json!(next);
+            }
+            Ok(success(data))
+        }
         None => Err(ApiError::fail(
             StatusCode::NOT_FOUND,
             "name",
@@ -644,7 +705,7 @@ fn status_name(status: &VersionStatus) -> &'static str {
 fn describe(info: &ModelInfo) -> ModelAnswer<'_> {
     ModelAnswer {
         name: &info.name,
-        latest_version: info.versions.last().map(|v| v.version),
+        latest_version: Some(info.latest_version),
         versions: info.versions.iter().map(describe_version).collect(),
     }
 }
@@ -659,11 +720,8 @@ fn describe_version(v: &VersionInfo) -> VersionAnswer<'_> {
         },
         created_at: humantime::format_rfc3339_millis(v.created_at).to_string(),
         n_series: v.n_series,
-        method: v.summary.as_ref().map(|s| s.method),
-        n_fallbacks: v
-            .summary
-            .as_ref()
-            .map(|s| s.series.iter().filter(|s| s.fallback.is_some()).count()),
+        method: v.method,
+        n_fallbacks: v.n_fallbacks,
     }
 }
 

@@ -12,8 +12,9 @@
 mod common;
 
 use common::TestServer;
+use protocol::ModelName;
 use std::time::{Duration, Instant};
-use store::VersionStatus;
+use store::{ModelStore, Page, VersionInfo, VersionStatus, MAX_PAGE};
 use tokio::io::AsyncWriteExt;
 
 const FITS: usize = 1000;
@@ -39,6 +40,28 @@ fn key(i: usize) -> String {
 }
 
 /// Sends fit `i` and resets the connection `delay` after the last byte.
+/// Every version of the test's models, page by page.
+async fn all_versions(store: &dyn ModelStore) -> Vec<VersionInfo> {
+    let mut all = Vec::new();
+    for m in 0..MODELS {
+        let name = ModelName::parse(&format!("reset{m}")).expect("a valid name");
+        let mut after = None;
+        while let Some(info) = store
+            .versions(&name, Page::new(MAX_PAGE, after))
+            .await
+            .expect("versions")
+        {
+            let last = info.versions.last().map(|v| v.version);
+            all.extend(info.versions);
+            match last {
+                Some(v) => after = Some(v),
+                None => break,
+            }
+        }
+    }
+    all
+}
+
 async fn fit_and_reset(addr: &str, i: usize, delay: Duration) {
     let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
         return;
@@ -96,8 +119,7 @@ async fn fits_reset_mid_registration_leave_nothing_pending() {
     let settle = Duration::from_secs(60);
     let started = Instant::now();
     let (registered, pending) = loop {
-        let models = server.store.list().await.expect("list");
-        let versions: Vec<_> = models.iter().flat_map(|m| m.versions.iter()).collect();
+        let versions = all_versions(server.store.as_ref()).await;
         let pending = versions
             .iter()
             .filter(|v| v.status == VersionStatus::Pending)
@@ -112,13 +134,9 @@ async fn fits_reset_mid_registration_leave_nothing_pending() {
          ({registered} registered, settle limit {settle:?})"
     );
     assert_eq!(pending, 0, "versions left pending by clients that hung up");
-    let failed: Vec<_> = server
-        .store
-        .list()
+    let failed: Vec<_> = all_versions(server.store.as_ref())
         .await
-        .expect("list")
         .into_iter()
-        .flat_map(|m| m.versions)
         .filter(|v| matches!(v.status, VersionStatus::Failed { .. }))
         .collect();
     assert!(failed.is_empty(), "fits failed: {failed:?}");

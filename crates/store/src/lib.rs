@@ -14,6 +14,7 @@ pub mod sqlite;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
+use engine::Method;
 use protocol::{FitSummary, ModelName, Version};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
@@ -36,14 +37,68 @@ pub struct VersionInfo {
     pub status: VersionStatus,
     pub created_at: SystemTime,
     pub n_series: usize,
-    /// Per-series outcome of the fit, once ready.
+    /// The method of the fit, once ready.
+    pub method: Option<Method>,
+    /// How many series fell back to a simpler model, once ready.
+    pub n_fallbacks: Option<usize>,
+    /// Per-series outcome of the fit, once ready; only from
+    /// [`ModelStore::wait_settled`] (listings never decode it).
     pub summary: Option<FitSummary>,
 }
 
-/// A model and its versions, oldest first.
+/// Most items in one page of a listing.
+pub const MAX_PAGE: usize = 1000;
+
+/// A page of a listing: at most `limit` items, those after `after` in the
+/// listing's order (the last item of the previous page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<K> {
+    limit: usize,
+    pub after: Option<K>,
+}
+
+impl<K> Page<K> {
+    /// `limit` is clamped to 1..=[`MAX_PAGE`].
+    pub fn new(limit: usize, after: Option<K>) -> Self {
+        Self {
+            limit: limit.clamp(1, MAX_PAGE),
+            after,
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The limit as SQL takes it.
+    fn sql_limit(&self) -> i64 {
+        i64::try_from(self.limit).unwrap_or(i64::MAX)
+    }
+}
+
+impl<K> Default for Page<K> {
+    /// The first page of [`MAX_PAGE`] items.
+    fn default() -> Self {
+        Self::new(MAX_PAGE, None)
+    }
+}
+
+/// A model as [`ModelStore::list_models`] shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    pub name: ModelName,
+    pub latest_version: Version,
+    #[serde(flatten)]
+    pub latest_status: VersionStatus,
+    pub n_versions: usize,
+}
+
+/// A page of a model's versions, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
     pub name: ModelName,
+    /// The newest version, whether or not it is on this page.
+    pub latest_version: Version,
     pub versions: Vec<VersionInfo>,
 }
 
@@ -140,11 +195,16 @@ pub trait ModelStore: Send + Sync + 'static {
     /// The fitted state of a ready version.
     async fn load_state(&self, model: &ModelName, version: Version) -> Result<Vec<u8>, StoreError>;
 
-    /// One model with all its versions; `None` if it was never fitted.
-    async fn describe(&self, model: &ModelName) -> Result<Option<ModelInfo>, StoreError>;
+    /// A page of one model's versions, by version number; `None` if the
+    /// model was never fitted.
+    async fn versions(
+        &self,
+        model: &ModelName,
+        page: Page<Version>,
+    ) -> Result<Option<ModelInfo>, StoreError>;
 
-    /// All models, each with all its versions.
-    async fn list(&self) -> Result<Vec<ModelInfo>, StoreError>;
+    /// A page of the models, by name, each with its newest version.
+    async fn list_models(&self, page: Page<ModelName>) -> Result<Vec<ModelEntry>, StoreError>;
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

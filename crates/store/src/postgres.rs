@@ -24,9 +24,14 @@
 //! failed once they are older than a limit (the gateway runs it
 //! periodically), and waiters always have a timeout.
 
-use crate::rows::{models_from_rows, to_info, VersionRow, VERSION_COLUMNS};
+use crate::rows::{
+    summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
+    VERSION_COLUMNS,
+};
 use crate::signals::SettleSignals;
-use crate::{ModelInfo, ModelStore, Registered, StoreError, VersionInfo, VersionStatus};
+use crate::{
+    ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo, VersionStatus,
+};
 use async_trait::async_trait;
 use protocol::{FitSummary, ModelName, Version};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
@@ -426,11 +431,21 @@ impl ModelStore for PgStore {
         state: &[u8],
         summary: &FitSummary,
     ) -> Result<(), StoreError> {
+        let (method, n_fallbacks) = summary_counts(summary);
         let summary = serde_json::to_string(summary)
             .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
-        self.settle(model, version, "ready", "state = $4, summary = $5", |q| {
-            q.bind(state.to_vec()).bind(summary)
-        })
+        self.settle(
+            model,
+            version,
+            "ready",
+            "state = $4, summary = $5, method = $6, n_fallbacks = $7",
+            |q| {
+                q.bind(state.to_vec())
+                    .bind(summary)
+                    .bind(method)
+                    .bind(n_fallbacks)
+            },
+        )
         .await
     }
 
@@ -550,25 +565,46 @@ impl ModelStore for PgStore {
         }
     }
 
-    async fn describe(&self, model: &ModelName) -> Result<Option<ModelInfo>, StoreError> {
+    async fn versions(
+        &self,
+        model: &ModelName,
+        page: Page<Version>,
+    ) -> Result<Option<ModelInfo>, StoreError> {
+        let Some(latest_version) = self.latest_version(model).await? else {
+            return Ok(None);
+        };
         let sql = format!(
-            "SELECT model, {VERSION_COLUMNS} FROM versions WHERE model = $1 ORDER BY version"
+            "SELECT {LISTED_VERSION_COLUMNS} FROM versions \
+             WHERE model = $1 AND version > $2 ORDER BY version LIMIT $3"
         );
-        let rows = sqlx::query_as(&sql)
+        let rows: Vec<VersionRow> = sqlx::query_as(&sql)
             .bind(model.as_str())
+            .bind(page.after.unwrap_or(0))
+            .bind(page.sql_limit())
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        Ok(models_from_rows(rows)?.pop())
+        Ok(Some(ModelInfo {
+            name: model.clone(),
+            latest_version,
+            versions: rows.into_iter().map(to_info).collect::<Result<_, _>>()?,
+        }))
     }
 
-    async fn list(&self) -> Result<Vec<ModelInfo>, StoreError> {
-        let sql = format!("SELECT model, {VERSION_COLUMNS} FROM versions ORDER BY model, version");
-        let rows = sqlx::query_as(&sql)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-        models_from_rows(rows)
+    async fn list_models(&self, page: Page<ModelName>) -> Result<Vec<ModelEntry>, StoreError> {
+        // The models table holds each model's newest version number.
+        let rows: Vec<ModelRow> = sqlx::query_as(
+            "SELECT m.name, m.latest, v.status, v.reason, \
+                    (SELECT count(*) FROM versions c WHERE c.model = m.name) \
+             FROM models m JOIN versions v ON v.model = m.name AND v.version = m.latest \
+             WHERE m.name > $1 ORDER BY m.name LIMIT $2",
+        )
+        .bind(page.after.as_ref().map_or("", ModelName::as_str))
+        .bind(page.sql_limit())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter().map(to_entry).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -695,7 +731,7 @@ mod tests {
         let (a, b) = (a.expect("store a"), b.expect("store b"));
         let m = ModelName::parse("m").unwrap();
         assert_eq!(a.latest_version(&m).await.unwrap(), None);
-        assert!(a.describe(&m).await.unwrap().is_none());
+        assert!(a.versions(&m, Page::default()).await.unwrap().is_none());
 
         let v1 = a.register_pending(&m, 2, Some("k1")).await.unwrap();
         assert_eq!(v1, Registered::New(1));
@@ -766,9 +802,39 @@ mod tests {
         );
         let info = b.wait_settled(&m, 2, Duration::from_secs(5)).await.unwrap();
         assert!(matches!(info.status, VersionStatus::Failed { .. }));
-        let listed = b.list().await.unwrap();
+        let listed = b.list_models(Page::default()).await.unwrap();
         assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].versions.len(), 2);
+        assert_eq!(listed[0].n_versions, 2);
+        assert_eq!(listed[0].latest_version, 2);
+        assert!(matches!(
+            listed[0].latest_status,
+            VersionStatus::Failed { .. }
+        ));
+        // Listings page by name and by version, and never decode summaries.
+        let n = ModelName::parse("n").unwrap();
+        a.register_pending(&n, 1, None).await.unwrap();
+        let first = a.list_models(Page::new(1, None)).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].name, m);
+        let second = a
+            .list_models(Page::new(1, Some(first[0].name.clone())))
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].name, n);
+        assert_eq!(second[0].latest_status, VersionStatus::Pending);
+        let page = a
+            .versions(&m, Page::new(1, Some(1)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(page.latest_version, 2);
+        assert_eq!(page.versions.len(), 1);
+        assert_eq!(page.versions[0].version, 2);
+        let page = a.versions(&m, Page::new(5, None)).await.unwrap().unwrap();
+        assert_eq!(page.versions[0].method, Some(engine::Method::Naive));
+        assert_eq!(page.versions[0].n_fallbacks, Some(0));
+        assert_eq!(page.versions[0].summary, None);
         a.ping().await.unwrap();
         a.close().await;
         b.close().await;

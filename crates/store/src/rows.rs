@@ -1,29 +1,37 @@
 //! Version rows as both SQL stores select them, and what they mean.
 
-use crate::{ModelInfo, StoreError, VersionInfo, VersionStatus};
+use crate::{ModelEntry, StoreError, VersionInfo, VersionStatus};
+use engine::Method;
 use protocol::{FitSummary, ModelName};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Columns of a version row, in the order [`VersionRow`] holds them.
 pub(crate) const VERSION_COLUMNS: &str =
-    "version, status, reason, created_at_ms, n_series, summary";
+    "version, status, reason, created_at_ms, n_series, method, n_fallbacks, summary";
+
+/// [`VERSION_COLUMNS`] without the per-series summary, for listings: they
+/// show the stored counts and never decode summaries.
+pub(crate) const LISTED_VERSION_COLUMNS: &str =
+    "version, status, reason, created_at_ms, n_series, method, n_fallbacks, CAST(NULL AS TEXT)";
 
 /// A row of [`VERSION_COLUMNS`].
-pub(crate) type VersionRow = (i64, String, Option<String>, i64, i64, Option<String>);
-/// A version row preceded by its model's name (`SELECT model, {VERSION_COLUMNS}`).
-pub(crate) type ModelVersionRow = (
-    String,
+pub(crate) type VersionRow = (
     i64,
     String,
     Option<String>,
     i64,
     i64,
+    Option<String>,
+    Option<i64>,
     Option<String>,
 );
 
-pub(crate) fn to_info(row: VersionRow) -> Result<VersionInfo, StoreError> {
-    let (version, status, reason, created_at_ms, n_series, summary) = row;
-    let status = match status.as_str() {
+/// A row of a model listing: name, newest version, its status and reason,
+/// number of versions.
+pub(crate) type ModelRow = (String, i64, String, Option<String>, i64);
+
+fn status(version: i64, status: &str, reason: Option<String>) -> Result<VersionStatus, StoreError> {
+    Ok(match status {
         "pending" => VersionStatus::Pending,
         "ready" => VersionStatus::Ready,
         "failed" => VersionStatus::Failed {
@@ -34,7 +42,11 @@ pub(crate) fn to_info(row: VersionRow) -> Result<VersionInfo, StoreError> {
                 "version {version} has an unknown status '{other}'"
             )))
         }
-    };
+    })
+}
+
+pub(crate) fn to_info(row: VersionRow) -> Result<VersionInfo, StoreError> {
+    let (version, status_text, reason, created_at_ms, n_series, method, n_fallbacks, summary) = row;
     let summary = match summary {
         Some(text) => match serde_json::from_str::<FitSummary>(&text) {
             Ok(summary) => Some(summary),
@@ -47,29 +59,38 @@ pub(crate) fn to_info(row: VersionRow) -> Result<VersionInfo, StoreError> {
     };
     Ok(VersionInfo {
         version,
-        status,
+        status: status(version, &status_text, reason)?,
         created_at: UNIX_EPOCH + Duration::from_millis(u64::try_from(created_at_ms).unwrap_or(0)),
         n_series: usize::try_from(n_series).unwrap_or(0),
+        method: method.and_then(|m| m.parse::<Method>().ok()),
+        n_fallbacks: n_fallbacks.and_then(|n| usize::try_from(n).ok()),
         summary,
     })
 }
 
-/// Groups rows ordered by model, then version, into models.
-pub(crate) fn models_from_rows(rows: Vec<ModelVersionRow>) -> Result<Vec<ModelInfo>, StoreError> {
-    let mut models: Vec<ModelInfo> = Vec::new();
-    for (name, version, status, reason, created, n_series, summary) in rows {
-        let info = to_info((version, status, reason, created, n_series, summary))?;
-        match models.last_mut() {
-            Some(last) if last.name.as_str() == name => last.versions.push(info),
-            _ => {
-                let name = ModelName::parse(&name)
-                    .map_err(|e| StoreError::Internal(format!("stored model name: {e}")))?;
-                models.push(ModelInfo {
-                    name,
-                    versions: vec![info],
-                });
-            }
-        }
-    }
-    Ok(models)
+pub(crate) fn to_entry(row: ModelRow) -> Result<ModelEntry, StoreError> {
+    let (name, latest, status_text, reason, n_versions) = row;
+    Ok(ModelEntry {
+        name: model_name(&name)?,
+        latest_version: latest,
+        latest_status: status(latest, &status_text, reason)?,
+        n_versions: usize::try_from(n_versions).unwrap_or(0),
+    })
+}
+
+pub(crate) fn model_name(name: &str) -> Result<ModelName, StoreError> {
+    ModelName::parse(name).map_err(|e| StoreError::Internal(format!("stored model name: {e}")))
+}
+
+/// What `complete` stores besides the summary: its method and fallback count.
+pub(crate) fn summary_counts(summary: &FitSummary) -> (&'static str, i64) {
+    let fallbacks = summary
+        .series
+        .iter()
+        .filter(|s| s.fallback.is_some())
+        .count();
+    (
+        summary.method.name(),
+        i64::try_from(fallbacks).unwrap_or(i64::MAX),
+    )
 }

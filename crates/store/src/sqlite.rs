@@ -15,9 +15,12 @@
 //!   registration finished before it arrived. Without the lock (a file
 //!   system that cannot lock) the cache is not used.
 
-use crate::rows::{models_from_rows, to_info, VersionRow, VERSION_COLUMNS};
+use crate::rows::{
+    model_name, summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
+    VERSION_COLUMNS,
+};
 use crate::signals::SettleSignals;
-use crate::{ModelInfo, ModelStore, Registered, StoreError, VersionInfo};
+use crate::{ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo};
 use async_trait::async_trait;
 use protocol::{FitSummary, ModelName, Version};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -210,9 +213,7 @@ impl SqliteStore {
                 .map_err(db_error)?;
         let mut versions = HashMap::with_capacity(rows.len());
         for (name, version) in rows {
-            let name = ModelName::parse(&name)
-                .map_err(|e| StoreError::Internal(format!("stored model name: {e}")))?;
-            versions.insert(name, version);
+            versions.insert(model_name(&name)?, version);
         }
         Ok(Latest {
             versions,
@@ -341,14 +342,18 @@ impl ModelStore for SqliteStore {
         state: &[u8],
         summary: &FitSummary,
     ) -> Result<(), StoreError> {
+        let (method, n_fallbacks) = summary_counts(summary);
         let summary = serde_json::to_string(summary)
             .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
         let query = sqlx::query(
-            "UPDATE versions SET status = 'ready', state = ?, summary = ?, settled_at_ms = ? \
+            "UPDATE versions SET status = 'ready', state = ?, summary = ?, method = ?, \
+             n_fallbacks = ?, settled_at_ms = ? \
              WHERE model = ? AND version = ? AND status = 'pending'",
         )
         .bind(state)
         .bind(summary)
+        .bind(method)
+        .bind(n_fallbacks)
         .bind(now_ms())
         .bind(model.as_str())
         .bind(version);
@@ -462,25 +467,47 @@ impl ModelStore for SqliteStore {
         }
     }
 
-    async fn describe(&self, model: &ModelName) -> Result<Option<ModelInfo>, StoreError> {
+    async fn versions(
+        &self,
+        model: &ModelName,
+        page: Page<Version>,
+    ) -> Result<Option<ModelInfo>, StoreError> {
+        let Some(latest_version) = self.latest_version(model).await? else {
+            return Ok(None);
+        };
         let sql = format!(
-            "SELECT model, {VERSION_COLUMNS} FROM versions WHERE model = ? ORDER BY version"
+            "SELECT {LISTED_VERSION_COLUMNS} FROM versions \
+             WHERE model = ? AND version > ? ORDER BY version LIMIT ?"
         );
-        let rows = sqlx::query_as(&sql)
+        let rows: Vec<VersionRow> = sqlx::query_as(&sql)
             .bind(model.as_str())
+            .bind(page.after.unwrap_or(0))
+            .bind(page.sql_limit())
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        Ok(models_from_rows(rows)?.pop())
+        Ok(Some(ModelInfo {
+            name: model.clone(),
+            latest_version,
+            versions: rows.into_iter().map(to_info).collect::<Result<_, _>>()?,
+        }))
     }
 
-    async fn list(&self) -> Result<Vec<ModelInfo>, StoreError> {
-        let sql = format!("SELECT model, {VERSION_COLUMNS} FROM versions ORDER BY model, version");
-        let rows = sqlx::query_as(&sql)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-        models_from_rows(rows)
+    async fn list_models(&self, page: Page<ModelName>) -> Result<Vec<ModelEntry>, StoreError> {
+        self.check_open()?;
+        let rows: Vec<ModelRow> = sqlx::query_as(
+            "SELECT g.model, g.latest, v.status, v.reason, g.n FROM \
+             (SELECT model, MAX(version) AS latest, COUNT(*) AS n FROM versions \
+              WHERE model > ? GROUP BY model ORDER BY model LIMIT ?) AS g \
+             JOIN versions v ON v.model = g.model AND v.version = g.latest \
+             ORDER BY g.model",
+        )
+        .bind(page.after.as_ref().map_or("", ModelName::as_str))
+        .bind(page.sql_limit())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter().map(to_entry).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -593,10 +620,20 @@ mod tests {
         store.fail(&m, 2, "boom").await.unwrap();
         // Settling twice leaves the first outcome.
         store.fail(&m, 1, "late").await.unwrap();
-        let info = store.describe(&m).await.unwrap().unwrap();
+        let info = store.versions(&m, Page::default()).await.unwrap().unwrap();
+        assert_eq!(info.latest_version, 2);
         assert_eq!(info.versions.len(), 2);
         assert_eq!(info.versions[0].status, VersionStatus::Ready);
-        assert_eq!(info.versions[0].summary, Some(summary(&m, 1)));
+        // Listings show the stored counts and never decode the summary.
+        assert_eq!(info.versions[0].summary, None);
+        assert_eq!(info.versions[0].method, Some(engine::Method::Naive));
+        assert_eq!(info.versions[0].n_fallbacks, Some(0));
+        assert_eq!(info.versions[1].method, None);
+        let settled = store
+            .wait_settled(&m, 1, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(settled.summary, Some(summary(&m, 1)));
         assert_eq!(
             info.versions[1].status,
             VersionStatus::Failed {
@@ -609,7 +646,33 @@ mod tests {
             store.complete(&m, 9, b"", &summary(&m, 9)).await,
             Err(StoreError::UnknownVersion { .. })
         ));
-        assert_eq!(store.list().await.unwrap().len(), 2);
+        let all = store.list_models(Page::default()).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].name.as_str(), all[0].n_versions), ("m", 2));
+        assert_eq!(all[0].latest_version, 2);
+        assert!(matches!(all[0].latest_status, VersionStatus::Failed { .. }));
+        assert_eq!((all[1].name.as_str(), all[1].n_versions), ("other", 1));
+        // Pages, by name then by version.
+        let first = store.list_models(Page::new(1, None)).await.unwrap();
+        assert_eq!(first.len(), 1);
+        let rest = store
+            .list_models(Page::new(10, Some(first[0].name.clone())))
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].name.as_str(), "other");
+        let page = store
+            .versions(&m, Page::new(1, Some(1)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(page.versions.len(), 1);
+        assert_eq!(page.versions[0].version, 2);
+        assert!(store
+            .versions(&name("nobody"), Page::default())
+            .await
+            .unwrap()
+            .is_none());
         store.ping().await.unwrap();
     }
 
@@ -783,6 +846,31 @@ mod tests {
         // A registration that inserts nothing leaves the cache trusted.
         RegisterGuard::arm(store.latest.as_ref(), &m).nothing();
         assert!(lock(store.latest.as_ref().unwrap()).unsure.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_keeps_a_pending_version_from_being_orphaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let m = name("m");
+        store.register_pending(&m, 1, None).await.unwrap();
+        let idle = Duration::from_millis(100);
+        assert!(
+            !store.is_orphaned(&m, 1, idle).await.unwrap(),
+            "just registered"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(store.is_orphaned(&m, 1, idle).await.unwrap());
+        store.heartbeat(&m, 1).await.unwrap();
+        assert!(!store.is_orphaned(&m, 1, idle).await.unwrap(), "just beat");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(store.is_orphaned(&m, 1, idle).await.unwrap());
+        store.complete(&m, 1, b"s", &summary(&m, 1)).await.unwrap();
+        assert!(!store.is_orphaned(&m, 1, idle).await.unwrap(), "settled");
+        // A beat on a settled or unknown version changes nothing.
+        store.heartbeat(&m, 1).await.unwrap();
+        store.heartbeat(&m, 9).await.unwrap();
+        assert!(!store.is_orphaned(&m, 9, idle).await.unwrap());
     }
 
     #[tokio::test]

@@ -456,6 +456,83 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_forecasts_of_an_uncached_model_decode_it_once() {
+        let (_dir, store) = setup().await;
+        let model = ModelName::parse("wide").unwrap();
+        let n = 20_000;
+        let version = store
+            .register_pending(&model, n, None)
+            .await
+            .unwrap()
+            .version();
+        Worker::new(store.clone())
+            .fit(FitJob {
+                model: model.clone(),
+                version,
+                spec: engine::ModelSpec::new(Method::Naive, None),
+                series: (0..n)
+                    .map(|i| series(&format!("s{i}"), vec![1.0, 2.0, i as f64]))
+                    .collect(),
+            })
+            .await
+            .unwrap();
+        // A fresh worker: nothing cached.
+        let fresh = Arc::new(Worker::new(store.clone()));
+        let start = Arc::new(tokio::sync::Barrier::new(32));
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let (fresh, start, model) = (fresh.clone(), start.clone(), model.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let job = ForecastJob {
+                        series_ids: Some(vec![format!("s{i}")]),
+                        ..result_job(&model, version)
+                    };
+                    fresh.forecast(job).await
+                })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            let result = t.await.unwrap().unwrap();
+            assert_eq!(result.series[0].forecast.mean, vec![i as f64]);
+        }
+        assert_eq!(fresh.decodes(), 1, "each waiter decoded the model");
+        assert!(lock(&fresh.loading).is_empty());
+        // Later forecasts are answered from the cache.
+        fresh.forecast(result_job(&model, version)).await.unwrap();
+        assert_eq!(fresh.decodes(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_is_not_a_verdict_on_the_fit() {
+        let (dir, store) = setup().await;
+        let model = ModelName::parse("m").unwrap();
+        let version = store
+            .register_pending(&model, 1, None)
+            .await
+            .unwrap()
+            .version();
+        // A closed store answers "unavailable" to everything.
+        let sqlite = SqliteStore::open(&dir.path().join("other")).await.unwrap();
+        sqlite.close().await;
+        let down: Arc<dyn ModelStore> = Arc::new(sqlite);
+        let worker = Worker::new(down).store_retry_for(std::time::Duration::from_millis(300));
+        let reply = worker
+            .fit(FitJob {
+                model: model.clone(),
+                version,
+                spec: engine::ModelSpec::new(Method::Naive, None),
+                series: vec![series("a", vec![1.0, 2.0, 3.0])],
+            })
+            .await;
+        assert!(matches!(reply, Err(JobError::Unavailable(_))), "{reply:?}");
+        assert!(matches!(
+            worker.forecast(result_job(&model, version)).await,
+            Err(JobError::Unavailable(_))
+        ));
+    }
+
     #[tokio::test]
     async fn forecasting_a_missing_version_is_our_failure() {
         let (_dir, store) = setup().await;

@@ -130,7 +130,10 @@ async fn postgres_restarts_during_fits_fail_none() {
     let mut not_ready = Vec::new();
     for c in 0..CLIENTS {
         let model = ModelName::parse(&format!("m{c}")).expect("name");
-        let info = store.describe(&model).await.expect("describe");
+        let info = store
+            .versions(&model, store::Page::default())
+            .await
+            .expect("versions");
         for v in info.map(|m| m.versions).unwrap_or_default() {
             if v.status != VersionStatus::Ready {
                 not_ready.push(format!("{model} v{}: {:?}", v.version, v.status));

@@ -236,9 +236,12 @@ impl SqliteStore {
 
     async fn fail_stale_pending(&self) -> Result<u64, StoreError> {
         let _turn = self.write.lock().await;
+        // The key is released: a client retrying the fit it sent to the dead
+        // process (the retry carries the whole fit) gets a new version
+        // instead of this failure for ever.
         let done = sqlx::query(
-            "UPDATE versions SET status = 'failed', reason = ?, settled_at_ms = ? \
-             WHERE status = 'pending'",
+            "UPDATE versions SET status = 'failed', reason = ?, settled_at_ms = ?, \
+             idempotency_key = NULL WHERE status = 'pending'",
         )
         .bind(INTERRUPTED)
         .bind(now_ms())
@@ -747,7 +750,7 @@ mod tests {
                 .complete(&m, 1, b"one", &summary(&m, 1))
                 .await
                 .unwrap();
-            store.register_pending(&m, 1, None).await.unwrap();
+            store.register_pending(&m, 1, Some("k")).await.unwrap();
             store.close().await;
         }
         let store = SqliteStore::open(dir.path()).await.unwrap();
@@ -762,8 +765,9 @@ mod tests {
             }
         );
         assert_eq!(store.load_state(&m, 1).await.unwrap(), b"one");
+        // The interrupted fit's key is free again: its retry fits anew.
         assert_eq!(
-            store.register_pending(&m, 1, None).await.unwrap(),
+            store.register_pending(&m, 1, Some("k")).await.unwrap(),
             Registered::New(3)
         );
     }

@@ -684,3 +684,63 @@ async fn every_bad_input_gets_a_jsend_fail() {
     assert_eq!(app.latest_version("m").await, Some(1));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn listings_come_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestServer::start(dir.path()).await;
+    for name in ["a", "b", "c"] {
+        let (status, _) = app
+            .put(
+                &format!("/v1/models/{name}"),
+                json!({"series": [{"id": "x", "values": [1, 2, 3]}], "method": "naive"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    for _ in 0..2 {
+        app.put(
+            "/v1/models/a",
+            json!({"series": [{"id": "x", "values": [1, 2, 3]}], "method": "naive"}),
+        )
+        .await;
+    }
+    let (status, body) = app.get("/v1/models?limit=2").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body["data"]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(body["data"]["models"][0]["n_versions"], 3);
+    assert_eq!(body["data"]["models"][0]["latest_version"], 3);
+    assert_eq!(body["data"]["next_after"], "b");
+    let (_, body) = app.get("/v1/models?limit=2&after=b").await;
+    assert_eq!(body["data"]["models"].as_array().unwrap().len(), 1);
+    assert_eq!(body["data"]["models"][0]["name"], "c");
+    assert!(body["data"].get("next_after").is_none());
+
+    let (status, body) = app.get("/v1/models/a?limit=1&after=1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["latest_version"], 3);
+    assert_eq!(body["data"]["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(body["data"]["versions"][0]["version"], 2);
+    assert_eq!(body["data"]["versions"][0]["n_fallbacks"], 0);
+    assert_eq!(body["data"]["versions"][0]["method"], "naive");
+    assert_eq!(body["data"]["next_after"], 2);
+
+    for bad in [
+        "/v1/models?limit=0",
+        "/v1/models?limit=x",
+        "/v1/models?after=%20",
+    ] {
+        let (status, body) = app.get(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["status"], "fail", "{bad}: {body}");
+    }
+    let (status, _) = app.get("/v1/models/a?after=-1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    app.stop().await;
+}

@@ -533,6 +533,50 @@ mod tests {
         ));
     }
 
+    /// A rolling deploy: a newer worker saved a version in a layout this
+    /// worker cannot read. This worker must leave it to the newer one (a 503
+    /// the client retries), not fail it for ever.
+    #[tokio::test]
+    async fn a_state_written_by_a_newer_worker_is_left_to_it() {
+        let (_dir, store) = setup().await;
+        let model = ModelName::parse("newer").unwrap();
+        let version = store
+            .register_pending(&model, 1, None)
+            .await
+            .unwrap()
+            .version();
+        let fitted = engine::ModelSpec::new(Method::Naive, None)
+            .fit(&SeriesData::parse(vec![1.0, 2.0, 3.0]).unwrap())
+            .unwrap();
+        let current = LoadedModel::new(vec![("a".into(), fitted)])
+            .encode()
+            .unwrap();
+        // The header of the next state layout, then today's body.
+        let mut newer = postcard::to_stdvec(&(u32::MAX, engine::FORMAT_VERSION)).unwrap();
+        newer.extend_from_slice(&current[2..]);
+        let summary = FitSummary {
+            model: model.clone(),
+            version,
+            method: Method::Naive,
+            series: vec![],
+        };
+        store
+            .complete(&model, version, &newer, &summary)
+            .await
+            .unwrap();
+        let worker = Worker::new(store.clone());
+        match worker.forecast(result_job(&model, version)).await {
+            Err(JobError::Unavailable(msg)) => assert!(msg.contains("layout"), "{msg}"),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        // The version itself is untouched: still ready for the newer worker.
+        let info = store
+            .wait_settled(&model, version, std::time::Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(info.status, VersionStatus::Ready);
+    }
+
     #[tokio::test]
     async fn forecasting_a_missing_version_is_our_failure() {
         let (_dir, store) = setup().await;

@@ -1,5 +1,29 @@
 //! The fitted state of one model version: every series' fitted model, in the
 //! order they were fitted, encoded with postcard for the store.
+//!
+//! # Format upgrades
+//!
+//! The bytes start with two numbers, this module's [`STATE_FORMAT`] and the
+//! engine's `FORMAT_VERSION`; either is bumped on any change of the layout
+//! (postcard is not self-describing: a field added or a variant inserted
+//! without a bump would be misread, which the golden files below catch).
+//! The rule for a change:
+//!
+//! - a layout change only appends (fields at the end, enum variants after
+//!   the existing ones) and bumps the version;
+//! - a state written by an *older* version is refused with "fit the model
+//!   again" unless the change ships a reader for it (the old layout frozen
+//!   as a legacy struct, decoded and converted with defaults for the new
+//!   fields), which is then added to [`LoadedModel::decode`];
+//! - a state written by a *newer* version is not a verdict: in a rolling
+//!   deploy the old worker answers "unavailable" (a 503 the client may
+//!   retry; an upgraded worker answers it), never a failure for ever.
+//!
+//! Golden files (`tests/golden/*.bin`, one per method) hold the encoded state
+//! of a fixed fit for every method; a test compares today's encoding with them
+//! byte for byte and decodes them. After a deliberate change (with its bump),
+//! regenerate them with one command:
+//! `HORIZON_BLESS=1 cargo test -p worker --lib golden`.
 
 use engine::FittedModel;
 use serde::{Deserialize, Serialize};
@@ -113,7 +137,91 @@ impl LoadedModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::{Method, ModelSpec, SeriesData};
+    use engine::{Horizon, Level, Method, ModelSpec, SeriesData};
+    use std::path::PathBuf;
+
+    /// The fixed fit of the golden files: two seasonal series.
+    fn golden_model(method: Method) -> LoadedModel {
+        let series = |phase: usize| {
+            let values: Vec<f64> = (0..48)
+                .map(|t| {
+                    20.0 + 0.5 * t as f64
+                        + [3.0, -1.0, 2.0, -4.0][(t + phase) % 4]
+                        + ((t * 7 + phase) % 5) as f64 * 0.3
+                })
+                .collect();
+            SeriesData::parse(values).expect("series")
+        };
+        let spec = ModelSpec::new(method, Some(4));
+        LoadedModel::new(
+            [("a", 0), ("b", 1)]
+                .into_iter()
+                .map(|(id, phase)| (id.to_string(), spec.fit(&series(phase)).expect("fit")))
+                .collect(),
+        )
+    }
+
+    fn golden_path(method: Method) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(format!("{}.bin", method.name()))
+    }
+
+    #[test]
+    fn golden_files_match_the_encoding_of_every_method() {
+        let bless = std::env::var("HORIZON_BLESS").is_ok_and(|v| v == "1");
+        for method in Method::ALL {
+            let model = golden_model(method);
+            let bytes = model.encode().expect("encode");
+            let path = golden_path(method);
+            if bless {
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("golden dir");
+                std::fs::write(&path, &bytes).expect("write golden file");
+                continue;
+            }
+            let golden = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; generate with HORIZON_BLESS=1 cargo test -p worker --lib golden",
+                    path.display()
+                )
+            });
+            assert!(
+                golden == bytes,
+                "the encoding of {method} changed: bump STATE_FORMAT or engine::FORMAT_VERSION, \
+                 keep a reader for the old layout (see the module's doc), then regenerate the \
+                 golden files with HORIZON_BLESS=1 cargo test -p worker --lib golden"
+            );
+            // The stored bytes decode to a model forecasting like the fit.
+            let back = LoadedModel::decode(&golden).expect("decode golden");
+            let (h, levels) = (
+                Horizon::parse(6).expect("h"),
+                [Level::parse(90.0).expect("l")],
+            );
+            for i in 0..model.len() {
+                assert_eq!(
+                    back.get(i).1.forecast(h, &levels),
+                    model.get(i).1.forecast(h, &levels)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_state_from_a_newer_build_is_not_a_verdict() {
+        let model = golden_model(Method::Naive);
+        let mut newer = postcard::to_stdvec(&(STATE_FORMAT + 1, engine::FORMAT_VERSION)).unwrap();
+        newer.extend_from_slice(&model.encode().unwrap()[2..]);
+        let e = LoadedModel::decode(&newer).unwrap_err();
+        assert!(e.is_newer(), "{e}");
+        let mut engine_newer =
+            postcard::to_stdvec(&(STATE_FORMAT, engine::FORMAT_VERSION + 1)).unwrap();
+        engine_newer.extend_from_slice(&model.encode().unwrap()[2..]);
+        assert!(LoadedModel::decode(&engine_newer).unwrap_err().is_newer());
+        // An older one is refused, as a verdict.
+        let older = postcard::to_stdvec(&(0u32, engine::FORMAT_VERSION)).unwrap();
+        let e = LoadedModel::decode(&older).unwrap_err();
+        assert!(!e.is_newer(), "{e}");
+    }
 
     #[test]
     fn round_trips_and_refuses_garbage() {

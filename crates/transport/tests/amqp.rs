@@ -73,6 +73,8 @@ impl JobHandler for Echo {
                     chosen: "Echo".into(),
                     fallback: None,
                     n_obs: s.values.len(),
+                    n_missing: 0,
+                    calendar: None,
                 })
                 .collect(),
         };
@@ -187,6 +189,7 @@ fn fit_job(model: &ModelName, version: i64) -> FitJob {
         series: vec![NamedSeries {
             id: "a".into(),
             values: SeriesData::parse(vec![1.0, 2.0, 3.0]).expect("series"),
+            calendar: None,
         }],
     }
 }

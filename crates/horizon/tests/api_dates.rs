@@ -102,13 +102,13 @@ async fn timestamps_give_future_timestamps_to_forecasts() {
 async fn long_format_fits_one_series_per_unique_id() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestServer::start(dir.path()).await;
-    let ds = days(5);
+    let ds = [days(5), days(5)].concat();
     let (status, body) = app
         .put(
             "/v1/models/long",
             json!({
                 "unique_id": ["a", "a", "a", "a", "a", "b", "b", "b", "b", "b"],
-                "ds": [&ds[..], &ds[..]].concat(),
+                "ds": ds,
                 "y": [1, 2, 3, 4, 5, 50, 40, 30, 20, 10],
                 "method": "naive"
             }),

@@ -1,20 +1,35 @@
 //! The JSON body extractor: checks the content type, enforces the size limit
-//! and parses the body, turning every problem into a JSend `fail` instead of
-//! axum's plain-text rejections.
+//! and parses the body into its request type (large bodies on the blocking
+//! pool), turning every problem into a JSend `fail` instead of axum's
+//! plain-text rejections.
 
 use crate::jsend::ApiError;
+use crate::validate::FromJson;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use protocol::ModelName;
-use serde_json::Value;
+use std::sync::OnceLock;
+use tokio::sync::Semaphore;
 
-/// A request body that is a syntactically valid JSON document.
-pub struct JsonBody(pub Value);
+/// Bodies up to this size are parsed on the async runtime; larger ones on
+/// the blocking pool, so a large body never holds up other requests.
+pub const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
-impl FromRequest<AppState> for JsonBody {
+/// At most this many large bodies are parsed at once (one per core), so a
+/// burst of them does not crowd out every other CPU user.
+fn parse_slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS
+        .get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+}
+
+/// A request body parsed into the request type `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: FromJson> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -43,9 +58,25 @@ impl FromRequest<AppState> for JsonBody {
                 "the body is empty; expected a JSON object",
             ));
         }
-        serde_json::from_slice(&bytes)
+        if bytes.len() <= INLINE_PARSE_BYTES {
+            return T::from_json(&bytes).map(JsonBody);
+        }
+        let _slot = parse_slots().acquire().await.map_err(|_| {
+            ApiError::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is shutting down",
+            )
+        })?;
+        tokio::task::spawn_blocking(move || T::from_json(&bytes))
+            .await
+            .map_err(|_| {
+                tracing::error!("parsing a request body panicked");
+                ApiError::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error while reading the request body",
+                )
+            })?
             .map(JsonBody)
-            .map_err(|e| ApiError::field("body", json_error_message(&e)))
     }
 }
 
@@ -70,17 +101,6 @@ fn check_content_type(value: Option<&axum::http::HeaderValue>) -> Result<(), Api
                 value.to_str().unwrap_or("(not text)")
             ),
         ))
-    }
-}
-
-fn json_error_message(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    if text.contains("number out of range") {
-        format!(
-            "malformed JSON: {text}; numbers must be finite (NaN and infinity are not accepted)"
-        )
-    } else {
-        format!("malformed JSON: {text}")
     }
 }
 

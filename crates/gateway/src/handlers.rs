@@ -8,13 +8,13 @@
 //! exactly that version.
 
 use crate::body::{JsonBody, ModelPath};
+use crate::dates::Calendars;
 use crate::jsend::{success, ApiError};
-use crate::validate::{self, FitRequest, ForecastRequest};
+use crate::validate::{FitRequest, ForecastRequest, SeedFit, SeedForecast, V1Fit, V1Forecast};
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use engine::ModelSpec;
 use protocol::{FitJob, FitSummary, ForecastJob, ForecastResult, JobError, ModelName, Version};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -37,9 +37,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 pub async fn seed_fit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody,
+    JsonBody(SeedFit(request)): JsonBody<SeedFit>,
 ) -> Result<Response, ApiError> {
-    let request = validate::seed_fit(&body)?;
     let key = idempotency_key(&headers)?;
     let answer = fit(&state, ModelName::default_model(), request, key).await;
     Ok(answer.respond(|summary| {
@@ -51,38 +50,38 @@ pub async fn seed_fit(
             chosen: first.map(|s| s.chosen.as_str()),
             fallback: first.and_then(|s| s.fallback.as_deref()),
             n_obs: first.map_or(0, |s| s.n_obs),
+            n_missing: first.map_or(0, |s| s.n_missing),
+            freq: first.and_then(|s| s.calendar.map(|c| c.freq.to_string())),
         })
     }))
 }
 
 pub async fn seed_forecast(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody,
+    JsonBody(SeedForecast(horizon)): JsonBody<SeedForecast>,
 ) -> Result<Response, ApiError> {
-    let horizon = validate::seed_forecast(&body)?;
     let request = ForecastRequest {
         horizon,
         levels: Vec::new(),
         series_ids: None,
     };
     let model = ModelName::default_model();
-    let result = forecast(&state, &model, request, || {
+    let (result, calendars) = forecast(&state, &model, request, || {
         ApiError::field(
             "model",
             "no model has been fitted yet; POST /fit_model with {\"data\": [...]} first",
         )
     })
     .await?;
-    let mean = result
-        .series
-        .into_iter()
-        .next()
-        .map(|s| s.forecast.mean)
-        .unwrap_or_default();
+    let first = result.series.into_iter().next();
+    let ds = first
+        .as_ref()
+        .and_then(|s| calendars.future(&s.id, horizon.get()));
     Ok(success(SeedForecastAnswer {
         model: result.model,
         version: result.version,
-        forecast: mean,
+        forecast: first.map(|s| s.forecast.mean).unwrap_or_default(),
+        ds,
     }))
 }
 
@@ -92,9 +91,8 @@ pub async fn v1_fit(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,
     headers: HeaderMap,
-    JsonBody(body): JsonBody,
+    JsonBody(V1Fit(request)): JsonBody<V1Fit>,
 ) -> Result<Response, ApiError> {
-    let request = validate::v1_fit(&body)?;
     let key = idempotency_key(&headers)?;
     let answer = fit(&state, model, request, key).await;
     Ok(answer.respond(|summary| {
@@ -111,11 +109,10 @@ pub async fn v1_fit(
 pub async fn v1_forecast(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,
-    JsonBody(body): JsonBody,
+    JsonBody(V1Forecast(request)): JsonBody<V1Forecast>,
 ) -> Result<Response, ApiError> {
-    let request = validate::v1_forecast(&body)?;
     let horizon = request.horizon.get();
-    let result = forecast(&state, &model, request, || {
+    let (result, calendars) = forecast(&state, &model, request, || {
         ApiError::field(
             "model",
             format!("model '{model}' does not exist; fit it first with PUT /v1/models/{model}"),
@@ -126,6 +123,7 @@ pub async fn v1_forecast(
         .series
         .into_iter()
         .map(|s| SeriesAnswer {
+            ds: calendars.future(&s.id, horizon),
             id: s.id,
             mean: s.forecast.mean,
             intervals: s.forecast.intervals,
@@ -433,7 +431,7 @@ async fn fit_within(
     let job = FitJob {
         model: model.clone(),
         version: 0, // set once registered
-        spec: ModelSpec::new(request.method, request.season_length),
+        spec: request.spec,
         series: request.series,
     };
     // Refused before registering: a fit that cannot travel must not leave a
@@ -550,7 +548,7 @@ async fn forecast(
     model: &ModelName,
     request: ForecastRequest,
     unknown_model: impl FnOnce() -> ApiError,
-) -> Result<ForecastResult, ApiError> {
+) -> Result<(ForecastResult, Calendars), ApiError> {
     // Fail fast while jobs cannot be delivered, rather than wait for a
     // pending version that cannot settle meanwhile.
     state
@@ -571,8 +569,8 @@ async fn forecast(
         .wait_settled(model, version, state.config.wait_timeout)
         .await
         .map_err(|e| pending_error(e, model, version))?;
-    match info.status {
-        VersionStatus::Ready => {}
+    let calendars = match info.status {
+        VersionStatus::Ready => Calendars::of(info.summary.as_ref()),
         VersionStatus::Failed { reason } => return Err(version_failed(model, version, &reason)),
         VersionStatus::Pending => {
             return Err(pending_error(
@@ -581,7 +579,7 @@ async fn forecast(
                 version,
             ))
         }
-    }
+    };
     let job = ForecastJob {
         model: model.clone(),
         version,
@@ -591,7 +589,7 @@ async fn forecast(
     };
     let timeout = state.config.forecast_timeout;
     match tokio::time::timeout(timeout, state.transport.forecast(job)).await {
-        Ok(Ok(Ok(result))) => Ok(result),
+        Ok(Ok(Ok(result))) => Ok((result, calendars)),
         Ok(Ok(Err(JobError::Invalid(message)))) => Err(ApiError::field("series", message)),
         Ok(Ok(Err(JobError::Unavailable(reason)))) => Err(ApiError::error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -735,6 +733,9 @@ struct SeedFitAnswer<'a> {
     chosen: Option<&'a str>,
     fallback: Option<&'a str>,
     n_obs: usize,
+    n_missing: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    freq: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -742,6 +743,9 @@ struct SeedForecastAnswer {
     model: ModelName,
     version: Version,
     forecast: Vec<f64>,
+    /// The forecast steps' timestamps, when the series had timestamps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ds: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -764,6 +768,8 @@ struct V1ForecastAnswer {
 #[derive(Serialize)]
 struct SeriesAnswer {
     id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ds: Option<Vec<String>>,
     mean: Vec<f64>,
     intervals: Vec<engine::Interval>,
 }

@@ -7,6 +7,7 @@
 //! for it to settle, and never falls back to an older one.
 
 mod body;
+mod dates;
 mod handlers;
 pub mod jsend;
 mod server;

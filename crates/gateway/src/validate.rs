@@ -1,11 +1,23 @@
-//! Turns request bodies (already parsed as JSON) into jobs, collecting a
-//! message for every offending field so the client can fix them all at once.
+//! Request bodies parsed into typed requests: every field is read straight
+//! from the JSON text into a type that cannot hold a bad value (`Method`,
+//! `Horizon`, `Level`, `Freq`, `Timestamp`, `SeriesData`, ...), and every
+//! offending field gets its own message, keyed by its path
+//! (`series[2].values`), so a client can fix them all at once.
+//!
+//! Each object is first split into its members (raw JSON text, no tree is
+//! built), which catches unknown and repeated keys; each member is then
+//! deserialized into its own type. Arrays are read element by element, so a
+//! bad element is reported with its index without stopping the others.
 
 use crate::jsend::{ApiError, FieldErrors};
-use engine::{Horizon, Level, Method, SeriesData, MAX_HORIZON, MAX_SERIES_LEN};
+use engine::{Horizon, Level, Method, ModelSpec, SeriesData, MAX_HORIZON, MAX_SERIES_LEN};
+use protocol::calendar::{CalendarError, Freq, Grid, GridError, SeriesCalendar, Timestamp};
 use protocol::NamedSeries;
-use serde_json::{Map, Value};
-use std::collections::HashSet;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::marker::PhantomData;
 
 /// Fewest points a series may have.
 pub const MIN_SERIES_LEN: usize = 3;
@@ -13,19 +25,27 @@ pub const MIN_SERIES_LEN: usize = 3;
 pub const MAX_SERIES_PER_FIT: usize = 100_000;
 /// Largest accepted season length.
 pub const MAX_SEASON_LENGTH: i64 = 10_000;
+/// Most season lengths one fit may give.
+pub const MAX_SEASONS: usize = 10;
 /// Most prediction-interval levels one forecast may ask for.
 pub const MAX_LEVELS: usize = 20;
 /// Longest series id.
 pub const MAX_ID_LEN: usize = 256;
 /// Id of the one series of the original `/fit_model` endpoint.
 pub const SEED_SERIES_ID: &str = "y";
+/// Messages collected before the rest of a body is skipped.
+const MAX_MESSAGES: usize = 20;
+
+/// A request type read from a JSON body.
+pub trait FromJson: Sized + Send + 'static {
+    fn from_json(body: &[u8]) -> Result<Self, ApiError>;
+}
 
 /// A validated fit request.
 #[derive(Debug)]
 pub struct FitRequest {
     pub series: Vec<NamedSeries>,
-    pub method: Method,
-    pub season_length: Option<usize>,
+    pub spec: ModelSpec,
 }
 
 /// A validated forecast request.
@@ -36,7 +56,28 @@ pub struct ForecastRequest {
     pub series_ids: Option<Vec<String>>,
 }
 
-/// Collects field errors while a body is read.
+/// `POST /fit_model`: `{"data", "season_length"?, "method"?, "nonnegative"?,
+/// "ds"? | "start"?, "freq"?}`.
+#[derive(Debug)]
+pub struct SeedFit(pub FitRequest);
+
+/// `PUT /v1/models/{name}`: `{"series": [{"id", "values", "ds"?, "start"?,
+/// "freq"?}]}`, `{"sizes", "y", "ids"?, "ds"?}` or `{"unique_id", "ds"?, "y"}`,
+/// plus the fit options.
+#[derive(Debug)]
+pub struct V1Fit(pub FitRequest);
+
+/// `POST /forecast`: `{"num_steps"}`.
+#[derive(Debug)]
+pub struct SeedForecast(pub Horizon);
+
+/// `POST /v1/models/{name}/forecast`: `{"horizon", "level"?, "series"?}`.
+#[derive(Debug)]
+pub struct V1Forecast(pub ForecastRequest);
+
+// ---- collecting messages ----
+
+/// Messages per field while a body is read; the first message of a field wins.
 #[derive(Default)]
 struct Errors(FieldErrors);
 
@@ -45,6 +86,10 @@ impl Errors {
         self.0
             .entry(field.to_string())
             .or_insert_with(|| message.into());
+    }
+
+    fn is_full(&self) -> bool {
+        self.0.len() >= MAX_MESSAGES
     }
 
     fn finish<T>(self, value: Option<T>) -> Result<T, ApiError> {
@@ -56,279 +101,943 @@ impl Errors {
     }
 }
 
-fn object<'a>(
-    body: &'a Value,
-    allowed: &[&str],
-    errors: &mut Errors,
-) -> Option<&'a Map<String, Value>> {
-    let Some(map) = body.as_object() else {
-        errors.add("body", format!("must be a JSON object, got {}", kind(body)));
-        return None;
-    };
-    for key in map.keys() {
-        if !allowed.contains(&key.as_str()) {
-            errors.add(
-                key,
-                format!("unknown field; expected one of: {}", allowed.join(", ")),
-            );
+/// The message for JSON that cannot be parsed.
+pub fn json_error_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if text.contains("number out of range") {
+        format!(
+            "malformed JSON: {text}; numbers must be finite (NaN and infinity are not accepted)"
+        )
+    } else {
+        format!("malformed JSON: {text}")
+    }
+}
+
+// ---- the JSON shapes ----
+
+/// The JSON type of a raw value, for messages.
+fn kind(raw: &RawValue) -> &'static str {
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+fn is_null(raw: &RawValue) -> bool {
+    raw.get().trim() == "null"
+}
+
+/// One JSON value read without building a tree: scalars kept, containers
+/// only named.
+#[derive(Debug)]
+enum Scalar {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(String),
+    Array,
+    Object,
+}
+
+impl Scalar {
+    fn kind(&self) -> &'static str {
+        match self {
+            Scalar::Null => "null",
+            Scalar::Bool(_) => "a boolean",
+            Scalar::I64(_) | Scalar::U64(_) | Scalar::F64(_) => "a number",
+            Scalar::Str(_) => "a string",
+            Scalar::Array => "an array",
+            Scalar::Object => "an object",
         }
     }
-    Some(map)
-}
 
-/// `POST /fit_model`: `{"data": [...], "season_length"?, "method"?}`.
-pub fn seed_fit(body: &Value) -> Result<FitRequest, ApiError> {
-    let mut errors = Errors::default();
-    let parsed = object(body, &["data", "season_length", "method"], &mut errors).and_then(|map| {
-        let common = common_fit_fields(map, &mut errors);
-        let values = match map.get("data") {
-            None | Some(Value::Null) => {
-                errors.add("data", "is required: an array of numbers");
-                None
-            }
-            Some(v) => series_values(v, "data", &mut errors),
+    /// As short JSON text, for messages.
+    fn short(&self) -> String {
+        let text = match self {
+            Scalar::Null => "null".to_string(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::I64(n) => n.to_string(),
+            Scalar::U64(n) => n.to_string(),
+            Scalar::F64(x) => x.to_string(),
+            Scalar::Str(s) => serde_json::to_string(s).unwrap_or_else(|_| "a string".into()),
+            Scalar::Array | Scalar::Object => return self.kind().to_string(),
         };
-        let (method, season_length) = common?;
-        Some(FitRequest {
-            series: vec![NamedSeries {
-                id: SEED_SERIES_ID.to_string(),
-                values: values?,
-            }],
-            method,
-            season_length,
-        })
-    });
-    errors.finish(parsed)
-}
-
-/// `PUT /v1/models/{name}`: `{"series": [{"id", "values"}, ...]}` or
-/// `{"sizes": [...], "y": [...], "ids"?: [...]}`, plus `season_length`, `method`.
-pub fn v1_fit(body: &Value) -> Result<FitRequest, ApiError> {
-    let mut errors = Errors::default();
-    let allowed = ["series", "sizes", "y", "ids", "season_length", "method"];
-    let parsed = object(body, &allowed, &mut errors).and_then(|map| {
-        let common = common_fit_fields(map, &mut errors);
-        let long = map.contains_key("series");
-        let compact = map.contains_key("sizes") || map.contains_key("y") || map.contains_key("ids");
-        let series = match (long, compact) {
-            (true, true) => {
-                errors.add("series", "send either 'series' or the compact 'sizes' and 'y', not both");
-                None
-            }
-            (false, false) => {
-                errors.add(
-                    "series",
-                    "is required: [{\"id\": \"a\", \"values\": [...]}, ...] (or the compact form 'sizes' + 'y')",
-                );
-                None
-            }
-            (true, false) => long_series(&map["series"], &mut errors),
-            (false, true) => compact_series(map, &mut errors),
-        };
-        let (method, season_length) = common?;
-        Some(FitRequest {
-            series: series?,
-            method,
-            season_length,
-        })
-    });
-    errors.finish(parsed)
-}
-
-fn common_fit_fields(
-    map: &Map<String, Value>,
-    errors: &mut Errors,
-) -> Option<(Method, Option<usize>)> {
-    let method = match map.get("method") {
-        None | Some(Value::Null) => Some(Method::default()),
-        Some(Value::String(s)) => match s.parse::<Method>() {
-            Ok(m) => Some(m),
-            Err(e) => {
-                errors.add("method", e.to_string());
-                None
-            }
-        },
-        Some(other) => {
-            errors.add(
-                "method",
-                format!("must be a string such as \"auto\", got {}", kind(other)),
-            );
-            None
+        if text.len() > 40 {
+            format!("{}...", &text[..text.floor_char_boundary(40)])
+        } else {
+            text
         }
-    };
-    let season_length = match map.get("season_length") {
-        None | Some(Value::Null) => Some(None),
-        Some(v) => {
-            integer(v, "season_length", 1, MAX_SEASON_LENGTH, errors).map(|n| Some(n as usize))
-        }
-    };
-    Some((method?, season_length?))
-}
-
-fn long_series(value: &Value, errors: &mut Errors) -> Option<Vec<NamedSeries>> {
-    let Some(items) = value.as_array() else {
-        errors.add(
-            "series",
-            format!(
-                "must be an array of {{\"id\", \"values\"}} objects, got {}",
-                kind(value)
-            ),
-        );
-        return None;
-    };
-    if !series_count_ok(items.len(), "series", errors) {
-        return None;
     }
-    let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let at = format!("series[{i}]");
-        let Some(obj) = item.as_object() else {
-            errors.add(
-                &at,
+
+    fn number(&self) -> Option<f64> {
+        match *self {
+            Scalar::I64(n) => Some(n as f64),
+            Scalar::U64(n) => Some(n as f64),
+            Scalar::F64(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    /// An integer in `min..=max`; integral floats like `12.0` are accepted.
+    fn integer(&self, min: i64, max: i64) -> Result<i64, String> {
+        let n = match *self {
+            Scalar::I64(n) => Some(n),
+            Scalar::F64(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Some(x as i64),
+            _ => None,
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "must be an integer between {min} and {max}, got {}",
+                self.short()
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Scalar, E> {
+                Ok(Scalar::I64(n))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Scalar, E> {
+                Ok(i64::try_from(n).map_or(Scalar::U64(n), Scalar::I64))
+            }
+            fn visit_f64<E>(self, x: f64) -> Result<Scalar, E> {
+                Ok(Scalar::F64(x))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(s.to_string()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Scalar, E> {
+                Ok(Scalar::Str(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Array)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Object)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An array element read into its type, or a message saying why not
+/// (`"is not a number (\"x\")"`, read after `element 3 `).
+trait Item: Sized {
+    fn from_scalar(s: Scalar) -> Result<Self, String>;
+}
+
+/// An array read element by element: the good ones, and the first bad ones.
+struct Items<T> {
+    items: Vec<T>,
+    bad: Vec<(usize, String)>,
+    n_bad: usize,
+    len: usize,
+}
+
+impl<T> Items<T> {
+    /// The first bad element, and how many more there are.
+    fn summary(&self) -> Option<String> {
+        let (index, first) = self.bad.first()?;
+        let more = match self.n_bad {
+            1 => String::new(),
+            2 => " (and 1 more bad element)".to_string(),
+            n => format!(" (and {} more bad elements)", n - 1),
+        };
+        Some(format!("element {index} {first}{more}"))
+    }
+}
+
+impl<'de, T: Item> Deserialize<'de> for Items<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Item> Visitor<'de> for V<T> {
+            type Value = Items<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<T>, A::Error> {
+                let mut out = Items {
+                    items: Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16)),
+                    bad: Vec::new(),
+                    n_bad: 0,
+                    len: 0,
+                };
+                while let Some(scalar) = seq.next_element::<Scalar>()? {
+                    match T::from_scalar(scalar) {
+                        Ok(item) if out.n_bad == 0 => out.items.push(item),
+                        Ok(_) => {}
+                        Err(message) => {
+                            out.n_bad += 1;
+                            if out.bad.len() < MAX_MESSAGES {
+                                out.bad.push((out.len, message));
+                            }
+                        }
+                    }
+                    out.len += 1;
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(V(PhantomData))
+    }
+}
+
+/// An observation: a number, or `null` for a missing one.
+struct Observation(Option<f64>);
+
+impl Item for Observation {
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        match s {
+            Scalar::Null => Ok(Self(None)),
+            Scalar::Str(ref text) if text.trim().parse::<f64>().is_ok_and(|x| !x.is_finite()) => {
+                Err(format!(
+                    "is the string {}; NaN and infinite values are not accepted",
+                    s.short()
+                ))
+            }
+            other => match other.number() {
+                Some(x) if x.is_finite() => Ok(Self(Some(x))),
+                Some(_) => Err("is not a finite number".to_string()),
+                None => Err(format!("is not a number ({})", other.short())),
+            },
+        }
+    }
+}
+
+impl Item for Timestamp {
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        match s {
+            Scalar::Str(ref text) => Timestamp::parse(text).map_err(|_| {
                 format!(
-                    "must be an object {{\"id\", \"values\"}}, got {}",
-                    kind(item)
-                ),
-            );
-            continue;
-        };
-        for key in obj
-            .keys()
-            .filter(|k| !matches!(k.as_str(), "id" | "values"))
-        {
-            errors.add(&format!("{at}.{key}"), "unknown field; expected id, values");
-        }
-        let id = match obj.get("id") {
-            Some(v) => series_id(v, &format!("{at}.id"), &mut seen, errors),
-            None => {
-                errors.add(&format!("{at}.id"), "is required");
-                None
-            }
-        };
-        let values = match obj.get("values") {
-            Some(v) => series_values(v, &format!("{at}.values"), errors),
-            None => {
-                errors.add(&format!("{at}.values"), "is required: an array of numbers");
-                None
-            }
-        };
-        if let (Some(id), Some(values)) = (id, values) {
-            out.push(NamedSeries { id, values });
-        }
-        if errors.0.len() >= 20 {
-            break; // enough for the client to get going
+                    "is not an ISO 8601 date or date-time such as 2024-01-31 or 2024-01-31T13:30:00Z ({})",
+                    s.short()
+                )
+            }),
+            other => Err(format!(
+                "is not a date string such as \"2024-01-31\" ({})",
+                other.short()
+            )),
         }
     }
-    Some(out)
 }
 
-fn compact_series(map: &Map<String, Value>, errors: &mut Errors) -> Option<Vec<NamedSeries>> {
-    let sizes: Option<Vec<usize>> = match map.get("sizes") {
-        None => {
-            errors.add("sizes", "is required with 'y': the length of each series");
-            None
+/// A series id: a string, or an integer written as one.
+struct SeriesId(String);
+
+impl Item for SeriesId {
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        let id = match s {
+            Scalar::Str(s) => s,
+            Scalar::I64(n) => n.to_string(),
+            Scalar::U64(n) => n.to_string(),
+            other => return Err(format!("must be a string, got {}", other.kind())),
+        };
+        if id.is_empty() || id.len() > MAX_ID_LEN {
+            return Err(format!("must be 1 to {MAX_ID_LEN} bytes long"));
         }
-        Some(Value::Array(items)) => {
-            if series_count_ok(items.len(), "sizes", errors) {
-                let mut sizes = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    match integer(
-                        item,
-                        &format!("sizes[{i}]"),
-                        1,
-                        MAX_SERIES_LEN as i64,
-                        errors,
-                    ) {
-                        Some(n) => sizes.push(n as usize),
-                        None => break,
+        Ok(Self(id))
+    }
+}
+
+/// A series length in the compact form.
+struct Size(usize);
+
+impl Item for Size {
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        s.integer(1, MAX_SERIES_LEN as i64)
+            .map(|n| Self(n as usize))
+    }
+}
+
+/// A season length.
+struct Season(usize);
+
+impl Item for Season {
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        s.integer(1, MAX_SEASON_LENGTH).map(|n| Self(n as usize))
+    }
+}
+
+impl Item for Level {
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        match s.number() {
+            Some(x) => Level::parse(x).map_err(|e| e.to_string()),
+            None => Err(format!(
+                "must be a number strictly between 0 and 100, got {}",
+                s.short()
+            )),
+        }
+    }
+}
+
+/// A JSON object's members as raw text, in order, with the keys that were
+/// repeated.
+struct Members<'a> {
+    members: Vec<(String, &'a RawValue)>,
+    repeated: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut out = Members {
+                    members: Vec::new(),
+                    repeated: Vec::new(),
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    if out.members.iter().any(|(k, _)| *k == key) {
+                        out.repeated.push(key);
+                    } else {
+                        out.members.push((key, value));
                     }
                 }
-                (sizes.len() == items.len()).then_some(sizes)
-            } else {
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The members of one object of the body, with the path that names them.
+struct Fields<'a> {
+    at: String,
+    members: Vec<(String, &'a RawValue)>,
+}
+
+impl<'a> Fields<'a> {
+    /// Splits the object at `at` (`""` for the body) into its members;
+    /// reports unknown and repeated keys. `what` describes the expected
+    /// object for the message when `raw` is not one.
+    fn read(
+        raw: &'a RawValue,
+        at: &str,
+        allowed: &[&str],
+        what: &str,
+        errors: &mut Errors,
+    ) -> Option<Self> {
+        let self_name = if at.is_empty() { "body" } else { at };
+        if kind(raw) != "an object" {
+            errors.add(self_name, format!("must be {what}, got {}", kind(raw)));
+            return None;
+        }
+        let members: Members<'a> = match serde_json::from_str(raw.get()) {
+            Ok(m) => m,
+            Err(e) => {
+                errors.add("body", json_error_message(&e));
+                return None;
+            }
+        };
+        let fields = Self {
+            at: at.to_string(),
+            members: members.members,
+        };
+        for key in &members.repeated {
+            errors.add(
+                &fields.path(key),
+                "appears more than once in the object; send each field once",
+            );
+        }
+        for (key, _) in &fields.members {
+            if !allowed.contains(&key.as_str()) {
+                errors.add(
+                    &fields.path(key),
+                    format!("unknown field; expected one of: {}", allowed.join(", ")),
+                );
+            }
+        }
+        Some(fields)
+    }
+
+    fn path(&self, name: &str) -> String {
+        if self.at.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.at)
+        }
+    }
+
+    /// A member that is present and not `null`.
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.members
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+            .filter(|v| !is_null(v))
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// A scalar member turned into its type by `convert`.
+    fn scalar<T>(
+        &self,
+        name: &str,
+        errors: &mut Errors,
+        convert: impl FnOnce(Scalar) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        let Some(raw) = self.get(name) else {
+            return Some(None);
+        };
+        match serde_json::from_str::<Scalar>(raw.get()) {
+            Ok(s) => match convert(s) {
+                Ok(v) => Some(Some(v)),
+                Err(message) => {
+                    errors.add(&self.path(name), message);
+                    None
+                }
+            },
+            Err(e) => {
+                errors.add("body", json_error_message(&e));
                 None
             }
         }
-        Some(other) => {
-            errors.add(
-                "sizes",
-                format!("must be an array of positive integers, got {}", kind(other)),
-            );
-            None
-        }
-    };
-    let y: Option<Vec<f64>> = match map.get("y") {
-        None => {
-            errors.add(
-                "y",
-                "is required with 'sizes': all values, series after series",
-            );
-            None
-        }
-        Some(v) => numbers(v, "y", usize::MAX, errors),
-    };
-    let ids: Option<Option<Vec<String>>> = match map.get("ids") {
-        None | Some(Value::Null) => Some(None),
-        Some(Value::Array(items)) => {
-            let mut seen = HashSet::new();
-            let ids: Vec<String> = items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, v)| series_id(v, &format!("ids[{i}]"), &mut seen, errors))
-                .collect();
-            (ids.len() == items.len()).then_some(Some(ids))
-        }
-        Some(other) => {
-            errors.add(
-                "ids",
-                format!("must be an array of strings, got {}", kind(other)),
-            );
-            None
-        }
-    };
-    let (sizes, y, ids) = (sizes?, y?, ids?);
-    let total: usize = sizes.iter().sum();
-    if total != y.len() {
+    }
+
+    /// An array member read element by element; `what` names its elements
+    /// for the message when it is not an array.
+    fn items<T: Item>(&self, name: &str, what: &str, errors: &mut Errors) -> Option<Items<T>> {
+        let raw = self.get(name)?;
+        array(raw, &self.path(name), what, errors)
+    }
+}
+
+fn array<T: Item>(raw: &RawValue, path: &str, what: &str, errors: &mut Errors) -> Option<Items<T>> {
+    if kind(raw) != "an array" {
         errors.add(
-            "y",
-            format!("has {} values but 'sizes' add up to {total}", y.len()),
+            path,
+            format!("must be an array of {what}, got {}", kind(raw)),
         );
         return None;
     }
-    if let Some(ids) = &ids {
-        if ids.len() != sizes.len() {
+    match serde_json::from_str::<Items<T>>(raw.get()) {
+        Ok(items) => Some(items),
+        Err(e) => {
+            errors.add("body", json_error_message(&e));
+            None
+        }
+    }
+}
+
+/// Parses the body and splits the top-level object.
+fn body_fields<'a>(
+    body: &'a [u8],
+    allowed: &[&str],
+    errors: &mut Errors,
+) -> Result<Option<Fields<'a>>, ApiError> {
+    let raw: &RawValue = serde_json::from_slice(body)
+        .map_err(|e| ApiError::field("body", json_error_message(&e)))?;
+    Ok(Fields::read(raw, "", allowed, "a JSON object", errors))
+}
+
+// ---- fit options ----
+
+/// What a fit says besides its series.
+struct FitOptions {
+    method: Method,
+    seasons: Option<Vec<usize>>,
+    nonnegative: Option<bool>,
+    freq: Option<Freq>,
+}
+
+fn method(s: Scalar) -> Result<Method, String> {
+    match s {
+        Scalar::Str(text) => text.parse::<Method>().map_err(|e| e.to_string()),
+        other => Err(format!(
+            "must be a string such as \"auto\", got {}",
+            other.kind()
+        )),
+    }
+}
+
+fn freq(s: Scalar) -> Result<Freq, String> {
+    match s {
+        Scalar::Str(text) => Freq::parse(&text).map_err(|e| e.to_string()),
+        other => Err(format!(
+            "must be a frequency string such as \"h\", \"D\" or \"MS\", got {}",
+            other.kind()
+        )),
+    }
+}
+
+fn timestamp(s: Scalar) -> Result<Timestamp, String> {
+    match s {
+        Scalar::Str(text) => Timestamp::parse(&text).map_err(|e| e.to_string()),
+        other => Err(format!(
+            "must be a date string such as \"2024-01-31\", got {}",
+            other.kind()
+        )),
+    }
+}
+
+fn fit_options(f: &Fields, errors: &mut Errors) -> Option<FitOptions> {
+    let method = f
+        .scalar("method", errors, method)
+        .map(|m| m.unwrap_or_default());
+    let nonnegative = f.scalar("nonnegative", errors, |s| match s {
+        Scalar::Bool(b) => Ok(b),
+        other => Err(format!("must be true or false, got {}", other.short())),
+    });
+    let freq = f.scalar("freq", errors, freq);
+    let seasons = season_lengths(f, errors);
+    Some(FitOptions {
+        method: method?,
+        seasons: seasons?,
+        nonnegative: nonnegative?,
+        freq: freq?,
+    })
+}
+
+/// `season_length`: an integer, or a list of them (`[24, 168]`).
+fn season_lengths(f: &Fields, errors: &mut Errors) -> Option<Option<Vec<usize>>> {
+    let Some(raw) = f.get("season_length") else {
+        return Some(None);
+    };
+    let path = f.path("season_length");
+    if kind(raw) != "an array" {
+        return f
+            .scalar("season_length", errors, |s| {
+                s.integer(1, MAX_SEASON_LENGTH)
+                    .map_err(|e| format!("{e} (or a list of such integers, e.g. [24, 168])"))
+            })
+            .map(|n| n.map(|n| vec![n as usize]));
+    }
+    let items: Items<Season> = array(raw, &path, "integers", errors)?;
+    if let Some((index, message)) = items.bad.first() {
+        errors.add(&format!("{path}[{index}]"), message.clone());
+        return None;
+    }
+    let mut seasons: Vec<usize> = items.items.into_iter().map(|s| s.0).collect();
+    if seasons.is_empty() {
+        errors.add(
+            &path,
+            "must not be empty; leave it out to have the seasons found from the data",
+        );
+        return None;
+    }
+    if seasons.len() > MAX_SEASONS {
+        errors.add(&path, format!("at most {MAX_SEASONS} seasons are accepted"));
+        return None;
+    }
+    if seasons.len() > 1 && seasons.contains(&1) {
+        errors.add(
+            &path,
+            "1 means no seasonality and cannot be combined with other season lengths",
+        );
+        return None;
+    }
+    seasons.sort_unstable();
+    seasons.dedup();
+    Some(Some(seasons))
+}
+
+/// The model spec of a fit: explicit seasons win; without them the
+/// candidates come from the series' frequency.
+fn spec(options: &FitOptions, freqs: &[Freq], errors: &mut Errors) -> Option<ModelSpec> {
+    let mut spec = ModelSpec::with_seasons(options.method, Vec::new());
+    spec.nonnegative = options.nonnegative;
+    if let Some(seasons) = &options.seasons {
+        spec.seasons = seasons.clone();
+        return Some(spec);
+    }
+    let distinct: Vec<Freq> = freqs.iter().fold(Vec::new(), |mut acc, f| {
+        if !acc.contains(f) {
+            acc.push(*f);
+        }
+        acc
+    });
+    match distinct.as_slice() {
+        [] => {}
+        [one] => spec.season_candidates = one.season_candidates(),
+        several => {
+            let names: Vec<String> = several.iter().take(5).map(Freq::to_string).collect();
             errors.add(
-                "ids",
+                "freq",
                 format!(
-                    "has {} ids but 'sizes' has {} series",
-                    ids.len(),
-                    sizes.len()
+                    "the series have different frequencies ({}); give 'season_length' or fit them as separate models",
+                    names.join(", ")
                 ),
             );
             return None;
         }
     }
-    let mut out = Vec::with_capacity(sizes.len());
-    let mut start = 0;
-    for (i, &n) in sizes.iter().enumerate() {
-        let id = ids
-            .as_ref()
-            .map_or_else(|| i.to_string(), |ids| ids[i].clone());
-        let field = format!("sizes[{i}]");
-        if n < MIN_SERIES_LEN {
-            errors.add(
-                &field,
-                format!("series '{id}' has {n} points; at least {MIN_SERIES_LEN} are needed"),
-            );
+    Some(spec)
+}
+
+// ---- series and their calendars ----
+
+/// When a series' values were observed.
+enum When {
+    Unknown,
+    Ds(Vec<Timestamp>),
+    Start(Timestamp),
+}
+
+/// One series as the client sent it, before it is put on its calendar.
+struct SeriesIn {
+    id: String,
+    values: Vec<Option<f64>>,
+    when: When,
+    freq: Option<Freq>,
+    /// Field names for messages.
+    values_field: String,
+    ds_field: String,
+    start_field: String,
+    freq_field: String,
+    /// Prefix of every message (`series 'a': ` in the column forms).
+    label: String,
+    /// Index in the `ds` array of each timestamp (the column forms).
+    rows: Option<Vec<usize>>,
+}
+
+/// A series ready to fit, and the frequency it was given or found to have.
+struct Placed {
+    series: NamedSeries,
+    freq: Option<Freq>,
+}
+
+impl SeriesIn {
+    fn stamp_name(&self, ds: &[Timestamp], i: usize) -> String {
+        let shown = ds.get(i).map(|t| t.to_string()).unwrap_or_default();
+        match &self.rows {
+            Some(rows) => format!("ds[{}] ({shown})", rows.get(i).copied().unwrap_or(i)),
+            None => format!("timestamp {i} ({shown})"),
+        }
+    }
+
+    fn grid_message(&self, ds: &[Timestamp], e: &CalendarError, given: bool) -> String {
+        let found = if given {
+            "the given freq"
         } else {
-            match SeriesData::parse(y[start..start + n].to_vec()) {
-                Ok(values) => out.push(NamedSeries { id, values }),
-                Err(e) => errors.add(&field, e.to_string()),
+            "the step found in these timestamps"
+        };
+        let body = match e {
+            CalendarError::MixedZones {
+                index,
+                first,
+                other,
+            } => format!(
+                "timestamps mix time zones: {} has {other} but {} has {first}; send every timestamp in one offset (e.g. UTC)",
+                self.stamp_name(ds, *index),
+                self.stamp_name(ds, 0)
+            ),
+            CalendarError::Grid(GridError::Duplicate { index }) => format!(
+                "{} repeats the timestamp before it; timestamps must be distinct",
+                self.stamp_name(ds, *index)
+            ),
+            CalendarError::Grid(GridError::Unsorted { index }) => format!(
+                "{} is earlier than the timestamp before it; timestamps must be sorted",
+                self.stamp_name(ds, *index)
+            ),
+            CalendarError::Grid(GridError::OffGrid { index, freq }) => format!(
+                "{} is not on one regular grid with {}: the step is {freq} ({found})",
+                self.stamp_name(ds, *index),
+                self.stamp_name(ds, 0)
+            ),
+            CalendarError::Grid(other) => other.to_string(),
+        };
+        format!("{}{body}", self.label)
+    }
+
+    fn place(self, default_freq: Option<Freq>, errors: &mut Errors) -> Option<Placed> {
+        let freq = self.freq.or(default_freq);
+        let (values, calendar) = match &self.when {
+            When::Unknown => (self.values.clone(), None),
+            When::Start(start) => {
+                let Some(freq) = freq else {
+                    errors.add(
+                        &self.freq_field,
+                        format!(
+                            "{}is required with 'start' (e.g. \"D\", \"h\", \"MS\")",
+                            self.label
+                        ),
+                    );
+                    return None;
+                };
+                match SeriesCalendar::from_start(*start, freq, self.values.len()) {
+                    Ok(cal) => (self.values.clone(), Some(cal)),
+                    Err(_) => {
+                        errors.add(
+                            &self.start_field,
+                            format!(
+                                "{}{start} is not on the calendar of freq {freq}",
+                                self.label
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+            When::Ds(ds) => {
+                if ds.len() != self.values.len() {
+                    errors.add(
+                        &self.ds_field,
+                        format!(
+                            "{}has {} timestamps but there are {} values",
+                            self.label,
+                            ds.len(),
+                            self.values.len()
+                        ),
+                    );
+                    return None;
+                }
+                let grid = match Grid::of(ds, freq) {
+                    Ok(grid) => grid,
+                    Err(e) => {
+                        errors.add(&self.ds_field, self.grid_message(ds, &e, freq.is_some()));
+                        return None;
+                    }
+                };
+                let span = grid.positions.last().map_or(0, |p| p + 1);
+                if span > MAX_SERIES_LEN {
+                    errors.add(
+                        &self.ds_field,
+                        format!(
+                            "{}the timestamps span {span} steps of {}; at most {MAX_SERIES_LEN} are accepted",
+                            self.label, grid.calendar.freq
+                        ),
+                    );
+                    return None;
+                }
+                let mut values = vec![None; span];
+                for (&p, &v) in grid.positions.iter().zip(&self.values) {
+                    values[p] = v;
+                }
+                (values, Some(grid.calendar))
+            }
+        };
+        let freq = calendar.map(|c| c.freq).or(freq);
+        match SeriesData::with_gaps(values) {
+            Ok(data) => Some(Placed {
+                series: NamedSeries {
+                    id: self.id,
+                    values: data,
+                    calendar,
+                },
+                freq,
+            }),
+            Err(e) => {
+                let grid_note = if matches!(self.when, When::Ds(_)) {
+                    " (timestamps missing from the grid count as missing values)"
+                } else {
+                    ""
+                };
+                errors.add(&self.values_field, format!("{}{e}{grid_note}", self.label));
+                None
             }
         }
-        start += n;
     }
-    Some(out)
+}
+
+/// The values of one series: an array of numbers or `null`, between the
+/// length limits.
+fn observations(f: &Fields, name: &str, errors: &mut Errors) -> Option<Vec<Option<f64>>> {
+    let path = f.path(name);
+    let Some(items) = f.items::<Observation>(name, "numbers", errors) else {
+        if f.get(name).is_none() {
+            errors.add(
+                &path,
+                "is required: an array of numbers (null for a missing one)",
+            );
+        }
+        return None;
+    };
+    if let Some(message) = items.summary() {
+        errors.add(&path, message);
+        return None;
+    }
+    let n = items.len;
+    if n == 0 {
+        errors.add(&path, "must not be empty");
+        return None;
+    }
+    if n > MAX_SERIES_LEN {
+        errors.add(
+            &path,
+            format!("has {n} points; at most {MAX_SERIES_LEN} are accepted"),
+        );
+        return None;
+    }
+    if n < MIN_SERIES_LEN {
+        errors.add(
+            &path,
+            format!(
+                "has {n} point{}; at least {MIN_SERIES_LEN} are needed",
+                if n == 1 { "" } else { "s" }
+            ),
+        );
+        return None;
+    }
+    Some(items.items.into_iter().map(|o| o.0).collect())
+}
+
+/// `ds` or `start` of a series given as an object.
+fn when(f: &Fields, errors: &mut Errors) -> Option<When> {
+    if f.has("ds") && f.has("start") {
+        errors.add(&f.path("start"), "give either 'ds' or 'start', not both");
+        return None;
+    }
+    if f.has("ds") {
+        let items: Items<Timestamp> = f.items("ds", "date strings", errors)?;
+        if let Some(message) = items.summary() {
+            errors.add(&f.path("ds"), message);
+            return None;
+        }
+        return Some(When::Ds(items.items));
+    }
+    match f.scalar("start", errors, timestamp)? {
+        Some(start) => Some(When::Start(start)),
+        None => Some(When::Unknown),
+    }
+}
+
+/// A series given as an object (`/fit_model`'s body, or an item of `series`).
+fn object_series(
+    f: &Fields,
+    id: String,
+    values_name: &str,
+    errors: &mut Errors,
+) -> Option<SeriesIn> {
+    let values = observations(f, values_name, errors);
+    let when = when(f, errors);
+    let freq = f.scalar("freq", errors, freq);
+    Some(SeriesIn {
+        id,
+        values: values?,
+        when: when?,
+        freq: freq?,
+        values_field: f.path(values_name),
+        ds_field: f.path("ds"),
+        start_field: f.path("start"),
+        freq_field: f.path("freq"),
+        label: String::new(),
+        rows: None,
+    })
+}
+
+/// Puts every series on its calendar and builds the fit.
+fn finish_fit(
+    series: Vec<SeriesIn>,
+    options: FitOptions,
+    errors: &mut Errors,
+) -> Option<FitRequest> {
+    let mut placed = Vec::with_capacity(series.len());
+    for s in series {
+        if let Some(p) = s.place(options.freq, errors) {
+            placed.push(p);
+        }
+        if errors.is_full() {
+            return None;
+        }
+    }
+    let freqs: Vec<Freq> = placed.iter().filter_map(|p| p.freq).collect();
+    let spec = spec(&options, &freqs, errors)?;
+    Some(FitRequest {
+        series: placed.into_iter().map(|p| p.series).collect(),
+        spec,
+    })
+}
+
+const SEED_FIELDS: [&str; 7] = [
+    "data",
+    "season_length",
+    "method",
+    "nonnegative",
+    "ds",
+    "start",
+    "freq",
+];
+
+impl FromJson for SeedFit {
+    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let mut errors = Errors::default();
+        let parsed = body_fields(body, &SEED_FIELDS, &mut errors)?.and_then(|f| {
+            let options = fit_options(&f, &mut errors);
+            // The top-level `freq` is the series' own here.
+            let series = object_series(&f, SEED_SERIES_ID.to_string(), "data", &mut errors);
+            finish_fit(vec![series?], options?, &mut errors)
+        });
+        errors.finish(parsed).map(SeedFit)
+    }
+}
+
+const V1_FIELDS: [&str; 10] = [
+    "series",
+    "sizes",
+    "y",
+    "ids",
+    "unique_id",
+    "ds",
+    "season_length",
+    "method",
+    "nonnegative",
+    "freq",
+];
+
+const ITEM_FIELDS: [&str; 5] = ["id", "values", "ds", "start", "freq"];
+
+impl FromJson for V1Fit {
+    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let mut errors = Errors::default();
+        let parsed = body_fields(body, &V1_FIELDS, &mut errors)?.and_then(|f| {
+            let options = fit_options(&f, &mut errors);
+            let columns = ["sizes", "y", "ids", "unique_id", "ds"];
+            let has_columns = columns.iter().any(|c| f.has(c));
+            let series = match (f.has("series"), has_columns) {
+                (true, true) => {
+                    errors.add(
+                        "series",
+                        "send either 'series' or the columns ('sizes' + 'y', or 'unique_id' + 'ds' + 'y'), not both",
+                    );
+                    None
+                }
+                (false, false) => {
+                    errors.add(
+                        "series",
+                        "is required: [{\"id\": \"a\", \"values\": [...]}, ...] (or the columns 'sizes' + 'y', or 'unique_id' + 'ds' + 'y')",
+                    );
+                    None
+                }
+                (true, false) => listed_series(&f, &mut errors),
+                (false, true) => column_series(&f, &mut errors),
+            };
+            finish_fit(series?, options?, &mut errors)
+        });
+        errors.finish(parsed).map(V1Fit)
+    }
 }
 
 fn series_count_ok(n: usize, field: &str, errors: &mut Errors) -> bool {
@@ -346,276 +1055,353 @@ fn series_count_ok(n: usize, field: &str, errors: &mut Errors) -> bool {
     }
 }
 
-fn series_id(
-    value: &Value,
-    field: &str,
-    seen: &mut HashSet<String>,
-    errors: &mut Errors,
-) -> Option<String> {
-    let id = match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-        other => {
-            errors.add(field, format!("must be a string, got {}", kind(other)));
-            return None;
-        }
-    };
-    if id.is_empty() || id.len() > MAX_ID_LEN {
-        errors.add(field, format!("must be 1 to {MAX_ID_LEN} bytes long"));
-        return None;
-    }
-    if !seen.insert(id.clone()) {
-        errors.add(field, format!("duplicate series id '{id}'"));
-        return None;
-    }
-    Some(id)
-}
-
-/// One series' values: finite numbers, between the length limits.
-fn series_values(value: &Value, field: &str, errors: &mut Errors) -> Option<SeriesData> {
-    let values = numbers(value, field, MAX_SERIES_LEN, errors)?;
-    if values.len() < MIN_SERIES_LEN {
+/// `{"series": [{"id", "values", ...}, ...]}`.
+fn listed_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
+    let raw = f.get("series")?;
+    if kind(raw) != "an array" {
         errors.add(
-            field,
+            "series",
             format!(
-                "has {} point{}; at least {MIN_SERIES_LEN} are needed",
-                values.len(),
-                if values.len() == 1 { "" } else { "s" }
+                "must be an array of {{\"id\", \"values\"}} objects, got {}",
+                kind(raw)
             ),
         );
         return None;
     }
-    match SeriesData::parse(values) {
-        Ok(data) => Some(data),
+    let items: Vec<&RawValue> = match serde_json::from_str(raw.get()) {
+        Ok(items) => items,
         Err(e) => {
-            errors.add(field, e.to_string());
-            None
+            errors.add("body", json_error_message(&e));
+            return None;
         }
-    }
-}
-
-/// An array of finite numbers, not empty, at most `max_len` long.
-fn numbers(value: &Value, field: &str, max_len: usize, errors: &mut Errors) -> Option<Vec<f64>> {
-    let Some(items) = value.as_array() else {
-        errors.add(
-            field,
-            format!("must be an array of numbers, got {}", kind(value)),
-        );
-        return None;
     };
-    if items.is_empty() {
-        errors.add(field, "must not be empty");
+    if !series_count_ok(items.len(), "series", errors) {
         return None;
     }
-    if items.len() > max_len {
-        errors.add(
-            field,
-            format!("has {} points; at most {max_len} are accepted", items.len()),
-        );
-        return None;
-    }
+    let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(items.len());
-    let mut bad: Option<String> = None;
-    let mut n_bad = 0usize;
     for (i, item) in items.iter().enumerate() {
-        let problem = match item {
-            Value::Number(n) => match n.as_f64() {
-                Some(x) if x.is_finite() => {
-                    out.push(x);
-                    continue;
-                }
-                _ => format!("element {i} is not a finite number"),
-            },
-            Value::String(s) if s.trim().parse::<f64>().is_ok_and(|x| !x.is_finite()) => {
-                format!(
-                    "element {i} is the string {item}; NaN and infinite values are not accepted"
-                )
+        let at = format!("series[{i}]");
+        let Some(fields) = Fields::read(
+            item,
+            &at,
+            &ITEM_FIELDS,
+            "an object {\"id\", \"values\"}",
+            errors,
+        ) else {
+            continue;
+        };
+        let id = match fields.get("id") {
+            None => {
+                errors.add(&fields.path("id"), "is required");
+                None
             }
-            Value::Null => format!("element {i} is null; missing values are not accepted"),
-            other => format!("element {i} is not a number ({})", short(other)),
+            Some(_) => fields
+                .scalar("id", errors, |s| SeriesId::from_scalar(s).map(|id| id.0))
+                .flatten(),
         };
-        n_bad += 1;
-        bad.get_or_insert(problem);
-    }
-    if let Some(first) = bad {
-        let more = match n_bad {
-            1 => String::new(),
-            2 => " (and 1 more bad element)".to_string(),
-            n => format!(" (and {} more bad elements)", n - 1),
-        };
-        errors.add(field, format!("{first}{more}"));
-        return None;
+        let id = id.filter(|id| {
+            let fresh = seen.insert(id.clone());
+            if !fresh {
+                errors.add(&fields.path("id"), format!("duplicate series id '{id}'"));
+            }
+            fresh
+        });
+        let series = object_series(&fields, id.clone().unwrap_or_default(), "values", errors);
+        if let (Some(_), Some(series)) = (id, series) {
+            out.push(series);
+        }
+        if errors.is_full() {
+            break; // enough for the client to get going
+        }
     }
     Some(out)
 }
 
-/// An integer in `min..=max`; integral floats like `12.0` are accepted.
-fn integer(value: &Value, field: &str, min: i64, max: i64, errors: &mut Errors) -> Option<i64> {
-    let expected = format!("must be an integer between {min} and {max}");
-    let n = match value {
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Some(i)
-            } else if n.is_u64() {
-                None
-            } else {
-                n.as_f64()
-                    .filter(|x| x.fract() == 0.0 && x.abs() < 9.0e15)
-                    .map(|x| x as i64)
-            }
+/// Ids read from an array, each checked and unique.
+fn unique_ids(f: &Fields, name: &str, errors: &mut Errors) -> Option<Vec<String>> {
+    let items: Items<SeriesId> = f.items(name, "strings", errors)?;
+    let path = f.path(name);
+    if let Some((index, message)) = items.bad.first() {
+        errors.add(&format!("{path}[{index}]"), message.clone());
+        return None;
+    }
+    let mut seen = HashSet::new();
+    for (i, id) in items.items.iter().enumerate() {
+        if !seen.insert(id.0.as_str()) {
+            errors.add(
+                &format!("{path}[{i}]"),
+                format!("duplicate series id '{}'", id.0),
+            );
+            return None;
         }
-        _ => None,
-    };
-    match n {
-        Some(i) if (min..=max).contains(&i) => Some(i),
-        Some(i) => {
-            errors.add(field, format!("{expected}, got {i}"));
-            None
-        }
+    }
+    Some(items.items.into_iter().map(|id| id.0).collect())
+}
+
+/// The compact (`sizes` + `y`) and long (`unique_id` + `ds` + `y`) forms:
+/// columns of equal length, cut into series.
+fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
+    if f.has("sizes") && f.has("unique_id") {
+        errors.add(
+            "unique_id",
+            "send either 'sizes' (compact form) or 'unique_id' (long form), not both",
+        );
+        return None;
+    }
+    let long = f.has("unique_id");
+    let y: Option<Items<Observation>> = match f.get("y") {
         None => {
-            errors.add(field, format!("{expected}, got {}", short(value)));
+            errors.add(
+                "y",
+                if long {
+                    "is required with 'unique_id': the value of each row"
+                } else {
+                    "is required with 'sizes': all values, series after series"
+                },
+            );
             None
         }
-    }
-}
-
-/// `POST /forecast`: `{"num_steps": 12}`.
-pub fn seed_forecast(body: &Value) -> Result<Horizon, ApiError> {
-    let mut errors = Errors::default();
-    let parsed =
-        object(body, &["num_steps"], &mut errors).and_then(|map| match map.get("num_steps") {
-            None | Some(Value::Null) => {
-                errors.add(
-                    "num_steps",
-                    format!("is required: an integer between 1 and {MAX_HORIZON}"),
-                );
-                None
-            }
-            Some(v) => horizon(v, "num_steps", &mut errors),
-        });
-    errors.finish(parsed)
-}
-
-/// `POST /v1/models/{name}/forecast`: `{"horizon": 12, "level"?: [80, 95], "series"?: ["a"]}`.
-pub fn v1_forecast(body: &Value) -> Result<ForecastRequest, ApiError> {
-    let mut errors = Errors::default();
-    let parsed = object(body, &["horizon", "level", "series"], &mut errors).and_then(|map| {
-        let h = match map.get("horizon") {
-            None | Some(Value::Null) => {
-                errors.add(
-                    "horizon",
-                    format!("is required: an integer between 1 and {MAX_HORIZON}"),
-                );
-                None
-            }
-            Some(v) => horizon(v, "horizon", &mut errors),
-        };
-        let levels = match map.get("level") {
-            None | Some(Value::Null) => Some(Vec::new()),
-            Some(Value::Array(items)) if items.len() > MAX_LEVELS => {
-                errors.add("level", format!("at most {MAX_LEVELS} levels are accepted"));
-                None
-            }
-            Some(Value::Array(items)) => {
-                let mut levels = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    match item.as_f64().map(Level::parse) {
-                        Some(Ok(level)) => levels.push(level),
-                        Some(Err(e)) => errors.add(&format!("level[{i}]"), e.to_string()),
-                        None => errors.add(
-                            &format!("level[{i}]"),
-                            format!(
-                                "must be a number strictly between 0 and 100, got {}",
-                                short(item)
-                            ),
-                        ),
-                    }
-                }
-                (levels.len() == items.len()).then_some(levels)
-            }
-            Some(other) => {
-                errors.add(
-                    "level",
-                    format!(
-                        "must be an array of numbers such as [80, 95], got {}",
-                        kind(other)
-                    ),
-                );
-                None
-            }
-        };
-        let series_ids = match map.get("series") {
-            None | Some(Value::Null) => Some(None),
-            Some(Value::Array(items)) if items.is_empty() => {
-                errors.add(
-                    "series",
-                    "must not be empty; leave it out to forecast every series",
-                );
-                None
-            }
-            Some(Value::Array(items)) => {
-                let mut seen = HashSet::new();
-                let ids: Vec<String> = items
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, v)| {
-                        series_id(v, &format!("series[{i}]"), &mut seen, &mut errors)
-                    })
-                    .collect();
-                (ids.len() == items.len()).then_some(Some(ids))
-            }
-            Some(other) => {
-                errors.add(
-                    "series",
-                    format!("must be an array of series ids, got {}", kind(other)),
-                );
-                None
-            }
-        };
-        Some(ForecastRequest {
-            horizon: h?,
-            levels: levels?,
-            series_ids: series_ids?,
-        })
+        Some(_) => f.items("y", "numbers", errors),
+    };
+    let y = y.and_then(|items| match items.summary() {
+        Some(message) => {
+            errors.add("y", message);
+            None
+        }
+        None => Some(items.items.into_iter().map(|o| o.0).collect::<Vec<_>>()),
     });
-    errors.finish(parsed)
+    let ds: Option<Option<Vec<Timestamp>>> = match f.get("ds") {
+        None => Some(None),
+        Some(_) => f
+            .items::<Timestamp>("ds", "date strings", errors)
+            .and_then(|items| match items.summary() {
+                Some(message) => {
+                    errors.add("ds", message);
+                    None
+                }
+                None => Some(Some(items.items)),
+            }),
+    };
+    // Rows of each series, in order of first appearance.
+    let groups: Option<Vec<(String, Vec<usize>)>> = if long {
+        if f.has("ids") {
+            errors.add(
+                "ids",
+                "belongs to the compact form; the long form names series in 'unique_id'",
+            );
+            return None;
+        }
+        unique_ids_of_rows(f, errors)
+    } else {
+        compact_groups(f, errors)
+    };
+    let (y, ds, groups) = (y?, ds?, groups?);
+    let n_rows: usize = groups.iter().map(|(_, rows)| rows.len()).sum();
+    if n_rows != y.len() {
+        let message = if long {
+            format!("has {} values but 'unique_id' has {n_rows} rows", y.len())
+        } else {
+            format!("has {} values but 'sizes' add up to {n_rows}", y.len())
+        };
+        errors.add("y", message);
+        return None;
+    }
+    if let Some(ds) = &ds {
+        if ds.len() != y.len() {
+            errors.add(
+                "ds",
+                format!("has {} timestamps but 'y' has {} values", ds.len(), y.len()),
+            );
+            return None;
+        }
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for (i, (id, rows)) in groups.into_iter().enumerate() {
+        let values_field = if long {
+            "y".to_string()
+        } else {
+            format!("sizes[{i}]")
+        };
+        let label = format!("series '{id}': ");
+        if rows.len() < MIN_SERIES_LEN {
+            let message = format!(
+                "series '{id}' has {} points; at least {MIN_SERIES_LEN} are needed",
+                rows.len()
+            );
+            errors.add(&values_field, message);
+            if errors.is_full() {
+                return None;
+            }
+            continue;
+        }
+        let when = match &ds {
+            Some(ds) => When::Ds(rows.iter().map(|&r| ds[r]).collect()),
+            None => When::Unknown,
+        };
+        out.push(SeriesIn {
+            id,
+            values: rows.iter().map(|&r| y[r]).collect(),
+            when,
+            freq: None,
+            values_field,
+            ds_field: "ds".to_string(),
+            start_field: "start".to_string(),
+            freq_field: "freq".to_string(),
+            label,
+            rows: Some(rows),
+        });
+    }
+    Some(out)
 }
 
-fn horizon(value: &Value, field: &str, errors: &mut Errors) -> Option<Horizon> {
-    let steps = integer(value, field, 1, MAX_HORIZON as i64, errors)?;
-    match Horizon::parse(steps) {
-        Ok(h) => Some(h),
-        Err(e) => {
-            errors.add(field, e.to_string());
+/// Long form: the rows of each `unique_id`, in order of first appearance.
+fn unique_ids_of_rows(f: &Fields, errors: &mut Errors) -> Option<Vec<(String, Vec<usize>)>> {
+    let items: Items<SeriesId> = f.items("unique_id", "series ids", errors)?;
+    if let Some((index, message)) = items.bad.first() {
+        errors.add(&format!("unique_id[{index}]"), message.clone());
+        return None;
+    }
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (row, id) in items.items.into_iter().enumerate() {
+        match index.get(&id.0) {
+            Some(&g) => groups[g].1.push(row),
+            None => {
+                index.insert(id.0.clone(), groups.len());
+                groups.push((id.0, vec![row]));
+            }
+        }
+    }
+    if !series_count_ok(groups.len(), "unique_id", errors) {
+        return None;
+    }
+    Some(groups)
+}
+
+/// Compact form: consecutive runs of `sizes[i]` rows, named by `ids`.
+fn compact_groups(f: &Fields, errors: &mut Errors) -> Option<Vec<(String, Vec<usize>)>> {
+    let sizes: Option<Vec<usize>> = match f.get("sizes") {
+        None => {
+            errors.add("sizes", "is required with 'y': the length of each series");
+            None
+        }
+        Some(_) => f
+            .items::<Size>("sizes", "positive integers", errors)
+            .and_then(|items| {
+                if let Some((index, message)) = items.bad.first() {
+                    errors.add(&format!("sizes[{index}]"), message.clone());
+                    return None;
+                }
+                series_count_ok(items.len, "sizes", errors)
+                    .then(|| items.items.into_iter().map(|s| s.0).collect())
+            }),
+    };
+    let ids = match f.get("ids") {
+        None => Some(None),
+        Some(_) => unique_ids(f, "ids", errors).map(Some),
+    };
+    let (sizes, ids) = (sizes?, ids?);
+    if let Some(ids) = &ids {
+        if ids.len() != sizes.len() {
+            errors.add(
+                "ids",
+                format!(
+                    "has {} ids but 'sizes' has {} series",
+                    ids.len(),
+                    sizes.len()
+                ),
+            );
+            return None;
+        }
+    }
+    let mut start = 0;
+    let groups = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let id = ids
+                .as_ref()
+                .map_or_else(|| i.to_string(), |ids| ids[i].clone());
+            let rows = (start..start + n).collect();
+            start += n;
+            (id, rows)
+        })
+        .collect();
+    Some(groups)
+}
+
+// ---- forecasts ----
+
+fn horizon(s: Scalar) -> Result<Horizon, String> {
+    let steps = s.integer(1, MAX_HORIZON as i64)?;
+    Horizon::parse(steps).map_err(|e| e.to_string())
+}
+
+fn required_horizon(f: &Fields, name: &str, errors: &mut Errors) -> Option<Horizon> {
+    match f.scalar(name, errors, horizon)? {
+        Some(h) => Some(h),
+        None => {
+            errors.add(
+                name,
+                format!("is required: an integer between 1 and {MAX_HORIZON}"),
+            );
             None
         }
     }
 }
 
-/// The JSON type of a value, for messages.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+impl FromJson for SeedForecast {
+    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let mut errors = Errors::default();
+        let parsed = body_fields(body, &["num_steps"], &mut errors)?
+            .and_then(|f| required_horizon(&f, "num_steps", &mut errors));
+        errors.finish(parsed).map(SeedForecast)
     }
 }
 
-/// A value as short JSON text, for messages.
-fn short(value: &Value) -> String {
-    match value {
-        Value::Array(_) | Value::Object(_) => kind(value).to_string(),
-        other => {
-            let text = other.to_string();
-            if text.len() > 40 {
-                format!("{}...", &text[..text.floor_char_boundary(40)])
-            } else {
-                text
-            }
-        }
+impl FromJson for V1Forecast {
+    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let mut errors = Errors::default();
+        let allowed = ["horizon", "level", "series"];
+        let parsed = body_fields(body, &allowed, &mut errors)?.and_then(|f| {
+            let h = required_horizon(&f, "horizon", &mut errors);
+            let levels = match f.get("level") {
+                None => Some(Vec::new()),
+                Some(_) => f
+                    .items::<Level>("level", "numbers such as [80, 95]", &mut errors)
+                    .and_then(|items| {
+                        if items.len > MAX_LEVELS {
+                            errors
+                                .add("level", format!("at most {MAX_LEVELS} levels are accepted"));
+                            return None;
+                        }
+                        for (i, message) in &items.bad {
+                            errors.add(&format!("level[{i}]"), message.clone());
+                        }
+                        items.bad.is_empty().then_some(items.items)
+                    }),
+            };
+            let series_ids = match f.get("series") {
+                None => Some(None),
+                Some(_) => unique_ids(&f, "series", &mut errors).and_then(|ids| {
+                    if ids.is_empty() {
+                        errors.add(
+                            "series",
+                            "must not be empty; leave it out to forecast every series",
+                        );
+                        return None;
+                    }
+                    Some(Some(ids))
+                }),
+            };
+            Some(ForecastRequest {
+                horizon: h?,
+                levels: levels?,
+                series_ids: series_ids?,
+            })
+        });
+        errors.finish(parsed).map(V1Forecast)
     }
 }
 
@@ -631,38 +1417,153 @@ mod tests {
         }
     }
 
+    fn parse<T: FromJson>(body: serde_json::Value) -> Result<T, ApiError> {
+        T::from_json(body.to_string().as_bytes())
+    }
+
     #[test]
     fn seed_fit_reports_each_field() {
-        let err =
-            seed_fit(&json!({"data": [1, "NaN", 3], "method": "magic", "extra": 1})).unwrap_err();
+        let err = parse::<SeedFit>(json!({"data": [1, "NaN", 3], "method": "magic", "extra": 1}))
+            .unwrap_err();
         let fields = fail_fields(err);
         assert!(fields["data"].contains("NaN"), "{fields:?}");
         assert!(fields["method"].contains("unknown method"), "{fields:?}");
         assert!(fields["extra"].contains("unknown field"), "{fields:?}");
-        let ok = seed_fit(&json!({"data": [1, 2, 3.5], "season_length": 2.0})).unwrap();
-        assert_eq!(ok.season_length, Some(2));
+        let SeedFit(ok) = parse(json!({"data": [1, 2, 3.5], "season_length": 2.0})).unwrap();
+        assert_eq!(ok.spec.seasons, vec![2]);
         assert_eq!(ok.series[0].values.values(), &[1.0, 2.0, 3.5]);
     }
 
     #[test]
+    fn repeated_keys_are_refused() {
+        let body = br#"{"data": [1, 2, 3], "data": [4, 5, 6]}"#;
+        let fields = fail_fields(SeedFit::from_json(body).unwrap_err());
+        assert!(fields["data"].contains("more than once"), "{fields:?}");
+        let body = br#"{"series": [{"id": "a", "id": "b", "values": [1, 2, 3]}]}"#;
+        let fields = fail_fields(V1Fit::from_json(body).unwrap_err());
+        assert!(
+            fields["series[0].id"].contains("more than once"),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn season_length_is_one_or_several() {
+        let SeedFit(one) = parse(json!({"data": [1, 2, 3], "season_length": 12})).unwrap();
+        assert_eq!(one.spec.seasons, vec![12]);
+        let SeedFit(two) = parse(json!({"data": [1, 2, 3], "season_length": [168, 24]})).unwrap();
+        assert_eq!(two.spec.seasons, vec![24, 168]);
+        let SeedFit(none) = parse(json!({"data": [1, 2, 3]})).unwrap();
+        assert!(none.spec.seasons.is_empty() && none.spec.season_candidates.is_empty());
+        let fields = fail_fields(
+            parse::<SeedFit>(json!({"data": [1, 2, 3], "season_length": [24, 0]})).unwrap_err(),
+        );
+        assert!(
+            fields["season_length[1]"].contains("between 1 and"),
+            "{fields:?}"
+        );
+        let fields = fail_fields(
+            parse::<SeedFit>(json!({"data": [1, 2, 3], "season_length": []})).unwrap_err(),
+        );
+        assert!(
+            fields["season_length"].contains("not be empty"),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn frequencies_give_season_candidates() {
+        let SeedFit(fit) = parse(json!({"data": [1, 2, 3], "freq": "h"})).unwrap();
+        assert_eq!(fit.spec.season_candidates, vec![24, 168]);
+        assert!(fit.series[0].calendar.is_none());
+        let SeedFit(fit) =
+            parse(json!({"data": [1, 2, 3], "freq": "h", "season_length": 24})).unwrap();
+        assert_eq!(fit.spec.seasons, vec![24]);
+        let V1Fit(fit) = parse(json!({"series": [
+            {"id": "a", "values": [1, 2, 3], "ds": ["2024-01-01", "2024-02-01", "2024-03-01"]},
+            {"id": "b", "values": [1, 2, 3], "start": "2024-01-01", "freq": "MS"}
+        ]}))
+        .unwrap();
+        assert_eq!(fit.spec.season_candidates, vec![12]);
+        let fields = fail_fields(
+            parse::<V1Fit>(json!({"series": [
+                {"id": "a", "values": [1, 2, 3], "freq": "h"},
+                {"id": "b", "values": [1, 2, 3], "freq": "D"}
+            ]}))
+            .unwrap_err(),
+        );
+        assert!(
+            fields["freq"].contains("different frequencies"),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn timestamps_place_values_on_the_grid() {
+        let SeedFit(fit) = parse(json!({
+            "data": [1, null, 3, 5],
+            "ds": ["2024-01-01T00:00Z", "2024-01-01T01:00Z", "2024-01-01T02:00Z", "2024-01-01T04:00Z"]
+        }))
+        .unwrap();
+        let s = &fit.series[0];
+        assert_eq!(s.values.len(), 5);
+        assert_eq!(s.values.n_missing(), 2);
+        let cal = s.calendar.unwrap();
+        assert_eq!(cal.freq.to_string(), "h");
+        assert_eq!(cal.last.to_string(), "2024-01-01T04:00:00Z");
+    }
+
+    #[test]
+    fn long_form_groups_rows_by_id() {
+        let V1Fit(fit) = parse(json!({
+            "unique_id": ["a", "b", "a", "b", "a", "b"],
+            "ds": ["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02", "2024-01-03", "2024-01-03"],
+            "y": [1, 10, 2, 20, 3, 30]
+        }))
+        .unwrap();
+        assert_eq!(fit.series.len(), 2);
+        assert_eq!(fit.series[1].id, "b");
+        assert_eq!(fit.series[1].values.values(), &[10.0, 20.0, 30.0]);
+        assert_eq!(fit.spec.season_candidates, vec![7, 365]);
+        let fields = fail_fields(
+            parse::<V1Fit>(json!({
+                "unique_id": ["a", "a", "a"],
+                "ds": ["2024-01-01", "2024-01-03", "2024-01-02"],
+                "y": [1, 2, 3]
+            }))
+            .unwrap_err(),
+        );
+        assert!(fields["ds"].contains("series 'a': ds[2]"), "{fields:?}");
+        assert!(fields["ds"].contains("sorted"), "{fields:?}");
+    }
+
+    #[test]
     fn compact_form_splits_series() {
-        let ok = v1_fit(&json!({"sizes": [3, 4], "y": [1, 2, 3, 4, 5, 6, 7], "ids": ["a", "b"]}))
-            .unwrap();
+        let V1Fit(ok) =
+            parse(json!({"sizes": [3, 4], "y": [1, 2, 3, 4, 5, 6, 7], "ids": ["a", "b"]})).unwrap();
         assert_eq!(ok.series.len(), 2);
         assert_eq!(ok.series[1].id, "b");
         assert_eq!(ok.series[1].values.values(), &[4.0, 5.0, 6.0, 7.0]);
-        let fields = fail_fields(v1_fit(&json!({"sizes": [3, 5], "y": [1, 2, 3]})).unwrap_err());
+        let fields =
+            fail_fields(parse::<V1Fit>(json!({"sizes": [3, 5], "y": [1, 2, 3]})).unwrap_err());
         assert!(fields["y"].contains("add up to 8"), "{fields:?}");
     }
 
     #[test]
     fn forecast_limits() {
-        assert!(seed_forecast(&json!({"num_steps": 0})).is_err());
-        assert!(seed_forecast(&json!({"num_steps": MAX_HORIZON + 1})).is_err());
-        assert!(seed_forecast(&json!({"num_steps": 1.5})).is_err());
-        assert_eq!(seed_forecast(&json!({"num_steps": 7})).unwrap().get(), 7);
-        let fields =
-            fail_fields(v1_forecast(&json!({"horizon": 3, "level": [100, "x"]})).unwrap_err());
+        assert!(parse::<SeedForecast>(json!({"num_steps": 0})).is_err());
+        assert!(parse::<SeedForecast>(json!({"num_steps": MAX_HORIZON + 1})).is_err());
+        assert!(parse::<SeedForecast>(json!({"num_steps": 1.5})).is_err());
+        assert_eq!(
+            parse::<SeedForecast>(json!({"num_steps": 7}))
+                .unwrap()
+                .0
+                .get(),
+            7
+        );
+        let fields = fail_fields(
+            parse::<V1Forecast>(json!({"horizon": 3, "level": [100, "x"]})).unwrap_err(),
+        );
         assert!(
             fields.contains_key("level[0]") && fields.contains_key("level[1]"),
             "{fields:?}"

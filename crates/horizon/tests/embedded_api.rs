@@ -328,7 +328,13 @@ async fn every_bad_input_gets_a_jsend_fail() {
             "data",
             "not a number",
         ),
-        bad("/fit_model", json!({"data": [1, null, 3]}), "data", "null"),
+        // `null` is a missing value; more than half missing is refused.
+        bad(
+            "/fit_model",
+            json!({"data": [null, null, 3]}),
+            "data",
+            "at most half",
+        ),
         bad(
             "/fit_model",
             json!({"data": [1, [2], 3]}),

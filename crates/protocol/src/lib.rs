@@ -3,6 +3,9 @@
 //!
 //! Nothing here does I/O; every type is serde so any transport can carry it.
 
+pub mod calendar;
+
+use calendar::SeriesCalendar;
 use engine::{Forecast, Horizon, Level, Method, ModelSpec, SeriesData};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -61,6 +64,10 @@ pub type Version = i64;
 pub struct NamedSeries {
     pub id: String,
     pub values: SeriesData,
+    /// When the client gave timestamps: the series' frequency and last
+    /// timestamp, kept with the fit so forecasts can carry future dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<SeriesCalendar>,
 }
 
 /// Fit `series` as `spec` says and store the result as `version` of `model`.
@@ -82,6 +89,13 @@ pub struct SeriesFit {
     /// Why a simpler model was used, if one was.
     pub fallback: Option<String>,
     pub n_obs: usize,
+    /// How many values were missing (`null`, or timestamps missing from
+    /// the series' grid).
+    #[serde(default)]
+    pub n_missing: usize,
+    /// The series' frequency and last timestamp, when it had timestamps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<SeriesCalendar>,
 }
 
 /// The answer to a [`FitJob`] that succeeded.

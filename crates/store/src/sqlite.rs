@@ -589,6 +589,8 @@ mod tests {
                 chosen: "Naive".into(),
                 fallback: None,
                 n_obs: 3,
+                n_missing: 0,
+                calendar: None,
             }],
         }
     }

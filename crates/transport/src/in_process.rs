@@ -173,6 +173,7 @@ mod tests {
             series: vec![NamedSeries {
                 id: "a".into(),
                 values: SeriesData::parse(vec![1.0, 2.0, 3.0]).unwrap(),
+                calendar: None,
             }],
         }
     }

@@ -89,6 +89,8 @@ impl JobHandler for Echo {
                     chosen: "Echo".into(),
                     fallback: None,
                     n_obs: s.values.len(),
+                    n_missing: 0,
+                    calendar: None,
                 })
                 .collect(),
         };
@@ -215,6 +217,7 @@ fn fit_job(model: &ModelName, version: i64) -> FitJob {
         series: vec![NamedSeries {
             id: "a".into(),
             values: SeriesData::parse(vec![1.0, 2.0, 3.0]).expect("series"),
+            calendar: None,
         }],
     }
 }
@@ -472,6 +475,7 @@ fn big_fit_job(model: &ModelName, version: i64, points: usize) -> FitJob {
             id: i.to_string(),
             values: SeriesData::parse(vec![1e15; per_series.min(points - i * per_series)])
                 .expect("series"),
+            calendar: None,
         })
         .collect();
     job

@@ -75,6 +75,7 @@ fn named(id: String, values: Vec<f64>) -> Result<NamedSeries, Error> {
     Ok(NamedSeries {
         id,
         values: SeriesData::parse(values)?,
+        calendar: None,
     })
 }
 

@@ -161,6 +161,11 @@ impl JobHandler for Worker {
         let started = Instant::now();
         let n_series = series.len();
         let method = spec.method;
+        // What the summary reports of each series' input, in fit order.
+        let inputs: Vec<_> = series
+            .iter()
+            .map(|s| (s.values.n_missing(), s.calendar))
+            .collect();
         let fitted = tokio::task::spawn_blocking(move || fit_all(spec, series)).await;
         let (loaded, bytes) = match fitted {
             Ok(Ok(done)) => done,
@@ -174,7 +179,16 @@ impl JobHandler for Worker {
             model: model.clone(),
             version,
             method,
-            series: loaded.summary(),
+            series: loaded
+                .summary()
+                .into_iter()
+                .zip(inputs)
+                .map(|(fit, (n_missing, calendar))| SeriesFit {
+                    n_missing,
+                    calendar,
+                    ..fit
+                })
+                .collect(),
         };
         // `complete` is idempotent, so a save whose answer was lost with the
         // connection can be sent again.
@@ -326,6 +340,8 @@ impl LoadedModel {
                     chosen: fitted.description().to_string(),
                     fallback: fitted.fallback().map(str::to_string),
                     n_obs: fitted.n_obs(),
+                    n_missing: 0,
+                    calendar: None,
                 }
             })
             .collect()
@@ -348,6 +364,7 @@ mod tests {
         NamedSeries {
             id: id.into(),
             values: SeriesData::parse(values).unwrap(),
+            calendar: None,
         }
     }
 

@@ -205,6 +205,7 @@ mod tests {
             series: vec![NamedSeries {
                 id: "a".into(),
                 values: SeriesData::parse(vec![1.0, 2.0, 3.0]).expect("series"),
+                calendar: None,
             }],
         }
     }

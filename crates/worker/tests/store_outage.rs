@@ -31,6 +31,7 @@ fn job(model: &ModelName, version: Version, seed: usize) -> FitJob {
         series: vec![NamedSeries {
             id: "a".into(),
             values: SeriesData::parse(values).expect("series"),
+            calendar: None,
         }],
     }
 }

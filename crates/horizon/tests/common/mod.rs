@@ -202,6 +202,7 @@ pub struct Control {
     held: Mutex<HashSet<String>>,
     doomed: Mutex<HashSet<String>>,
     gates: Mutex<HashMap<(String, Version), Arc<Semaphore>>>,
+    specs: Mutex<HashMap<String, engine::ModelSpec>>,
 }
 
 impl Control {
@@ -211,7 +212,13 @@ impl Control {
             held: Mutex::default(),
             doomed: Mutex::default(),
             gates: Mutex::default(),
+            specs: Mutex::default(),
         }
+    }
+
+    /// The model spec of the last fit of `model` that reached the worker.
+    pub fn last_spec(&self, model: &str) -> Option<engine::ModelSpec> {
+        self.specs.lock().unwrap().get(model).cloned()
     }
 
     pub fn hold(&self, model: &str) {
@@ -241,6 +248,10 @@ impl Control {
 impl JobHandler for Control {
     async fn fit(&self, job: FitJob) -> FitReply {
         let model = job.model.as_str().to_string();
+        self.specs
+            .lock()
+            .unwrap()
+            .insert(model.clone(), job.spec.clone());
         if self.held.lock().unwrap().contains(&model) {
             let gate = self.gate(&model, job.version);
             let _pass = gate.acquire().await;

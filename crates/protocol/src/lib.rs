@@ -3,6 +3,8 @@
 //!
 //! Nothing here does I/O; every type is serde so any transport can carry it.
 
+pub mod calendar;
+
 use engine::{Forecast, Horizon, Level, Method, ModelSpec, SeriesData};
 use serde::{Deserialize, Serialize};
 use std::fmt;

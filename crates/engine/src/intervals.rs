@@ -68,6 +68,18 @@ impl Bands {
         out
     }
 
+    /// Mean absolute rolling-origin error over the calibration horizon of a
+    /// series of `n` points with shortest season `m`; `None` for a fallback
+    /// band (no errors measured). Compares models fitted to the same series.
+    pub fn validation_error(&self, n: usize, m: usize) -> Option<f64> {
+        if self.errors == 0 {
+            return None;
+        }
+        let h = calibration_horizon(n, m);
+        let mean = (1..=h).map(|s| self.scale_at(s)).sum::<f64>() / h as f64;
+        mean.is_finite().then_some(mean)
+    }
+
     /// Error scale (mean absolute error) at `step` ≥ 1.
     fn scale_at(&self, step: usize) -> f64 {
         scale_from(&self.var, step)

@@ -62,20 +62,22 @@ impl ModelSpec {
     /// Fits the model. When the requested method cannot be fitted to this
     /// series, a simpler one is used and [`FittedModel::fallback`] says why.
     pub fn fit(&self, y: &SeriesData) -> Result<FittedModel, FitError> {
-        // TODO(issue 8): several seasons and season detection; until then the
-        // shortest given season, or none.
-        let m = self.seasons.iter().copied().min().unwrap_or(1).max(1);
         let filled = y.filled();
         let values = filled.as_slice();
+        let seasons = crate::seasonal::resolve(&self.seasons, &self.season_candidates, values);
+        let m = seasons.first().copied().unwrap_or(1);
         // A panic in a model is a bug, but one series must not take a worker
         // down with it: treat it like a failed fit.
-        let attempt = catch_unwind(AssertUnwindSafe(|| models::fit(self.method, values, m)))
-            .unwrap_or_else(|_| Err("the model panicked".into()));
-        let (state, fallback) = match attempt {
-            Ok((state, note)) => (state, note),
+        let attempt = catch_unwind(AssertUnwindSafe(|| {
+            models::fit_seasons(self.method, values, &seasons)
+        }))
+        .unwrap_or_else(|_| Err("the model panicked".into()));
+        let (state, fallback, bands) = match attempt {
+            Ok(f) => (f.state, f.note, f.bands),
             Err(why) => (
                 models::fit_fallback(values, m),
                 Some(format!("{} could not be fitted: {why}", self.method)),
+                None,
             ),
         };
         // A model whose forecast is not finite is no model: fall back.
@@ -83,26 +85,41 @@ impl ModelSpec {
             state.forecast(1).iter().all(|v| v.is_finite())
         }))
         .unwrap_or(false);
-        let (state, fallback) = if finite {
-            (state, fallback)
+        let (state, fallback, bands) = if finite {
+            (state, fallback, bands)
         } else {
             (
                 models::fit_fallback(values, m),
                 Some(format!("{} gave a non-finite forecast", self.method)),
+                None,
             )
         };
-        let bands = catch_unwind(AssertUnwindSafe(|| Bands::calibrate(&state, values, m)))
-            .unwrap_or_else(|_| Bands::fallback(values, m));
+        let bands = match bands {
+            Some(b) => b,
+            None => catch_unwind(AssertUnwindSafe(|| Bands::calibrate(&state, values, m)))
+                .unwrap_or_else(|_| Bands::fallback(values, m)),
+        };
         Ok(FittedModel {
             format_version: FORMAT_VERSION,
             method: self.method,
-            description: state.describe(),
+            description: describe_with_seasons(&state, &seasons),
             fallback,
             n_obs: values.len(),
             last_value: values.last().copied().unwrap_or(0.0),
             bands,
             state,
         })
+    }
+}
+
+/// The chosen model and the seasons it uses: MSTL names its own; any other
+/// model is followed by the season it was given (or none).
+fn describe_with_seasons(state: &State, seasons: &[usize]) -> String {
+    let model = state.describe();
+    match (state, seasons) {
+        (State::Mstl(_), _) => model,
+        (_, []) => format!("{model}; no season"),
+        (_, [m, ..]) => format!("{model}; season {m}"),
     }
 }
 

@@ -4,8 +4,14 @@
 //! members that fitted (see [`Combine`]). When some members fail the rest are
 //! still combined and the fit says so; when all fail the caller falls back to
 //! a simpler model (Naive2).
+//!
+//! With several seasons, or one longer than the members take directly,
+//! [`fit_seasons`] chooses between this combination (on the shortest season)
+//! and MSTL with all of them, by their rolling-origin errors on the series'
+//! own tail (the same errors that calibrate the intervals).
 
-use super::{arima, ces, ets, theta, State};
+use super::{arima, ces, ets, mstl, theta, SeasonalFit, State};
+use crate::intervals::Bands;
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -138,6 +144,77 @@ impl Combination {
             weights: self.weights.clone(),
         }
     }
+}
+
+/// Longest season the combination candidate of [`fit_seasons`] is given; with
+/// a longer shortest season it runs without one.
+const MAX_COMBINATION_SEASON: usize = 52;
+
+/// The model of the seasonally adjusted series inside MSTL.
+fn fit_adjusted(y: &[f64]) -> Result<State, String> {
+    match std::env::var("HZ_ADJ").as_deref() {
+        Ok("auto") => Combination::fit(y, 1).map(|(c, _)| State::Combination(c)),
+        Ok("theta") => theta::Theta::fit(y, 1, theta::ThetaVariant::Auto).map(State::Theta),
+        _ => ets::Ets::fit(y, 1).map(State::Ets),
+    }
+}
+
+/// `auto` with several seasons or a long one (`seasons` ascending, each ≥ 2):
+/// the single-season combination (shortest season) and MSTL (all seasons)
+/// are both fitted and calibrated; the one with the smaller mean absolute
+/// rolling-origin error over the calibration horizon wins.
+pub(crate) fn fit_seasons(y: &[f64], seasons: &[usize]) -> Result<SeasonalFit, String> {
+    let shortest = seasons.first().copied().unwrap_or(1);
+    let combo_m = if shortest <= MAX_COMBINATION_SEASON {
+        shortest
+    } else {
+        1
+    };
+    let mut candidates: Vec<(State, Option<String>)> = Vec::new();
+    let mut failed = Vec::new();
+    let t0 = std::time::Instant::now();
+    match Combination::fit(y, combo_m) {
+        Ok((c, note)) => candidates.push((State::Combination(c), note)),
+        Err(why) => failed.push(why),
+    }
+    let t1 = std::time::Instant::now();
+    match mstl::Mstl::fit(y, seasons, &fit_adjusted) {
+        Ok(m) => candidates.push((State::Mstl(m), None)),
+        Err(why) => failed.push(why),
+    }
+    let t2 = std::time::Instant::now();
+    if std::env::var("HZ_DEBUG").is_ok() {
+        eprintln!("fit combo {:.3} mstl {:.3}", (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64());
+    }
+    let mut best: Option<(f64, SeasonalFit)> = None;
+    let force = std::env::var("HZ_FORCE").unwrap_or_default();
+    for (state, note) in candidates {
+        if (force == "mstl" && !matches!(state, State::Mstl(_))) || (force == "combo" && matches!(state, State::Mstl(_))) {
+            continue;
+        }
+        let t3 = std::time::Instant::now();
+        let bands = catch_unwind(AssertUnwindSafe(|| Bands::calibrate(&state, y, shortest)))
+            .unwrap_or_else(|_| Bands::fallback(y, shortest));
+        if std::env::var("HZ_DEBUG").is_ok() {
+            eprintln!("calibrate {:.3}", t3.elapsed().as_secs_f64());
+        }
+        let score = bands.validation_error(y.len(), shortest).unwrap_or(f64::INFINITY);
+        if std::env::var("HZ_DEBUG").is_ok() {
+            eprintln!("cand n={} {:.4} {}", y.len(), score, state.describe());
+        }
+        if best.as_ref().is_none_or(|b| score < b.0) {
+            best = Some((
+                score,
+                SeasonalFit {
+                    state,
+                    note,
+                    bands: Some(bands),
+                },
+            ));
+        }
+    }
+    best.map(|b| b.1)
+        .ok_or_else(|| format!("no candidate could be fitted ({})", failed.join("; ")))
 }
 
 fn combine(how: Combine, vals: &mut [f64], weights: &[f64]) -> f64 {

@@ -6,6 +6,8 @@ pub mod auto;
 pub mod baselines;
 pub mod ces;
 pub mod ets;
+pub mod mstl;
+pub mod stl;
 pub mod theta;
 
 use crate::Method;
@@ -26,6 +28,7 @@ pub enum State {
     Theta(theta::Theta),
     Ces(ces::Ces),
     Combination(auto::Combination),
+    Mstl(mstl::Mstl),
 }
 
 impl State {
@@ -43,6 +46,7 @@ impl State {
             State::Theta(s) => s.forecast(h),
             State::Ces(s) => s.forecast(h),
             State::Combination(s) => s.forecast(h),
+            State::Mstl(s) => s.forecast(h),
         }
     }
 
@@ -62,6 +66,7 @@ impl State {
             State::Theta(s) => s.describe(),
             State::Ces(s) => s.describe(),
             State::Combination(s) => s.describe(),
+            State::Mstl(s) => s.describe(),
         }
     }
 
@@ -79,6 +84,7 @@ impl State {
             State::Theta(s) => State::Theta(s.refilter(y)),
             State::Ces(s) => State::Ces(s.refilter(y)),
             State::Combination(s) => State::Combination(s.refilter(y)),
+            State::Mstl(s) => State::Mstl(s.refilter(y)),
         }
     }
 }
@@ -115,4 +121,60 @@ pub(crate) fn fit(method: Method, y: &[f64], m: usize) -> Result<(State, Option<
 /// the seasonally adjusted series), which never fails.
 pub(crate) fn fit_fallback(y: &[f64], m: usize) -> State {
     State::Naive2(baselines::Naive2::fit(y, m))
+}
+
+/// Longest season the single-season families take directly; longer ones, and
+/// several seasons, go through MSTL (a seasonal state of hundreds of values
+/// is slow to fit and poorly estimated).
+pub const MAX_DIRECT_SEASON: usize = 24;
+
+/// A fit for a set of seasons: the state, a note (see [`fit`]) and, when the
+/// choice of the model already calibrated its intervals, those.
+pub(crate) struct SeasonalFit {
+    pub state: State,
+    pub note: Option<String>,
+    pub bands: Option<crate::intervals::Bands>,
+}
+
+/// Fits `method` with the seasons `seasons` (ascending, each ≥ 2; empty =
+/// none). One short season goes to the method itself; several or long ones to
+/// MSTL with the method's non-seasonal form on the adjusted series (`auto`
+/// chooses between that and its single-season combination, see
+/// [`auto::fit_seasons`]). Methods without a seasonal form of their own
+/// (naive, drift, ...) keep their usual behaviour with the shortest season.
+pub(crate) fn fit_seasons(method: Method, y: &[f64], seasons: &[usize]) -> Result<SeasonalFit, String> {
+    let shortest = seasons.first().copied().unwrap_or(1);
+    let direct = |m: usize| {
+        fit(method, y, m).map(|(state, note)| SeasonalFit {
+            state,
+            note,
+            bands: None,
+        })
+    };
+    let simple = seasons.len() <= 1 && shortest <= MAX_DIRECT_SEASON;
+    let mstl_capable = matches!(
+        method,
+        Method::Auto
+            | Method::Ets
+            | Method::Arima
+            | Method::Theta
+            | Method::OptimizedTheta
+            | Method::DynamicTheta
+            | Method::Ces
+    );
+    if simple || !mstl_capable {
+        return direct(shortest);
+    }
+    if method == Method::Auto {
+        return auto::fit_seasons(y, seasons);
+    }
+    match mstl::Mstl::fit(y, seasons, &move |adj| fit(method, adj, 1).map(|(s, _)| s)) {
+        Ok(m) => Ok(SeasonalFit {
+            state: State::Mstl(m),
+            note: None,
+            bands: None,
+        }),
+        // Too short for any of the seasons as MSTL: the method itself.
+        Err(_) => direct(shortest),
+    }
 }

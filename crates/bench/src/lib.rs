@@ -258,10 +258,10 @@ fn run_one(s: &Series, method: Method, mode: SeasonsMode) -> Outcome {
         catch_unwind(AssertUnwindSafe(|| {
             fit_forecast(s, Method::Naive2, SeasonsMode::Declared, &[])
         }))
-            .ok()
-            .and_then(Result::ok)
-            .map(|(f, _)| f.mean)
-            .unwrap_or_else(|| naive_forecast(s).mean)
+        .ok()
+        .and_then(Result::ok)
+        .map(|(f, _)| f.mean)
+        .unwrap_or_else(|| naive_forecast(s).mean)
     };
 
     let interval = |level: f64| {
@@ -275,7 +275,9 @@ fn run_one(s: &Series, method: Method, mode: SeasonsMode) -> Outcome {
     let (lo, hi) = s
         .train
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(*v), b.max(*v))
+        });
     let range = hi - lo;
     Outcome {
         smape: score::smape(&s.test, &forecast.mean),
@@ -326,9 +328,7 @@ fn fit_forecast(s: &Series, method: Method, mode: SeasonsMode, levels: &[Level])
     } else {
         spec_for(s, method, mode)
     };
-    let fitted = spec
-        .fit(&data)
-        .map_err(|e| e.to_string())?;
+    let fitted = spec.fit(&data).map_err(|e| e.to_string())?;
     let f = fitted.forecast(horizon, levels);
     let finite = f.mean.iter().all(|v| v.is_finite())
         && f.intervals
@@ -525,7 +525,7 @@ fn write_forecasts(
 
 /// CPU seconds consumed by the calling thread so far (wall-clock seconds
 /// where the platform has no thread clock).
-fn thread_cpu_seconds() -> f64 {
+pub fn thread_cpu_seconds() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -112,14 +112,15 @@ impl ModelSpec {
     }
 }
 
-/// The chosen model and the seasons it uses: MSTL names its own; any other
-/// model is followed by the season it was given (or none).
+/// The chosen model and the seasons it uses: MSTL names its own (also inside
+/// a combination); any other model is followed by the season it was given
+/// (or none).
 fn describe_with_seasons(state: &State, seasons: &[usize]) -> String {
     let model = state.describe();
-    match (state, seasons) {
-        (State::Mstl(_), _) => model,
-        (_, []) => format!("{model}; no season"),
-        (_, [m, ..]) => format!("{model}; season {m}"),
+    match seasons {
+        _ if model.contains("MSTL(") => model,
+        [] => format!("{model}; no season"),
+        [m, ..] => format!("{model}; season {m}"),
     }
 }
 

@@ -52,11 +52,24 @@ pub fn resolve(given: &[usize], candidates: &[usize], y: &[f64]) -> Vec<usize> {
     let mut out: Vec<usize> = if !given.is_empty() {
         given.iter().copied().filter(|&m| m >= 2).collect()
     } else if !candidates.is_empty() {
-        candidates
-            .iter()
-            .copied()
-            .filter(|&m| m >= 2 && candidate_supported(y, m))
-            .collect()
+        // Shortest first; each longer one is tested on the series without
+        // the seasons already kept (a daily pattern repeats weekly too).
+        let mut sorted: Vec<usize> = candidates.iter().copied().filter(|&m| m >= 2).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut rest = y.to_vec();
+        let mut kept = Vec::new();
+        for m in sorted {
+            if candidate_supported(&rest, m) {
+                if let Some((idx, _)) = additive_season(&rest, m) {
+                    for (t, v) in rest.iter_mut().enumerate() {
+                        *v -= idx[t % m];
+                    }
+                }
+                kept.push(m);
+            }
+        }
+        kept
     } else {
         detect(y).into_iter().collect()
     };
@@ -65,22 +78,74 @@ pub fn resolve(given: &[usize], candidates: &[usize], y: &[f64]) -> Vec<usize> {
     out
 }
 
-/// Does the data support season `m`? The series is detrended by a centred
-/// moving average of order m (which removes a season of length m from the
-/// trend estimate) and the one-sided 90% autocorrelation test of the M
-/// competitions is applied at lag m: r_m > 1.645·sqrt((1 + 2·Σ_{k<m} r_k²)/n).
+/// Seasonal strength above which a candidate is kept even when the
+/// autocorrelation test is inconclusive (Wang, Smith & Hyndman 2006; 0.64 is
+/// the usual "strongly seasonal" threshold).
+const STRONG_SEASON: f64 = 0.64;
+
+/// Does the data support season `m`? Either the one-sided 90%
+/// autocorrelation test of the M competitions at lag m on the series
+/// detrended by a centred moving average of order m
+/// (r_m > 1.645·sqrt((1 + 2·Σ_{k<m} r_k²)/n)), or, since that test cannot
+/// pass for a long season seen over few cycles, a strong seasonal strength
+/// (see [`additive_season`]) ≥ [`STRONG_SEASON`].
 pub fn candidate_supported(y: &[f64], m: usize) -> bool {
     if m < 2 || y.len() < MIN_CYCLES * m {
         return false;
     }
     let detrended = detrend(y, m);
     let n = detrended.len();
-    if n < 2 * m + 1 {
-        return false;
+    if n >= 2 * m {
+        let r = acf(&detrended, m);
+        let sum_sq: f64 = r[..m - 1].iter().map(|v| v * v).sum();
+        if r[m - 1] > 1.645 * ((1.0 + 2.0 * sum_sq) / n as f64).sqrt() {
+            return true;
+        }
     }
-    let r = acf(&detrended, m);
-    let sum_sq: f64 = r[..m - 1].iter().map(|v| v * v).sum();
-    r[m - 1] > 1.645 * ((1.0 + 2.0 * sum_sq) / n as f64).sqrt()
+    additive_season(y, m).is_some_and(|s| s.1 >= STRONG_SEASON)
+}
+
+/// Additive seasonal indices of season `m` (`indices[t % m]`, mean 0) from
+/// the series detrended by a centred moving average, and the seasonal
+/// strength 1 − Var(R)/Var(S + R) in [0, 1] (Wang, Smith & Hyndman 2006).
+/// `None` below two cycles.
+pub fn additive_season(y: &[f64], m: usize) -> Option<(Vec<f64>, f64)> {
+    if m < 2 || y.len() < 2 * m {
+        return None;
+    }
+    let cma = centred_moving_average(y, m);
+    let (mut sums, mut counts) = (vec![0.0; m], vec![0usize; m]);
+    let mut detrended = Vec::with_capacity(y.len());
+    for (t, c) in cma.iter().enumerate() {
+        if let Some(c) = c {
+            sums[t % m] += y[t] - c;
+            counts[t % m] += 1;
+            detrended.push((t, y[t] - c));
+        }
+    }
+    if counts.contains(&0) {
+        return None;
+    }
+    let mut idx: Vec<f64> = sums
+        .iter()
+        .zip(&counts)
+        .map(|(s, c)| s / *c as f64)
+        .collect();
+    let mean = idx.iter().sum::<f64>() / m as f64;
+    idx.iter_mut().for_each(|v| *v -= mean);
+    let var = |it: &mut dyn Iterator<Item = f64>| {
+        let v: Vec<f64> = it.collect();
+        let mu = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        v.iter().map(|x| (x - mu).powi(2)).sum::<f64>()
+    };
+    let total = var(&mut detrended.iter().map(|p| p.1));
+    let rem = var(&mut detrended.iter().map(|&(t, d)| d - idx[t % m]));
+    let strength = if total > 0.0 && total.is_finite() {
+        (1.0 - rem / total).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    Some((idx, strength))
 }
 
 /// One season found in the data alone, if any: the lag (2 ..= n/3) whose
@@ -277,8 +342,12 @@ mod tests {
 
     #[test]
     fn detects_twelve_in_five_cycles_and_nothing_in_noise() {
-        let pattern = [3.0, 5.0, 9.0, 4.0, 1.0, -2.0, -6.0, -4.0, 0.0, 2.0, -3.0, 1.0];
-        let y: Vec<f64> = (0..60).map(|t| 50.0 + 0.3 * t as f64 + pattern[t % 12]).collect();
+        let pattern = [
+            3.0, 5.0, 9.0, 4.0, 1.0, -2.0, -6.0, -4.0, 0.0, 2.0, -3.0, 1.0,
+        ];
+        let y: Vec<f64> = (0..60)
+            .map(|t| 50.0 + 0.3 * t as f64 + pattern[t % 12])
+            .collect();
         assert_eq!(detect(&y), Some(12));
         assert_eq!(resolve(&[], &[], &y), vec![12]);
         // Deterministic pseudo-random white noise (LCG): no season.
@@ -293,12 +362,29 @@ mod tests {
             .collect();
         assert_eq!(detect(&noise), None);
         assert!(resolve(&[], &[7, 12, 24], &noise).is_empty());
+        // A long season over only three cycles of noise is not kept either.
+        let long_noise: Vec<f64> = (0..3 * 365)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 11) as f64 / (1u64 << 53) as f64
+            })
+            .collect();
+        assert!(!candidate_supported(&long_noise, 365));
     }
 
     #[test]
     fn candidates_are_tested_and_given_seasons_win() {
+        let mut state = 5u64;
         let y: Vec<f64> = (0..24 * 30)
-            .map(|t| 10.0 + (2.0 * std::f64::consts::PI * t as f64 / 24.0).sin())
+            .map(|t| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let e = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                10.0 + (2.0 * std::f64::consts::PI * t as f64 / 24.0).sin() + 0.3 * e
+            })
             .collect();
         // 24 is in the data; 168 has too few cycles; 7 is not in the data.
         assert_eq!(resolve(&[], &[7, 24, 168], &y), vec![24]);

@@ -142,7 +142,11 @@ pub(crate) struct SeasonalFit {
 /// chooses between that and its single-season combination, see
 /// [`auto::fit_seasons`]). Methods without a seasonal form of their own
 /// (naive, drift, ...) keep their usual behaviour with the shortest season.
-pub(crate) fn fit_seasons(method: Method, y: &[f64], seasons: &[usize]) -> Result<SeasonalFit, String> {
+pub(crate) fn fit_seasons(
+    method: Method,
+    y: &[f64],
+    seasons: &[usize],
+) -> Result<SeasonalFit, String> {
     let shortest = seasons.first().copied().unwrap_or(1);
     let direct = |m: usize| {
         fit(method, y, m).map(|(state, note)| SeasonalFit {
@@ -151,7 +155,13 @@ pub(crate) fn fit_seasons(method: Method, y: &[f64], seasons: &[usize]) -> Resul
             bands: None,
         })
     };
-    let simple = seasons.len() <= 1 && shortest <= MAX_DIRECT_SEASON;
+    // `auto` also weighs MSTL against its combination for one short season
+    // when the series is long enough for MSTL's seasonal window.
+    let mstl_worth_trying = method == Method::Auto
+        && seasons.len() == 1
+        && y.len() >= mstl::MIN_POINTS
+        && y.len() >= mstl::MIN_CYCLES * shortest;
+    let simple = seasons.len() <= 1 && shortest <= MAX_DIRECT_SEASON && !mstl_worth_trying;
     let mstl_capable = matches!(
         method,
         Method::Auto

@@ -16,6 +16,12 @@ use serde::{Deserialize, Serialize};
 /// Seasonal window of the first (shortest) season; each next season's window
 /// is 4 wider, the usual MSTL defaults.
 const FIRST_SEASONAL_SPAN: usize = 11;
+/// Fewest cycles of a short season for `auto` to try MSTL on it (its
+/// seasonal window spans this many cycles).
+pub const MIN_CYCLES: usize = FIRST_SEASONAL_SPAN;
+/// Fewest points for `auto` to try MSTL on one short season (enough for its
+/// trend window and a calibrated comparison).
+pub const MIN_POINTS: usize = 200;
 /// Rounds over all seasons when there are several.
 const ITERATIONS: usize = 2;
 /// The adjusted-series model is fitted on at most this many recent points
@@ -60,13 +66,13 @@ pub fn decompose(y: &[f64], periods: &[usize]) -> Parts {
     let k = periods.len();
     let mut seasonal = vec![vec![0.0; y.len()]; k];
     let mut adjusted = y.to_vec();
-    let rounds = if k > 1 { envu("HZ_IT", ITERATIONS) } else { 1 };
+    let rounds = if k > 1 { ITERATIONS } else { 1 };
     for _ in 0..rounds {
         for (j, &m) in periods.iter().enumerate() {
             for (a, s) in adjusted.iter_mut().zip(&seasonal[j]) {
                 *a += s;
             }
-            let d = stl::decompose(&adjusted, m, envu("HZ_SPAN", FIRST_SEASONAL_SPAN) + 4 * j);
+            let d = stl::decompose(&adjusted, m, FIRST_SEASONAL_SPAN + 4 * j);
             seasonal[j] = d.seasonal;
             for (a, s) in adjusted.iter_mut().zip(&seasonal[j]) {
                 *a -= s;
@@ -82,7 +88,11 @@ pub type AdjustedFitter<'a> = dyn Fn(&[f64]) -> Result<State, String> + 'a;
 impl Mstl {
     /// Decomposes `y` with every usable season of `seasons` and fits the
     /// adjusted series with `fit_adjusted`. `Err` when no season is usable.
-    pub fn fit(y: &[f64], seasons: &[usize], fit_adjusted: &AdjustedFitter<'_>) -> Result<Self, String> {
+    pub fn fit(
+        y: &[f64],
+        seasons: &[usize],
+        fit_adjusted: &AdjustedFitter<'_>,
+    ) -> Result<Self, String> {
         let periods = usable_periods(seasons, y.len());
         if periods.is_empty() {
             return Err(format!(
@@ -195,8 +205,4 @@ mod tests {
         assert_eq!(fit.periods, vec![24]);
         assert!(Mstl::fit(&y[..40], &[24], &|y| Ok(State::Naive(Naive::fit(y)))).is_err());
     }
-}
-
-pub(crate) fn envu(k: &str, d: usize) -> usize {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
 }

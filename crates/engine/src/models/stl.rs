@@ -43,7 +43,7 @@ pub fn decompose(y: &[f64], period: usize, seasonal_span: usize) -> Decompositio
     let mut seasonal = vec![0.0; n];
     let mut work = vec![0.0; n];
     let mut cycle = vec![0.0; n + 2 * m];
-    for _ in 0..super::mstl::envu("HZ_INNER", INNER) {
+    for _ in 0..INNER {
         // 1. Detrend.
         for t in 0..n {
             work[t] = y[t] - trend[t];

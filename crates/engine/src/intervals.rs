@@ -164,7 +164,7 @@ fn calibrate(state: &State, y: &[f64], m: usize) -> Option<Bands> {
     } else {
         1
     };
-    for k in (first..n).filter(|k| (n - 1 - k) % stride == 0) {
+    for k in (first..n).filter(|k| (n - 1 - k).is_multiple_of(stride)) {
         let steps = horizon.min(n - k);
         // On long series re-filter only a recent window (starting at a whole
         // number of seasons, so seasonal phases stay right): the states

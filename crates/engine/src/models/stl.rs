@@ -16,7 +16,7 @@ const INNER: usize = 2;
 /// Smallest odd integer ≥ `x`.
 fn odd_at_least(x: f64) -> usize {
     let k = x.ceil().max(1.0) as usize;
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         k + 1
     } else {
         k

@@ -1,5 +1,6 @@
 //! Reading long-format competition CSV files
-//! (`dataset,series_id,group,period,horizon,split,t,value`).
+//! (`dataset,series_id,group,period,horizon,split,t,value`, optionally with
+//! realworld.csv's `freq`, `ds` and `seasons` columns).
 
 use crate::BenchError;
 use std::collections::HashMap;
@@ -9,6 +10,13 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     pub id: String,
+    /// The `dataset` column (e.g. `m3`, `fpp2.elecdemand`).
+    pub dataset: String,
+    /// Pandas frequency alias (`freq` column), when the file has one.
+    pub freq: Option<String>,
+    /// Every season length (`seasons` column, `;`-separated); without that
+    /// column, `[period]`.
+    pub seasons: Vec<usize>,
     pub group: String,
     /// Seasonal period m (1 = none).
     pub period: usize,
@@ -55,7 +63,12 @@ pub fn parse_long_csv(text: &str) -> Result<Vec<Series>, BenchError> {
     let width = names.len();
 
     // Per series: metadata plus (t, value) pairs for each split.
+    let optional = |want: &str| names.iter().position(|n| *n == want);
+    let (freq_col, seasons_col) = (optional("freq"), optional("seasons"));
     struct Raw {
+        dataset: String,
+        freq: Option<String>,
+        seasons: Option<Vec<usize>>,
         group: String,
         period: usize,
         horizon: usize,
@@ -85,9 +98,22 @@ pub fn parse_long_csv(text: &str) -> Result<Vec<Series>, BenchError> {
         if !value.is_finite() {
             return Err(bad("value (not finite)"));
         }
+        let seasons = match seasons_col {
+            Some(c) => Some(
+                fields[c]
+                    .split(';')
+                    .map(|v| v.trim().parse::<usize>())
+                    .collect::<Result<Vec<usize>, _>>()
+                    .map_err(|_| bad("seasons"))?,
+            ),
+            None => None,
+        };
         let raw = by_id.entry(id.to_string()).or_insert_with(|| {
             order.push(id.to_string());
             Raw {
+                dataset: fields[col[0]].to_string(),
+                freq: freq_col.map(|c| fields[c].to_string()),
+                seasons,
                 group: fields[col[2]].to_string(),
                 period,
                 horizon,
@@ -124,10 +150,14 @@ pub fn parse_long_csv(text: &str) -> Result<Vec<Series>, BenchError> {
         } else {
             raw.horizon.min(raw.test.len())
         };
+        let period = raw.period.max(1);
         out.push(Series {
             id,
+            dataset: raw.dataset,
+            freq: raw.freq,
+            seasons: raw.seasons.unwrap_or_else(|| vec![period]),
             group: raw.group,
-            period: raw.period.max(1),
+            period,
             horizon,
             train: raw.train.into_iter().map(|p| p.1).collect(),
             test: raw.test.into_iter().take(horizon).map(|p| p.1).collect(),
@@ -159,6 +189,19 @@ mod tests {
         assert_eq!(s[0].test, vec![3.0, 4.0]);
         assert_eq!(s[1].period, 12);
         assert_eq!(s[1].group, "monthly");
+        assert_eq!(s[1].seasons, vec![12]);
+        assert_eq!(s[1].freq, None);
+    }
+
+    #[test]
+    fn reads_freq_and_seasons_columns() {
+        let text = "dataset,series_id,group,period,horizon,split,t,value,freq,ds,seasons\n\
+                    fpp2.x,E,hourly,24,1,train,0,1.0,h,2014-01-01T00:00:00,24;168\n\
+                    fpp2.x,E,hourly,24,1,test,0,2.0,h,2014-01-01T01:00:00,24;168\n";
+        let s = parse_long_csv(text).unwrap();
+        assert_eq!(s[0].seasons, vec![24, 168]);
+        assert_eq!(s[0].freq.as_deref(), Some("h"));
+        assert_eq!(s[0].dataset, "fpp2.x");
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! Accuracy and speed benchmark of the engine on long-format competition data
-//! (M3 and alike): fit every series on its `train` rows in parallel, forecast
-//! its horizon, score against the `test` rows (sMAPE, MASE, OWA against
-//! Naive2, 80%/95% interval coverage), and report per group and overall with
-//! failures, fallbacks, wall time, throughput and peak memory.
+//! (M3, realworld.csv and alike): fit every series on its `train` rows in
+//! parallel, forecast its horizon, score against the `test` rows (sMAPE,
+//! MASE, OWA against Naive2, 80%/95% interval coverage), and report per group
+//! (and, where a group mixes season sets, per `group[seasons]`) and overall
+//! with failures, fallbacks, forecasts far outside the data's range, thread
+//! CPU time, wall time, throughput and peak memory.
+//!
+//! sMAPE is averaged over the windows whose train and test values are all
+//! > 0 (it means nothing near zero), as `../shared/data/README.md` scores it.
 //!
 //! The command-line arguments are defined once here ([`Args`]) and used by
 //! both `horizon bench` and `cargo run -p bench --example bench`.
@@ -36,6 +41,17 @@ pub enum BenchError {
     Pool(String),
 }
 
+/// Which seasons the engine is given.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SeasonsMode {
+    /// The `seasons` column (`period` without one).
+    #[default]
+    Declared,
+    /// None: only the season candidates of the `freq` column (none without
+    /// one), which the engine tests, or detection from the data.
+    Auto,
+}
+
 /// Command-line arguments of the benchmark.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -60,6 +76,14 @@ pub struct Args {
     /// Only the series of this group (e.g. monthly).
     #[arg(long)]
     pub group: Option<String>,
+    /// Seasons given to the engine: `declared` (the `seasons` column) or
+    /// `auto` (only the candidates of the `freq` column).
+    #[arg(long, value_enum, default_value_t = SeasonsMode::Declared)]
+    pub seasons: SeasonsMode,
+    /// Leave out the series of this dataset (repeatable), e.g.
+    /// modeldata.Chicago, which has no statsforecast reference scores.
+    #[arg(long, value_name = "DATASET")]
+    pub exclude_dataset: Vec<String>,
 }
 
 /// Scores of one group (or of all series).
@@ -67,7 +91,9 @@ pub struct Args {
 pub struct GroupScore {
     pub name: String,
     pub series: usize,
+    /// Mean sMAPE over the windows whose values are all > 0 ([`Self::smape_windows`]).
     pub smape: f64,
+    pub smape_windows: usize,
     pub mase: f64,
     pub owa: f64,
     pub coverage80: f64,
@@ -76,7 +102,10 @@ pub struct GroupScore {
     pub naive2_mase: f64,
     pub fallbacks: usize,
     pub failures: usize,
-    /// Sum of the per-series fit+forecast times (CPU-seconds, roughly).
+    /// Windows with a mean forecast outside [min − 2·range, max + 2·range]
+    /// of their training data.
+    pub out_of_range: usize,
+    /// Sum of the per-series fit+forecast thread CPU times.
     pub cpu_seconds: f64,
     /// Wall seconds of the whole run (overall only; 0 for groups).
     pub seconds: f64,
@@ -108,6 +137,9 @@ pub struct Report {
 /// Result of one series.
 struct Outcome {
     smape: f64,
+    /// Train and test values all > 0 (sMAPE is counted).
+    positive: bool,
+    out_of_range: bool,
     mase: Option<f64>,
     naive2_smape: f64,
     naive2_mase: Option<f64>,
@@ -141,6 +173,7 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
     if let Some(g) = &args.group {
         all.retain(|s| &s.group == g);
     }
+    all.retain(|s| !args.exclude_dataset.contains(&s.dataset));
     if let Some(limit) = args.limit {
         all.truncate(limit);
     }
@@ -174,11 +207,12 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
     };
 
     let method = args.model;
+    let mode = args.seasons;
     let start = Instant::now();
     let outcomes: Vec<Outcome> = pool.install(|| {
         all.par_iter()
             .map(|s| {
-                let o = run_one(s, method);
+                let o = run_one(s, method, mode);
                 bar.inc(1);
                 o
             })
@@ -195,15 +229,15 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
 
 /// Fits, forecasts and scores one series; panics and non-finite output are
 /// caught and reported as failures (scored with the naive forecast).
-fn run_one(s: &Series, method: Method) -> Outcome {
+fn run_one(s: &Series, method: Method, mode: SeasonsMode) -> Outcome {
     let levels = [Level::parse(80.0), Level::parse(95.0)];
     let levels: Vec<Level> = levels.into_iter().flatten().collect();
     let scale = score::mase_scale(&s.train, s.period);
     let h = s.horizon;
 
-    let t0 = Instant::now();
-    let attempt = catch_unwind(AssertUnwindSafe(|| fit_forecast(s, method, &levels)));
-    let seconds = t0.elapsed().as_secs_f64();
+    let t0 = thread_cpu_seconds();
+    let attempt = catch_unwind(AssertUnwindSafe(|| fit_forecast(s, method, mode, &levels)));
+    let seconds = thread_cpu_seconds() - t0;
     let (forecast, fallback, failure) = match attempt {
         Ok(Ok((f, fallback))) => (f, fallback, None),
         Ok(Err(e)) => (naive_forecast(s), None, Some(e)),
@@ -221,11 +255,13 @@ fn run_one(s: &Series, method: Method) -> Outcome {
     let naive2_mean = if method == Method::Naive2 && failure.is_none() {
         forecast.mean.clone()
     } else {
-        catch_unwind(AssertUnwindSafe(|| fit_forecast(s, Method::Naive2, &[])))
-            .ok()
-            .and_then(Result::ok)
-            .map(|(f, _)| f.mean)
-            .unwrap_or_else(|| naive_forecast(s).mean)
+        catch_unwind(AssertUnwindSafe(|| {
+            fit_forecast(s, Method::Naive2, SeasonsMode::Declared, &[])
+        }))
+        .ok()
+        .and_then(Result::ok)
+        .map(|(f, _)| f.mean)
+        .unwrap_or_else(|| naive_forecast(s).mean)
     };
 
     let interval = |level: f64| {
@@ -236,8 +272,20 @@ fn run_one(s: &Series, method: Method) -> Outcome {
             .map(|i| score::covered(&s.test, &i.lower, &i.upper))
             .unwrap_or(0)
     };
+    let (lo, hi) = s
+        .train
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(*v), b.max(*v))
+        });
+    let range = hi - lo;
     Outcome {
         smape: score::smape(&s.test, &forecast.mean),
+        positive: s.train.iter().chain(&s.test).all(|v| *v > 0.0),
+        out_of_range: forecast
+            .mean
+            .iter()
+            .any(|v| *v < lo - 2.0 * range || *v > hi + 2.0 * range),
         mase: scale.map(|sc| score::mase(&s.test, &forecast.mean, sc)),
         naive2_smape: score::smape(&s.test, &naive2_mean),
         naive2_mase: scale.map(|sc| score::mase(&s.test, &naive2_mean, sc)),
@@ -253,12 +301,34 @@ fn run_one(s: &Series, method: Method) -> Outcome {
 
 type FitResult = Result<(Forecast, Option<String>), String>;
 
-fn fit_forecast(s: &Series, method: Method, levels: &[Level]) -> FitResult {
+/// The model spec of `s` for `method` and the seasons mode.
+pub fn spec_for(s: &Series, method: Method, mode: SeasonsMode) -> ModelSpec {
+    match mode {
+        SeasonsMode::Declared => ModelSpec::with_seasons(method, s.seasons.clone()),
+        SeasonsMode::Auto => ModelSpec {
+            method,
+            seasons: Vec::new(),
+            season_candidates: s
+                .freq
+                .as_deref()
+                .and_then(|f| protocol::calendar::Freq::parse(f).ok())
+                .map(|f| f.season_candidates())
+                .unwrap_or_default(),
+            nonnegative: None,
+        },
+    }
+}
+
+fn fit_forecast(s: &Series, method: Method, mode: SeasonsMode, levels: &[Level]) -> FitResult {
     let data = SeriesData::parse(s.train.clone()).map_err(|e| e.to_string())?;
     let horizon = Horizon::parse(s.horizon as i64).map_err(|e| e.to_string())?;
-    let fitted = ModelSpec::new(method, Some(s.period))
-        .fit(&data)
-        .map_err(|e| e.to_string())?;
+    // Naive2 (the OWA benchmark) keeps the shortest declared season.
+    let spec = if method == Method::Naive2 {
+        ModelSpec::new(method, Some(s.period))
+    } else {
+        spec_for(s, method, mode)
+    };
+    let fitted = spec.fit(&data).map_err(|e| e.to_string())?;
     let f = fitted.forecast(horizon, levels);
     let finite = f.mean.iter().all(|v| v.is_finite())
         && f.intervals
@@ -299,14 +369,35 @@ fn build_report(
         }
     }
     let pairs: Vec<(&Series, &Outcome)> = all.iter().zip(outcomes).collect();
-    let groups = group_names
-        .iter()
-        .map(|g| {
-            let members: Vec<&(&Series, &Outcome)> =
-                pairs.iter().filter(|(s, _)| s.group == *g).collect();
-            aggregate(g, &members, 0.0)
-        })
-        .collect();
+    let label = |s: &Series| {
+        let p: Vec<String> = s.seasons.iter().map(usize::to_string).collect();
+        format!("{}[{}]", s.group, p.join(";"))
+    };
+    let mut groups = Vec::new();
+    for g in &group_names {
+        let members: Vec<&(&Series, &Outcome)> =
+            pairs.iter().filter(|(s, _)| s.group == *g).collect();
+        groups.push(aggregate(g, &members, 0.0));
+        // A group that mixes season sets is also reported per set.
+        let mut labels: Vec<String> = Vec::new();
+        for (s, _) in &members {
+            let l = label(s);
+            if !labels.contains(&l) {
+                labels.push(l);
+            }
+        }
+        if labels.len() > 1 {
+            labels.sort();
+            for l in labels {
+                let part: Vec<&(&Series, &Outcome)> = members
+                    .iter()
+                    .copied()
+                    .filter(|(s, _)| label(s) == l)
+                    .collect();
+                groups.push(aggregate(&l, &part, 0.0));
+            }
+        }
+    }
     let everything: Vec<&(&Series, &Outcome)> = pairs.iter().collect();
     let overall = aggregate("overall", &everything, wall);
 
@@ -343,9 +434,11 @@ fn build_report(
 
 fn aggregate(name: &str, members: &[&(&Series, &Outcome)], wall: f64) -> GroupScore {
     let n = members.len().max(1) as f64;
-    let mean = |f: &dyn Fn(&Outcome) -> f64| members.iter().map(|(_, o)| f(o)).sum::<f64>() / n;
-    let smape = mean(&|o| o.smape);
-    let naive2_smape = mean(&|o| o.naive2_smape);
+    let _ = n;
+    let positive: Vec<&&(&Series, &Outcome)> = members.iter().filter(|(_, o)| o.positive).collect();
+    let np = positive.len().max(1) as f64;
+    let smape = positive.iter().map(|(_, o)| o.smape).sum::<f64>() / np;
+    let naive2_smape = positive.iter().map(|(_, o)| o.naive2_smape).sum::<f64>() / np;
     // MASE over the series that have a scale (all of M3).
     let with_scale: Vec<&&(&Series, &Outcome)> =
         members.iter().filter(|(_, o)| o.mase.is_some()).collect();
@@ -365,6 +458,7 @@ fn aggregate(name: &str, members: &[&(&Series, &Outcome)], wall: f64) -> GroupSc
         name: name.to_string(),
         series: members.len(),
         smape,
+        smape_windows: positive.len(),
         mase,
         owa: score::owa(smape, mase, naive2_smape, naive2_mase),
         coverage80: cov(|o| o.covered80),
@@ -373,6 +467,7 @@ fn aggregate(name: &str, members: &[&(&Series, &Outcome)], wall: f64) -> GroupSc
         naive2_mase,
         fallbacks: members.iter().filter(|(_, o)| o.fallback.is_some()).count(),
         failures: members.iter().filter(|(_, o)| o.failure.is_some()).count(),
+        out_of_range: members.iter().filter(|(_, o)| o.out_of_range).count(),
         cpu_seconds: cpu,
         seconds: wall,
         series_per_second: if wall > 0.0 {
@@ -428,6 +523,23 @@ fn write_forecasts(
     w.flush().map_err(err)
 }
 
+/// CPU seconds consumed by the calling thread so far (wall-clock seconds
+/// where the platform has no thread clock).
+pub fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc == 0 {
+        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    } else {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_secs_f64()
+    }
+}
+
 /// Peak resident memory of this process (VmHWM), in MiB; Linux only.
 pub fn peak_memory_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -442,10 +554,11 @@ impl Report {
         let mut out = String::new();
         let line = |g: &GroupScore| {
             format!(
-                "{:<10} {:>6} {:>7.3} {:>7.3} {:>6.3} {:>6.3} {:>6.3} {:>8.3} {:>7.3} {:>5} {:>5} {:>8.2}\n",
+                "{:<16} {:>6} {:>7.3} {:>4} {:>7.3} {:>6.3} {:>6.3} {:>6.3} {:>8.3} {:>7.3} {:>5} {:>5} {:>5} {:>8.2}\n",
                 g.name,
                 g.series,
                 g.smape,
+                g.smape_windows,
                 g.mase,
                 g.owa,
                 g.coverage80,
@@ -454,6 +567,7 @@ impl Report {
                 g.naive2_mase,
                 g.fallbacks,
                 g.failures,
+                g.out_of_range,
                 g.cpu_seconds
             )
         };
@@ -462,10 +576,11 @@ impl Report {
             self.model, self.file, self.threads
         ));
         out.push_str(&format!(
-            "{:<10} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>7} {:>5} {:>5} {:>8}\n",
+            "{:<16} {:>6} {:>7} {:>4} {:>7} {:>6} {:>6} {:>6} {:>8} {:>7} {:>5} {:>5} {:>5} {:>8}\n",
             "group",
             "series",
             "sMAPE",
+            "n>0",
             "MASE",
             "OWA",
             "cov80",
@@ -474,6 +589,7 @@ impl Report {
             "N2 MASE",
             "fallb",
             "fail",
+            "range",
             "cpu s"
         ));
         for g in &self.groups {

@@ -65,37 +65,29 @@ impl ModelSpec {
     /// Fits the model. When the requested method cannot be fitted to this
     /// series, a simpler one is used and [`FittedModel::fallback`] says why.
     pub fn fit(&self, y: &SeriesData) -> Result<FittedModel, FitError> {
-        // TODO(issue 8): several seasons and season detection; until then the
-        // shortest given season, or none.
-        let m = self.seasons.iter().copied().min().unwrap_or(1).max(1);
         // Models fit and calibrate on the series divided by a power of two
         // near its typical size: squared errors cannot overflow, and the
         // result is equivariant to the scale of the data.
         let scale = scale_of(y.values());
         let filled: Vec<f64> = y.filled().iter().map(|v| v / scale).collect();
         let values = filled.as_slice();
-        let seasons: Vec<usize> = self
-            .seasons
-            .iter()
-            .chain(&self.season_candidates)
-            .copied()
-            .collect();
-        let method = match intermittent_switch(self.method, y.values(), values, &seasons) {
-            Some(switched) => switched,
-            None => self.method,
-        };
+        let observed: Vec<f64> = y.values().iter().map(|v| v / scale).collect();
+        let seasons = crate::seasonal::resolve(&self.seasons, &self.season_candidates, values);
+        let m = seasons.first().copied().unwrap_or(1);
+        let method =
+            intermittent_switch(self.method, y.values(), values, &seasons).unwrap_or(self.method);
         // A panic in a model is a bug, but one series must not take a worker
         // down with it: treat it like a failed fit.
-        let observed: Vec<f64> = y.values().iter().map(|v| v / scale).collect();
         let attempt = catch_unwind(AssertUnwindSafe(|| {
-            models::fit_with_gaps(method, values, &observed, m)
+            models::fit_seasons(method, values, &observed, &seasons)
         }))
         .unwrap_or_else(|_| Err("the model panicked".into()));
-        let (state, fallback) = match attempt {
-            Ok((state, note)) => (state, note),
+        let (state, fallback, bands) = match attempt {
+            Ok(f) => (f.state, f.note, f.bands),
             Err(why) => (
                 models::fit_fallback(values, m),
                 Some(format!("{} could not be fitted: {why}", self.method)),
+                None,
             ),
         };
         // A model whose forecast is not finite is no model: fall back.
@@ -103,27 +95,31 @@ impl ModelSpec {
             state.forecast(1).iter().all(|v| v.is_finite())
         }))
         .unwrap_or(false);
-        let (state, fallback) = if finite {
-            (state, fallback)
+        let (state, fallback, bands) = if finite {
+            (state, fallback, bands)
         } else {
             (
                 models::fit_fallback(values, m),
                 Some(format!("{} gave a non-finite forecast", self.method)),
+                None,
             )
         };
         // Interpolated values are not outcomes: they are not scored.
         let missing: Vec<bool> = y.values().iter().map(|v| v.is_nan()).collect();
-        let bands = catch_unwind(AssertUnwindSafe(|| {
-            Bands::calibrate_with_gaps(&state, values, m, &missing)
-        }))
-        .unwrap_or_else(|_| Bands::fallback(values, m));
+        let bands = match bands {
+            Some(b) => b,
+            None => catch_unwind(AssertUnwindSafe(|| {
+                Bands::calibrate_with_gaps(&state, values, m, &missing)
+            }))
+            .unwrap_or_else(|_| Bands::fallback(values, m)),
+        };
         let description = match method {
             switched if switched != self.method => format!(
                 "{} (intermittent demand, ADI {:.2})",
-                state.describe(),
+                describe_with_seasons(&state, &seasons),
                 intermittent::adi(y.values())
             ),
-            _ => state.describe(),
+            _ => describe_with_seasons(&state, &seasons),
         };
         Ok(FittedModel {
             format_version: FORMAT_VERSION,
@@ -196,6 +192,18 @@ fn scale_of(observed: &[f64]) -> f64 {
     let mean = max * (sum / count.max(1) as f64);
     let exponent = (mean.log2().round() as i64).clamp(-1022, 1023);
     f64::from_bits(((exponent + 1023) as u64) << 52)
+}
+
+/// The chosen model and the seasons it uses: MSTL names its own (also inside
+/// a combination); any other model is followed by the season it was given
+/// (or none).
+fn describe_with_seasons(state: &State, seasons: &[usize]) -> String {
+    let model = state.describe();
+    match seasons {
+        _ if model.contains("MSTL(") => model,
+        [] => format!("{model}; no season"),
+        [m, ..] => format!("{model}; season {m}"),
+    }
 }
 
 /// A fitted model: small serde state that forecasts without the training data.

@@ -1,5 +1,7 @@
 //! Seasonality helpers shared by the model families: autocorrelation, the 90%
-//! seasonality test of the M competitions and classical decomposition.
+//! seasonality test of the M competitions, classical decomposition, and the
+//! choice of the seasons a fit uses ([`resolve`]: given, tested candidates,
+//! or detected from the data).
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +32,162 @@ pub fn is_seasonal(y: &[f64], m: usize) -> bool {
     let sum_sq: f64 = r[..m - 1].iter().map(|v| v * v).sum();
     let limit = 1.645 * ((1.0 + 2.0 * sum_sq) / n as f64).sqrt();
     r[m - 1].abs() > limit
+}
+
+/// Fewest cycles a candidate or detected season needs in the data.
+const MIN_CYCLES: usize = 3;
+/// Longest stretch of recent data that data-driven detection looks at (its
+/// autocorrelations cost O(n · lag)).
+const DETECTION_WINDOW: usize = 4_000;
+/// Family-wise false-detection rate of data-driven detection over all lags.
+const DETECTION_ALPHA: f64 = 0.05;
+
+/// The seasons a fit uses, ascending, each ≥ 2 (empty: none).
+///
+/// Seasons the client gave win (`[1]` = explicitly none). Without them, each
+/// candidate (e.g. from the frequency) is kept when the data cover
+/// [`MIN_CYCLES`] cycles and [`candidate_supported`] says so. Without
+/// candidates, [`detect`] looks for one season in the data.
+pub fn resolve(given: &[usize], candidates: &[usize], y: &[f64]) -> Vec<usize> {
+    let mut out: Vec<usize> = if !given.is_empty() {
+        given.iter().copied().filter(|&m| m >= 2).collect()
+    } else if !candidates.is_empty() {
+        // Shortest first; each longer one is tested on the series without
+        // the seasons already kept (a daily pattern repeats weekly too).
+        let mut sorted: Vec<usize> = candidates.iter().copied().filter(|&m| m >= 2).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut rest = y.to_vec();
+        let mut kept = Vec::new();
+        for m in sorted {
+            if candidate_supported(&rest, m) {
+                if let Some((idx, _)) = additive_season(&rest, m) {
+                    for (t, v) in rest.iter_mut().enumerate() {
+                        *v -= idx[t % m];
+                    }
+                }
+                kept.push(m);
+            }
+        }
+        kept
+    } else {
+        detect(y).into_iter().collect()
+    };
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Seasonal strength above which a candidate is kept even when the
+/// autocorrelation test is inconclusive (Wang, Smith & Hyndman 2006; 0.64 is
+/// the usual "strongly seasonal" threshold).
+const STRONG_SEASON: f64 = 0.64;
+
+/// Does the data support season `m`? Either the one-sided 90%
+/// autocorrelation test of the M competitions at lag m on the series
+/// detrended by a centred moving average of order m
+/// (r_m > 1.645·sqrt((1 + 2·Σ_{k<m} r_k²)/n)), or, since that test cannot
+/// pass for a long season seen over few cycles, a strong seasonal strength
+/// (see [`additive_season`]) ≥ [`STRONG_SEASON`].
+pub fn candidate_supported(y: &[f64], m: usize) -> bool {
+    if m < 2 || y.len() < MIN_CYCLES * m {
+        return false;
+    }
+    let detrended = detrend(y, m);
+    let n = detrended.len();
+    if n >= 2 * m {
+        let r = acf(&detrended, m);
+        let sum_sq: f64 = r[..m - 1].iter().map(|v| v * v).sum();
+        if r[m - 1] > 1.645 * ((1.0 + 2.0 * sum_sq) / n as f64).sqrt() {
+            return true;
+        }
+    }
+    additive_season(y, m).is_some_and(|s| s.1 >= STRONG_SEASON)
+}
+
+/// Additive seasonal indices of season `m` (`indices[t % m]`, mean 0) from
+/// the series detrended by a centred moving average, and the seasonal
+/// strength 1 − Var(R)/Var(S + R) in [0, 1] (Wang, Smith & Hyndman 2006).
+/// `None` below two cycles.
+pub fn additive_season(y: &[f64], m: usize) -> Option<(Vec<f64>, f64)> {
+    if m < 2 || y.len() < 2 * m {
+        return None;
+    }
+    let cma = centred_moving_average(y, m);
+    let (mut sums, mut counts) = (vec![0.0; m], vec![0usize; m]);
+    let mut detrended = Vec::with_capacity(y.len());
+    for (t, c) in cma.iter().enumerate() {
+        if let Some(c) = c {
+            sums[t % m] += y[t] - c;
+            counts[t % m] += 1;
+            detrended.push((t, y[t] - c));
+        }
+    }
+    if counts.contains(&0) {
+        return None;
+    }
+    let mut idx: Vec<f64> = sums
+        .iter()
+        .zip(&counts)
+        .map(|(s, c)| s / *c as f64)
+        .collect();
+    let mean = idx.iter().sum::<f64>() / m as f64;
+    idx.iter_mut().for_each(|v| *v -= mean);
+    let var = |it: &mut dyn Iterator<Item = f64>| {
+        let v: Vec<f64> = it.collect();
+        let mu = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        v.iter().map(|x| (x - mu).powi(2)).sum::<f64>()
+    };
+    let total = var(&mut detrended.iter().map(|p| p.1));
+    let rem = var(&mut detrended.iter().map(|&(t, d)| d - idx[t % m]));
+    let strength = if total > 0.0 && total.is_finite() {
+        (1.0 - rem / total).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    Some((idx, strength))
+}
+
+/// One season found in the data alone, if any: the lag (2 ..= n/3) whose
+/// autocorrelation of the differenced series is a local peak and exceeds its
+/// Bartlett limit at a Bonferroni-corrected level over all lags tried; the
+/// highest such peak wins.
+pub fn detect(y: &[f64]) -> Option<usize> {
+    let y = &y[y.len().saturating_sub(DETECTION_WINDOW)..];
+    if y.len() < 2 * MIN_CYCLES + 2 {
+        return None;
+    }
+    // Differences remove a trend, which would otherwise make every lag look
+    // correlated.
+    let d: Vec<f64> = y.windows(2).map(|w| w[1] - w[0]).collect();
+    let n = d.len();
+    let max_lag = n / MIN_CYCLES;
+    if max_lag < 2 {
+        return None;
+    }
+    let r = acf(&d, max_lag + 1);
+    let z = crate::model::normal_quantile(1.0 - DETECTION_ALPHA / (max_lag - 1) as f64);
+    let mut sum_sq = r[0] * r[0];
+    let mut best: Option<(usize, f64)> = None;
+    for lag in 2..=max_lag {
+        let (here, before, after) = (r[lag - 1], r[lag - 2], r[lag]);
+        let limit = z * ((1.0 + 2.0 * sum_sq) / n as f64).sqrt();
+        if here > limit && here >= before && here >= after && best.is_none_or(|b| here > b.1) {
+            best = Some((lag, here));
+        }
+        sum_sq += here * here;
+    }
+    best.map(|b| b.0)
+}
+
+/// `y` minus its centred moving average of order m (2×m when m is even),
+/// over the points where that average exists.
+fn detrend(y: &[f64], m: usize) -> Vec<f64> {
+    centred_moving_average(y, m)
+        .iter()
+        .zip(y)
+        .filter_map(|(c, v)| c.map(|c| v - c))
+        .collect()
 }
 
 /// How seasonal indices combine with the series.
@@ -180,5 +338,57 @@ mod tests {
         let y: Vec<f64> = (0..11).map(|t| 100.0 * pattern[t % 4]).collect();
         assert!(!is_seasonal(&y, 4));
         assert!(is_seasonal(&[y.clone(), y].concat(), 4));
+    }
+
+    #[test]
+    fn detects_twelve_in_five_cycles_and_nothing_in_noise() {
+        let pattern = [
+            3.0, 5.0, 9.0, 4.0, 1.0, -2.0, -6.0, -4.0, 0.0, 2.0, -3.0, 1.0,
+        ];
+        let y: Vec<f64> = (0..60)
+            .map(|t| 50.0 + 0.3 * t as f64 + pattern[t % 12])
+            .collect();
+        assert_eq!(detect(&y), Some(12));
+        assert_eq!(resolve(&[], &[], &y), vec![12]);
+        // Deterministic pseudo-random white noise (LCG): no season.
+        let mut state = 99u64;
+        let noise: Vec<f64> = (0..500)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 11) as f64 / (1u64 << 53) as f64
+            })
+            .collect();
+        assert_eq!(detect(&noise), None);
+        assert!(resolve(&[], &[7, 12, 24], &noise).is_empty());
+        // A long season over only three cycles of noise is not kept either.
+        let long_noise: Vec<f64> = (0..3 * 365)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 11) as f64 / (1u64 << 53) as f64
+            })
+            .collect();
+        assert!(!candidate_supported(&long_noise, 365));
+    }
+
+    #[test]
+    fn candidates_are_tested_and_given_seasons_win() {
+        let mut state = 5u64;
+        let y: Vec<f64> = (0..24 * 30)
+            .map(|t| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let e = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                10.0 + (2.0 * std::f64::consts::PI * t as f64 / 24.0).sin() + 0.3 * e
+            })
+            .collect();
+        // 24 is in the data; 168 has too few cycles; 7 is not in the data.
+        assert_eq!(resolve(&[], &[7, 24, 168], &y), vec![24]);
+        assert_eq!(resolve(&[168, 24], &[7], &y), vec![24, 168]);
+        assert!(resolve(&[1], &[24], &y).is_empty());
     }
 }

@@ -4,8 +4,15 @@
 //! members that fitted (see [`Combine`]). When some members fail the rest are
 //! still combined and the fit says so; when all fail the caller falls back to
 //! a simpler model (Naive2).
+//!
+//! With several seasons, one longer than the members take directly, or a
+//! series long enough for MSTL, [`fit_seasons`] weighs this combination (on
+//! the shortest season) against MSTL with all the seasons, by their
+//! rolling-origin errors on the series' own tail (the same errors that
+//! calibrate the intervals).
 
-use super::{arima, ces, ets, theta, State};
+use super::{arima, ces, ets, mstl, theta, SeasonalFit, State};
+use crate::intervals::Bands;
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -138,6 +145,83 @@ impl Combination {
             weights: self.weights.clone(),
         }
     }
+}
+
+/// Longest season the combination candidate of [`fit_seasons`] is given; with
+/// a longer shortest season it runs without one.
+const MAX_COMBINATION_SEASON: usize = 52;
+
+/// The model of the seasonally adjusted series inside MSTL.
+/// AutoETS (non-seasonal): on realworld.csv it did as well as the whole
+/// non-seasonal combination or Theta there, at a fraction of the cost.
+fn fit_adjusted(y: &[f64]) -> Result<State, String> {
+    ets::Ets::fit(y, 1).map(State::Ets)
+}
+
+/// `auto` with several seasons or a long one (`seasons` ascending, each ≥ 2):
+/// the single-season combination (shortest season) and MSTL (all seasons)
+/// are both fitted and validated by their mean absolute rolling-origin error
+/// over the calibration horizon; the forecast is their mean weighted by the
+/// inverse squared errors (on realworld.csv this beat picking the smaller
+/// error: MASE 1.092 against 1.107 on the 78 windows with reference scores).
+/// When only one can be fitted or validated, it is used alone.
+pub(crate) fn fit_seasons(y: &[f64], seasons: &[usize]) -> Result<SeasonalFit, String> {
+    let shortest = seasons.first().copied().unwrap_or(1);
+    let combo_m = if shortest <= MAX_COMBINATION_SEASON {
+        shortest
+    } else {
+        1
+    };
+    let mut candidates: Vec<(State, Option<String>)> = Vec::new();
+    let mut failed = Vec::new();
+    // Like the adjusted series inside MSTL, the combination learns from the
+    // recent past only: the cost of a long series stays bounded.
+    let recent = &y[y.len().saturating_sub(mstl::ADJUSTED_WINDOW)..];
+    match Combination::fit(recent, combo_m) {
+        Ok((c, note)) => candidates.push((State::Combination(c), note)),
+        Err(why) => failed.push(why),
+    }
+    match mstl::Mstl::fit(y, seasons, &fit_adjusted) {
+        Ok(m) => candidates.push((State::Mstl(m), None)),
+        Err(why) => failed.push(why),
+    }
+    // Each candidate's rolling-origin error on the series' own tail.
+    let mut scored: Vec<(f64, State, Option<String>, Bands)> = Vec::new();
+    for (state, note) in candidates {
+        let bands = catch_unwind(AssertUnwindSafe(|| Bands::calibrate(&state, y, shortest)))
+            .unwrap_or_else(|_| Bands::fallback(y, shortest));
+        let score = bands
+            .validation_error(y.len(), shortest)
+            .unwrap_or(f64::INFINITY);
+        scored.push((score, state, note, bands));
+    }
+    let all_scored = scored.len() == 2 && scored.iter().all(|c| c.0.is_finite() && c.0 > 0.0);
+    if all_scored {
+        // Both validated: weighted by inverse squared validation error.
+        let inv: Vec<f64> = scored.iter().map(|c| 1.0 / (c.0 * c.0)).collect();
+        let total: f64 = inv.iter().sum();
+        let weights: Vec<f64> = inv.iter().map(|v| v / total).collect();
+        let note = scored.iter().find_map(|c| c.2.clone());
+        let state = State::Combination(Combination {
+            combine: Combine::Weighted,
+            members: scored.into_iter().map(|c| c.1).collect(),
+            weights,
+        });
+        return Ok(SeasonalFit {
+            state,
+            note,
+            bands: None,
+        });
+    }
+    scored
+        .into_iter()
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, state, note, bands)| SeasonalFit {
+            state,
+            note,
+            bands: Some(bands),
+        })
+        .ok_or_else(|| format!("no candidate could be fitted ({})", failed.join("; ")))
 }
 
 fn combine(how: Combine, vals: &mut [f64], weights: &[f64]) -> f64 {

@@ -7,6 +7,8 @@ pub mod baselines;
 pub mod ces;
 pub mod ets;
 pub mod intermittent;
+pub mod mstl;
+pub mod stl;
 pub mod theta;
 
 use crate::Method;
@@ -28,6 +30,7 @@ pub enum State {
     Ces(ces::Ces),
     Combination(auto::Combination),
     Intermittent(intermittent::Intermittent),
+    Mstl(mstl::Mstl),
 }
 
 impl State {
@@ -46,6 +49,7 @@ impl State {
             State::Ces(s) => s.forecast(h),
             State::Combination(s) => s.forecast(h),
             State::Intermittent(s) => s.forecast(h),
+            State::Mstl(s) => s.forecast(h),
         }
     }
 
@@ -66,6 +70,7 @@ impl State {
             State::Ces(s) => s.describe(),
             State::Combination(s) => s.describe(),
             State::Intermittent(s) => s.describe(),
+            State::Mstl(s) => s.describe(),
         }
     }
 
@@ -84,6 +89,7 @@ impl State {
             State::Ces(s) => State::Ces(s.refilter(y)),
             State::Combination(s) => State::Combination(s.refilter(y)),
             State::Intermittent(s) => State::Intermittent(s.refilter(y)),
+            State::Mstl(s) => State::Mstl(s.refilter(y)),
         }
     }
 }
@@ -148,4 +154,74 @@ pub(crate) fn fit_with_gaps(
 /// the seasonally adjusted series), which never fails.
 pub(crate) fn fit_fallback(y: &[f64], m: usize) -> State {
     State::Naive2(baselines::Naive2::fit(y, m))
+}
+
+/// Longest season the single-season families take directly; longer ones, and
+/// several seasons, go through MSTL (a seasonal state of hundreds of values
+/// is slow to fit and poorly estimated).
+pub const MAX_DIRECT_SEASON: usize = 24;
+
+/// A fit for a set of seasons: the state, a note (see [`fit`]) and, when the
+/// choice of the model already calibrated its intervals, those.
+pub(crate) struct SeasonalFit {
+    pub state: State,
+    pub note: Option<String>,
+    pub bands: Option<crate::intervals::Bands>,
+}
+
+/// Fits `method` with the seasons `seasons` (ascending, each ≥ 2; empty =
+/// none). One short season goes to the method itself; several or long ones to
+/// MSTL with the method's non-seasonal form on the adjusted series (`auto`
+/// chooses between that and its single-season combination, see
+/// [`auto::fit_seasons`]). Methods without a seasonal form of their own
+/// (naive, drift, ...) keep their usual behaviour with the shortest season.
+///
+/// `observed` is `y` with NaN where a value was missing (see
+/// [`fit_with_gaps`]).
+pub(crate) fn fit_seasons(
+    method: Method,
+    y: &[f64],
+    observed: &[f64],
+    seasons: &[usize],
+) -> Result<SeasonalFit, String> {
+    let shortest = seasons.first().copied().unwrap_or(1);
+    let direct = |m: usize| {
+        fit_with_gaps(method, y, observed, m).map(|(state, note)| SeasonalFit {
+            state,
+            note,
+            bands: None,
+        })
+    };
+    // `auto` also weighs MSTL against its combination for one short season
+    // when the series is long enough for MSTL's seasonal window.
+    let mstl_worth_trying = method == Method::Auto
+        && seasons.len() == 1
+        && y.len() >= mstl::MIN_POINTS
+        && y.len() >= mstl::MIN_CYCLES * shortest;
+    let simple = seasons.len() <= 1 && shortest <= MAX_DIRECT_SEASON && !mstl_worth_trying;
+    let mstl_capable = matches!(
+        method,
+        Method::Auto
+            | Method::Ets
+            | Method::Arima
+            | Method::Theta
+            | Method::OptimizedTheta
+            | Method::DynamicTheta
+            | Method::Ces
+    );
+    if simple || !mstl_capable {
+        return direct(shortest);
+    }
+    if method == Method::Auto {
+        return auto::fit_seasons(y, seasons);
+    }
+    match mstl::Mstl::fit(y, seasons, &move |adj| fit(method, adj, 1).map(|(s, _)| s)) {
+        Ok(m) => Ok(SeasonalFit {
+            state: State::Mstl(m),
+            note: None,
+            bands: None,
+        }),
+        // Too short for any of the seasons as MSTL: the method itself.
+        Err(_) => direct(shortest),
+    }
 }

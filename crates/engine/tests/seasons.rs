@@ -1,0 +1,198 @@
+//! Several, long and detected seasons through the public API: the fitted
+//! model carries every season it was given (or found), says so in its
+//! description, survives serialization bit for bit, and its intervals widen.
+
+use engine::{FittedModel, Horizon, Level, Method, ModelSpec, SeriesData};
+use std::f64::consts::PI;
+
+fn wave(t: usize, period: f64) -> f64 {
+    (2.0 * PI * t as f64 / period).sin()
+}
+
+/// Deterministic noise in [−0.5, 0.5) (LCG).
+fn noise(n: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+        .collect()
+}
+
+fn daily_three_years() -> Vec<f64> {
+    let e = noise(3 * 365, 7);
+    (0..3 * 365)
+        .map(|t| 100.0 + 0.01 * t as f64 + 5.0 * wave(t, 7.0) + 20.0 * wave(t, 365.0) + e[t])
+        .collect()
+}
+
+fn fit(spec: ModelSpec, y: &[f64]) -> FittedModel {
+    spec.fit(&SeriesData::parse(y.to_vec()).unwrap()).unwrap()
+}
+
+#[test]
+fn a_pure_two_season_signal_is_reproduced() {
+    let all: Vec<f64> = (0..168 * 12 + 48)
+        .map(|t| 50.0 + 4.0 * wave(t, 24.0) + 2.5 * wave(t + 30, 168.0))
+        .collect();
+    let (train, test) = all.split_at(168 * 12);
+    let fitted = fit(ModelSpec::with_seasons(Method::Auto, vec![24, 168]), train);
+    assert!(
+        fitted.description().contains("MSTL(seasons 24,168"),
+        "{}",
+        fitted.description()
+    );
+    let f = fitted.forecast(Horizon::parse(48).unwrap(), &[]);
+    let mae: f64 = f
+        .mean
+        .iter()
+        .zip(test)
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f64>()
+        / 48.0;
+    // The seasonal naive of the shortest season alone errs by about 0.45.
+    assert!(mae < 0.15, "MAE {mae}");
+}
+
+#[test]
+fn a_long_season_is_carried_not_dropped() {
+    let y = daily_three_years();
+    for method in [Method::Auto, Method::Ets, Method::Theta] {
+        let fitted = fit(ModelSpec::with_seasons(method, vec![365]), &y);
+        assert!(
+            fitted.description().contains("MSTL(seasons 365"),
+            "{method}: {}",
+            fitted.description()
+        );
+        let f = fitted.forecast(Horizon::parse(365).unwrap(), &[]).mean;
+        // The yearly wave (amplitude 20) is in the forecast: a non-seasonal
+        // model would forecast an almost flat line.
+        let (lo, hi) = f
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(*v), b.max(*v))
+            });
+        assert!(hi - lo > 25.0, "{method}: range {}", hi - lo);
+    }
+}
+
+#[test]
+fn a_ten_thousand_step_season_is_carried() {
+    let e = noise(25_000, 3);
+    let y: Vec<f64> = (0..25_000)
+        .map(|t| 10.0 + 3.0 * wave(t, 10_000.0) + 0.1 * e[t])
+        .collect();
+    let fitted = fit(ModelSpec::with_seasons(Method::Ets, vec![10_000]), &y);
+    assert!(fitted.description().contains("MSTL(seasons 10000"));
+    let f = fitted.forecast(Horizon::parse(5_000).unwrap(), &[]).mean;
+    // 25,000 = 2.5 cycles: the next half cycle falls from 10 to 7 and back.
+    assert!(
+        f[2_500] < 8.0 && f[4_999] > 9.0,
+        "{} {}",
+        f[2_500],
+        f[4_999]
+    );
+}
+
+#[test]
+fn a_season_is_found_without_being_given() {
+    let pattern = [
+        3.0, 5.0, 9.0, 4.0, 1.0, -2.0, -6.0, -4.0, 0.0, 2.0, -3.0, 1.0,
+    ];
+    let y: Vec<f64> = (0..60).map(|t| 50.0 + pattern[t % 12]).collect();
+    let fitted = fit(ModelSpec::with_seasons(Method::Auto, Vec::new()), &y);
+    assert!(
+        fitted.description().ends_with("season 12"),
+        "{}",
+        fitted.description()
+    );
+    let f = fitted.forecast(Horizon::parse(12).unwrap(), &[]).mean;
+    for (i, v) in f.iter().enumerate() {
+        assert!((v - (50.0 + pattern[i])).abs() < 1.0, "step {i}: {v}");
+    }
+    // Explicit seasons win over detection: `[1]` is no season.
+    let plain = fit(ModelSpec::with_seasons(Method::Auto, vec![1]), &y);
+    assert!(plain.description().ends_with("no season"));
+}
+
+#[test]
+fn candidates_are_kept_only_when_the_data_support_them() {
+    let y = daily_three_years();
+    let spec = ModelSpec {
+        method: Method::Ets,
+        seasons: Vec::new(),
+        season_candidates: vec![7, 365],
+        nonnegative: None,
+    };
+    let fitted = fit(spec.clone(), &y);
+    assert!(
+        fitted.description().contains("MSTL(seasons 7,365;"),
+        "{}",
+        fitted.description()
+    );
+    // Without the yearly wave only the weekly season is kept.
+    let weekly: Vec<f64> = y
+        .iter()
+        .enumerate()
+        .map(|(t, v)| v - 20.0 * wave(t, 365.0))
+        .collect();
+    let fitted = fit(spec, &weekly);
+    assert!(
+        fitted.description().ends_with("season 7"),
+        "{}",
+        fitted.description()
+    );
+}
+
+#[test]
+fn new_models_round_trip_bit_exactly_and_intervals_widen() {
+    let daily = daily_three_years();
+    let hourly: Vec<f64> = {
+        let e = noise(24 * 7 * 8, 11);
+        (0..24 * 7 * 8)
+            .map(|t| 20.0 + 3.0 * wave(t, 24.0) + 2.0 * wave(t, 168.0) + e[t])
+            .collect()
+    };
+    let levels = [Level::parse(80.0).unwrap(), Level::parse(95.0).unwrap()];
+    let h = Horizon::parse(400).unwrap();
+    let cases = [
+        (Method::Auto, vec![7, 365], &daily),
+        (Method::Auto, vec![24, 168], &hourly),
+        (Method::Ets, vec![24, 168], &hourly),
+        (Method::Arima, vec![24, 168], &hourly),
+        (Method::Ces, vec![7, 365], &daily),
+        (Method::Auto, vec![24], &hourly),
+    ];
+    for (method, seasons, y) in cases {
+        let fitted = fit(ModelSpec::with_seasons(method, seasons.clone()), y);
+        let want = fitted.forecast(h, &levels);
+        let bytes = postcard::to_stdvec(&fitted).unwrap();
+        let back: FittedModel = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            back.forecast(h, &levels),
+            want,
+            "{method} {seasons:?} postcard"
+        );
+        let json = serde_json::to_string(&fitted).unwrap();
+        let back: FittedModel = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.forecast(h, &levels), want, "{method} {seasons:?} json");
+        for band in &want.intervals {
+            let w: Vec<f64> = band
+                .upper
+                .iter()
+                .zip(&band.lower)
+                .map(|(u, l)| u - l)
+                .collect();
+            assert!(w.windows(2).all(|p| p[1] >= p[0] - 1e-9));
+            assert!(
+                w[399] > w[0],
+                "{method} {seasons:?}: {} vs {}",
+                w[399],
+                w[0]
+            );
+        }
+    }
+}

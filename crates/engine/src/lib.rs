@@ -35,5 +35,7 @@ pub mod seasonal;
 mod series;
 
 pub use method::{Method, UnknownMethod};
-pub use model::{FitError, FittedModel, Forecast, Interval, ModelSpec, FORMAT_VERSION};
+pub use model::{
+    FitError, FittedModel, FittedModelV2, Forecast, Interval, ModelSpec, FORMAT_VERSION,
+};
 pub use series::{Horizon, Level, SeriesData, SeriesError, MAX_HORIZON, MAX_SERIES_LEN};

@@ -8,8 +8,12 @@ use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use thiserror::Error;
 
-/// Version of the serialized [`FittedModel`] layout; bump on any change.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the serialized [`FittedModel`] layout; bump on any change, and
+/// keep a reader for the layout it replaces ([`FittedModelV2`]).
+///
+/// 3: `n_missing`, `scale`, `nonnegative` appended; `State::Intermittent`
+/// and `State::Mstl` appended.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// What to fit: the method, the seasons, and whether forecasts may go below
 /// zero.
@@ -231,6 +235,41 @@ pub struct FittedModel {
 
 fn unit_scale() -> f64 {
     1.0
+}
+
+/// The layout of [`FittedModel`] at `FORMAT_VERSION` 2, frozen: a store may
+/// hold such states, and they are read into today's layout with the defaults
+/// of the fields added since (no gaps, unit scale, no clipping: exactly how
+/// version 2 forecast). Layout changes only append, so the fields it shares
+/// with today's model decode the same way.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FittedModelV2 {
+    format_version: u32,
+    method: Method,
+    description: String,
+    fallback: Option<String>,
+    n_obs: usize,
+    last_value: f64,
+    bands: Bands,
+    state: State,
+}
+
+impl From<FittedModelV2> for FittedModel {
+    fn from(old: FittedModelV2) -> Self {
+        Self {
+            format_version: old.format_version,
+            method: old.method,
+            description: old.description,
+            fallback: old.fallback,
+            n_obs: old.n_obs,
+            last_value: old.last_value,
+            bands: old.bands,
+            state: old.state,
+            n_missing: 0,
+            scale: 1.0,
+            nonnegative: false,
+        }
+    }
 }
 
 /// A point forecast with prediction intervals, one entry per requested level.

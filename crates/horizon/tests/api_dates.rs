@@ -462,7 +462,6 @@ async fn large_bodies_are_judged_like_small_ones() {
 }
 
 #[tokio::test]
-#[ignore = "needs season detection from branch engine-seasons"]
 async fn seasons_are_found_without_season_length() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestServer::start(dir.path()).await;

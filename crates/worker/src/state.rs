@@ -11,10 +11,11 @@
 //!
 //! - a layout change only appends (fields at the end, enum variants after
 //!   the existing ones) and bumps the version;
-//! - a state written by an *older* version is refused with "fit the model
-//!   again" unless the change ships a reader for it (the old layout frozen
-//!   as a legacy struct, decoded and converted with defaults for the new
-//!   fields), which is then added to [`LoadedModel::decode`];
+//! - a state written by an *older* version is read through the old layout,
+//!   frozen as a legacy struct (engine `FORMAT_VERSION` 2:
+//!   `engine::FittedModelV2`), and converted with defaults for the new fields;
+//!   [`LoadedModel::decode`] lists the readers. A layout with no reader left
+//!   is refused with "fit the model again";
 //! - a state written by a *newer* version is not a verdict: in a rolling
 //!   deploy the old worker answers "unavailable" (a 503 the client may
 //!   retry; an upgraded worker answers it), never a failure for ever.
@@ -22,10 +23,11 @@
 //! Golden files (`tests/golden/*.bin`, one per method) hold the encoded state
 //! of a fixed fit for every method; a test compares today's encoding with them
 //! byte for byte and decodes them. After a deliberate change (with its bump),
-//! regenerate them with one command:
+//! move them to `tests/golden/v<old>/` (the old reader's test reads them
+//! there), then regenerate them with one command:
 //! `HORIZON_BLESS=1 cargo test -p worker --lib golden`.
 
-use engine::FittedModel;
+use engine::{FittedModel, FittedModelV2};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use thiserror::Error;
@@ -117,15 +119,34 @@ impl LoadedModel {
                 expected: STATE_FORMAT,
             });
         }
-        if engine_format != engine::FORMAT_VERSION {
-            return Err(StateError::Format {
-                found: engine_format,
+        match engine_format {
+            engine::FORMAT_VERSION => {
+                let stored: Stored =
+                    postcard::from_bytes(bytes).map_err(|e| StateError::Decode(e.to_string()))?;
+                Ok(Self::new(stored.series))
+            }
+            2 => {
+                #[derive(Deserialize)]
+                struct StoredV2 {
+                    _format: u32,
+                    _engine_format: u32,
+                    series: Vec<(String, FittedModelV2)>,
+                }
+                let stored: StoredV2 =
+                    postcard::from_bytes(bytes).map_err(|e| StateError::Decode(e.to_string()))?;
+                Ok(Self::new(
+                    stored
+                        .series
+                        .into_iter()
+                        .map(|(id, old)| (id, FittedModel::from(old)))
+                        .collect(),
+                ))
+            }
+            found => Err(StateError::Format {
+                found,
                 expected: engine::FORMAT_VERSION,
-            });
+            }),
         }
-        let stored: Stored =
-            postcard::from_bytes(bytes).map_err(|e| StateError::Decode(e.to_string()))?;
-        Ok(Self::new(stored.series))
     }
 
     /// How much of the cache this model takes.
@@ -204,6 +225,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// States written by engine format 2 (the golden files of that layout)
+    /// are read and forecast like today's fit of the same data (within 5%:
+    /// format 3 fits on the scaled series, which moves optimisers slightly).
+    #[test]
+    fn states_of_engine_format_2_are_read() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v2");
+        let (h, levels) = (
+            Horizon::parse(6).expect("h"),
+            [Level::parse(90.0).expect("l")],
+        );
+        let mut read = 0;
+        for method in Method::ALL {
+            let path = dir.join(format!("{}.bin", method.name()));
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue; // a method added after format 2
+            };
+            let old =
+                LoadedModel::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let today = golden_model(method);
+            assert_eq!(old.len(), today.len());
+            for i in 0..old.len() {
+                let (a, b) = (
+                    old.get(i).1.forecast(h, &levels),
+                    today.get(i).1.forecast(h, &levels),
+                );
+                for (x, y) in a.mean.iter().zip(&b.mean) {
+                    assert!(x.is_finite());
+                    assert!(
+                        (x - y).abs() <= 0.05 * y.abs().max(1.0),
+                        "{method}: format 2 forecasts {x}, today {y}"
+                    );
+                }
+            }
+            read += 1;
+        }
+        assert_eq!(read, 13, "every method of format 2 has a golden file");
     }
 
     #[test]

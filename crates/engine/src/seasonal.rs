@@ -151,7 +151,10 @@ pub fn additive_season(y: &[f64], m: usize) -> Option<(Vec<f64>, f64)> {
 /// One season found in the data alone, if any: the lag (2 ..= n/3) whose
 /// autocorrelation of the differenced series is a local peak and exceeds its
 /// Bartlett limit at a Bonferroni-corrected level over all lags tried; the
-/// highest such peak wins.
+/// highest such peak wins. A smooth season (one wave per cycle) correlates
+/// every short lag, which raises the Bartlett limit above any correlation:
+/// when no peak passes, the highest positive peak is kept if its seasonal
+/// strength is strong ([`STRONG_SEASON`], as for candidates).
 pub fn detect(y: &[f64]) -> Option<usize> {
     let y = &y[y.len().saturating_sub(DETECTION_WINDOW)..];
     if y.len() < 2 * MIN_CYCLES + 2 {
@@ -177,7 +180,15 @@ pub fn detect(y: &[f64]) -> Option<usize> {
         }
         sum_sq += here * here;
     }
-    best.map(|b| b.0)
+    if let Some((lag, _)) = best {
+        return Some(lag);
+    }
+    let peak = (2..=max_lag)
+        .filter(|&lag| r[lag - 1] > 0.0 && r[lag - 1] >= r[lag - 2] && r[lag - 1] >= r[lag])
+        .max_by(|&a, &b| r[a - 1].total_cmp(&r[b - 1]))?;
+    let strong = y.len() >= MIN_CYCLES * peak
+        && additive_season(y, peak).is_some_and(|s| s.1 >= STRONG_SEASON);
+    strong.then_some(peak)
 }
 
 /// `y` minus its centred moving average of order m (2×m when m is even),
@@ -350,6 +361,12 @@ mod tests {
             .collect();
         assert_eq!(detect(&y), Some(12));
         assert_eq!(resolve(&[], &[], &y), vec![12]);
+        // A smooth wave, where the Bartlett limit is out of reach.
+        let wave = [
+            5.0, 7.0, 9.0, 12.0, 15.0, 14.0, 11.0, 8.0, 6.0, 4.0, 3.0, 4.0,
+        ];
+        let smooth: Vec<f64> = (0..60).map(|t| 50.0 + wave[t % 12]).collect();
+        assert_eq!(detect(&smooth), Some(12));
         // Deterministic pseudo-random white noise (LCG): no season.
         let mut state = 99u64;
         let noise: Vec<f64> = (0..500)

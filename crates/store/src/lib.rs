@@ -6,6 +6,7 @@
 //! versions through [`ModelStore::wait_settled`]; this is what enforces the
 //! consistency rule. The fitted state is opaque bytes to the store.
 
+mod newest;
 pub mod postgres;
 mod rows;
 pub mod signals;

@@ -14,8 +14,9 @@
 //! - the newest version of each model is kept while the `LISTEN` connection
 //!   is up (every `register_pending`, in any process, notifies it) and
 //!   dropped the moment that connection fails. A gateway sees its own
-//!   registrations at once (while one is being committed, the cache is
-//!   bypassed, so no committed version is ever missed); registrations by
+//!   registrations at once (while one of a model is being committed, the
+//!   cache is bypassed for that model, so no committed version is ever
+//!   missed: the mechanism shared with SQLite, `newest.rs`); registrations by
 //!   other gateways arrive with the notification, typically within a
 //!   millisecond.
 //!
@@ -24,6 +25,7 @@
 //! failed once they are older than a limit (the gateway runs it
 //! periodically), and waiters always have a timeout.
 
+use crate::newest::{Newest, NewestVersions};
 use crate::rows::{
     summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
     VERSION_COLUMNS,
@@ -38,7 +40,6 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -74,45 +75,8 @@ impl PgConfig {
 struct Shared {
     signals: SettleSignals,
     settled: Mutex<HashMap<(ModelName, Version), VersionInfo>>,
-    latest: Mutex<HashMap<ModelName, Version>>,
-    /// The LISTEN connection is up: `latest` may be trusted.
-    listening: AtomicBool,
-    /// Bumped whenever the LISTEN connection goes down.
-    epoch: AtomicU64,
-    /// Registrations of this process between their start and the moment
-    /// `latest` knows their version: while any is under way, `latest`
-    /// may lag behind the database and is not used.
-    registering: AtomicUsize,
-}
-
-/// Counts a registration under way for as long as it lives.
-struct Registering<'a>(&'a AtomicUsize);
-
-impl<'a> Registering<'a> {
-    fn start(n: &'a AtomicUsize) -> Self {
-        n.fetch_add(1, Ordering::SeqCst);
-        Self(n)
-    }
-}
-
-impl Drop for Registering<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl Shared {
-    fn note_latest(&self, model: &ModelName, version: Version) {
-        let mut latest = lock(&self.latest);
-        let v = latest.entry(model.clone()).or_insert(version);
-        *v = (*v).max(version);
-    }
-
-    fn forget_latest(&self) {
-        self.listening.store(false, Ordering::SeqCst);
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        lock(&self.latest).clear();
-    }
+    /// Trusted while the LISTEN connection is up.
+    latest: NewestVersions,
 }
 
 /// The PostgreSQL model registry.
@@ -157,10 +121,7 @@ impl PgStore {
         let shared = Arc::new(Shared {
             signals: SettleSignals::new(),
             settled: Mutex::new(HashMap::new()),
-            latest: Mutex::new(HashMap::new()),
-            listening: AtomicBool::new(false),
-            epoch: AtomicU64::new(0),
-            registering: AtomicUsize::new(0),
+            latest: NewestVersions::partial(),
         });
         let channel = format!("{}_versions", cfg.schema);
         let listener = tokio::spawn(listen(pool.clone(), channel.clone(), shared.clone()));
@@ -324,17 +285,17 @@ async fn listen(pool: PgPool, channel: String, shared: Arc<Shared>) {
         match connected {
             Ok(mut l) => {
                 backoff = Duration::from_millis(100);
-                shared.listening.store(true, Ordering::SeqCst);
+                shared.latest.trust(true);
                 // `Ok(None)` means the connection was lost.
                 while let Ok(Some(n)) = l.try_recv().await {
                     on_notification(&shared, n.payload());
                 }
                 tracing::warn!("lost the PostgreSQL LISTEN connection; reconnecting");
-                shared.forget_latest();
+                shared.latest.trust(false);
             }
             Err(e) => {
                 tracing::debug!("cannot LISTEN on PostgreSQL: {e}");
-                shared.forget_latest();
+                shared.latest.trust(false);
             }
         }
         tokio::time::sleep(backoff).await;
@@ -352,7 +313,7 @@ fn on_notification(shared: &Shared, payload: &str) {
         return;
     };
     if status == "pending" {
-        shared.note_latest(&model, version);
+        shared.latest.note(&model, version);
     }
     shared.signals.notify(&model);
 }
@@ -367,7 +328,7 @@ impl ModelStore for PgStore {
     ) -> Result<Registered, StoreError> {
         // From before the commit until `latest` knows the new version, so a
         // forecast never reads a cached version older than a committed one.
-        let _registering = Registering::start(&self.shared.registering);
+        let registration = self.shared.latest.register(model);
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         // Creates the model or locks its row: registrations of one model
         // take turns from here to the commit.
@@ -390,6 +351,7 @@ impl ModelStore for PgStore {
             .map_err(db_error)?;
             if let Some(version) = existing {
                 tx.commit().await.map_err(db_error)?;
+                registration.nothing();
                 return Ok(Registered::Existing(version));
             }
         }
@@ -420,7 +382,7 @@ impl ModelStore for PgStore {
             .await
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        self.shared.note_latest(model, version);
+        registration.done(version);
         Ok(Registered::New(version))
     }
 
@@ -495,32 +457,20 @@ impl ModelStore for PgStore {
     }
 
     async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError> {
-        let shared = &self.shared;
-        // If no registration of this process is under way now, every
-        // version committed so far by this process is in `latest`: the
-        // answer is at least as new as the database at this instant.
-        if shared.listening.load(Ordering::SeqCst) && shared.registering.load(Ordering::SeqCst) == 0
-        {
-            if let Some(v) = lock(&shared.latest).get(model) {
-                return Ok(Some(*v));
-            }
+        let latest_cache = &self.shared.latest;
+        if let Newest::Known(version) = latest_cache.get(model) {
+            return Ok(version);
         }
-        let epoch = shared.epoch.load(Ordering::SeqCst);
-        let listening = shared.listening.load(Ordering::SeqCst);
+        let epoch = latest_cache.epoch();
         let latest: Option<i64> = sqlx::query_scalar("SELECT latest FROM models WHERE name = $1")
             .bind(model.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
         let latest = latest.filter(|v| *v > 0);
-        // Cache only what was read while notifications were flowing the whole time.
+        // Cached only if notifications flowed the whole time.
         if let Some(v) = latest {
-            if listening
-                && shared.listening.load(Ordering::SeqCst)
-                && shared.epoch.load(Ordering::SeqCst) == epoch
-            {
-                shared.note_latest(model, v);
-            }
+            latest_cache.fill(model, v, epoch);
         }
         Ok(latest)
     }
@@ -888,16 +838,14 @@ mod tests {
         let shared = Shared {
             signals: SettleSignals::new(),
             settled: Mutex::new(HashMap::new()),
-            latest: Mutex::new(HashMap::new()),
-            listening: AtomicBool::new(true),
-            epoch: AtomicU64::new(0),
-            registering: AtomicUsize::new(0),
+            latest: NewestVersions::partial(),
         };
+        shared.latest.trust(true);
         on_notification(&shared, "pending 3 m.a-b");
         on_notification(&shared, "pending 2 m.a-b");
         on_notification(&shared, "ready 9 m.a-b");
         on_notification(&shared, "garbage");
         let m = ModelName::parse("m.a-b").unwrap();
-        assert_eq!(lock(&shared.latest).get(&m), Some(&3));
+        assert_eq!(shared.latest.get(&m), Newest::Known(Some(3)));
     }
 }

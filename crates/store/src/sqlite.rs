@@ -12,9 +12,11 @@
 //!   `register_pending` in the same critical section as the insert, before
 //!   it returns. The lock file guarantees no other process writes the
 //!   database, so the cache is exact: a forecast sees every version whose
-//!   registration finished before it arrived. Without the lock (a file
-//!   system that cannot lock) the cache is not used.
+//!   registration finished before it arrived (the mechanism shared with
+//!   PostgreSQL, `newest.rs`). Without the lock (a file system that cannot
+//!   lock) the cache is not used.
 
+use crate::newest::{Newest, NewestVersions};
 use crate::rows::{
     model_name, summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
     VERSION_COLUMNS,
@@ -25,7 +27,7 @@ use async_trait::async_trait;
 use protocol::{FitSummary, ModelName, Version};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
@@ -54,20 +56,9 @@ pub struct SqliteStore {
     lock: std::sync::Mutex<Option<std::fs::File>>,
     /// Newest version of every model; `None` when another process could
     /// write the database (the directory could not be locked).
-    latest: Option<std::sync::Mutex<Latest>>,
+    latest: Option<NewestVersions>,
     /// Versions that are no longer pending, by model.
     settled: std::sync::Mutex<Settled>,
-}
-
-/// The newest version of every model this database holds.
-#[derive(Debug, Default)]
-struct Latest {
-    /// A model absent here (and not in `unsure`) has no version.
-    versions: HashMap<ModelName, Version>,
-    /// Models being registered right now, or whose registration was
-    /// interrupted after its insert may have committed: read from the
-    /// database until their registration completes.
-    unsure: HashSet<ModelName>,
 }
 
 /// Settled versions, by model then version (looked up without cloning the
@@ -95,56 +86,6 @@ impl Settled {
             .insert(info.version, info.clone());
         if old.is_none() {
             self.len += 1;
-        }
-    }
-}
-
-/// Keeps the cached newest version of a model exact around a registration.
-/// While the insert runs the model is marked unsure, so readers go to the
-/// database: the insert becomes visible there the moment it commits, before
-/// this process can update the cache. If the registration is dropped (its
-/// caller cancelled) the model stays unsure, since the insert may have
-/// committed.
-struct RegisterGuard<'a> {
-    latest: Option<&'a std::sync::Mutex<Latest>>,
-    model: &'a ModelName,
-    was_unsure: bool,
-}
-
-impl<'a> RegisterGuard<'a> {
-    fn arm(latest: Option<&'a std::sync::Mutex<Latest>>, model: &'a ModelName) -> Self {
-        let was_unsure = latest.is_some_and(|l| !lock(l).unsure.insert(model.clone()));
-        Self {
-            latest,
-            model,
-            was_unsure,
-        }
-    }
-
-    /// The insert committed `version`: it is the model's newest.
-    fn done(mut self, version: Version) {
-        if let Some(latest) = self.latest.take() {
-            let mut latest = lock(latest);
-            latest.unsure.remove(self.model);
-            let newest = latest.versions.entry(self.model.clone()).or_insert(version);
-            *newest = (*newest).max(version);
-        }
-    }
-
-    /// Nothing was inserted: the cache is as trustworthy as before.
-    fn nothing(mut self) {
-        if let Some(latest) = self.latest.take() {
-            if !self.was_unsure {
-                lock(latest).unsure.remove(self.model);
-            }
-        }
-    }
-}
-
-impl Drop for RegisterGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(latest) = self.latest {
-            lock(latest).unsure.insert(self.model.clone());
         }
     }
 }
@@ -197,7 +138,7 @@ impl SqliteStore {
             );
         }
         let latest = if exclusive {
-            Some(std::sync::Mutex::new(store.read_latest().await?))
+            Some(NewestVersions::complete(store.read_latest().await?))
         } else {
             None
         };
@@ -205,7 +146,7 @@ impl SqliteStore {
     }
 
     /// The newest version of every model, from the database.
-    async fn read_latest(&self) -> Result<Latest, StoreError> {
+    async fn read_latest(&self) -> Result<HashMap<ModelName, Version>, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT model, MAX(version) FROM versions GROUP BY model")
                 .fetch_all(&self.pool)
@@ -215,10 +156,7 @@ impl SqliteStore {
         for (name, version) in rows {
             versions.insert(model_name(&name)?, version);
         }
-        Ok(Latest {
-            versions,
-            unsure: HashSet::new(),
-        })
+        Ok(versions)
     }
 
     /// The caches must not answer for a closed store.
@@ -304,7 +242,7 @@ impl ModelStore for SqliteStore {
         // Armed before the insert: if this future is dropped while the insert
         // runs, the insert may still commit, so the cache must not be trusted
         // for this model until it is known again.
-        let guard = RegisterGuard::arm(self.latest.as_ref(), model);
+        let guard = self.latest.as_ref().map(|l| l.register(model));
         if let Some(key) = idempotency_key {
             let existing: Option<i64> = sqlx::query_scalar(
                 "SELECT version FROM versions WHERE model = ? AND idempotency_key = ?",
@@ -315,7 +253,9 @@ impl ModelStore for SqliteStore {
             .await
             .map_err(db_error)?;
             if let Some(version) = existing {
-                guard.nothing();
+                if let Some(guard) = guard {
+                    guard.nothing();
+                }
                 return Ok(Registered::Existing(version));
             }
         }
@@ -334,7 +274,9 @@ impl ModelStore for SqliteStore {
         .await
         .map_err(db_error)?;
         // Still holding the write turn: no registration can come in between.
-        guard.done(version);
+        if let Some(guard) = guard {
+            guard.done(version);
+        }
         Ok(Registered::New(version))
     }
 
@@ -416,11 +358,8 @@ impl ModelStore for SqliteStore {
 
     async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError> {
         self.check_open()?;
-        if let Some(latest) = &self.latest {
-            let latest = lock(latest);
-            if !latest.unsure.contains(model) {
-                return Ok(latest.versions.get(model).copied());
-            }
+        if let Some(Newest::Known(version)) = self.latest.as_ref().map(|l| l.get(model)) {
+            return Ok(version);
         }
         sqlx::query_scalar("SELECT MAX(version) FROM versions WHERE model = ?")
             .bind(model.as_str())
@@ -824,7 +763,7 @@ mod tests {
         store.register_pending(&m, 1, None).await.unwrap();
         // As if a registration was cancelled after its insert committed but
         // before the cache heard of it.
-        drop(RegisterGuard::arm(store.latest.as_ref(), &m));
+        drop(store.latest.as_ref().unwrap().register(&m));
         insert_pending_behind_the_cache(&store, &m, 2).await;
         assert_eq!(store.latest_version(&m).await.unwrap(), Some(2));
         assert_eq!(
@@ -832,7 +771,7 @@ mod tests {
             Registered::New(3)
         );
         assert_eq!(store.latest_version(&m).await.unwrap(), Some(3));
-        assert!(lock(store.latest.as_ref().unwrap()).unsure.is_empty());
+        assert!(!store.latest.as_ref().unwrap().is_unsure(&m));
     }
 
     #[tokio::test]
@@ -843,15 +782,15 @@ mod tests {
         store.register_pending(&m, 1, None).await.unwrap();
         // The insert of version 2 has committed (other connections see it)
         // but the registering task has not updated the cache yet.
-        let guard = RegisterGuard::arm(store.latest.as_ref(), &m);
+        let guard = store.latest.as_ref().unwrap().register(&m);
         insert_pending_behind_the_cache(&store, &m, 2).await;
         assert_eq!(store.latest_version(&m).await.unwrap(), Some(2));
         guard.done(2);
         assert_eq!(store.latest_version(&m).await.unwrap(), Some(2));
-        assert!(lock(store.latest.as_ref().unwrap()).unsure.is_empty());
+        assert!(!store.latest.as_ref().unwrap().is_unsure(&m));
         // A registration that inserts nothing leaves the cache trusted.
-        RegisterGuard::arm(store.latest.as_ref(), &m).nothing();
-        assert!(lock(store.latest.as_ref().unwrap()).unsure.is_empty());
+        store.latest.as_ref().unwrap().register(&m).nothing();
+        assert!(!store.latest.as_ref().unwrap().is_unsure(&m));
     }
 
     #[tokio::test]

@@ -135,7 +135,10 @@ impl TestServer {
 
     /// Status of one version via the API ("pending", "ready", "failed").
     pub async fn version_status(&self, model: &str, version: Version) -> Option<String> {
-        let (_, body) = self.get(&format!("/v1/models/{model}")).await;
+        // The page that starts at `version` (listings are paged).
+        let (_, body) = self
+            .get(&format!("/v1/models/{model}?limit=1&after={}", version - 1))
+            .await;
         body["data"]["versions"]
             .as_array()?
             .iter()

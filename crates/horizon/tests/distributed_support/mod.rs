@@ -327,27 +327,31 @@ impl Cluster {
 
     /// (version, status) of every version of `model`, from the gateway.
     pub async fn versions(&self, client: &reqwest::Client, model: &str) -> Vec<(i64, String)> {
-        let a = send(
-            client,
-            reqwest::Method::GET,
-            format!("{}/v1/models/{model}", self.base),
-            None,
-        )
-        .await
-        .expect("describe");
-        a.body["data"]["versions"]
-            .as_array()
-            .map(|vs| {
-                vs.iter()
-                    .map(|v| {
-                        (
-                            v["version"].as_i64().unwrap_or(-1),
-                            v["status"].as_str().unwrap_or("").to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        // Page by page: a listing holds at most 1,000 versions.
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let a = send(
+                client,
+                reqwest::Method::GET,
+                format!("{}/v1/models/{model}?limit=1000{after}", self.base),
+                None,
+            )
+            .await
+            .expect("describe");
+            if let Some(vs) = a.body["data"]["versions"].as_array() {
+                out.extend(vs.iter().map(|v| {
+                    (
+                        v["version"].as_i64().unwrap_or(-1),
+                        v["status"].as_str().unwrap_or("").to_string(),
+                    )
+                }));
+            }
+            match a.body["data"]["next_after"].as_i64() {
+                Some(next) => after = format!("&after={next}"),
+                None => break out,
+            }
+        }
     }
 }
 

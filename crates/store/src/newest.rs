@@ -5,10 +5,13 @@
 //! A registration marks its model *unsure* before its insert starts: from the
 //! moment the insert commits, other readers of the database see the new
 //! version, before this process can note it here, so readers of an unsure
-//! model go to the database. The registration then notes its version (or
-//! says it inserted nothing). A registration dropped half-way (its caller was
-//! cancelled) leaves its model unsure, since its insert may still commit,
-//! until a later registration of that model completes.
+//! model go to the database, for as long as any registration of the model is
+//! under way (PostgreSQL runs several at once). The registration then notes
+//! its version (or says it inserted nothing). A registration dropped
+//! half-way (its caller was cancelled) leaves its model *stale*, since its
+//! insert may have committed, until a later registration of that model
+//! completes (registrations of a model take turns in the database, so the
+//! later one's version is the newer).
 //!
 //! SQLite (one process owns the database) knows every model from the start:
 //! a model it does not hold has no version. PostgreSQL (several processes)
@@ -37,7 +40,10 @@ pub(crate) struct NewestVersions {
 #[derive(Debug)]
 struct Inner {
     versions: HashMap<ModelName, Version>,
-    unsure: HashSet<ModelName>,
+    /// Registrations under way, by model.
+    unsure: HashMap<ModelName, usize>,
+    /// Models whose registration was dropped half-way.
+    stale: HashSet<ModelName>,
     /// Every model with a version is in `versions` (or unsure).
     complete: bool,
     /// Whether the cache may answer at all.
@@ -62,7 +68,8 @@ impl NewestVersions {
         Self {
             inner: Mutex::new(Inner {
                 versions,
-                unsure: HashSet::new(),
+                unsure: HashMap::new(),
+                stale: HashSet::new(),
                 complete,
                 trusted,
                 epoch: 0,
@@ -76,7 +83,7 @@ impl NewestVersions {
 
     pub(crate) fn get(&self, model: &ModelName) -> Newest {
         let inner = self.lock();
-        if !inner.trusted || inner.unsure.contains(model) {
+        if !inner.trusted || inner.is_unsure(model) {
             return Newest::Unknown;
         }
         match inner.versions.get(model) {
@@ -103,7 +110,7 @@ impl NewestVersions {
     /// and no registration of the model is under way.
     pub(crate) fn fill(&self, model: &ModelName, version: Version, epoch: u64) {
         let mut inner = self.lock();
-        if inner.trusted && inner.epoch == epoch && !inner.unsure.contains(model) {
+        if inner.trusted && inner.epoch == epoch && !inner.is_unsure(model) {
             raise(&mut inner.versions, model, version);
         }
     }
@@ -120,17 +127,32 @@ impl NewestVersions {
 
     /// Marks `model` unsure for the registration that is about to insert.
     pub(crate) fn register<'a>(&'a self, model: &'a ModelName) -> Registration<'a> {
-        let was_unsure = !self.lock().unsure.insert(model.clone());
+        *self.lock().unsure.entry(model.clone()).or_insert(0) += 1;
         Registration {
             cache: Some(self),
             model,
-            was_unsure,
         }
     }
 
     #[cfg(test)]
     pub(crate) fn is_unsure(&self, model: &ModelName) -> bool {
-        self.lock().unsure.contains(model)
+        self.lock().is_unsure(model)
+    }
+}
+
+impl Inner {
+    fn is_unsure(&self, model: &ModelName) -> bool {
+        self.unsure.contains_key(model) || self.stale.contains(model)
+    }
+
+    /// One registration of `model` is no longer under way.
+    fn finish(&mut self, model: &ModelName) {
+        if let Some(n) = self.unsure.get_mut(model) {
+            *n -= 1;
+            if *n == 0 {
+                self.unsure.remove(model);
+            }
+        }
     }
 }
 
@@ -143,7 +165,6 @@ fn raise(versions: &mut HashMap<ModelName, Version>, model: &ModelName, version:
 pub(crate) struct Registration<'a> {
     cache: Option<&'a NewestVersions>,
     model: &'a ModelName,
-    was_unsure: bool,
 }
 
 impl Registration<'_> {
@@ -151,7 +172,8 @@ impl Registration<'_> {
     pub(crate) fn done(mut self, version: Version) {
         if let Some(cache) = self.cache.take() {
             let mut inner = cache.lock();
-            inner.unsure.remove(self.model);
+            inner.finish(self.model);
+            inner.stale.remove(self.model);
             if inner.trusted {
                 raise(&mut inner.versions, self.model, version);
             }
@@ -161,9 +183,7 @@ impl Registration<'_> {
     /// Nothing was inserted: the cache is as trustworthy as before.
     pub(crate) fn nothing(mut self) {
         if let Some(cache) = self.cache.take() {
-            if !self.was_unsure {
-                cache.lock().unsure.remove(self.model);
-            }
+            cache.lock().finish(self.model);
         }
     }
 }
@@ -171,7 +191,9 @@ impl Registration<'_> {
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         if let Some(cache) = self.cache {
-            cache.lock().unsure.insert(self.model.clone());
+            let mut inner = cache.lock();
+            inner.finish(self.model);
+            inner.stale.insert(self.model.clone());
         }
     }
 }
@@ -212,6 +234,18 @@ mod tests {
         );
         cache.register(&a).done(4);
         assert_eq!(cache.get(&a), Newest::Known(Some(4)));
+    }
+
+    #[test]
+    fn one_registration_ending_leaves_the_model_unsure_while_another_runs() {
+        let cache = NewestVersions::complete(HashMap::from([(name("a"), 6)]));
+        let a = name("a");
+        let (r7, r8) = (cache.register(&a), cache.register(&a));
+        r7.done(7);
+        // Version 8 may have committed already: the database answers.
+        assert_eq!(cache.get(&a), Newest::Unknown);
+        r8.done(8);
+        assert_eq!(cache.get(&a), Newest::Known(Some(8)));
     }
 
     #[test]

@@ -123,15 +123,7 @@ pub fn additive_season(y: &[f64], m: usize) -> Option<(Vec<f64>, f64)> {
             detrended.push((t, y[t] - c));
         }
     }
-    if counts.contains(&0) {
-        return None;
-    }
-    let mut idx: Vec<f64> = sums
-        .iter()
-        .zip(&counts)
-        .map(|(s, c)| s / *c as f64)
-        .collect();
-    let mean = idx.iter().sum::<f64>() / m as f64;
+    let (mut idx, mean) = slot_means(&sums, &counts)?;
     idx.iter_mut().for_each(|v| *v -= mean);
     let var = |it: &mut dyn Iterator<Item = f64>| {
         let v: Vec<f64> = it.collect();
@@ -191,6 +183,21 @@ pub fn detect(y: &[f64]) -> Option<usize> {
     strong.then_some(peak)
 }
 
+/// The mean of each seasonal slot (`sums[i] / counts[i]`) and the mean of
+/// those means; `None` when a slot has no observation.
+fn slot_means(sums: &[f64], counts: &[usize]) -> Option<(Vec<f64>, f64)> {
+    if counts.contains(&0) {
+        return None;
+    }
+    let means: Vec<f64> = sums
+        .iter()
+        .zip(counts)
+        .map(|(s, c)| s / *c as f64)
+        .collect();
+    let mean = means.iter().sum::<f64>() / means.len() as f64;
+    Some((means, mean))
+}
+
 /// `y` minus its centred moving average of order m (2×m when m is even),
 /// over the points where that average exists.
 fn detrend(y: &[f64], m: usize) -> Vec<f64> {
@@ -246,15 +253,7 @@ impl Seasonality {
                 }
             }
         }
-        if counts.contains(&0) {
-            return None;
-        }
-        let mut indices: Vec<f64> = sums
-            .iter()
-            .zip(&counts)
-            .map(|(s, c)| s / *c as f64)
-            .collect();
-        let mean = indices.iter().sum::<f64>() / m as f64;
+        let (mut indices, mean) = slot_means(&sums, &counts)?;
         match kind {
             SeasonKind::Multiplicative => {
                 if mean <= 0.0 || !mean.is_finite() {

@@ -94,6 +94,28 @@ impl Drop for PgStore {
 }
 
 impl PgStore {
+    /// Sets the time column `column` of a version to now, where `condition`
+    /// holds (both are fixed SQL written in this file, never input).
+    async fn stamp(
+        &self,
+        model: &ModelName,
+        version: Version,
+        column: &str,
+        condition: &str,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE versions SET {column} = {NOW_MS} \
+             WHERE model = $1 AND version = $2 AND {condition}"
+        );
+        sqlx::query(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     /// Connects, creates the schema if needed and runs the migrations, then
     /// starts listening for version changes.
     pub async fn connect(cfg: &PgConfig) -> Result<Self, StoreError> {
@@ -423,17 +445,8 @@ impl ModelStore for PgStore {
     }
 
     async fn heartbeat(&self, model: &ModelName, version: Version) -> Result<(), StoreError> {
-        let sql = format!(
-            "UPDATE versions SET heartbeat_at_ms = {NOW_MS} \
-             WHERE model = $1 AND version = $2 AND status = 'pending'"
-        );
-        sqlx::query(&sql)
-            .bind(model.as_str())
-            .bind(version)
-            .execute(&self.pool)
+        self.stamp(model, version, "heartbeat_at_ms", "status = 'pending'")
             .await
-            .map_err(db_error)?;
-        Ok(())
     }
 
     async fn is_orphaned(
@@ -575,17 +588,13 @@ impl ModelStore for PgStore {
     // ---- dispatch tracking ----
 
     async fn mark_dispatched(&self, model: &ModelName, version: Version) -> Result<(), StoreError> {
-        let sql = format!(
-            "UPDATE versions SET dispatched_at_ms = {NOW_MS} \
-             WHERE model = $1 AND version = $2 AND dispatched_at_ms IS NULL"
-        );
-        sqlx::query(&sql)
-            .bind(model.as_str())
-            .bind(version)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        self.stamp(
+            model,
+            version,
+            "dispatched_at_ms",
+            "dispatched_at_ms IS NULL",
+        )
+        .await
     }
 
     async fn is_undispatched(

@@ -4,6 +4,8 @@
 //! returns, so a plain `cargo test` on a machine without them still passes
 //! and says why.
 
+pub mod tools;
+
 use std::io::Write;
 use std::time::Duration;
 

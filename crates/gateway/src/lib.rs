@@ -11,6 +11,7 @@ mod dates;
 mod handlers;
 pub mod jsend;
 mod server;
+mod ui;
 pub mod validate;
 
 pub use server::{serve, Shutdown};
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{name}/forecast", post(handlers::v1_forecast))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
+        .merge(ui::routes())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)

@@ -1,0 +1,94 @@
+// The forecast chart (uPlot): history, forecast mean and one shaded band per
+// interval level. The container's data-* attributes say what is plotted, for
+// people reading the DOM and for the browser test.
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+
+const BAND_COLORS = ["rgba(31,119,180,0.28)", "rgba(31,119,180,0.14)", "rgba(31,119,180,0.08)"];
+
+/** Seconds since the epoch for uPlot's time axis, or null when not a date. */
+function toSeconds(ds) {
+  const t = Date.parse(ds.length === 10 ? `${ds}T00:00:00Z` : ds);
+  return Number.isFinite(t) ? t / 1000 : null;
+}
+
+/**
+ * Draws `history` ({id, ds|null, values}) and `forecast` (one item of the
+ * forecast answer's `series`: {id, ds?, mean, intervals}) into `el`.
+ */
+export function drawChart(el, history, forecast) {
+  if (el._plot) {
+    el._plot.destroy();
+    el._plot = null;
+  }
+  el.replaceChildren();
+  const hist = history ? history.values : [];
+  const mean = forecast ? forecast.mean : [];
+  const intervals = forecast ? [...forecast.intervals].sort((a, b) => b.level - a.level) : [];
+  // A time axis when every timestamp parses; positions otherwise.
+  let xs = null;
+  let timeAxis = false;
+  const histDs = history && history.ds;
+  const fcDs = forecast && forecast.ds;
+  if (histDs && (fcDs || mean.length === 0)) {
+    const all = [...histDs, ...(fcDs || [])].map(toSeconds);
+    if (all.every((v) => v !== null)) {
+      xs = all;
+      timeAxis = true;
+    }
+  }
+  const n = hist.length + mean.length;
+  if (!xs) xs = Array.from({ length: n }, (_, i) => i);
+  const pad = (values, before, after) => [...Array(before).fill(null), ...values, ...Array(after).fill(null)];
+  // The forecast line starts at the last observation so it joins the history.
+  const last = hist.length > 0 ? hist[hist.length - 1] : null;
+  const joinAt = hist.length > 0 ? hist.length - 1 : 0;
+  const joined = (values) => (hist.length > 0 ? [last, ...values] : values);
+  const data = [xs, pad(hist, 0, mean.length), pad(joined(mean), joinAt, 0)];
+  const series = [
+    {},
+    { label: "history", stroke: "#333", width: 1.5, spanGaps: false },
+    { label: "forecast", stroke: "#1f77b4", width: 2 },
+  ];
+  const bands = [];
+  intervals.forEach((iv, k) => {
+    const upper = data.length;
+    data.push(pad(joined(iv.upper), joinAt, 0));
+    series.push({ label: `${iv.level}% upper`, stroke: "rgba(31,119,180,0.5)", width: 1, dash: [4, 4] });
+    data.push(pad(joined(iv.lower), joinAt, 0));
+    series.push({ label: `${iv.level}% lower`, stroke: "rgba(31,119,180,0.5)", width: 1, dash: [4, 4] });
+    bands.push({ series: [upper, upper + 1], fill: BAND_COLORS[Math.min(k, BAND_COLORS.length - 1)] });
+  });
+  const width = Math.max(320, el.clientWidth || 800);
+  const plot = new uPlot(
+    {
+      width,
+      height: 360,
+      scales: { x: { time: timeAxis } },
+      series,
+      bands,
+      axes: [{}, {}],
+      legend: { live: true },
+    },
+    data,
+    el,
+  );
+  el._plot = plot;
+  el.dataset.state = "ready";
+  el.dataset.seriesId = (forecast && forecast.id) || (history && history.id) || "";
+  el.dataset.historyPoints = String(hist.filter((v) => v !== null).length);
+  el.dataset.forecastPoints = String(mean.length);
+  el.dataset.levels = intervals.map((iv) => iv.level).sort((a, b) => a - b).join(",");
+  el.dataset.bands = String(bands.length);
+  el.dataset.lastMean = mean.length ? String(mean[mean.length - 1]) : "";
+  return plot;
+}
+
+export function clearChart(el, state) {
+  if (el._plot) {
+    el._plot.destroy();
+    el._plot = null;
+  }
+  el.replaceChildren();
+  el.dataset.state = state;
+}

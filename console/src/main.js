@@ -1,0 +1,265 @@
+// Horizon's web console: fit a CSV through PUT /v1/models/{name}, chart the
+// forecast with its intervals, list models and versions, roll back and run
+// backtests. Everything goes through the public HTTP API of the server that
+// serves this page, with the API key (if any) as a Bearer token.
+import { createApi, ApiError } from "./api.js";
+import { parseCsv, parseIntList, parseNumberList } from "./csv.js";
+import { drawChart, clearChart } from "./chart.js";
+import "./style.css";
+
+const $ = (id) => document.getElementById(id);
+const KEY_STORAGE = "horizon-console-api-key";
+
+const state = {
+  parsed: null, // {series, body} of the CSV in the form
+  forecast: null, // the last forecast answer's data
+  selectedModel: null,
+};
+
+const api = createApi(() => $("api-key").value.trim());
+
+function show(kind, text) {
+  const el = $("message");
+  el.dataset.kind = kind;
+  el.textContent = text;
+}
+
+function reportError(e) {
+  show("error", e instanceof ApiError || e instanceof Error ? e.message : String(e));
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c == null ? "" : String(c)));
+  return node;
+}
+
+function modelName() {
+  const name = $("model-name").value.trim();
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new Error("model name: 1 to 64 characters from A-Z a-z 0-9 _ - .");
+  return name;
+}
+
+function modelPath(name) {
+  return `/v1/models/${encodeURIComponent(name)}`;
+}
+
+// --- CSV -----------------------------------------------------------------
+
+function reparse() {
+  const text = $("csv-text").value;
+  if (text.trim() === "") {
+    state.parsed = null;
+    $("csv-summary").textContent = "";
+    return;
+  }
+  try {
+    state.parsed = parseCsv(text);
+    const s = state.parsed.series;
+    const points = s.reduce((n, x) => n + x.values.length, 0);
+    $("csv-summary").textContent = `${s.length} series, ${points} points${s[0].ds ? ", with timestamps" : ""}`;
+  } catch (e) {
+    state.parsed = null;
+    $("csv-summary").textContent = `CSV: ${e.message}`;
+  }
+}
+
+async function loadFile() {
+  const file = $("csv-file").files[0];
+  if (!file) return;
+  $("csv-text").value = await file.text();
+  reparse();
+}
+
+// --- fit and forecast ------------------------------------------------------
+
+function fitBody() {
+  if (!state.parsed) {
+    reparse();
+    if (!state.parsed) throw new Error($("csv-summary").textContent || "paste or upload a CSV first");
+  }
+  const body = { ...state.parsed.body, method: $("method").value };
+  const seasons = parseIntList($("season-length").value, "season lengths");
+  if (seasons) body.season_length = seasons.length === 1 ? seasons[0] : seasons;
+  const freq = $("freq").value.trim();
+  if (freq) body.freq = freq;
+  return body;
+}
+
+/** Follows a 202 + Location (an async job) until it settles. */
+async function settle(answer) {
+  if (answer.status !== 202) return answer.data;
+  const location = answer.headers.get("Location");
+  if (!location) return answer.data;
+  for (let i = 0; i < 600; i++) {
+    const job = (await api("GET", location)).data;
+    show("busy", `job ${job.id ?? ""}: ${job.status}${job.progress ? ` (${JSON.stringify(job.progress)})` : ""}`);
+    if (job.status === "succeeded") return job.result ?? job.answer ?? job;
+    if (job.status === "failed" || job.status === "cancelled") {
+      throw new Error(`job ${job.status}: ${JSON.stringify(job.error ?? job.reason ?? job)}`);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`job at ${location} did not finish within 10 minutes`);
+}
+
+async function fit() {
+  const name = modelName();
+  const body = fitBody();
+  show("busy", `fitting ${name}...`);
+  const answer = await api("PUT", modelPath(name), body);
+  const data = await settle(answer);
+  const rows = (data.series || []).map((s) => `${s.id}: ${s.chosen}${s.fallback ? ` (fallback: ${s.fallback})` : ""}`);
+  $("fit-result").textContent = `version ${data.version} (${data.method}) - ${rows.join("; ")}`;
+  show("ok", `fitted ${name} version ${data.version}`);
+  await forecast(name);
+  await refreshModels(name);
+}
+
+async function forecast(name = modelName()) {
+  const horizon = Number($("horizon").value);
+  const level = parseNumberList($("levels").value, "interval levels");
+  show("busy", `forecasting ${name}...`);
+  const data = (await api("POST", `${modelPath(name)}/forecast`, { horizon, level })).data;
+  state.forecast = data;
+  const select = $("series-select");
+  select.replaceChildren(...data.series.map((s) => el("option", { value: s.id }, s.id)));
+  drawSelected();
+  show("ok", `forecast of ${name} version ${data.version}: ${data.series.length} series, ${horizon} steps`);
+}
+
+function drawSelected() {
+  const chart = $("chart");
+  const data = state.forecast;
+  if (!data || data.series.length === 0) {
+    clearChart(chart, "empty");
+    return;
+  }
+  const id = $("series-select").value || data.series[0].id;
+  const fc = data.series.find((s) => s.id === id) || data.series[0];
+  // The history is the CSV in the form, when it holds this series.
+  const history = state.parsed ? state.parsed.series.find((s) => s.id === fc.id) || null : null;
+  chart.dataset.model = data.model;
+  chart.dataset.version = String(data.version);
+  drawChart(chart, history, fc);
+}
+
+// --- models and versions ---------------------------------------------------
+
+async function refreshModels(select) {
+  const data = (await api("GET", "/v1/models?limit=1000")).data;
+  const body = $("models-table").tBodies[0];
+  body.replaceChildren(
+    ...data.models.map((m) =>
+      el(
+        "tr",
+        { dataset: { model: m.name }, class: m.name === (select ?? state.selectedModel) ? "selected" : "" },
+        el("td", {}, el("a", { href: "#", onclick: (ev) => (ev.preventDefault(), selectModel(m.name).catch(reportError)) }, m.name)),
+        el("td", {}, m.latest_version),
+        el("td", { class: `status-${m.latest_status}` }, m.latest_status),
+        el("td", {}, m.n_versions),
+      ),
+    ),
+  );
+  const which = select ?? state.selectedModel;
+  if (which) await selectModel(which);
+}
+
+async function selectModel(name) {
+  state.selectedModel = name;
+  $("model-name").value = name;
+  for (const row of $("models-table").tBodies[0].rows) row.classList.toggle("selected", row.dataset.model === name);
+  const data = (await api("GET", `${modelPath(name)}?limit=1000`)).data;
+  $("versions-model").textContent = name;
+  const body = $("versions-table").tBodies[0];
+  const versions = [...data.versions].sort((a, b) => b.version - a.version);
+  body.replaceChildren(
+    ...versions.map((v) =>
+      el(
+        "tr",
+        { dataset: { version: v.version, status: v.status } },
+        el("td", {}, v.version),
+        el("td", { class: `status-${v.status}`, title: v.reason || "" }, v.status + (v.reason ? ` (${v.reason})` : "")),
+        el("td", {}, v.created_at),
+        el("td", {}, v.n_series),
+        el("td", {}, v.method ?? ""),
+        el("td", {}, v.n_fallbacks ?? ""),
+        el(
+          "td",
+          {},
+          el("button", { type: "button", class: "rollback", onclick: () => rollback(name, v.version).catch(reportError) }, "Roll back to this"),
+        ),
+      ),
+    ),
+  );
+}
+
+async function rollback(name, version) {
+  show("busy", `rolling ${name} back to version ${version}...`);
+  const answer = await api("POST", `${modelPath(name)}/rollback`, { version });
+  const data = await settle(answer);
+  show("ok", `rolled ${name} back to version ${version}${data && data.version ? `: now version ${data.version}` : ""}`);
+  await refreshModels(name);
+}
+
+// --- backtest --------------------------------------------------------------
+
+const fmt = (v) => (typeof v === "number" ? (Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(4)) : v == null ? "" : String(v));
+
+function metricsRow(label, m) {
+  const coverage = m.coverage ? Object.entries(m.coverage).map(([l, c]) => `${l}%: ${fmt(c)}`).join(", ") : "";
+  return el("tr", {}, el("td", {}, label), el("td", {}, fmt(m.mae)), el("td", {}, fmt(m.rmse)), el("td", {}, fmt(m.smape)), el("td", {}, fmt(m.mase)), el("td", {}, coverage));
+}
+
+async function backtest() {
+  const name = state.selectedModel || modelName();
+  const body = {
+    horizon: Number($("bt-horizon").value),
+    n_windows: Number($("bt-windows").value),
+    level: parseNumberList($("bt-levels").value, "backtest levels"),
+    refit: $("bt-refit").checked,
+  };
+  show("busy", `backtesting ${name}...`);
+  const out = $("backtest-result");
+  out.replaceChildren();
+  const data = await settle(await api("POST", `${modelPath(name)}/backtest`, body));
+  out.replaceChildren(
+    el("p", {}, `${name}: method ${data.method}, horizon ${data.horizon}, ${data.n_windows} windows every ${data.step_size}, refit ${data.refit}`),
+    el(
+      "table",
+      { id: "backtest-table" },
+      el("thead", {}, el("tr", {}, ...["series", "MAE", "RMSE", "sMAPE %", "MASE", "coverage"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, metricsRow("all (mean)", data.metrics), ...(data.series || []).map((s) => metricsRow(s.id, s.metrics))),
+    ),
+  );
+  show("ok", `backtest of ${name} done`);
+}
+
+// --- wiring ----------------------------------------------------------------
+
+function guard(fn) {
+  return () => {
+    Promise.resolve()
+      .then(fn)
+      .catch(reportError);
+  };
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
+  $("api-key").addEventListener("change", () => localStorage.setItem(KEY_STORAGE, $("api-key").value.trim()));
+  $("csv-text").addEventListener("input", reparse);
+  $("csv-file").addEventListener("change", guard(loadFile));
+  $("fit-button").addEventListener("click", guard(fit));
+  $("forecast-button").addEventListener("click", guard(() => forecast()));
+  $("series-select").addEventListener("change", drawSelected);
+  $("refresh-models").addEventListener("click", guard(() => refreshModels()));
+  $("backtest-button").addEventListener("click", guard(backtest));
+  window.addEventListener("resize", () => state.forecast && drawSelected());
+  refreshModels().catch(reportError);
+});

@@ -1,0 +1,189 @@
+// End-to-end test of the console in headless Chromium (playwright-core with
+// the system's browser, no download). Driven by
+// crates/horizon/tests/console_browser.rs, which starts the real binary and
+// passes: HORIZON_URL, CHROMIUM (executable), SCREENSHOT (output path),
+// MODEL (a fresh model name), optionally HORIZON_API_KEY.
+// Fits through the page, checks the chart against the API's own forecast,
+// the models and versions lists, the rollback and backtest controls, and
+// that the page loads nothing from anywhere but the server.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+
+const base = process.env.HORIZON_URL;
+const executablePath = process.env.CHROMIUM;
+const screenshot = process.env.SCREENSHOT;
+const model = process.env.MODEL || `console-e2e-${Date.now()}`;
+const apiKey = process.env.HORIZON_API_KEY || "";
+assert.ok(base && executablePath && screenshot, "HORIZON_URL, CHROMIUM and SCREENSHOT are required");
+
+const log = (what, value) => console.log(`e2e: ${what}${value === undefined ? "" : ` ${JSON.stringify(value)}`}`);
+
+// Two daily series with a weekly pattern, in the long format.
+const N = 70;
+const H = 14;
+const rows = ["unique_id,ds,y"];
+for (const [id, level, amp] of [["a", 100, 15], ["b", 40, 6]]) {
+  for (let i = 0; i < N; i++) {
+    const day = new Date(Date.UTC(2024, 0, 1 + i)).toISOString().slice(0, 10);
+    const y = level + 0.3 * i + amp * Math.sin((2 * Math.PI * i) / 7) + (((i * 37) % 11) - 5) * 0.04 * amp;
+    rows.push(`${id},${day},${y.toFixed(2)}`);
+  }
+}
+const csv = rows.join("\n");
+
+async function api(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  const r = await fetch(base + path, { method, headers, body: body && JSON.stringify(body) });
+  return { status: r.status, body: await r.json() };
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+let failed = null;
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+  const foreign = [];
+  page.on("request", (r) => {
+    if (!r.url().startsWith(base) && !r.url().startsWith("data:")) foreign.push(r.url());
+  });
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page.on("console", (m) => m.type() === "error" && pageErrors.push(`console: ${m.text()}`));
+
+  // `/` leads to the console.
+  await page.goto(base + "/");
+  assert.equal(new URL(page.url()).pathname, "/ui/");
+  assert.equal(await page.title(), "Horizon console");
+  if (apiKey) await page.fill("#api-key", apiKey);
+
+  // A fit the server refuses: its field message is shown.
+  await page.fill("#model-name", model);
+  await page.fill("#csv-text", csv);
+  assert.match(await page.textContent("#csv-summary"), /^2 series, 140 points, with timestamps/);
+  await page.fill("#freq", "fortnightly");
+  await page.click("#fit-button");
+  await page.waitForSelector('#message[data-kind="error"]');
+  const refused = await page.textContent("#message");
+  log("refused fit message", refused);
+  assert.match(refused, /HTTP 400/);
+  assert.match(refused, /freq/);
+
+  // The real fit: season 7, horizon 14, levels 80 and 95.
+  await page.fill("#freq", "D");
+  await page.fill("#season-length", "7");
+  await page.selectOption("#method", "ets");
+  await page.fill("#horizon", String(H));
+  await page.fill("#levels", "80,95");
+  await page.click("#fit-button");
+  await page.waitForSelector('#chart[data-state="ready"]', { timeout: 60000 });
+  await page.waitForSelector('#message[data-kind="ok"]');
+  const chart = await page.$eval("#chart", (el) => ({ ...el.dataset }));
+  log("chart", chart);
+  assert.equal(chart.model, model);
+  assert.equal(chart.seriesId, "a");
+  assert.equal(chart.historyPoints, String(N));
+  assert.equal(chart.forecastPoints, String(H));
+  assert.equal(chart.levels, "80,95");
+  assert.equal(chart.bands, "2");
+
+  // What is plotted is what the API forecasts for this version.
+  const fc = await api("POST", `/v1/models/${model}/forecast`, { horizon: H, level: [80, 95] });
+  assert.equal(fc.status, 200, JSON.stringify(fc.body));
+  assert.equal(String(fc.body.data.version), chart.version);
+  const a = fc.body.data.series.find((s) => s.id === "a");
+  assert.equal(Number(chart.lastMean), a.mean[H - 1]);
+  const plotted = await page.$eval("#chart", (el) => {
+    const u = el._plot;
+    return { x: u.data[0].length, forecast: u.data[2].filter((v) => v != null).length, lines: u.series.length };
+  });
+  log("plotted", plotted);
+  assert.equal(plotted.x, N + H);
+  // The forecast line starts at the last observation.
+  assert.equal(plotted.forecast, H + 1);
+  assert.equal(plotted.lines, 1 + 2 + 2 * 2);
+
+  // The legend names history, forecast and each band's bounds.
+  const legend = await page.$$eval("#chart .u-legend .u-series", (els) => els.map((e) => e.textContent.trim()));
+  log("legend", legend);
+  for (const label of ["history", "forecast", "80% lower", "80% upper", "95% lower", "95% upper"]) {
+    assert.ok(legend.some((l) => l.startsWith(label)), `legend has ${label}: ${legend}`);
+  }
+  // The canvas has something drawn on it.
+  const inked = await page.$eval("#chart canvas", (c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n;
+  });
+  log("inked pixels", inked);
+  assert.ok(inked > 2000, `the chart is drawn (${inked} pixels)`);
+
+  // The other series.
+  await page.selectOption("#series-select", "b");
+  await page.waitForSelector('#chart[data-series-id="b"]');
+  const b = fc.body.data.series.find((s) => s.id === "b");
+  assert.equal(Number(await page.getAttribute("#chart", "data-last-mean")), b.mean[H - 1]);
+
+  // Models and versions, as the API lists them.
+  await page.waitForSelector(`#models-table tr[data-model="${model}"]`);
+  const row = await page.$$eval(`#models-table tr[data-model="${model}"] td`, (tds) => tds.map((t) => t.textContent));
+  log("model row", row);
+  assert.deepEqual(row, [model, chart.version, "ready", "1"]);
+  const versions = await page.$$eval("#versions-table tbody tr", (trs) => trs.map((t) => ({ ...t.dataset })));
+  log("versions", versions);
+  assert.deepEqual(versions, [{ version: "1", status: "ready" }]);
+
+  // Rollback: either the server does it (a new version appears) or its
+  // error is shown as it is.
+  await page.click('#versions-table tr[data-version="1"] button.rollback');
+  await page.waitForSelector('#message[data-kind="ok"], #message[data-kind="error"]');
+  const rollback = { kind: await page.getAttribute("#message", "data-kind"), text: await page.textContent("#message") };
+  log("rollback", rollback);
+  const rb = await api("POST", `/v1/models/${model}/rollback`, { version: 1 });
+  if (rollback.kind === "ok") {
+    await page.waitForSelector('#versions-table tr[data-version="2"]');
+    assert.equal(rb.status, 200, "a rollback the page did works from the API too");
+  } else {
+    assert.match(rollback.text, new RegExp(`POST /v1/models/${model}/rollback: HTTP ${rb.status}`));
+    assert.notEqual(rb.status, 200);
+  }
+
+  // Backtest: a metrics table, or the server's error.
+  await page.fill("#bt-horizon", "7");
+  await page.fill("#bt-windows", "2");
+  await page.click("#backtest-button");
+  await page.waitForFunction(() => ["ok", "error"].includes(document.getElementById("message").dataset.kind) && !/^backtesting/.test(document.getElementById("message").textContent), null, { timeout: 60000 });
+  const backtest = { kind: await page.getAttribute("#message", "data-kind"), text: await page.textContent("#message") };
+  log("backtest", backtest);
+  if (backtest.kind === "ok") {
+    const cells = await page.$$eval("#backtest-table tbody tr", (trs) => trs.map((t) => [...t.cells].map((c) => c.textContent)));
+    log("backtest table", cells);
+    assert.deepEqual(cells.map((c) => c[0]), ["all (mean)", "a", "b"]);
+    assert.ok(cells.every((c) => Number.isFinite(Number(c[1]))), "MAE is a number");
+  } else {
+    const bt = await api("POST", `/v1/models/${model}/backtest`, { horizon: 7, n_windows: 2 });
+    assert.notEqual(bt.status, 200);
+    assert.match(backtest.text, new RegExp(`POST /v1/models/${model}/backtest: HTTP ${bt.status}`));
+  }
+
+  await page.selectOption("#series-select", "a");
+  await page.waitForSelector('#chart[data-series-id="a"]');
+  await page.screenshot({ path: screenshot, fullPage: true });
+  log("screenshot", screenshot);
+
+  assert.deepEqual(foreign, [], "the page loads nothing from elsewhere");
+  assert.deepEqual(pageErrors.filter((e) => !/Failed to load resource/.test(e)), [], "no script errors");
+} catch (e) {
+  failed = e;
+} finally {
+  await browser.close();
+}
+if (failed) {
+  console.error(failed);
+  process.exit(1);
+}
+log("passed");

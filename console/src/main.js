@@ -253,7 +253,11 @@ function guard(fn) {
 document.addEventListener("DOMContentLoaded", () => {
   $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
   $("api-key").addEventListener("change", () => localStorage.setItem(KEY_STORAGE, $("api-key").value.trim()));
-  $("csv-text").addEventListener("input", reparse);
+  $("csv-text").addEventListener("input", () => {
+    // Typed or pasted text replaces whatever file was chosen.
+    $("csv-file").value = "";
+    reparse();
+  });
   $("csv-file").addEventListener("change", guard(loadFile));
   $("fit-button").addEventListener("click", guard(fit));
   $("forecast-button").addEventListener("click", guard(() => forecast()));

@@ -60,6 +60,26 @@ try {
   assert.equal(await page.title(), "Horizon console");
   if (apiKey) await page.fill("#api-key", apiKey);
 
+  // A file upload of one column of values (no header, no timestamps).
+  const single = Array.from({ length: 30 }, (_, i) => (50 + (i % 5) * 3 + i * 0.5).toFixed(1));
+  single[12] = "NA"; // a missing value
+  await page.fill("#model-name", `${model}-single`);
+  await page.setInputFiles("#csv-file", { name: "single.csv", mimeType: "text/csv", buffer: Buffer.from(single.join("\n") + "\n") });
+  await page.waitForFunction(() => document.getElementById("csv-summary").textContent.startsWith("1 series, 30 points"));
+  await page.selectOption("#method", "naive");
+  await page.fill("#horizon", "5");
+  await page.fill("#levels", "");
+  await page.click("#fit-button");
+  await page.waitForSelector(`#chart[data-model="${model}-single"][data-state="ready"]`);
+  const one = await page.$eval("#chart", (el) => ({ ...el.dataset }));
+  log("single-column chart", one);
+  assert.equal(one.forecastPoints, "5");
+  assert.equal(one.historyPoints, "29");
+  assert.equal(one.bands, "0");
+  assert.equal(one.seriesId, "series");
+  // Naive: the forecast repeats the last observation.
+  assert.equal(Number(one.lastMean), Number(single[29]));
+
   // A fit the server refuses: its field message is shown.
   await page.fill("#model-name", model);
   await page.fill("#csv-text", csv);
@@ -172,8 +192,48 @@ try {
 
   await page.selectOption("#series-select", "a");
   await page.waitForSelector('#chart[data-series-id="a"]');
+  // The screenshot shows what the server really answered.
   await page.screenshot({ path: screenshot, fullPage: true });
   log("screenshot", screenshot);
+
+  // Until the server has them, the page's handling of the documented
+  // answers (BACKTEST_CONTRACT.md, rollback's new version) is checked
+  // against stand-in answers with those shapes.
+  if (rollback.kind !== "ok") {
+    await page.route(`**/v1/models/${model}/rollback`, (route) =>
+      route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ status: "success", data: { model, version: 2, rolled_back_to: 1, status: "ready" } }) }),
+    );
+    await page.click('#versions-table tr[data-version="1"] button.rollback');
+    await page.waitForFunction(() => document.getElementById("message").dataset.kind === "ok");
+    const text = await page.textContent("#message");
+    log("rollback (stand-in answer)", text);
+    assert.equal(text, `rolled ${model} back to version 1: now version 2`);
+    await page.unroute(`**/v1/models/${model}/rollback`);
+  }
+  if (backtest.kind !== "ok") {
+    const m = (mae) => ({ mae, rmse: mae * 1.25, smape: 4.5, mase: 0.75, coverage: { 80: 0.8125, 95: 1 } });
+    let sent = null;
+    await page.route(`**/v1/models/${model}/backtest`, (route) => {
+      sent = route.request().postDataJSON();
+      route.fulfill({
+        status: 200,
+        contentType: "application/json",
+        body: JSON.stringify({ status: "success", data: { method: "ets", horizon: 7, n_windows: 2, step_size: 7, refit: true, metrics: m(2), series: [{ id: "a", metrics: m(3) }, { id: "b", metrics: m(1) }] } }),
+      });
+    });
+    await page.click("#backtest-button");
+    await page.waitForSelector("#backtest-table");
+    assert.deepEqual(sent, { horizon: 7, n_windows: 2, level: [80, 95], refit: true });
+    const cells = await page.$$eval("#backtest-table tbody tr", (trs) => trs.map((t) => [...t.cells].map((c) => c.textContent)));
+    log("backtest table (stand-in answer)", cells);
+    assert.deepEqual(cells, [
+      ["all (mean)", "2.000", "2.500", "4.500", "0.7500", "80%: 0.8125, 95%: 1.000"],
+      ["a", "3.000", "3.750", "4.500", "0.7500", "80%: 0.8125, 95%: 1.000"],
+      ["b", "1.000", "1.250", "4.500", "0.7500", "80%: 0.8125, 95%: 1.000"],
+    ]);
+    await page.unroute(`**/v1/models/${model}/backtest`);
+  }
+
 
   assert.deepEqual(foreign, [], "the page loads nothing from elsewhere");
   assert.deepEqual(pageErrors.filter((e) => !/Failed to load resource/.test(e)), [], "no script errors");

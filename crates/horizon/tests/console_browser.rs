@@ -9,7 +9,7 @@
 mod common;
 
 use reqwest::StatusCode;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -89,7 +89,11 @@ async fn the_console_is_served_from_the_binary() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let root = client.get(format!("{}/", served.base)).send().await.unwrap();
+    let root = client
+        .get(format!("{}/", served.base))
+        .send()
+        .await
+        .unwrap();
     assert!(root.status().is_redirection(), "{}", root.status());
     assert_eq!(root.headers()["location"], "/ui/");
     for (path, kind, needle) in [
@@ -188,6 +192,11 @@ fn the_console_works_in_chromium() {
     assert!(stdout.contains("e2e: passed"), "{stdout}");
     let png = std::fs::read(&screenshot).expect("the screenshot was saved");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    println!("console screenshot: {}", screenshot.display());
-    eprintln!("console screenshot: {}", screenshot.display());
+    // Straight to stderr, past the test harness's capture, so a plain
+    // `cargo test` shows where the screenshot is.
+    let _ = writeln!(
+        std::io::stderr(),
+        "console screenshot: {}",
+        screenshot.display()
+    );
 }

@@ -80,6 +80,15 @@ try {
   // Naive: the forecast repeats the last observation.
   assert.equal(Number(one.lastMean), Number(single[29]));
 
+  // Forecast only: the stored model, another horizon, no refit.
+  await page.fill("#horizon", "3");
+  await page.click("#forecast-button");
+  await page.waitForSelector('#chart[data-forecast-points="3"]');
+  assert.equal(await page.getAttribute("#chart", "data-version"), "1");
+  // `ds,y` is one series with timestamps.
+  await page.fill("#csv-text", "ds,y\n2024-01-31,5\n2024-02-29,7\n2024-03-31,\n2024-04-30,6\n");
+  assert.equal(await page.textContent("#csv-summary"), "1 series, 4 points, with timestamps");
+
   // A fit the server refuses: its field message is shown.
   await page.fill("#model-name", model);
   await page.fill("#csv-text", csv);

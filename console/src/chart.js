@@ -16,7 +16,7 @@ function toSeconds(ds) {
  * Draws `history` ({id, ds|null, values}) and `forecast` (one item of the
  * forecast answer's `series`: {id, ds?, mean, intervals}) into `el`.
  */
-export function drawChart(el, history, forecast) {
+export function drawChart(el, history, forecast, windows = []) {
   if (el._plot) {
     el._plot.destroy();
     el._plot = null;
@@ -50,6 +50,23 @@ export function drawChart(el, history, forecast) {
     { label: "history", stroke: "#333", width: 1.5, spanGaps: false },
     { label: "forecast", stroke: "#1f77b4", width: 2 },
   ];
+  // Backtest forecasts (windows with `cutoff`, the index of their last
+  // training point) over the history they were scored against.
+  let backtestPoints = 0;
+  if (windows.length > 0 && hist.length > 0) {
+    const line = Array(n).fill(null);
+    for (const w of windows) {
+      w.mean.forEach((v, j) => {
+        const at = w.cutoff + 1 + j;
+        if (at < hist.length) {
+          line[at] = v;
+          backtestPoints++;
+        }
+      });
+    }
+    data.push(line);
+    series.push({ label: "backtest", stroke: "#d62728", width: 1.5, dash: [6, 3], spanGaps: false });
+  }
   const bands = [];
   intervals.forEach((iv, k) => {
     const upper = data.length;
@@ -80,6 +97,7 @@ export function drawChart(el, history, forecast) {
   el.dataset.forecastPoints = String(mean.length);
   el.dataset.levels = intervals.map((iv) => iv.level).sort((a, b) => a - b).join(",");
   el.dataset.bands = String(bands.length);
+  el.dataset.backtestPoints = String(backtestPoints);
   el.dataset.lastMean = mean.length ? String(mean[mean.length - 1]) : "";
   return plot;
 }

@@ -13,6 +13,7 @@ const KEY_STORAGE = "horizon-console-api-key";
 const state = {
   parsed: null, // {series, body} of the CSV in the form
   forecast: null, // the last forecast answer's data
+  backtest: null, // the last backtest answer's data, with its model's name
   selectedModel: null,
 };
 
@@ -146,7 +147,10 @@ function drawSelected() {
   const history = state.parsed ? state.parsed.series.find((s) => s.id === fc.id) || null : null;
   chart.dataset.model = data.model;
   chart.dataset.version = String(data.version);
-  drawChart(chart, history, fc);
+  // The backtest's windows of this series, when it was run on this model.
+  const bt = state.backtest && state.backtest.model === data.model ? state.backtest.data : null;
+  const windows = bt ? (bt.series || []).find((s) => s.id === fc.id)?.windows || [] : [];
+  drawChart(chart, history, fc, windows);
 }
 
 // --- models and versions ---------------------------------------------------
@@ -223,6 +227,7 @@ async function backtest() {
     n_windows: Number($("bt-windows").value),
     level: parseNumberList($("bt-levels").value, "backtest levels"),
     refit: $("bt-refit").checked,
+    include_forecasts: true,
   };
   show("busy", `backtesting ${name}...`);
   const out = $("backtest-result");
@@ -237,6 +242,8 @@ async function backtest() {
       el("tbody", {}, metricsRow("all (mean)", data.metrics), ...(data.series || []).map((s) => metricsRow(s.id, s.metrics))),
     ),
   );
+  state.backtest = { model: name, data };
+  drawSelected();
   show("ok", `backtest of ${name} done`);
 }
 

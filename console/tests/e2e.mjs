@@ -193,6 +193,8 @@ try {
     log("backtest table", cells);
     assert.deepEqual(cells.map((c) => c[0]), ["all (mean)", "a", "b"]);
     assert.ok(cells.every((c) => Number.isFinite(Number(c[1]))), "MAE is a number");
+    // Two windows of 7 forecasts over the history of the series shown.
+    await page.waitForSelector('#chart[data-backtest-points="14"]');
   } else {
     const bt = await api("POST", `/v1/models/${model}/backtest`, { horizon: 7, n_windows: 2 });
     assert.notEqual(bt.status, 200);
@@ -227,12 +229,26 @@ try {
       route.fulfill({
         status: 200,
         contentType: "application/json",
-        body: JSON.stringify({ status: "success", data: { method: "ets", horizon: 7, n_windows: 2, step_size: 7, refit: true, metrics: m(2), series: [{ id: "a", metrics: m(3) }, { id: "b", metrics: m(1) }] } }),
+        body: JSON.stringify({
+          status: "success",
+          data: {
+            method: "ets", horizon: 7, n_windows: 2, step_size: 7, refit: true, metrics: m(2),
+            series: [
+              { id: "a", metrics: m(3), windows: [55, 62].map((cutoff) => ({ cutoff, actual: Array(7).fill(100), mean: Array(7).fill(101), intervals: [] })) },
+              { id: "b", metrics: m(1), windows: [] },
+            ],
+          },
+        }),
       });
     });
     await page.click("#backtest-button");
     await page.waitForSelector("#backtest-table");
-    assert.deepEqual(sent, { horizon: 7, n_windows: 2, level: [80, 95], refit: true });
+    assert.deepEqual(sent, { horizon: 7, n_windows: 2, level: [80, 95], refit: true, include_forecasts: true });
+    // The windows' forecasts are drawn over the history of the series shown.
+    await page.selectOption("#series-select", "a");
+    await page.waitForSelector('#chart[data-series-id="a"][data-backtest-points="14"]');
+    const bt = await page.$eval("#chart", (el) => el._plot.data[el._plot.series.findIndex((s) => s.label === "backtest")].map((v, i) => (v == null ? null : i)).filter((i) => i != null));
+    assert.deepEqual(bt, [...Array(14).keys()].map((k) => 56 + k));
     const cells = await page.$$eval("#backtest-table tbody tr", (trs) => trs.map((t) => [...t.cells].map((c) => c.textContent)));
     log("backtest table (stand-in answer)", cells);
     assert.deepEqual(cells, [

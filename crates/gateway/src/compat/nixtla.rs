@@ -34,6 +34,7 @@ use axum::extract::Query;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use engine::backtest::{backtest, BacktestError, BacktestOptions};
 use engine::{Horizon, Level, Method, ModelSpec, SeriesData};
 use protocol::calendar::Freq;
 use rayon::prelude::*;
@@ -138,6 +139,8 @@ struct Payload {
     step_size: Option<i64>,
     #[serde(default)]
     multivariate: Option<bool>,
+    #[serde(default)]
+    refit: Option<bool>,
 }
 
 /// A payload checked and turned into engine inputs.
@@ -179,7 +182,10 @@ pub async fn cross_validation(headers: HeaderMap, body: Bytes) -> Result<Respons
     let h = request.horizon.get();
     let n_windows = positive(payload.n_windows.unwrap_or(1), "n_windows")?;
     let step = positive(payload.step_size.unwrap_or(h as i64), "step_size")?;
-    let answer = blocking(move || cross_validate(&request, n_windows, step)).await??;
+    // Nixtla's `refit` is about fine-tuning; here it picks refitting at every
+    // origin (its default) or filtering the first fit forward.
+    let refit = payload.refit.unwrap_or(true);
+    let answer = blocking(move || cross_validate(&request, n_windows, step, refit)).await??;
     Ok(success(answer))
 }
 
@@ -402,50 +408,52 @@ fn forecast_all(r: &Request) -> Result<ForecastAnswer, ApiError> {
     })
 }
 
-/// Rolling origin, refitting at each: window `k` of `n_windows` trains on
-/// the values before `n - h - step * (n_windows - 1 - k)` and forecasts the
-/// `h` after.
-fn cross_validate(r: &Request, n_windows: usize, step: usize) -> Result<CrossValidationAnswer, ApiError> {
+/// The engine's rolling-origin backtest (`engine::backtest`), its windows
+/// laid out as the client reads them: `idxs` of the forecast steps in the
+/// sent `y`, `n_windows * h` rows per series.
+fn cross_validate(
+    r: &Request,
+    n_windows: usize,
+    step_size: usize,
+    refit: bool,
+) -> Result<CrossValidationAnswer, ApiError> {
     let h = r.horizon.get();
-    let span = h + step * (n_windows - 1);
-    let mut offsets = Vec::with_capacity(r.series.len());
-    let mut offset = 0;
-    for (i, values) in r.series.iter().enumerate() {
-        if values.len() <= span {
-            return Err(ApiError::field(
-                "series.y",
-                format!(
-                    "series {i} has {} values; {n_windows} windows of h={h} every {step} steps need more than {span}",
-                    values.len()
-                ),
-            ));
-        }
-        offsets.push(offset);
-        offset += values.len();
-    }
+    let opts = BacktestOptions {
+        horizon: r.horizon,
+        n_windows,
+        step_size,
+        refit,
+        levels: r.levels.clone(),
+        include_forecasts: true,
+    };
     let per_series = r
         .series
         .par_iter()
         .enumerate()
         .map(|(i, values)| {
-            (0..n_windows)
-                .map(|k| {
-                    let cut = values.len() - span + step * k;
-                    let f = fit_forecast(&r.spec, &values[..cut], r.horizon, &r.levels, || {
-                        format!("series {i}, window {k}")
-                    })?;
-                    Ok((cut, f))
-                })
-                .collect::<Result<Vec<_>, ApiError>>()
+            let data = SeriesData::parse(values.clone())
+                .map_err(|e| ApiError::field("series.y", format!("series {i}: {e}")))?;
+            backtest(&r.spec, &data, &opts).map_err(|e| match e {
+                BacktestError::Invalid(m) => ApiError::field("series.y", format!("series {i}: {m}")),
+                BacktestError::Fit(e) => ApiError::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("series {i}: no model could be fitted: {e}"),
+                ),
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut idxs = Vec::new();
     let mut forecasts = Vec::new();
-    for (windows, start) in per_series.into_iter().zip(offsets) {
-        for (cut, f) in windows {
-            idxs.extend((0..h).map(|j| start + cut + j));
-            forecasts.push(f);
+    let mut start = 0;
+    for (result, values) in per_series.into_iter().zip(&r.series) {
+        for window in result.windows {
+            idxs.extend((1..=h).map(|j| start + window.cutoff + j));
+            forecasts.push(engine::Forecast {
+                mean: window.mean,
+                intervals: window.intervals,
+            });
         }
+        start += values.len();
     }
     Ok(CrossValidationAnswer {
         idxs,
@@ -487,7 +495,7 @@ mod tests {
             "series": {"y": all, "sizes": [30, 20]}, "model": "naive", "h": 3, "level": [80]
         }));
         let r = check(&p).expect("valid");
-        let cv = cross_validate(&r, 2, 3).expect("cv");
+        let cv = cross_validate(&r, 2, 3, true).expect("cv");
         assert_eq!(cv.sizes, vec![6, 6]);
         // Series 0: windows train on 24 and 27 values; series 1 starts at 30.
         assert_eq!(&cv.idxs[..6], &[24, 25, 26, 27, 28, 29]);

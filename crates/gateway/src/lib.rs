@@ -94,7 +94,10 @@ pub fn router(state: AppState) -> Router {
         .route("/validate_api_key", get(compat::nixtla::validate_api_key))
         .route("/v2/models", get(compat::nixtla::list_models))
         .route("/v2/forecast", post(compat::nixtla::forecast))
-        .route("/v2/cross_validation", post(compat::nixtla::cross_validation))
+        .route(
+            "/v2/cross_validation",
+            post(compat::nixtla::cross_validation),
+        )
         .route("/v2/finetune", post(compat::nixtla::unsupported))
         .route("/v2/historic_forecast", post(compat::nixtla::unsupported))
         .route("/v2/anomaly_detection", post(compat::nixtla::unsupported))

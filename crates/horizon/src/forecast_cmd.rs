@@ -151,7 +151,12 @@ fn forecast_one(
             for (&pos, &v) in grid.positions.iter().zip(&input.values) {
                 values[pos] = v;
             }
-            let ds = grid.calendar.future(h).iter().map(ToString::to_string).collect();
+            let ds = grid
+                .calendar
+                .future(h)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             (values, ds, Some(grid.calendar.freq))
         }
         Axis::Index(index) => {
@@ -172,14 +177,18 @@ fn forecast_one(
                 values[pos] = v;
             }
             let last = first + step * (values.len() as i64 - 1);
-            let ds = (1..=h as i64).map(|k| (last + step * k).to_string()).collect();
+            let ds = (1..=h as i64)
+                .map(|k| (last + step * k).to_string())
+                .collect();
             (values, ds, freq)
         }
     };
     let series = SeriesData::with_gaps(values).map_err(|e| anyhow::anyhow!("y: {e}"))?;
     let mut spec = ModelSpec::with_seasons(method, args.season_length.clone());
     if args.season_length.is_empty() {
-        spec.season_candidates = series_freq.map(|f| f.season_candidates()).unwrap_or_default();
+        spec.season_candidates = series_freq
+            .map(|f| f.season_candidates())
+            .unwrap_or_default();
     }
     spec.nonnegative = args.nonnegative;
     let fitted = spec.fit(&series).map_err(|e| anyhow::anyhow!("fit: {e}"))?;
@@ -242,7 +251,9 @@ fn read_csv(args: &ForecastArgs) -> anyhow::Result<Vec<Input>> {
 
 /// A value: a number, or empty / `NaN` / `NA` / `null` for a missing one.
 fn parse_value(text: &str) -> anyhow::Result<Option<f64>> {
-    if text.is_empty() || ["nan", "na", "null", "none"].contains(&text.to_ascii_lowercase().as_str()) {
+    if text.is_empty()
+        || ["nan", "na", "null", "none"].contains(&text.to_ascii_lowercase().as_str())
+    {
         return Ok(None);
     }
     let v: f64 = text.parse().context("not a number")?;
@@ -270,9 +281,12 @@ fn to_input(id: String, points: Vec<(String, Option<f64>)>) -> Result<Input, Str
     let mut stamps = points
         .iter()
         .map(|(t, v)| {
-            Timestamp::parse(t)
-                .map(|t| (t, *v))
-                .map_err(|e| format!("series '{id}': ds '{t}' is neither an integer nor a date ({})", e.0))
+            Timestamp::parse(t).map(|t| (t, *v)).map_err(|e| {
+                format!(
+                    "series '{id}': ds '{t}' is neither an integer nor a date ({})",
+                    e.0
+                )
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     stamps.sort_by_key(|p| p.0.local());
@@ -308,7 +322,11 @@ fn write_csv(
     let alias = method.name();
     let mut sorted: Vec<f64> = levels.iter().map(|l| l.percent()).collect();
     sorted.sort_by(f64::total_cmp);
-    let mut header = vec![args.id_col.clone(), args.time_col.clone(), alias.to_string()];
+    let mut header = vec![
+        args.id_col.clone(),
+        args.time_col.clone(),
+        alias.to_string(),
+    ];
     for l in &sorted {
         header.push(format!("{alias}-lo-{}", level_name(*l)));
         header.push(format!("{alias}-hi-{}", level_name(*l)));
@@ -320,7 +338,11 @@ fn write_csv(
             .filter_map(|l| out.intervals.iter().find(|i| i.level == *l))
             .collect();
         for (k, mean) in out.mean.iter().enumerate() {
-            let mut row = vec![out.id.clone(), out.ds.get(k).cloned().unwrap_or_default(), mean.to_string()];
+            let mut row = vec![
+                out.id.clone(),
+                out.ds.get(k).cloned().unwrap_or_default(),
+                mean.to_string(),
+            ];
             for band in &bands {
                 row.push(band.lower[k].to_string());
                 row.push(band.upper[k].to_string());

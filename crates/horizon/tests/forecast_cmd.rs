@@ -44,14 +44,30 @@ fn forecasts_a_csv_with_dates_gaps_and_levels() {
         "--out",
         out_path.to_str().expect("utf-8 path"),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Not a terminal: no progress bar, nothing on stderr.
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&out_path).expect("output written");
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
     assert_eq!(
         rows[0],
-        ["unique_id", "ds", "naive", "naive-lo-80", "naive-hi-80", "naive-lo-95", "naive-hi-95"]
+        [
+            "unique_id",
+            "ds",
+            "naive",
+            "naive-lo-80",
+            "naive-hi-80",
+            "naive-lo-95",
+            "naive-hi-95"
+        ]
     );
     assert_eq!(rows.len(), 5, "{text}");
     // In file order of first appearance, each continuing its own calendar.
@@ -59,8 +75,14 @@ fn forecasts_a_csv_with_dates_gaps_and_levels() {
     assert_eq!(&rows[2][..3], ["b", "2024-01-05", "9"]);
     assert_eq!(&rows[3][..3], ["a", "2024-01-05", "13"]);
     for row in &rows[1..] {
-        let v: Vec<f64> = row[2..].iter().map(|x| x.parse().expect("number")).collect();
-        assert!(v[3] <= v[1] && v[1] <= v[0] && v[0] <= v[2] && v[2] <= v[4], "{row:?}");
+        let v: Vec<f64> = row[2..]
+            .iter()
+            .map(|x| x.parse().expect("number"))
+            .collect();
+        assert!(
+            v[3] <= v[1] && v[1] <= v[0] && v[0] <= v[2] && v[2] <= v[4],
+            "{row:?}"
+        );
     }
 }
 
@@ -74,14 +96,33 @@ fn integer_time_axis_custom_columns_and_stdout() {
     }
     let csv = write(&dir, "in.csv", &text);
     let out = horizon(&[
-        "forecast", &csv, "--horizon", "4", "--season-length", "4", "--method", "seasonal_naive",
-        "--id-col", "store", "--time-col", "t", "--target-col", "sales",
+        "forecast",
+        &csv,
+        "--horizon",
+        "4",
+        "--season-length",
+        "4",
+        "--method",
+        "seasonal_naive",
+        "--id-col",
+        "store",
+        "--time-col",
+        "t",
+        "--target-col",
+        "sales",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "store,t,seasonal_naive");
-    assert_eq!(lines[1..], ["s1,180,60", "s1,182,40", "s1,184,55", "s1,186,45"]);
+    assert_eq!(
+        lines[1..],
+        ["s1,180,60", "s1,182,40", "s1,184,55", "s1,186,45"]
+    );
 }
 
 #[test]
@@ -92,8 +133,15 @@ fn bad_input_is_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no column 'y'"), "{stderr}");
-    let csv = write(&dir, "bad.csv", "unique_id,ds,y\na,2024-01-01,1\na,2024-01-02,x\n");
+    let csv = write(
+        &dir,
+        "bad.csv",
+        "unique_id,ds,y\na,2024-01-01,1\na,2024-01-02,x\n",
+    );
     let out = horizon(&["forecast", &csv, "--horizon", "2"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("line 3"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("line 3"),
+        "{stderr}"
+    );
 }

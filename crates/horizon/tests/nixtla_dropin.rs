@@ -14,7 +14,15 @@ fn nixtla_client_forecasts_and_cross_validates_against_horizon() {
         return;
     };
     let out = Command::new(&python)
-        .args(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "clients/nixtla-compat"])
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "clients/nixtla-compat",
+        ])
         .current_dir(workspace_root())
         .env("HORIZON_BIN", env!("CARGO_BIN_EXE_horizon"))
         .output()

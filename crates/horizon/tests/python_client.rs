@@ -15,7 +15,15 @@ fn python_client_suite_passes_against_the_real_server() {
         return;
     };
     let out = Command::new(&python)
-        .args(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "clients/python/tests"])
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "clients/python/tests",
+        ])
         .current_dir(workspace_root())
         .env("HORIZON_BIN", env!("CARGO_BIN_EXE_horizon"))
         .env("MPLBACKEND", "Agg")

@@ -76,14 +76,23 @@ pub async fn validate_api_key() -> Response {
 }
 
 /// The TimeGPT names the client proposes, all Horizon's `auto`.
-const TIMEGPT_MODELS: [&str; 4] = ["timegpt-1", "timegpt-1-long-horizon", "timegpt-2", "timegpt-2.1"];
+const TIMEGPT_MODELS: [&str; 4] = [
+    "timegpt-1",
+    "timegpt-1-long-horizon",
+    "timegpt-2",
+    "timegpt-2.1",
+];
 
 /// `GET /v2/models`: the model names `forecast(model=...)` accepts.
 pub async fn list_models() -> Response {
     let models: Vec<Value> = TIMEGPT_MODELS
         .iter()
         .map(|m| json!({"name": m, "horizon_method": "auto"}))
-        .chain(Method::ALL.iter().map(|m| json!({"name": m.name(), "horizon_method": m.name()})))
+        .chain(
+            Method::ALL
+                .iter()
+                .map(|m| json!({"name": m.name(), "horizon_method": m.name()})),
+        )
         .collect();
     Json(json!({"status": "success", "data": {"models": models}, "models": models})).into_response()
 }
@@ -201,7 +210,10 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work).await.map_err(|_| {
         tracing::error!("a TimeGPT-compatible request panicked");
-        ApiError::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error while forecasting")
+        ApiError::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error while forecasting",
+        )
     })
 }
 
@@ -217,9 +229,8 @@ async fn parse(headers: &HeaderMap, body: Bytes) -> Result<Payload, ApiError> {
         } else {
             body.to_vec()
         };
-        serde_json::from_slice::<Payload>(&text).map_err(|e| {
-            ApiError::field("body", format!("not a TimeGPT request body: {e}"))
-        })
+        serde_json::from_slice::<Payload>(&text)
+            .map_err(|e| ApiError::field("body", format!("not a TimeGPT request body: {e}")))
     })
     .await?
 }
@@ -230,9 +241,12 @@ fn decompress(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let mut input = body;
     let mut out = Vec::new();
     while !input.is_empty() {
-        let decoder = ruzstd::decoding::StreamingDecoder::new(&mut input).map_err(|e| bad(e.to_string()))?;
+        let decoder =
+            ruzstd::decoding::StreamingDecoder::new(&mut input).map_err(|e| bad(e.to_string()))?;
         let mut limited = decoder.take(MAX_DECOMPRESSED + 1 - out.len() as u64);
-        limited.read_to_end(&mut out).map_err(|e| bad(e.to_string()))?;
+        limited
+            .read_to_end(&mut out)
+            .map_err(|e| bad(e.to_string()))?;
         if out.len() as u64 > MAX_DECOMPRESSED {
             return Err(ApiError::fail(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -262,19 +276,30 @@ fn check(p: &Payload) -> Result<Request, ApiError> {
     let mut errors = FieldErrors::new();
     let unsupported = "is not supported by Horizon (statistical models, no fine-tuning)";
     if p.finetune_steps.is_some_and(|s| s > 0) {
-        errors.insert("finetune_steps".into(), format!("fine-tuning {unsupported}"));
+        errors.insert(
+            "finetune_steps".into(),
+            format!("fine-tuning {unsupported}"),
+        );
     }
     if p.finetuned_model_id.is_some() {
-        errors.insert("finetuned_model_id".into(), format!("fine-tuned models {unsupported}"));
+        errors.insert(
+            "finetuned_model_id".into(),
+            format!("fine-tuned models {unsupported}"),
+        );
     }
-    let exogenous = "exogenous features are not supported by Horizon; send only unique_id, ds and y";
+    let exogenous =
+        "exogenous features are not supported by Horizon; send only unique_id, ds and y";
     if p.series.x.as_ref().is_some_and(|x| !x.is_null()) {
         errors.insert("series.X".into(), exogenous.into());
     }
     if p.series.x_future.as_ref().is_some_and(|x| !x.is_null()) {
         errors.insert("series.X_future".into(), exogenous.into());
     }
-    if p.series.categorical_exog.as_ref().is_some_and(|x| !x.is_null()) {
+    if p.series
+        .categorical_exog
+        .as_ref()
+        .is_some_and(|x| !x.is_null())
+    {
         errors.insert("series.categorical_exog".into(), exogenous.into());
     }
     if p.multivariate == Some(true) {
@@ -284,7 +309,10 @@ fn check(p: &Payload) -> Result<Request, ApiError> {
         errors.insert("hist_exog".into(), exogenous.into());
     }
     if p.feature_contributions == Some(true) {
-        errors.insert("feature_contributions".into(), "feature contributions (SHAP) are not supported by Horizon".into());
+        errors.insert(
+            "feature_contributions".into(),
+            "feature contributions (SHAP) are not supported by Horizon".into(),
+        );
     }
     let method = method_for(p.model.as_deref()).map_err(|e| errors.insert("model".into(), e));
     let horizon = Horizon::parse(p.h).map_err(|e| errors.insert("h".into(), e.to_string()));
@@ -304,19 +332,25 @@ fn check(p: &Payload) -> Result<Request, ApiError> {
     if total != p.series.y.len() {
         errors.insert(
             "series.sizes".into(),
-            format!("the sizes add up to {total} but series.y has {} values", p.series.y.len()),
+            format!(
+                "the sizes add up to {total} but series.y has {} values",
+                p.series.y.len()
+            ),
         );
     }
     let mut series = Vec::with_capacity(p.series.sizes.len());
     if total == p.series.y.len() {
         let mut start = 0;
         for (i, &size) in p.series.sizes.iter().enumerate() {
-            let values: Option<Vec<f64>> = p.series.y[start..start + size].iter().copied().collect();
+            let values: Option<Vec<f64>> =
+                p.series.y[start..start + size].iter().copied().collect();
             start += size;
             match values {
                 Some(v) if !v.is_empty() => series.push(v),
                 Some(_) => {
-                    errors.entry("series.y".into()).or_insert(format!("series {i} is empty"));
+                    errors
+                        .entry("series.y".into())
+                        .or_insert(format!("series {i} is empty"));
                 }
                 None => {
                     errors
@@ -365,7 +399,10 @@ fn fit_forecast(
 }
 
 /// Intervals in the client's layout: `lo-80`/`hi-80` keys of flat arrays.
-fn interval_columns(levels: &[Level], forecasts: &[engine::Forecast]) -> Option<BTreeMap<String, Vec<f64>>> {
+fn interval_columns(
+    levels: &[Level],
+    forecasts: &[engine::Forecast],
+) -> Option<BTreeMap<String, Vec<f64>>> {
     if levels.is_empty() {
         return None;
     }
@@ -398,10 +435,17 @@ fn forecast_all(r: &Request) -> Result<ForecastAnswer, ApiError> {
         .series
         .par_iter()
         .enumerate()
-        .map(|(i, values)| fit_forecast(&r.spec, values, r.horizon, &r.levels, || format!("series {i}")))
+        .map(|(i, values)| {
+            fit_forecast(&r.spec, values, r.horizon, &r.levels, || {
+                format!("series {i}")
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ForecastAnswer {
-        mean: forecasts.iter().flat_map(|f| f.mean.iter().copied()).collect(),
+        mean: forecasts
+            .iter()
+            .flat_map(|f| f.mean.iter().copied())
+            .collect(),
         intervals: interval_columns(&r.levels, &forecasts),
         weights_x: None,
         feature_contributions: None,
@@ -434,7 +478,9 @@ fn cross_validate(
             let data = SeriesData::parse(values.clone())
                 .map_err(|e| ApiError::field("series.y", format!("series {i}: {e}")))?;
             backtest(&r.spec, &data, &opts).map_err(|e| match e {
-                BacktestError::Invalid(m) => ApiError::field("series.y", format!("series {i}: {m}")),
+                BacktestError::Invalid(m) => {
+                    ApiError::field("series.y", format!("series {i}: {m}"))
+                }
                 BacktestError::Fit(e) => ApiError::error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("series {i}: no model could be fitted: {e}"),
@@ -458,7 +504,10 @@ fn cross_validate(
     Ok(CrossValidationAnswer {
         idxs,
         sizes: vec![n_windows * h; r.series.len()],
-        mean: forecasts.iter().flat_map(|f| f.mean.iter().copied()).collect(),
+        mean: forecasts
+            .iter()
+            .flat_map(|f| f.mean.iter().copied())
+            .collect(),
         intervals: interval_columns(&r.levels, &forecasts),
     })
 }
@@ -508,7 +557,9 @@ mod tests {
     #[test]
     fn zstd_bodies_are_decompressed() {
         // "{}" compressed by the reference zstd (level 1).
-        let frame = [0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x02, 0x11, 0x00, 0x00, 0x7b, 0x7d];
+        let frame = [
+            0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x02, 0x11, 0x00, 0x00, 0x7b, 0x7d,
+        ];
         assert_eq!(decompress(&frame).expect("decodes"), b"{}");
         assert!(decompress(b"not zstd").is_err());
     }

@@ -4,6 +4,7 @@
 //! `HORIZON_BIN`). Without Python or PyPI the test skips loudly, and fails
 //! when `CI` is set.
 
+use std::io::Write;
 use std::process::Command;
 use test_services::tools::{python_env, workspace_root};
 
@@ -29,7 +30,8 @@ fn nixtla_client_forecasts_and_cross_validates_against_horizon() {
         .expect("run pytest");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}\n{stderr}");
+    // Straight to stderr, which the test harness does not capture.
+    let _ = writeln!(std::io::stderr(), "{stdout}\n{stderr}");
     assert!(
         out.status.success(),
         "pytest failed ({}):\n{stdout}\n{stderr}",

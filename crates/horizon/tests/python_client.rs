@@ -5,6 +5,7 @@
 //! target/test-tools/ on first use; without Python the test skips loudly,
 //! and fails when `CI` is set.
 
+use std::io::Write;
 use std::process::Command;
 use test_services::tools::{python_env, workspace_root};
 
@@ -31,8 +32,9 @@ fn python_client_suite_passes_against_the_real_server() {
         .expect("run pytest");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // pytest's summary (with any loud skip) shows in `cargo test` output.
-    eprintln!("{stdout}\n{stderr}");
+    // Straight to stderr, which the test harness does not capture: pytest's
+    // summary (with any loud skip) shows in the output of `cargo test`.
+    let _ = writeln!(std::io::stderr(), "{stdout}\n{stderr}");
     assert!(
         out.status.success(),
         "pytest failed ({}):\n{stdout}\n{stderr}",

@@ -71,6 +71,9 @@ struct Input {
     values: Vec<Option<f64>>,
 }
 
+/// A series' (time text, value) rows as read.
+type Points = Vec<(String, Option<f64>)>;
+
 /// The rows of one forecast series.
 struct Output {
     id: String,
@@ -223,7 +226,7 @@ fn read_csv(args: &ForecastArgs) -> anyhow::Result<Vec<Input>> {
     );
     // Rows per series in order of first appearance.
     let mut order: HashMap<String, usize> = HashMap::new();
-    let mut rows: Vec<(String, Vec<(String, Option<f64>)>)> = Vec::new();
+    let mut rows: Vec<(String, Points)> = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let line = i + 2;
         let record = record.with_context(|| format!("line {line}"))?;
@@ -264,7 +267,7 @@ fn parse_value(text: &str) -> anyhow::Result<Option<f64>> {
 }
 
 /// Sorts a series by time and decides whether its `ds` are integers or timestamps.
-fn to_input(id: String, points: Vec<(String, Option<f64>)>) -> Result<Input, String> {
+fn to_input(id: String, points: Points) -> Result<Input, String> {
     if let Ok(mut index) = points
         .iter()
         .map(|(t, v)| t.parse::<i64>().map(|t| (t, *v)))

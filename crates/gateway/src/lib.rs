@@ -7,6 +7,7 @@
 //! for it to settle, and never falls back to an older one.
 
 mod body;
+mod compat;
 mod dates;
 mod handlers;
 pub mod jsend;
@@ -90,6 +91,18 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .merge(ui::routes())
+        // TimeGPT-compatible endpoints for Nixtla's client (compat/nixtla.rs).
+        .route("/model_params", get(compat::nixtla::model_params))
+        .route("/validate_api_key", get(compat::nixtla::validate_api_key))
+        .route("/v2/models", get(compat::nixtla::list_models))
+        .route("/v2/forecast", post(compat::nixtla::forecast))
+        .route(
+            "/v2/cross_validation",
+            post(compat::nixtla::cross_validation),
+        )
+        .route("/v2/finetune", post(compat::nixtla::unsupported))
+        .route("/v2/historic_forecast", post(compat::nixtla::unsupported))
+        .route("/v2/anomaly_detection", post(compat::nixtla::unsupported))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)

@@ -1,10 +1,12 @@
 //! The `horizon` binary: `serve` runs the gateway (and, by default, workers and
 //! an embedded store in the same process), `worker` runs a worker that joins a
-//! broker, `bench` measures the engine on competition data.
+//! broker, `bench` measures the engine on competition data, `forecast` forecasts
+//! a CSV file in-process.
 
 mod bench_cmd;
 mod distributed;
 mod fault;
+mod forecast_cmd;
 mod serve;
 mod worker_cmd;
 
@@ -25,6 +27,8 @@ enum Command {
     Worker(worker_cmd::WorkerArgs),
     /// Fit, forecast and score every series of a long-format CSV.
     Bench(bench_cmd::BenchArgs),
+    /// Forecast every series of a long-format CSV (unique_id,ds,y) in this process.
+    Forecast(forecast_cmd::ForecastArgs),
     /// Measure forecasts/s and latency over HTTP (embedded, distributed, bare ceilings).
     Loadtest(loadtest::Args),
 }
@@ -36,5 +40,6 @@ fn main() -> anyhow::Result<()> {
         Command::Worker(args) => worker_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Loadtest(args) => Ok(loadtest::run(args)?),
+        Command::Forecast(args) => forecast_cmd::run(args),
     }
 }

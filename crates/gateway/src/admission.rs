@@ -130,9 +130,7 @@ impl Admission {
         n_levels: usize,
     ) -> Result<(), ApiError> {
         let per_step = 1 + 2 * n_levels;
-        let values = horizon
-            .saturating_mul(n_series)
-            .saturating_mul(per_step);
+        let values = horizon.saturating_mul(n_series).saturating_mul(per_step);
         let max = self.config.max_forecast_values;
         if values <= max {
             return Ok(());

@@ -269,10 +269,14 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError>
     if store.is_ok() && transport.is_ok() && workers.is_ok() {
         return Ok(success(data));
     }
-    let down: Vec<String> = [("store", &store), ("transport", &transport), ("workers", &workers)]
-        .into_iter()
-        .filter_map(|(what, r)| r.as_ref().err().map(|e| format!("{what}: {e}")))
-        .collect();
+    let down: Vec<String> = [
+        ("store", &store),
+        ("transport", &transport),
+        ("workers", &workers),
+    ]
+    .into_iter()
+    .filter_map(|(what, r)| r.as_ref().err().map(|e| format!("{what}: {e}")))
+    .collect();
     Err(ApiError::error(
         StatusCode::SERVICE_UNAVAILABLE,
         format!("not ready: {}", down.join("; ")),

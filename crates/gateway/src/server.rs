@@ -194,9 +194,8 @@ pub async fn serve(
 /// Answers a connection over the cap with a 503 and closes it, without
 /// reading its request: a client sees why instead of a reset.
 async fn refuse_connection(mut stream: TcpStream) {
-    let body = format!(
-        "{{\"status\":\"error\",\"message\":\"too many open connections; retry later\",\"code\":503}}"
-    );
+    let body =
+        r#"{"status":"error","message":"too many open connections; retry later","code":503}"#;
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          retry-after: {RETRY_AFTER_SECS}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",

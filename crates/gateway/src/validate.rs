@@ -13,7 +13,9 @@ use crate::jsend::{ApiError, FieldErrors};
 use engine::{Horizon, Level, Method, ModelSpec, SeriesData, MAX_HORIZON, MAX_SERIES_LEN};
 use protocol::calendar::{CalendarError, Freq, Grid, GridError, SeriesCalendar, Timestamp};
 use protocol::NamedSeries;
-use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -589,7 +591,10 @@ impl<'a> Fields<'a> {
         match ItemsAtMost::<T>(max, PhantomData).deserialize(&mut de) {
             Ok(items) => Some(items),
             Err(e) if e.to_string().starts_with(TOO_MANY) => {
-                errors.add(&path, format!("has more than {max} elements; at most {max} are accepted"));
+                errors.add(
+                    &path,
+                    format!("has more than {max} elements; at most {max} are accepted"),
+                );
                 None
             }
             Err(e) => {
@@ -931,7 +936,8 @@ impl SeriesIn {
 /// length limits.
 fn observations(f: &Fields, name: &str, errors: &mut Errors) -> Option<Vec<Option<f64>>> {
     let path = f.path(name);
-    let Some(items) = f.items_at_most::<Observation>(name, "numbers", MAX_SERIES_LEN, errors) else {
+    let Some(items) = f.items_at_most::<Observation>(name, "numbers", MAX_SERIES_LEN, errors)
+    else {
         if f.get(name).is_none() {
             errors.add(
                 &path,
@@ -1515,10 +1521,20 @@ mod tests {
 
     #[test]
     fn hidden_characters_are_refused_in_ids() {
-        for id in ["a\u{0}", "a\u{7f}", "\u{202E}a", "a\u{2069}", "a\u{200F}", "a\u{061C}"] {
+        for id in [
+            "a\u{0}",
+            "a\u{7f}",
+            "\u{202E}a",
+            "a\u{2069}",
+            "a\u{200F}",
+            "a\u{061C}",
+        ] {
             let err = parse::<V1Fit>(json!({"series": [{"id": id, "values": [1, 2, 3]}]}));
             let fields = fail_fields(err.unwrap_err());
-            assert!(fields["series[0].id"].contains("control"), "{id:?}: {fields:?}");
+            assert!(
+                fields["series[0].id"].contains("control"),
+                "{id:?}: {fields:?}"
+            );
         }
         let ok = parse::<V1Fit>(json!({"series": [{"id": "naïve-日本", "values": [1, 2, 3]}]}));
         assert!(ok.is_ok());

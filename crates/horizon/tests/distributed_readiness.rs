@@ -33,7 +33,10 @@ async fn without_workers_readyz_is_503_and_jobs_fail_fast() {
     assert_eq!(body["status"], "error");
     assert_eq!(body["data"]["consumers"]["fit"], 0, "{body}");
     assert!(
-        body["message"].as_str().unwrap_or_default().contains("no worker"),
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no worker"),
         "{body}"
     );
     // The gateway's fit timeout is 120 s: an answer within 30 s is fail-fast.
@@ -46,7 +49,10 @@ async fn without_workers_readyz_is_503_and_jobs_fail_fast() {
     .expect("an answer");
     assert_eq!(fit.status, 503, "{:?}", fit.body);
     assert!(
-        fit.body["message"].as_str().unwrap_or_default().contains("no worker"),
+        fit.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no worker"),
         "{:?}",
         fit.body
     );
@@ -73,6 +79,12 @@ async fn without_workers_readyz_is_503_and_jobs_fail_fast() {
         .json()
         .await
         .expect("json");
-    assert!(body["data"]["consumers"]["fit"].as_u64() >= Some(1), "{body}");
-    assert!(body["data"]["consumers"]["forecast"].as_u64() >= Some(1), "{body}");
+    assert!(
+        body["data"]["consumers"]["fit"].as_u64() >= Some(1),
+        "{body}"
+    );
+    assert!(
+        body["data"]["consumers"]["forecast"].as_u64() >= Some(1),
+        "{body}"
+    );
 }

@@ -227,13 +227,18 @@ async fn connections_over_the_cap_get_a_jsend_503_and_the_cap_frees_up() {
     let mut slow = Vec::new();
     for _ in 0..20 {
         let mut s = TcpStream::connect(&served.addr).await.expect("connect");
-        s.write_all(b"GET /healthz HTTP/1.1\r\n").await.expect("write");
+        s.write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .expect("write");
         slow.push(s);
     }
     // Give the server a moment to accept them all (bounded, not asserted).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let answer = served
-        .raw(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n", Duration::from_secs(10))
+        .raw(
+            b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+            Duration::from_secs(10),
+        )
         .await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     let lower = answer.to_ascii_lowercase();
@@ -323,7 +328,10 @@ async fn fits_beyond_the_admission_limit_get_503_and_abandoned_fits_can_be_found
         if status == StatusCode::OK && body["data"]["versions"][0]["status"] == "ready" {
             break;
         }
-        assert!(Instant::now() < deadline, "the abandoned fit never settled: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned fit never settled: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Its slot is free again.
@@ -348,7 +356,9 @@ async fn the_small_holes_are_closed() {
              Content-Length: {}\r\nConnection: close\r\n\r\n{fit}",
             fit.len()
         );
-        let answer = served.raw(request.as_bytes(), Duration::from_secs(20)).await;
+        let answer = served
+            .raw(request.as_bytes(), Duration::from_secs(20))
+            .await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{name}: {answer}");
         assert!(raw_body(&answer)["data"]["name"].is_string(), "{answer}");
     }

@@ -813,7 +813,8 @@ mod tests {
         let same = b.register_pending_keyed(&k, 1, Some("kh"), Some("aaa"));
         assert_eq!(same.await.unwrap(), Registered::Existing(1));
         assert!(matches!(
-            b.register_pending_keyed(&k, 1, Some("kh"), Some("bbb")).await,
+            b.register_pending_keyed(&k, 1, Some("kh"), Some("bbb"))
+                .await,
             Err(StoreError::KeyReused { version: 1 })
         ));
         a.ping().await.unwrap();

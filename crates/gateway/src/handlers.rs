@@ -7,7 +7,8 @@
 //! failed: a JSend error naming it (never an older version) → ready: forecast
 //! exactly that version.
 
-use crate::body::{JsonBody, ModelPath};
+use crate::admission::Slot;
+use crate::body::{JsonBody, KeyedBody, ModelPath};
 use crate::dates::Calendars;
 use crate::jsend::{success, ApiError};
 use crate::validate::{FitRequest, ForecastRequest, SeedFit, SeedForecast, V1Fit, V1Forecast};
@@ -37,9 +38,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 pub async fn seed_fit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    JsonBody(SeedFit(request)): JsonBody<SeedFit>,
+    body: KeyedBody<SeedFit>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
+    let key = keyed(&headers, body.digest)?;
+    let SeedFit(request) = body.body;
     let answer = fit(&state, ModelName::default_model(), request, key).await;
     Ok(answer.respond(|summary| {
         let first = summary.series.first();
@@ -91,9 +93,10 @@ pub async fn v1_fit(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,
     headers: HeaderMap,
-    JsonBody(V1Fit(request)): JsonBody<V1Fit>,
+    body: KeyedBody<V1Fit>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
+    let key = keyed(&headers, body.digest)?;
+    let V1Fit(request) = body.body;
     let answer = fit(&state, model, request, key).await;
     Ok(answer.respond(|summary| {
         success(V1FitAnswer {
@@ -243,15 +246,37 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError>
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
     };
+    // Distributed: the workers listening on each queue; none is not ready.
+    let consumers = match &transport {
+        Ok(()) => match tokio::time::timeout(READY_TIMEOUT, state.transport.consumers()).await {
+            Ok(Ok(counts)) => Ok(counts),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
+        },
+        Err(_) => Ok(None),
+    };
+    let workers = match &consumers {
+        Ok(Some(c)) => no_workers(c).map_or(Ok(()), Err),
+        Ok(None) => Ok(()),
+        Err(e) => Err(format!("cannot count them: {e}")),
+    };
     let show = |r: &Result<(), String>| r.as_ref().err().cloned().unwrap_or_else(|| "ok".into());
-    let data = json!({ "store": show(&store), "transport": show(&transport) });
-    if store.is_ok() && transport.is_ok() {
+    let mut data = json!({ "store": show(&store), "transport": show(&transport) });
+    if let Ok(Some(c)) = &consumers {
+        data["consumers"] = json!({ "fit": c.fit, "forecast": c.forecast });
+        data["workers"] = json!(show(&workers));
+    }
+    if store.is_ok() && transport.is_ok() && workers.is_ok() {
         return Ok(success(data));
     }
-    let down: Vec<String> = [("store", &store), ("transport", &transport)]
-        .into_iter()
-        .filter_map(|(what, r)| r.as_ref().err().map(|e| format!("{what}: {e}")))
-        .collect();
+    let down: Vec<String> = [
+        ("store", &store),
+        ("transport", &transport),
+        ("workers", &workers),
+    ]
+    .into_iter()
+    .filter_map(|(what, r)| r.as_ref().err().map(|e| format!("{what}: {e}")))
+    .collect();
     Err(ApiError::error(
         StatusCode::SERVICE_UNAVAILABLE,
         format!("not ready: {}", down.join("; ")),
@@ -329,6 +354,8 @@ enum FitError {
     Crashed,
     /// A ready version without its summary (a bug).
     NoSummary(Version),
+    /// Refused before anything was registered (e.g. no worker listens).
+    Refused(ApiError),
 }
 
 impl FitError {
@@ -382,6 +409,7 @@ impl FitError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("the fit of model '{model}' crashed"),
             ),
+            FitError::Refused(e) => e,
             FitError::NoSummary(version) => ApiError::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("version {version} of model '{model}' is ready but its summary is missing"),
@@ -404,11 +432,22 @@ async fn fit(
     state: &AppState,
     model: ModelName,
     request: FitRequest,
-    key: Option<String>,
+    key: Option<Keyed>,
 ) -> FitAnswer {
+    // Taken before any work, held by the fit until it settles (even after
+    // its client is gone), so fits queued at once stay bounded.
+    let slot = match state.admission.fit() {
+        Ok(slot) => slot,
+        Err(e) => {
+            return FitAnswer {
+                summary: Err(e),
+                replayed: false,
+            }
+        }
+    };
     let timeout = state.config.fit_timeout;
     let (registered_tx, mut registered_rx) = oneshot::channel();
-    let summary = fit_within(state, &model, request, key, registered_tx, timeout).await;
+    let summary = fit_within(state, &model, request, key, slot, registered_tx, timeout).await;
     let registered = registered_rx.try_recv().ok();
     FitAnswer {
         summary: summary.map_err(|e| e.answer(&model, registered.map(|r| r.0), timeout)),
@@ -420,14 +459,19 @@ async fn fit_within(
     state: &AppState,
     model: &ModelName,
     request: FitRequest,
-    key: Option<String>,
+    key: Option<Keyed>,
+    slot: Slot,
     registered: oneshot::Sender<(Version, bool)>,
     timeout: Duration,
 ) -> Result<FitSummary, FitError> {
     let deadline = Instant::now() + timeout;
-    // Fail fast while jobs cannot be delivered (e.g. the broker is down),
-    // before registering a version that could not be fitted.
+    // Fail fast while jobs cannot be delivered (e.g. the broker is down, or
+    // no worker listens), before registering a version that could not be
+    // fitted.
     state.transport.ready().await.map_err(FitError::Transport)?;
+    workers_listening(state, |c| c.fit, "fit")
+        .await
+        .map_err(FitError::Refused)?;
     let job = FitJob {
         model: model.clone(),
         version: 0, // set once registered
@@ -452,6 +496,7 @@ async fn fit_within(
         state.transport.clone(),
         job,
         key,
+        slot,
         registered,
     ));
     let outcome = match tokio::time::timeout_at(deadline, task).await {
@@ -471,12 +516,18 @@ async fn register_and_dispatch(
     store: Arc<dyn ModelStore>,
     transport: Arc<dyn Transport>,
     mut job: FitJob,
-    key: Option<String>,
+    key: Option<Keyed>,
+    _slot: Slot,
     registered: oneshot::Sender<(Version, bool)>,
 ) -> Result<Registration, FitError> {
     let model = job.model.clone();
     let registration = store
-        .register_pending(&model, job.series.len(), key.as_deref())
+        .register_pending_keyed(
+            &model,
+            job.series.len(),
+            key.as_ref().map(|k| k.key.as_str()),
+            key.as_ref().and_then(|k| k.digest.as_deref()),
+        )
         .await
         .map_err(FitError::Store)?;
     let version = registration.version();
@@ -549,6 +600,7 @@ async fn forecast(
     request: ForecastRequest,
     unknown_model: impl FnOnce() -> ApiError,
 ) -> Result<(ForecastResult, Calendars), ApiError> {
+    let _slot = state.admission.forecast()?;
     // Fail fast while jobs cannot be delivered, rather than wait for a
     // pending version that cannot settle meanwhile.
     state
@@ -580,6 +632,15 @@ async fn forecast(
             ))
         }
     };
+    // The answer's size is known now: refuse it before any worker works.
+    let n_series = match &request.series_ids {
+        Some(ids) => ids.len(),
+        None => info.n_series,
+    };
+    state
+        .admission
+        .forecast_size(request.horizon.get(), n_series, request.levels.len())?;
+    workers_listening(state, |c| c.forecast, "forecast").await?;
     let job = ForecastJob {
         model: model.clone(),
         version,
@@ -632,6 +693,49 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// An idempotency key and the digest of the body it came with.
+struct Keyed {
+    key: String,
+    digest: Option<String>,
+}
+
+fn keyed(headers: &HeaderMap, digest: Option<String>) -> Result<Option<Keyed>, ApiError> {
+    Ok(idempotency_key(headers)?.map(|key| Keyed { key, digest }))
+}
+
+/// What `/readyz` says when a queue has no consumer.
+fn no_workers(c: &transport::Consumers) -> Option<String> {
+    match (c.fit, c.forecast) {
+        (0, 0) => Some("no worker listens for fits or forecasts".to_string()),
+        (0, _) => Some("no worker listens for fits".to_string()),
+        (_, 0) => Some("no worker listens for forecasts".to_string()),
+        _ => None,
+    }
+}
+
+/// A 503 at once when the transport knows that no worker listens on the
+/// queue `count` picks, instead of a job that waits for its timeout.
+/// Counts are cached by the transport (half a second), so this is not a
+/// round trip to the broker per request; when they cannot be read, the job
+/// is sent and the transport's own errors decide.
+async fn workers_listening(
+    state: &AppState,
+    count: impl Fn(&transport::Consumers) -> u32,
+    what: &str,
+) -> Result<(), ApiError> {
+    let counts = tokio::time::timeout(READY_TIMEOUT, state.transport.consumers()).await;
+    let Ok(Ok(Some(counts))) = counts else {
+        return Ok(());
+    };
+    if count(&counts) > 0 {
+        return Ok(());
+    }
+    Err(ApiError::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("no worker is listening for {what}s now; start a worker (horizon worker) or retry later"),
+    ))
+}
+
 fn with_replay_header(mut response: Response, replayed: bool) -> Response {
     if replayed {
         response
@@ -673,6 +777,14 @@ fn store_error(e: StoreError) -> ApiError {
             ApiError::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
         StoreError::WaitTimeout(_) => ApiError::error(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
+        StoreError::KeyReused { version } => ApiError::fail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Idempotency-Key",
+            format!(
+                "this key was used for version {version} with another request body; use a new \
+                 key for a new fit, or send the same body again to get that version's answer"
+            ),
+        ),
         StoreError::UnknownVersion { .. } | StoreError::Internal(_) => {
             tracing::error!(error = %e, "store error");
             ApiError::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())

@@ -6,6 +6,7 @@
 //! forecast forecasts the newest version registered before it arrived, waiting
 //! for it to settle, and never falls back to an older one.
 
+pub mod admission;
 mod body;
 mod compat;
 mod dates;
@@ -15,7 +16,8 @@ mod server;
 mod ui;
 pub mod validate;
 
-pub use server::{serve, Shutdown};
+pub use admission::{Admission, AdmissionConfig};
+pub use server::{serve, ConnectionLimits, Shutdown, DEFAULT_MAX_CONNECTIONS};
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -41,6 +43,10 @@ pub struct GatewayConfig {
     pub forecast_timeout: Duration,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// What a request may cost (slots, body budget, answer size).
+    pub admission: AdmissionConfig,
+    /// Timeouts and the cap on open connections.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for GatewayConfig {
@@ -50,6 +56,8 @@ impl Default for GatewayConfig {
             fit_timeout: Duration::from_secs(300),
             forecast_timeout: Duration::from_secs(60),
             body_limit: DEFAULT_BODY_LIMIT,
+            admission: AdmissionConfig::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -60,6 +68,7 @@ pub struct AppState {
     pub store: Arc<dyn ModelStore>,
     pub transport: Arc<dyn Transport>,
     pub config: Arc<GatewayConfig>,
+    pub admission: Arc<Admission>,
 }
 
 impl AppState {
@@ -71,6 +80,7 @@ impl AppState {
         Self {
             store,
             transport,
+            admission: Arc::new(Admission::new(config.admission.clone())),
             config: Arc::new(config),
         }
     }

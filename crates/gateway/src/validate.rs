@@ -13,7 +13,9 @@ use crate::jsend::{ApiError, FieldErrors};
 use engine::{Horizon, Level, Method, ModelSpec, SeriesData, MAX_HORIZON, MAX_SERIES_LEN};
 use protocol::calendar::{CalendarError, Freq, Grid, GridError, SeriesCalendar, Timestamp};
 use protocol::NamedSeries;
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -275,13 +277,29 @@ impl<T> Items<T> {
 
 impl<'de, T: Item> Deserialize<'de> for Items<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
+        ItemsAtMost::<T>(usize::MAX, PhantomData).deserialize(d)
+    }
+}
+
+/// Reads an array of at most `.0` elements and stops at the first one more,
+/// so an over-long array is refused before the rest of it is decoded.
+struct ItemsAtMost<T>(usize, PhantomData<T>);
+
+/// Starts the error of an array longer than its [`ItemsAtMost`] limit.
+const TOO_MANY: &str = "too many elements: ";
+
+impl<'de, T: Item> DeserializeSeed<'de> for ItemsAtMost<T> {
+    type Value = Items<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Items<T>, D::Error> {
+        struct V<T>(usize, PhantomData<T>);
         impl<'de, T: Item> Visitor<'de> for V<T> {
             type Value = Items<T>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an array")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<T>, A::Error> {
+                let max = self.0;
                 let mut out = Items {
                     items: Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16)),
                     bad: Vec::new(),
@@ -289,6 +307,11 @@ impl<'de, T: Item> Deserialize<'de> for Items<T> {
                     len: 0,
                 };
                 while let Some(scalar) = seq.next_element::<Scalar>()? {
+                    if out.len == max {
+                        return Err(serde::de::Error::custom(format!(
+                            "{TOO_MANY}at most {max} are accepted"
+                        )));
+                    }
                     match T::from_scalar(scalar) {
                         Ok(item) if out.n_bad == 0 => out.items.push(item),
                         Ok(_) => {}
@@ -304,7 +327,7 @@ impl<'de, T: Item> Deserialize<'de> for Items<T> {
                 Ok(out)
             }
         }
-        d.deserialize_seq(V(PhantomData))
+        d.deserialize_seq(V(self.0, PhantomData))
     }
 }
 
@@ -361,8 +384,25 @@ impl Item for SeriesId {
         if id.is_empty() || id.len() > MAX_ID_LEN {
             return Err(format!("must be 1 to {MAX_ID_LEN} bytes long"));
         }
+        if let Some(c) = id.chars().find(|&c| is_hidden_char(c)) {
+            return Err(format!(
+                "must not contain control or bidirectional formatting characters, found U+{:04X}",
+                c as u32
+            ));
+        }
         Ok(Self(id))
     }
+}
+
+/// Characters that are invisible or reorder the text around them (control
+/// characters, bidirectional marks, embeddings, overrides and isolates): in
+/// an id they make two ids look alike or a log line read differently.
+pub fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// A series length in the compact form.
@@ -532,6 +572,36 @@ impl<'a> Fields<'a> {
     fn items<T: Item>(&self, name: &str, what: &str, errors: &mut Errors) -> Option<Items<T>> {
         let raw = self.get(name)?;
         array(raw, &self.path(name), what, errors)
+    }
+
+    /// [`Self::items`] of an array that may hold at most `max` elements.
+    fn items_at_most<T: Item>(
+        &self,
+        name: &str,
+        what: &str,
+        max: usize,
+        errors: &mut Errors,
+    ) -> Option<Items<T>> {
+        let raw = self.get(name)?;
+        let path = self.path(name);
+        if kind(raw) != "an array" {
+            return array(raw, &path, what, errors);
+        }
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        match ItemsAtMost::<T>(max, PhantomData).deserialize(&mut de) {
+            Ok(items) => Some(items),
+            Err(e) if e.to_string().starts_with(TOO_MANY) => {
+                errors.add(
+                    &path,
+                    format!("has more than {max} elements; at most {max} are accepted"),
+                );
+                None
+            }
+            Err(e) => {
+                errors.add("body", json_error_message(&e));
+                None
+            }
+        }
     }
 }
 
@@ -866,7 +936,8 @@ impl SeriesIn {
 /// length limits.
 fn observations(f: &Fields, name: &str, errors: &mut Errors) -> Option<Vec<Option<f64>>> {
     let path = f.path(name);
-    let Some(items) = f.items::<Observation>(name, "numbers", errors) else {
+    let Some(items) = f.items_at_most::<Observation>(name, "numbers", MAX_SERIES_LEN, errors)
+    else {
         if f.get(name).is_none() {
             errors.add(
                 &path,
@@ -1432,6 +1503,41 @@ mod tests {
         let SeedFit(ok) = parse(json!({"data": [1, 2, 3.5], "season_length": 2.0})).unwrap();
         assert_eq!(ok.spec.seasons, vec![2]);
         assert_eq!(ok.series[0].values.values(), &[1.0, 2.0, 3.5]);
+    }
+
+    #[test]
+    fn an_over_long_series_is_refused_at_the_first_point_too_many() {
+        let mut body = String::from(r#"{"series": [{"id": "a", "values": ["#);
+        for _ in 0..=MAX_SERIES_LEN {
+            body.push_str("1,");
+        }
+        body.push_str("1]}]}");
+        let fields = fail_fields(V1Fit::from_json(body.as_bytes()).unwrap_err());
+        assert!(
+            fields["series[0].values"].contains("more than 100000"),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn hidden_characters_are_refused_in_ids() {
+        for id in [
+            "a\u{0}",
+            "a\u{7f}",
+            "\u{202E}a",
+            "a\u{2069}",
+            "a\u{200F}",
+            "a\u{061C}",
+        ] {
+            let err = parse::<V1Fit>(json!({"series": [{"id": id, "values": [1, 2, 3]}]}));
+            let fields = fail_fields(err.unwrap_err());
+            assert!(
+                fields["series[0].id"].contains("control"),
+                "{id:?}: {fields:?}"
+            );
+        }
+        let ok = parse::<V1Fit>(json!({"series": [{"id": "naïve-日本", "values": [1, 2, 3]}]}));
+        assert!(ok.is_ok());
     }
 
     #[test]

@@ -128,4 +128,8 @@ impl Transport for AbortBeforeDispatch {
     fn check_fit(&self, job: &FitJob) -> Result<(), TransportError> {
         self.inner.check_fit(job)
     }
+
+    async fn consumers(&self) -> Result<Option<transport::Consumers>, TransportError> {
+        self.inner.consumers().await
+    }
 }

@@ -34,6 +34,31 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes.
     #[arg(long, env = "HORIZON_MAX_BODY_BYTES", default_value_t = gateway::DEFAULT_BODY_LIMIT)]
     pub max_body_bytes: usize,
+    /// Open HTTP connections at most; one more is answered 503 and closed.
+    /// Lowered to fit under the open-files limit (`ulimit -n`) when needed.
+    #[arg(long, env = "HORIZON_MAX_CONNECTIONS", default_value_t = gateway::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers; also how long an idle
+    /// keep-alive connection stays open, e.g. `10s`.
+    #[arg(long, env = "HORIZON_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Time a client has to send a whole request body, e.g. `60s`.
+    #[arg(long, env = "HORIZON_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+    /// Fits admitted at once (running or waiting for a worker, including
+    /// fits whose client has gone); one more is answered 503 + Retry-After.
+    #[arg(long, env = "HORIZON_MAX_FITS", default_value_t = gateway::admission::DEFAULT_MAX_FITS)]
+    pub max_fits: usize,
+    /// Forecasts admitted at once; one more is answered 503 + Retry-After.
+    #[arg(long, env = "HORIZON_MAX_FORECASTS", default_value_t = gateway::admission::DEFAULT_MAX_FORECASTS)]
+    pub max_forecasts: usize,
+    /// Bytes of request bodies held in memory at once (each body counts
+    /// its Content-Length); a body that does not fit: 503 + Retry-After.
+    #[arg(long, env = "HORIZON_BODY_BUDGET_BYTES", default_value_t = gateway::admission::DEFAULT_BODY_BUDGET)]
+    pub body_budget_bytes: usize,
+    /// Numbers one forecast answer may hold: horizon × series × (1 + 2 × levels).
+    #[arg(long, env = "HORIZON_MAX_FORECAST_VALUES", default_value_t = gateway::admission::DEFAULT_MAX_FORECAST_VALUES)]
+    pub max_forecast_values: usize,
     /// Fits that run at once in this process (default: the number of cores).
     #[arg(long, env = "HORIZON_FIT_CONCURRENCY")]
     pub fit_concurrency: Option<usize>,
@@ -66,8 +91,47 @@ impl ServeArgs {
             fit_timeout: self.fit_timeout,
             forecast_timeout: self.forecast_timeout,
             body_limit: self.max_body_bytes,
+            admission: gateway::AdmissionConfig {
+                max_fits: self.max_fits,
+                max_forecasts: self.max_forecasts,
+                body_budget: self.body_budget_bytes,
+                max_forecast_values: self.max_forecast_values,
+            },
+            connections: gateway::ConnectionLimits {
+                max_connections: connection_cap(self.max_connections),
+                header_timeout: self.header_timeout,
+                body_timeout: self.body_timeout,
+            },
         }
     }
+}
+
+/// File descriptors kept for everything but HTTP connections (store,
+/// broker, logs, blocking work).
+const RESERVED_FDS: u64 = 128;
+
+/// `wanted` connections, or fewer if the open-files limit is lower: running
+/// out of descriptors would stop `accept`, and with it `/healthz`.
+fn connection_cap(wanted: usize) -> usize {
+    let Some(limit) = open_files_limit() else {
+        return wanted;
+    };
+    let room = usize::try_from(limit.saturating_sub(RESERVED_FDS).max(16)).unwrap_or(usize::MAX);
+    if room < wanted {
+        tracing::warn!(
+            wanted,
+            open_files_limit = limit,
+            "lowering --max-connections to {room} to stay under the open-files limit (ulimit -n)"
+        );
+    }
+    wanted.min(room)
+}
+
+/// The soft RLIMIT_NOFILE, read from /proc (Linux); `None` elsewhere.
+fn open_files_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -142,7 +206,12 @@ fn build_transport(args: &ServeArgs, store: Arc<dyn ModelStore>) -> Arc<dyn Tran
             store,
         );
     }
-    let worker = Arc::new(worker::Worker::with_cache(store, args.cache_series));
+    let worker = worker::Worker::with_cache(store, args.cache_series);
+    // Test-only faults (a slow worker) apply to the in-process worker too.
+    let worker: Arc<dyn transport::JobHandler> = match crate::fault::Faults::from_env() {
+        Some(faults) => Arc::new(faults.around(worker)),
+        None => Arc::new(worker),
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let fit_slots = args.fit_concurrency.unwrap_or(cores).max(1);
     Arc::new(InProcessTransport::new(worker, fit_slots, 4 * cores))

@@ -198,6 +198,8 @@ async fn a_fit_that_crashes_every_worker_is_dead_lettered_and_answered() {
     assert_eq!(cluster.live_workers(), 0);
 
     cluster.start_plain_worker();
+    // Ready again only once the new worker listens (fits fail fast before).
+    cluster.wait_ready(Duration::from_secs(60)).await;
     assert_eq!(
         cluster.versions(&client, "poison").await,
         vec![(1, "failed".to_string())]

@@ -17,7 +17,9 @@ pub struct ModelName(String);
 
 /// Why a model name was refused.
 #[derive(Debug, Clone, PartialEq, Error)]
-#[error("model name must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '-', '.', got '{0}'")]
+#[error(
+    "model name must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '-', '.', and not '.' or '..', got '{0}'"
+)]
 pub struct BadModelName(pub String);
 
 impl ModelName {
@@ -27,7 +29,11 @@ impl ModelName {
     }
 
     pub fn parse(name: &str) -> Result<Self, BadModelName> {
+        // '.' and '..' would name the current or parent directory in a URL
+        // path, so clients normalise them away and the model is unreachable.
         let ok = !name.is_empty()
+            && name != "."
+            && name != ".."
             && name.len() <= 64
             && name
                 .chars()
@@ -151,3 +157,18 @@ pub enum JobError {
 
 pub type FitReply = Result<FitSummary, JobError>;
 pub type ForecastReply = Result<ForecastResult, JobError>;
+
+#[cfg(test)]
+mod model_name_tests {
+    use super::ModelName;
+
+    #[test]
+    fn dot_names_are_refused_but_dots_inside_names_are_not() {
+        assert!(ModelName::parse(".").is_err());
+        assert!(ModelName::parse("..").is_err());
+        assert!(ModelName::parse("a\u{0}").is_err());
+        assert!(ModelName::parse("a\u{202E}").is_err());
+        assert!(ModelName::parse("...").is_ok());
+        assert!(ModelName::parse("v1.2").is_ok());
+    }
+}

@@ -112,6 +112,19 @@ pub enum Registered {
     Existing(Version),
 }
 
+/// An idempotency key found registered for `version` with the digest
+/// `stored`: the same version again, unless both digests are known and differ.
+pub(crate) fn keyed_outcome(
+    version: Version,
+    stored: Option<&str>,
+    body_hash: Option<&str>,
+) -> Result<Registered, StoreError> {
+    match (stored, body_hash) {
+        (Some(a), Some(b)) if a != b => Err(StoreError::KeyReused { version }),
+        _ => Ok(Registered::Existing(version)),
+    }
+}
+
 impl Registered {
     pub fn version(&self) -> Version {
         match self {
@@ -132,6 +145,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store error: {0}")]
     Internal(String),
+    /// The idempotency key was used before, for `version`, with another body.
+    #[error("the idempotency key was used before for version {version} with another request body")]
+    KeyReused { version: Version },
 }
 
 /// The registry as the gateway and the workers use it.
@@ -146,6 +162,22 @@ pub trait ModelStore: Send + Sync + 'static {
         n_series: usize,
         idempotency_key: Option<&str>,
     ) -> Result<Registered, StoreError>;
+
+    /// [`Self::register_pending`] with a digest of the request body stored
+    /// beside the key: the same key with another digest is
+    /// [`StoreError::KeyReused`]. A key stored without a digest (before the
+    /// digest was kept) matches any body.
+    async fn register_pending_keyed(
+        &self,
+        model: &ModelName,
+        n_series: usize,
+        idempotency_key: Option<&str>,
+        body_hash: Option<&str>,
+    ) -> Result<Registered, StoreError> {
+        let _ = body_hash;
+        self.register_pending(model, n_series, idempotency_key)
+            .await
+    }
 
     /// Marks a pending version ready with its fitted state. Idempotent: a
     /// version that is already settled is left as it is.

@@ -348,6 +348,17 @@ impl ModelStore for PgStore {
         n_series: usize,
         idempotency_key: Option<&str>,
     ) -> Result<Registered, StoreError> {
+        self.register_pending_keyed(model, n_series, idempotency_key, None)
+            .await
+    }
+
+    async fn register_pending_keyed(
+        &self,
+        model: &ModelName,
+        n_series: usize,
+        idempotency_key: Option<&str>,
+        body_hash: Option<&str>,
+    ) -> Result<Registered, StoreError> {
         // From before the commit until `latest` knows the new version, so a
         // forecast never reads a cached version older than a committed one.
         let registration = self.shared.latest.register(model);
@@ -363,18 +374,18 @@ impl ModelStore for PgStore {
         .await
         .map_err(db_error)?;
         if let Some(key) = idempotency_key {
-            let existing: Option<i64> = sqlx::query_scalar(
-                "SELECT version FROM versions WHERE model = $1 AND idempotency_key = $2",
+            let existing: Option<(i64, Option<String>)> = sqlx::query_as(
+                "SELECT version, body_hash FROM versions WHERE model = $1 AND idempotency_key = $2",
             )
             .bind(model.as_str())
             .bind(key)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?;
-            if let Some(version) = existing {
+            if let Some((version, stored)) = existing {
                 tx.commit().await.map_err(db_error)?;
                 registration.nothing();
-                return Ok(Registered::Existing(version));
+                return crate::keyed_outcome(version, stored.as_deref(), body_hash);
             }
         }
         let version: i64 = sqlx::query_scalar(
@@ -385,14 +396,15 @@ impl ModelStore for PgStore {
         .await
         .map_err(db_error)?;
         let sql = format!(
-            "INSERT INTO versions (model, version, status, created_at_ms, n_series, idempotency_key) \
-             VALUES ($1, $2, 'pending', {NOW_MS}, $3, $4)"
+            "INSERT INTO versions (model, version, status, created_at_ms, n_series, idempotency_key, body_hash) \
+             VALUES ($1, $2, 'pending', {NOW_MS}, $3, $4, $5)"
         );
         sqlx::query(&sql)
             .bind(model.as_str())
             .bind(version)
             .bind(i64::try_from(n_series).unwrap_or(i64::MAX))
             .bind(idempotency_key)
+            .bind(idempotency_key.and(body_hash))
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -794,6 +806,17 @@ mod tests {
         assert_eq!(page.versions[0].method, Some(engine::Method::Naive));
         assert_eq!(page.versions[0].n_fallbacks, Some(0));
         assert_eq!(page.versions[0].summary, None);
+        // The digest of the body is kept with the key, across processes.
+        let k = ModelName::parse("keyed").unwrap();
+        let first = a.register_pending_keyed(&k, 1, Some("kh"), Some("aaa"));
+        assert_eq!(first.await.unwrap(), Registered::New(1));
+        let same = b.register_pending_keyed(&k, 1, Some("kh"), Some("aaa"));
+        assert_eq!(same.await.unwrap(), Registered::Existing(1));
+        assert!(matches!(
+            b.register_pending_keyed(&k, 1, Some("kh"), Some("bbb"))
+                .await,
+            Err(StoreError::KeyReused { version: 1 })
+        ));
         a.ping().await.unwrap();
         a.close().await;
         b.close().await;

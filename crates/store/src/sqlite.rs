@@ -238,31 +238,42 @@ impl ModelStore for SqliteStore {
         n_series: usize,
         idempotency_key: Option<&str>,
     ) -> Result<Registered, StoreError> {
+        self.register_pending_keyed(model, n_series, idempotency_key, None)
+            .await
+    }
+
+    async fn register_pending_keyed(
+        &self,
+        model: &ModelName,
+        n_series: usize,
+        idempotency_key: Option<&str>,
+        body_hash: Option<&str>,
+    ) -> Result<Registered, StoreError> {
         let _turn = self.write.lock().await;
         // Armed before the insert: if this future is dropped while the insert
         // runs, the insert may still commit, so the cache must not be trusted
         // for this model until it is known again.
         let guard = self.latest.as_ref().map(|l| l.register(model));
         if let Some(key) = idempotency_key {
-            let existing: Option<i64> = sqlx::query_scalar(
-                "SELECT version FROM versions WHERE model = ? AND idempotency_key = ?",
+            let existing: Option<(i64, Option<String>)> = sqlx::query_as(
+                "SELECT version, body_hash FROM versions WHERE model = ? AND idempotency_key = ?",
             )
             .bind(model.as_str())
             .bind(key)
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
-            if let Some(version) = existing {
+            if let Some((version, stored)) = existing {
                 if let Some(guard) = guard {
                     guard.nothing();
                 }
-                return Ok(Registered::Existing(version));
+                return crate::keyed_outcome(version, stored.as_deref(), body_hash);
             }
         }
         // One statement, so the next number and the insert are atomic.
         let version: i64 = sqlx::query_scalar(
-            "INSERT INTO versions (model, version, status, created_at_ms, n_series, idempotency_key) \
-             SELECT ?1, COALESCE(MAX(version), 0) + 1, 'pending', ?2, ?3, ?4 \
+            "INSERT INTO versions (model, version, status, created_at_ms, n_series, idempotency_key, body_hash) \
+             SELECT ?1, COALESCE(MAX(version), 0) + 1, 'pending', ?2, ?3, ?4, ?5 \
              FROM versions WHERE model = ?1 \
              RETURNING version",
         )
@@ -270,6 +281,7 @@ impl ModelStore for SqliteStore {
         .bind(now_ms())
         .bind(i64::try_from(n_series).unwrap_or(i64::MAX))
         .bind(idempotency_key)
+        .bind(idempotency_key.and(body_hash))
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
@@ -638,6 +650,25 @@ mod tests {
                 .await
                 .unwrap(),
             Registered::New(1)
+        );
+    }
+
+    #[tokio::test]
+    async fn idempotency_key_with_another_body_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let m = name("m");
+        let keyed = |hash| store.register_pending_keyed(&m, 1, Some("k"), Some(hash));
+        assert_eq!(keyed("aaa").await.unwrap(), Registered::New(1));
+        assert_eq!(keyed("aaa").await.unwrap(), Registered::Existing(1));
+        assert!(matches!(
+            keyed("bbb").await,
+            Err(StoreError::KeyReused { version: 1 })
+        ));
+        // Without a digest to compare, the key alone decides.
+        assert_eq!(
+            store.register_pending(&m, 1, Some("k")).await.unwrap(),
+            Registered::Existing(1)
         );
     }
 

@@ -45,6 +45,19 @@ pub trait Transport: Send + Sync + 'static {
     fn check_fit(&self, _job: &FitJob) -> Result<(), TransportError> {
         Ok(())
     }
+    /// The workers listening for fits and for forecasts now, when the
+    /// transport can tell (`None`: it cannot, e.g. in-process workers,
+    /// which are there as long as the process is).
+    async fn consumers(&self) -> Result<Option<Consumers>, TransportError> {
+        Ok(None)
+    }
+}
+
+/// How many consumers each job queue has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consumers {
+    pub fit: u32,
+    pub forecast: u32,
 }
 
 /// The worker's side: do a job, produce its answer.

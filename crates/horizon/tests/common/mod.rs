@@ -42,6 +42,7 @@ impl Default for Options {
                 fit_timeout: Duration::from_secs(30),
                 forecast_timeout: Duration::from_secs(30),
                 body_limit: gateway::DEFAULT_BODY_LIMIT,
+                ..GatewayConfig::default()
             },
             fit_slots: 2,
         }

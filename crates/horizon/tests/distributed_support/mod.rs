@@ -45,6 +45,13 @@ impl Cluster {
     /// Starts a gateway and `workers` workers; `worker_env` goes to each
     /// worker. Waits until the gateway is ready.
     pub async fn start(tag: &str, workers: usize, worker_env: &[(&str, &str)]) -> Cluster {
+        let mut cluster = Self::launch(tag, workers, worker_env);
+        cluster.wait_ready(Duration::from_secs(60)).await;
+        cluster
+    }
+
+    /// Starts a gateway and `workers` workers without waiting for anything.
+    pub fn launch(tag: &str, workers: usize, worker_env: &[(&str, &str)]) -> Cluster {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -72,7 +79,6 @@ impl Cluster {
         for _ in 0..workers {
             cluster.start_worker();
         }
-        cluster.wait_ready(Duration::from_secs(60)).await;
         cluster
     }
 

@@ -4,12 +4,14 @@
 //! waiting at that moment as one message, so the batch size follows the load
 //! without any waiting on purpose.
 
-use crate::{Transport, TransportError};
+use crate::{Consumers, Transport, TransportError};
 use async_trait::async_trait;
 use futures_util::{stream::FuturesUnordered, StreamExt};
 use lapin::{
     message::Delivery,
-    options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions},
+    options::{
+        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    },
     publisher_confirm::Confirmation,
     types::{FieldTable, ShortString},
     BasicProperties, Channel, Connection,
@@ -89,7 +91,12 @@ struct Inner {
     store: Option<Arc<dyn ModelStore>>,
     /// Forecasts waiting for the batch sender.
     outbox: mpsc::UnboundedSender<Tagged<Box<RawValue>>>,
+    /// The last consumer counts and when they were read.
+    consumers: tokio::sync::Mutex<Option<(Instant, Consumers)>>,
 }
+
+/// Consumer counts younger than this are answered without asking the broker.
+const CONSUMERS_FRESH: Duration = Duration::from_millis(500);
 
 /// The gateway's side of the RabbitMQ transport. Connects in the background
 /// and reconnects with backoff; see the module doc.
@@ -123,6 +130,7 @@ impl AmqpTransport {
             last_error: Mutex::new("not connected yet".to_string()),
             store,
             outbox,
+            consumers: tokio::sync::Mutex::new(None),
         });
         let supervisor = tokio::spawn(supervise(inner.clone()));
         let sender = tokio::spawn(send_forecasts(inner.clone(), waiting));
@@ -621,6 +629,38 @@ impl Transport for AmqpTransport {
 
     async fn ready(&self) -> Result<(), TransportError> {
         self.inner.current().map(|_| ())
+    }
+
+    async fn consumers(&self) -> Result<Option<Consumers>, TransportError> {
+        // One reader asks the broker at a time; the others take its answer.
+        let mut cached = self.inner.consumers.lock().await;
+        if let Some((at, counts)) = *cached {
+            if at.elapsed() < CONSUMERS_FRESH {
+                return Ok(Some(counts));
+            }
+        }
+        let link = self.inner.current()?;
+        // A channel of its own: a passive declare of a missing queue closes
+        // the channel it runs on.
+        let ch = link.conn.create_channel().await.map_err(unavailable)?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let topo = &self.inner.topo;
+        let fit = ch
+            .queue_declare(&topo.fit_queue, passive, FieldTable::default())
+            .await;
+        let forecast = ch
+            .queue_declare(&topo.forecast_queue, passive, FieldTable::default())
+            .await;
+        let _ = ch.close(200, "done").await;
+        let counts = Consumers {
+            fit: fit.map_err(unavailable)?.consumer_count(),
+            forecast: forecast.map_err(unavailable)?.consumer_count(),
+        };
+        *cached = Some((Instant::now(), counts));
+        Ok(Some(counts))
     }
 
     fn check_fit(&self, job: &FitJob) -> Result<(), TransportError> {

@@ -351,6 +351,29 @@ mod tests {
     }
 
     #[test]
+    fn the_ets_member_skips_missing_observations() {
+        let filled: Vec<f64> = (0..60)
+            .map(|t| 50.0 + 0.3 * t as f64 + 4.0 * ((t % 12) as f64 - 5.5).abs())
+            .collect();
+        let mut observed = filled.clone();
+        for t in [7, 8, 30, 41] {
+            observed[t] = f64::NAN;
+        }
+        let (c, _) = Combination::fit_with_gaps(&filled, &observed, 12).unwrap();
+        let cfg = ets::EtsConfig {
+            undamped_trend: true,
+            ..ets::EtsConfig::default()
+        };
+        let skipped = State::Ets(ets::Ets::fit_with(&observed, 12, &cfg).unwrap());
+        let filled_fit = State::Ets(ets::Ets::fit_with(&filled, 12, &cfg).unwrap());
+        assert_eq!(c.members[0], skipped);
+        assert_ne!(c.members[0], filled_fit);
+        // Without gaps it is the ordinary fit.
+        let (plain, _) = Combination::fit(&filled, 12).unwrap();
+        assert_eq!(plain.members[0], filled_fit);
+    }
+
+    #[test]
     fn combines_by_mean_and_median() {
         assert_eq!(combine(Combine::Mean, &mut [1.0, 2.0, 6.0], &[]), 3.0);
         assert_eq!(combine(Combine::Median, &mut [6.0, 1.0, 2.0], &[]), 2.0);

@@ -2,8 +2,9 @@
 //! (split-conformal in spirit).
 //!
 //! At fit time the fitted model is re-run (`refilter`: same parameters, no
-//! re-optimisation) on prefixes of the training series; from each origin it
-//! forecasts up to the calibration horizon and the h-step errors are kept.
+//! re-optimisation) on prefixes of the training series ending at origins
+//! spread evenly over its second half ([`Origins::spread`]); from each origin
+//! it forecasts up to the calibration horizon and the h-step errors are kept.
 //! Their size as a function of h is summarised by the shape of the variance
 //! of a state-space forecast, `scale_h² = v₀ + v₁·(h−1) + v₂·(h−1)²` with
 //! every v ≥ 0 (noise, random-walk-like and trend-like growth), fitted by

@@ -37,6 +37,9 @@ const REFILTER_WINDOW: usize = 2_000;
 /// errors, and each re-filter of a long series is costly.
 const LONG_SERIES: usize = 1_000;
 const LONG_SERIES_ORIGINS: usize = 26;
+/// Least growth of the squared error scale per calibration horizon, as a
+/// fraction of the one-step one (see [`bands_from`]).
+const MIN_GROWTH: f64 = 0.01;
 /// Quantile multiplier of the short-series fallback.
 const FALLBACK_GENEROSITY: f64 = 1.3;
 
@@ -291,7 +294,13 @@ fn bands_from(
             errors: errors.len(),
         });
     }
-    let var = fit_variance(&pts)?;
+    let mut var = fit_variance(&pts)?;
+    if var[1] == 0.0 && var[2] == 0.0 {
+        // Errors that did not grow over the calibrated steps still grow
+        // beyond them (the level and the parameters are uncertain): a little
+        // random-walk growth, 1% of the variance per calibration horizon.
+        var[1] = var[0] * MIN_GROWTH / horizon as f64;
+    }
     // Scaled absolute errors, and their quantiles shrunk to the normal ones.
     let mut z: Vec<f64> = errors
         .iter()

@@ -169,6 +169,9 @@ impl Combination {
 /// a longer shortest season it runs without one.
 const MAX_COMBINATION_SEASON: usize = 52;
 
+/// A candidate's forecasts from each calibration origin.
+type Paths = Vec<Vec<f64>>;
+
 /// The model of the seasonally adjusted series inside MSTL.
 /// AutoETS (non-seasonal): on realworld.csv it did as well as the whole
 /// non-seasonal combination or Theta there, at a fraction of the cost.
@@ -220,7 +223,7 @@ pub(crate) fn fit_seasons(
     let spread = Origins::spread(n, shortest);
     // Each candidate's rolling-origin error on the series' own tail, and its
     // forecasts from the spread origins.
-    let mut scored: Vec<(f64, State, Option<String>, Option<Vec<Vec<f64>>>)> = Vec::new();
+    let mut scored: Vec<(f64, State, Option<String>, Option<Paths>)> = Vec::new();
     for (state, note) in candidates {
         let score = tail
             .as_ref()
@@ -238,7 +241,7 @@ pub(crate) fn fit_seasons(
             .and_then(|o| catch_unwind(AssertUnwindSafe(|| o.forecasts(&state, y, shortest))).ok());
         scored.push((score, state, note, paths));
     }
-    let bands_of = |paths: Option<&Vec<Vec<f64>>>| {
+    let bands_of = |paths: Option<&Paths>| {
         spread
             .as_ref()
             .zip(paths)

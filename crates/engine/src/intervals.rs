@@ -2,8 +2,9 @@
 //! (split-conformal in spirit).
 //!
 //! At fit time the fitted model is re-run (`refilter`: same parameters, no
-//! re-optimisation) on prefixes of the training series; from each origin it
-//! forecasts up to the calibration horizon and the h-step errors are kept.
+//! re-optimisation) on prefixes of the training series ending at origins
+//! spread evenly over its second half ([`Origins::spread`]); from each origin
+//! it forecasts up to the calibration horizon and the h-step errors are kept.
 //! Their size as a function of h is summarised by the shape of the variance
 //! of a state-space forecast, `scale_h² = v₀ + v₁·(h−1) + v₂·(h−1)²` with
 //! every v ≥ 0 (noise, random-walk-like and trend-like growth), fitted by
@@ -36,6 +37,9 @@ const REFILTER_WINDOW: usize = 2_000;
 /// errors, and each re-filter of a long series is costly.
 const LONG_SERIES: usize = 1_000;
 const LONG_SERIES_ORIGINS: usize = 26;
+/// Least growth of the squared error scale per calibration horizon, as a
+/// fraction of the one-step one (see [`bands_from`]).
+const MIN_GROWTH: f64 = 0.01;
 /// Quantile multiplier of the short-series fallback.
 const FALLBACK_GENEROSITY: f64 = 1.3;
 
@@ -152,35 +156,114 @@ fn calibration_horizon(n: usize, m: usize) -> usize {
     want.min(n / 2).max(1)
 }
 
-fn calibrate(state: &State, y: &[f64], m: usize, missing: &[bool]) -> Option<Bands> {
-    let n = y.len();
-    let horizon = calibration_horizon(n, m);
-    // Origins: the last ones, leaving at least half the series (and two
-    // seasons, when seasonal) to re-filter on.
-    let min_train = (n / 2).max(if m > 1 { 2 * m } else { 4 });
-    if n <= min_train + 2 {
-        return None;
+/// Where the rolling-origin errors are measured for a series of `n` points
+/// with shortest season `m`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Origins {
+    /// Steps forecast from each origin.
+    pub horizon: usize,
+    /// Training lengths at which the model is re-filtered and forecast.
+    pub at: Vec<usize>,
+    /// Degrees of freedom of the Student-t widening.
+    pub df: f64,
+}
+
+impl Origins {
+    /// Origins spread evenly over the second half of the series (leaving at
+    /// least two seasons to re-filter on): the errors come from every part
+    /// of the recent history (every day of the week on hourly data, calm and
+    /// rough stretches alike), not only from its last few steps, which can
+    /// be unusually calm or rough. As many origins as [`Origins::tail`]
+    /// (the cost stays the same), and the same Student-t degrees of freedom,
+    /// which reflect how few and how correlated the errors are.
+    pub fn spread(n: usize, m: usize) -> Option<Self> {
+        let tail = Self::tail(n, m)?;
+        let first = min_train(n, m);
+        let count = tail.at.len().max(1);
+        let stride = (n - first).div_ceil(count).max(1);
+        let at = (first..n)
+            .filter(|k| (n - 1 - k).is_multiple_of(stride))
+            .collect();
+        Some(Self { at, ..tail })
     }
-    let max_origins = 2 * horizon + 8;
-    let first = min_train.max(n.saturating_sub(max_origins));
+
+    /// The last origins (on long series every few of them): the errors of
+    /// the model right now, which `auto` compares its candidates by.
+    pub fn tail(n: usize, m: usize) -> Option<Self> {
+        let horizon = calibration_horizon(n, m);
+        let min_train = min_train(n, m);
+        if n <= min_train + 2 {
+            return None;
+        }
+        let max_origins = 2 * horizon + 8;
+        let first = min_train.max(n.saturating_sub(max_origins));
+        let stride = if n >= LONG_SERIES {
+            (n - first).div_ceil(LONG_SERIES_ORIGINS).max(1)
+        } else {
+            1
+        };
+        let at = (first..n)
+            .filter(|k| (n - 1 - k).is_multiple_of(stride))
+            .collect();
+        Some(Self {
+            horizon,
+            at,
+            df: ((n - first) as f64 * DF_PER_ORIGIN).max(2.0),
+        })
+    }
+
+    /// The forecasts of `state` (fitted to `y`, shortest season `m`) from
+    /// every origin, re-filtered on the data before it.
+    pub fn forecasts(&self, state: &State, y: &[f64], m: usize) -> Vec<Vec<f64>> {
+        let n = y.len();
+        self.at
+            .iter()
+            .map(|&k| {
+                // On long series re-filter only a recent window (starting at
+                // a whole number of seasons, so seasonal phases stay right):
+                // the states forget the distant past anyway, and the cost
+                // stays bounded.
+                let start = k.saturating_sub(REFILTER_WINDOW) / m.max(1) * m.max(1);
+                state
+                    .refilter(&y[start..k])
+                    .forecast(self.horizon.min(n - k))
+            })
+            .collect()
+    }
+
+    /// The bands from the forecasts of [`Origins::forecasts`] (or any
+    /// combination of them); `None` when too few errors are usable.
+    pub fn bands(&self, y: &[f64], forecasts: &[Vec<f64>], missing: &[bool]) -> Option<Bands> {
+        bands_from(self, y, forecasts, missing)
+    }
+}
+
+/// Points kept for re-filtering before the first origin: half the series,
+/// and two seasons when seasonal.
+fn min_train(n: usize, m: usize) -> usize {
+    (n / 2).max(if m > 1 { 2 * m } else { 4 })
+}
+
+fn calibrate(state: &State, y: &[f64], m: usize, missing: &[bool]) -> Option<Bands> {
+    let origins = Origins::spread(y.len(), m)?;
+    let forecasts = origins.forecasts(state, y, m);
+    origins.bands(y, &forecasts, missing)
+}
+
+fn bands_from(
+    origins: &Origins,
+    y: &[f64],
+    forecasts: &[Vec<f64>],
+    missing: &[bool],
+) -> Option<Bands> {
+    let horizon = origins.horizon;
     // Per step: sum of |e|, count; and all (step, |e|) pairs.
     let mut sum = vec![0.0; horizon];
     let mut count = vec![0usize; horizon];
     let mut errors: Vec<(usize, f64)> = Vec::new();
-    let stride = if n >= LONG_SERIES {
-        (n - first).div_ceil(LONG_SERIES_ORIGINS).max(1)
-    } else {
-        1
-    };
-    for k in (first..n).filter(|k| (n - 1 - k).is_multiple_of(stride)) {
-        let steps = horizon.min(n - k);
-        // On long series re-filter only a recent window (starting at a whole
-        // number of seasons, so seasonal phases stay right): the states
-        // forget the distant past anyway, and the cost stays bounded.
-        let start = k.saturating_sub(REFILTER_WINDOW) / m.max(1) * m.max(1);
-        let f = state.refilter(&y[start..k]).forecast(steps);
-        for (j, fv) in f.iter().enumerate() {
-            if missing.get(k + j).copied().unwrap_or(false) {
+    for (&k, f) in origins.at.iter().zip(forecasts) {
+        for (j, fv) in f.iter().enumerate().take(horizon) {
+            if k + j >= y.len() || missing.get(k + j).copied().unwrap_or(false) {
                 continue;
             }
             let e = (y[k + j] - fv).abs();
@@ -211,7 +294,13 @@ fn calibrate(state: &State, y: &[f64], m: usize, missing: &[bool]) -> Option<Ban
             errors: errors.len(),
         });
     }
-    let var = fit_variance(&pts)?;
+    let mut var = fit_variance(&pts)?;
+    if var[1] == 0.0 && var[2] == 0.0 {
+        // Errors that did not grow over the calibrated steps still grow
+        // beyond them (the level and the parameters are uncertain): a little
+        // random-walk growth, 1% of the variance per calibration horizon.
+        var[1] = var[0] * MIN_GROWTH / horizon as f64;
+    }
     // Scaled absolute errors, and their quantiles shrunk to the normal ones.
     let mut z: Vec<f64> = errors
         .iter()
@@ -229,9 +318,8 @@ fn calibrate(state: &State, y: &[f64], m: usize, missing: &[bool]) -> Option<Ban
             let prior = half_normal_quantile(level);
             let emp = empirical_quantile(&z, level / 100.0) / prior;
             let r = (nz * emp + PRIOR_WEIGHT) / (nz + PRIOR_WEIGHT);
-            let df = (n - first) as f64 * DF_PER_ORIGIN;
             // Student-t widening for the few, correlated errors behind the scale.
-            finite_or(r * t_over_z(level, df.max(2.0)), 1.0)
+            finite_or(r * t_over_z(level, origins.df), 1.0)
         })
         .collect::<Vec<f64>>();
     // Quantiles must grow with the level.

@@ -135,7 +135,8 @@ pub(crate) fn fit(method: Method, y: &[f64], m: usize) -> Result<(State, Option<
 
 /// [`fit`] on a series with gaps: `filled` has them interpolated, `observed`
 /// has NaN there. ETS skips the missing observations in its filter (no
-/// update, no likelihood term); the other families fit `filled`.
+/// update, no likelihood term), also as a member of `auto`'s combination;
+/// the other families fit `filled`.
 pub(crate) fn fit_with_gaps(
     method: Method,
     filled: &[f64],
@@ -145,6 +146,10 @@ pub(crate) fn fit_with_gaps(
     match method {
         Method::Ets if observed.iter().any(|v| v.is_nan()) => {
             ets::Ets::fit(observed, m).map(|s| (State::Ets(s), None))
+        }
+        Method::Auto if observed.iter().any(|v| v.is_nan()) => {
+            auto::Combination::fit_with_gaps(filled, observed, m)
+                .map(|(c, note)| (State::Combination(c), note))
         }
         _ => fit(method, filled, m),
     }
@@ -213,7 +218,7 @@ pub(crate) fn fit_seasons(
         return direct(shortest);
     }
     if method == Method::Auto {
-        return auto::fit_seasons(y, seasons);
+        return auto::fit_seasons(y, observed, seasons);
     }
     match mstl::Mstl::fit(y, seasons, &move |adj| fit(method, adj, 1).map(|(s, _)| s)) {
         Ok(m) => Ok(SeasonalFit {

@@ -159,21 +159,21 @@ fn loess_at(y: &[f64], span: usize, x: f64) -> f64 {
     let (mut sw, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let upper = 0.999 * h;
     let lower = 0.001 * h;
-    for (i, &v) in y.iter().enumerate().take(hi + 1).skip(lo) {
-        let d = (i as f64 - x).abs();
+    // One division per evaluation, not per point: this loop is most of the
+    // cost of a decomposition.
+    let inv_h = 1.0 / h;
+    for (i, &v) in y[lo..=hi].iter().enumerate() {
+        let xi = (lo + i) as f64 - x;
+        let d = xi.abs();
         let w = if d <= lower {
             1.0
         } else if d < upper {
-            let r = d / h;
+            let r = d * inv_h;
             let c = 1.0 - r * r * r;
             c * c * c
         } else {
-            0.0
-        };
-        if w == 0.0 {
             continue;
-        }
-        let xi = i as f64 - x;
+        };
         sw += w;
         sx += w * xi;
         sy += w * v;

@@ -26,6 +26,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod backtest;
 pub mod intervals;
 mod method;
 mod model;
@@ -36,6 +37,7 @@ mod series;
 
 pub use method::{Method, UnknownMethod};
 pub use model::{
-    FitError, FittedModel, FittedModelV2, Forecast, Interval, ModelSpec, FORMAT_VERSION,
+    ExtendError, FitError, FittedModel, FittedModelV2, Forecast, Interval, ModelSpec,
+    FORMAT_VERSION,
 };
 pub use series::{Horizon, Level, SeriesData, SeriesError, MAX_HORIZON, MAX_SERIES_LEN};

@@ -368,6 +368,76 @@ impl FittedModel {
     }
 }
 
+/// Why a fitted model could not be filtered forward over a series.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ExtendError {
+    #[error("the series has {got} values, fewer than the {fitted} the model was fitted on")]
+    Shorter { fitted: usize, got: usize },
+    #[error(transparent)]
+    Series(#[from] crate::SeriesError),
+}
+
+impl FittedModel {
+    /// Filter forward: the same model with the same parameters, scale and
+    /// calibrated intervals, its states recomputed over `y` (the training
+    /// series followed by new observations); no optimisation, O(len).
+    ///
+    /// What "the same parameters" means per family (each family's
+    /// `refilter`): naive, seasonal naive, drift, mean: the statistic of the
+    /// longer series (they have no parameters); Naive2: the same seasonal
+    /// indices, naive on the adjusted longer series; SES, ETS, theta
+    /// variants, CES: the same smoothing parameters and initial states, the
+    /// recursion run over the longer series; ARIMA: the same coefficients,
+    /// the state filtered over the longer series; intermittent methods: the
+    /// same smoothing constants (and aggregation level), rates recomputed;
+    /// `auto`: every member filtered, the same weights. Approximations: MSTL
+    /// decomposes the longer series again (same periods, the adjusted
+    /// series' model keeps its parameters); with gaps, every family filters
+    /// the interpolated series (an ETS fit skipped the gaps instead). The
+    /// intervals keep their calibration.
+    ///
+    /// The state does not carry its training data (it stays small), so the
+    /// caller gives the whole longer series: see [`Self::extend`].
+    pub fn filter(&self, y: &SeriesData) -> Result<FittedModel, ExtendError> {
+        if y.len() < self.n_obs {
+            return Err(ExtendError::Shorter {
+                fitted: self.n_obs,
+                got: y.len(),
+            });
+        }
+        let values: Vec<f64> = y.filled().iter().map(|v| v / self.scale).collect();
+        let state = catch_unwind(AssertUnwindSafe(|| self.state.refilter(&values)))
+            .unwrap_or_else(|_| self.state.clone());
+        Ok(FittedModel {
+            format_version: FORMAT_VERSION,
+            method: self.method,
+            description: self.description.clone(),
+            fallback: self.fallback.clone(),
+            n_obs: values.len(),
+            last_value: values.last().map_or(self.last_value, |v| v * self.scale),
+            bands: self.bands.clone(),
+            state,
+            n_missing: y.n_missing(),
+            scale: self.scale,
+            nonnegative: self.nonnegative,
+        })
+    }
+
+    /// Filter forward by new observations: `history` is the series the
+    /// model was fitted (or last filtered) on, `new` the values that follow
+    /// it (NaN for a missing one). Same as [`Self::filter`] on the
+    /// concatenation.
+    pub fn extend(&self, history: &SeriesData, new: &[f64]) -> Result<FittedModel, ExtendError> {
+        let joined = history
+            .values()
+            .iter()
+            .chain(new)
+            .map(|v| v.is_finite().then_some(*v))
+            .collect();
+        self.filter(&SeriesData::with_gaps(joined)?)
+    }
+}
+
 /// Inverse of the standard normal CDF (Acklam's rational approximation).
 pub(crate) fn normal_quantile(p: f64) -> f64 {
     const A: [f64; 6] = [

@@ -6,10 +6,12 @@
 //! forecast forecasts the newest version registered before it arrived, waiting
 //! for it to settle, and never falls back to an older one.
 
+mod backtest;
 mod body;
 mod dates;
 mod handlers;
 pub mod jsend;
+mod observations;
 mod server;
 pub mod validate;
 
@@ -86,6 +88,12 @@ pub fn router(state: AppState) -> Router {
             get(handlers::describe_model).put(handlers::v1_fit),
         )
         .route("/v1/models/{name}/forecast", post(handlers::v1_forecast))
+        .route("/v1/backtest", post(backtest::backtest_data))
+        .route("/v1/models/{name}/backtest", post(backtest::backtest_model))
+        .route(
+            "/v1/models/{name}/observations",
+            post(observations::observations),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .fallback(handlers::not_found)

@@ -318,13 +318,13 @@ pub fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The outcome of a fit request, and whether it answers for an earlier
 /// request with the same idempotency key (then it carries
 /// `Idempotent-Replayed: true`, failures included).
-struct FitAnswer {
+pub(crate) struct FitAnswer {
     summary: Result<FitSummary, ApiError>,
     replayed: bool,
 }
 
 impl FitAnswer {
-    fn respond(self, ok: impl FnOnce(FitSummary) -> Response) -> Response {
+    pub(crate) fn respond(self, ok: impl FnOnce(FitSummary) -> Response) -> Response {
         let response = match self.summary {
             Ok(summary) => ok(summary),
             Err(e) => e.into_response(),
@@ -434,6 +434,18 @@ async fn fit(
     request: FitRequest,
     key: Option<Keyed>,
 ) -> FitAnswer {
+    fit_from(state, model, request, key, None).await
+}
+
+/// [`fit`], or with `base` new observations filtered forward from version
+/// `base` (see [`FitJob::base`]).
+pub(crate) async fn fit_from(
+    state: &AppState,
+    model: ModelName,
+    request: FitRequest,
+    key: Option<Keyed>,
+    base: Option<Version>,
+) -> FitAnswer {
     // Taken before any work, held by the fit until it settles (even after
     // its client is gone), so fits queued at once stay bounded.
     let slot = match state.admission.fit() {
@@ -447,7 +459,8 @@ async fn fit(
     };
     let timeout = state.config.fit_timeout;
     let (registered_tx, mut registered_rx) = oneshot::channel();
-    let summary = fit_within(state, &model, request, key, slot, registered_tx, timeout).await;
+    let summary =
+        fit_within(state, &model, request, key, slot, registered_tx, timeout, base).await;
     let registered = registered_rx.try_recv().ok();
     FitAnswer {
         summary: summary.map_err(|e| e.answer(&model, registered.map(|r| r.0), timeout)),
@@ -463,6 +476,7 @@ async fn fit_within(
     slot: Slot,
     registered: oneshot::Sender<(Version, bool)>,
     timeout: Duration,
+    base: Option<Version>,
 ) -> Result<FitSummary, FitError> {
     let deadline = Instant::now() + timeout;
     // Fail fast while jobs cannot be delivered (e.g. the broker is down, or
@@ -473,6 +487,7 @@ async fn fit_within(
         .await
         .map_err(FitError::Refused)?;
     let job = FitJob {
+        base,
         model: model.clone(),
         version: 0, // set once registered
         spec: request.spec,
@@ -675,7 +690,7 @@ async fn forecast(
 
 // ---- helpers ----
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
@@ -694,12 +709,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// An idempotency key and the digest of the body it came with.
-struct Keyed {
+pub(crate) struct Keyed {
     key: String,
     digest: Option<String>,
 }
 
-fn keyed(headers: &HeaderMap, digest: Option<String>) -> Result<Option<Keyed>, ApiError> {
+pub(crate) fn keyed(headers: &HeaderMap, digest: Option<String>) -> Result<Option<Keyed>, ApiError> {
     Ok(idempotency_key(headers)?.map(|key| Keyed { key, digest }))
 }
 
@@ -745,7 +760,7 @@ fn with_replay_header(mut response: Response, replayed: bool) -> Response {
     response
 }
 
-fn version_failed(model: &ModelName, version: Version, reason: &str) -> ApiError {
+pub(crate) fn version_failed(model: &ModelName, version: Version, reason: &str) -> ApiError {
     ApiError::error(
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("version {version} of model '{model}' failed: {reason}"),
@@ -753,7 +768,7 @@ fn version_failed(model: &ModelName, version: Version, reason: &str) -> ApiError
     .with_data(json!({"model": model, "version": version, "reason": reason}))
 }
 
-fn pending_error(e: StoreError, model: &ModelName, version: Version) -> ApiError {
+pub(crate) fn pending_error(e: StoreError, model: &ModelName, version: Version) -> ApiError {
     match e {
         StoreError::WaitTimeout(waited) => ApiError::error(
             StatusCode::GATEWAY_TIMEOUT,
@@ -767,7 +782,7 @@ fn pending_error(e: StoreError, model: &ModelName, version: Version) -> ApiError
     }
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::UnknownModel(model) => {
             ApiError::field("model", format!("model '{model}' does not exist"))
@@ -792,7 +807,7 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-fn transport_error(e: TransportError, what: &str) -> ApiError {
+pub(crate) fn transport_error(e: TransportError, what: &str) -> ApiError {
     tracing::error!(error = %e, what, "transport error");
     let status = match e {
         TransportError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,

@@ -7,11 +7,13 @@
 //! for it to settle, and never falls back to an older one.
 
 pub mod admission;
+mod backtest;
 mod body;
 mod compat;
 mod dates;
 mod handlers;
 pub mod jsend;
+mod observations;
 mod server;
 mod ui;
 pub mod validate;
@@ -98,6 +100,12 @@ pub fn router(state: AppState) -> Router {
             get(handlers::describe_model).put(handlers::v1_fit),
         )
         .route("/v1/models/{name}/forecast", post(handlers::v1_forecast))
+        .route("/v1/backtest", post(backtest::backtest_data))
+        .route("/v1/models/{name}/backtest", post(backtest::backtest_model))
+        .route(
+            "/v1/models/{name}/observations",
+            post(observations::observations),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .merge(ui::routes())

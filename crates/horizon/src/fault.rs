@@ -85,6 +85,10 @@ impl<H: JobHandler> JobHandler for Faulty<H> {
         }
         self.inner.forecast(job).await
     }
+
+    async fn backtest(&self, job: protocol::BacktestJob) -> protocol::BacktestReply {
+        self.inner.backtest(job).await
+    }
 }
 
 /// The gateway's transport, wrapped to abort the process when it is handed
@@ -119,6 +123,13 @@ impl Transport for AbortBeforeDispatch {
 
     async fn forecast(&self, job: ForecastJob) -> Result<ForecastReply, TransportError> {
         self.inner.forecast(job).await
+    }
+
+    async fn backtest(
+        &self,
+        job: protocol::BacktestJob,
+    ) -> Result<protocol::BacktestReply, TransportError> {
+        self.inner.backtest(job).await
     }
 
     async fn ready(&self) -> Result<(), TransportError> {

@@ -5,8 +5,9 @@
 
 pub mod calendar;
 
-use calendar::SeriesCalendar;
-use engine::{Forecast, Horizon, Level, Method, ModelSpec, SeriesData};
+use calendar::{SeriesCalendar, Timestamp};
+use engine::backtest::{BacktestOptions, Metrics};
+use engine::{Forecast, Horizon, Interval, Level, Method, ModelSpec, SeriesData};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use thiserror::Error;
@@ -84,6 +85,12 @@ pub struct FitJob {
     pub version: Version,
     pub spec: ModelSpec,
     pub series: Vec<NamedSeries>,
+    /// New observations instead of a fit: `series` holds the values that
+    /// follow each series of this (ready) version of the model, appended by
+    /// id; the new version filters its states forward with the same
+    /// parameters (no refit). Series not named keep their state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Version>,
 }
 
 /// What the fit of one series produced.
@@ -155,6 +162,57 @@ pub enum JobError {
     Unavailable(String),
 }
 
+/// Backtest `spec` on `series`, or on the training data of a stored
+/// version (then `series` is empty and `spec` is the version's own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacktestJob {
+    pub spec: ModelSpec,
+    pub series: Vec<NamedSeries>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<(ModelName, Version)>,
+    pub options: BacktestOptions,
+}
+
+/// One window of a series' backtest (with `include_forecasts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacktestWindow {
+    /// Index (0-based) of the window's last training value.
+    pub cutoff: usize,
+    /// Its timestamp, when the series has timestamps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutoff_ds: Option<Timestamp>,
+    /// The timestamps of the forecast steps, when the series has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ds: Option<Vec<Timestamp>>,
+    /// What happened (`null` where missing).
+    pub actual: Vec<Option<f64>>,
+    pub mean: Vec<f64>,
+    pub intervals: Vec<Interval>,
+}
+
+/// The backtest of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesBacktestResult {
+    pub id: String,
+    pub metrics: Metrics,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<BacktestWindow>,
+}
+
+/// The answer to a [`BacktestJob`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacktestResult {
+    pub method: Method,
+    pub horizon: usize,
+    pub n_windows: usize,
+    pub step_size: usize,
+    pub refit: bool,
+    /// Means over series.
+    pub metrics: Metrics,
+    pub series: Vec<SeriesBacktestResult>,
+}
+
+pub type BacktestReply = Result<BacktestResult, JobError>;
 pub type FitReply = Result<FitSummary, JobError>;
 pub type ForecastReply = Result<ForecastResult, JobError>;
 

@@ -12,7 +12,7 @@
 use crate::{JobHandler, Transport, TransportError};
 use async_trait::async_trait;
 use futures_util::FutureExt;
-use protocol::{FitJob, FitReply, ForecastJob, ForecastReply};
+use protocol::{BacktestJob, BacktestReply, FitJob, FitReply, ForecastJob, ForecastReply};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -69,6 +69,11 @@ impl Transport for InProcessTransport {
     async fn fit(&self, job: FitJob) -> Result<FitReply, TransportError> {
         let handler = self.handler.clone();
         run_in_lane(&self.fit_lane, async move { handler.fit(job).await }).await
+    }
+
+    async fn backtest(&self, job: BacktestJob) -> Result<BacktestReply, TransportError> {
+        let handler = self.handler.clone();
+        run_in_lane(&self.fit_lane, async move { handler.backtest(job).await }).await
     }
 
     async fn forecast(&self, job: ForecastJob) -> Result<ForecastReply, TransportError> {
@@ -167,6 +172,7 @@ mod tests {
 
     fn fit_job(version: i64) -> FitJob {
         FitJob {
+            base: None,
             model: ModelName::default_model(),
             version,
             spec: engine::ModelSpec::new(Default::default(), None),

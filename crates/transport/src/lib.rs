@@ -10,7 +10,9 @@ pub mod in_process;
 pub use in_process::InProcessTransport;
 
 use async_trait::async_trait;
-use protocol::{FitJob, FitReply, ForecastJob, ForecastReply};
+use protocol::{
+    BacktestJob, BacktestReply, FitJob, FitReply, ForecastJob, ForecastReply, JobError,
+};
 use thiserror::Error;
 
 /// The job could not be delivered or its answer did not come back.
@@ -36,6 +38,12 @@ pub enum TransportError {
 pub trait Transport: Send + Sync + 'static {
     async fn fit(&self, job: FitJob) -> Result<FitReply, TransportError>;
     async fn forecast(&self, job: ForecastJob) -> Result<ForecastReply, TransportError>;
+    /// Runs a backtest on a worker (CPU-heavy like a fit: the fit lane).
+    async fn backtest(&self, _job: BacktestJob) -> Result<BacktestReply, TransportError> {
+        Err(TransportError::Unavailable(
+            "this transport does not carry backtests".into(),
+        ))
+    }
     /// Checks that jobs can be delivered now.
     async fn ready(&self) -> Result<(), TransportError>;
     /// Refuses a fit this transport cannot carry (e.g. larger than the
@@ -65,4 +73,9 @@ pub struct Consumers {
 pub trait JobHandler: Send + Sync + 'static {
     async fn fit(&self, job: FitJob) -> FitReply;
     async fn forecast(&self, job: ForecastJob) -> ForecastReply;
+    async fn backtest(&self, _job: BacktestJob) -> BacktestReply {
+        Err(JobError::Failed(
+            "this worker does not run backtests".into(),
+        ))
+    }
 }

@@ -62,6 +62,7 @@ async fn fit(
         .version();
     worker
         .fit(FitJob {
+            base: None,
             model: model.clone(),
             version,
             spec,

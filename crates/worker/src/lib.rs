@@ -24,10 +24,13 @@ pub use retry::STORE_RETRY_FOR;
 
 use async_trait::async_trait;
 use cache::ModelCache;
-use engine::{Forecast, Horizon, Level, ModelSpec};
+use engine::backtest::{self, BacktestOptions};
+use engine::{Forecast, Horizon, Level, ModelSpec, SeriesData};
+use protocol::calendar::SeriesCalendar;
 use protocol::{
-    FitJob, FitReply, FitSummary, ForecastJob, ForecastReply, ForecastResult, JobError, ModelName,
-    NamedSeries, SeriesFit, SeriesForecast, Version,
+    BacktestJob, BacktestReply, BacktestResult, BacktestWindow, FitJob, FitReply, FitSummary,
+    ForecastJob, ForecastReply, ForecastResult, JobError, ModelName, NamedSeries,
+    SeriesBacktestResult, SeriesFit, SeriesForecast, Version,
 };
 use rayon::prelude::*;
 use state::LoadedModel;
@@ -157,28 +160,60 @@ impl JobHandler for Worker {
             version,
             spec,
             series,
+            base,
         } = job;
         let started = Instant::now();
         let n_series = series.len();
         let method = spec.method;
-        // What the summary reports of each series' input, in fit order.
-        let inputs: Vec<_> = series
-            .iter()
-            .map(|s| (s.values.n_missing(), s.calendar))
-            .collect();
-        let fitted = tokio::task::spawn_blocking(move || fit_all(spec, series)).await;
-        let (loaded, bytes) = match fitted {
-            Ok(Ok(done)) => done,
-            Ok(Err(reason)) => return Err(self.fail_version(&model, version, reason).await),
-            Err(_) => {
-                let reason = "the engine crashed while fitting".to_string();
-                return Err(self.fail_version(&model, version, reason).await);
+        let (loaded, bytes, inputs) = match base {
+            Some(base) => {
+                let old = match self.load(&model, base).await {
+                    Ok(old) => old,
+                    Err(e) => {
+                        let reason = format!("version {base} could not be read: {e}");
+                        return Err(self.fail_version(&model, version, reason).await);
+                    }
+                };
+                let observed =
+                    tokio::task::spawn_blocking(move || observe_all(&old, base, series)).await;
+                match observed {
+                    Ok(Ok(done)) => done,
+                    Ok(Err(JobError::Invalid(reason))) => {
+                        self.fail_version(&model, version, reason.clone()).await;
+                        return Err(JobError::Invalid(reason));
+                    }
+                    Ok(Err(e)) => {
+                        return Err(self.fail_version(&model, version, e.to_string()).await)
+                    }
+                    Err(_) => {
+                        let reason = "the engine crashed while filtering forward".to_string();
+                        return Err(self.fail_version(&model, version, reason).await);
+                    }
+                }
+            }
+            None => {
+                // What the summary reports of each series' input, in fit order.
+                let inputs: Vec<_> = series
+                    .iter()
+                    .map(|s| (s.values.n_missing(), s.calendar))
+                    .collect();
+                let fitted = tokio::task::spawn_blocking(move || fit_all(spec, series)).await;
+                match fitted {
+                    Ok(Ok((loaded, bytes))) => (loaded, bytes, inputs),
+                    Ok(Err(reason)) => {
+                        return Err(self.fail_version(&model, version, reason).await)
+                    }
+                    Err(_) => {
+                        let reason = "the engine crashed while fitting".to_string();
+                        return Err(self.fail_version(&model, version, reason).await);
+                    }
+                }
             }
         };
         let summary = FitSummary {
             model: model.clone(),
             version,
-            method,
+            method: loaded.spec().map_or(method, |s| s.method),
             series: loaded
                 .summary()
                 .into_iter()
@@ -216,10 +251,40 @@ impl JobHandler for Worker {
             %model,
             version,
             n_series,
+            base,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "fit done"
         );
         Ok(summary)
+    }
+
+    async fn backtest(&self, job: BacktestJob) -> BacktestReply {
+        let BacktestJob {
+            spec,
+            series,
+            source,
+            options,
+        } = job;
+        let (spec, series) = match source {
+            None => (spec, series),
+            Some((model, version)) => {
+                let loaded = self.load(&model, version).await?;
+                match loaded.spec() {
+                    Some(spec) if !loaded.inputs().is_empty() => {
+                        (spec.clone(), loaded.inputs().to_vec())
+                    }
+                    _ => {
+                        return Err(JobError::Invalid(format!(
+                            "version {version} of model '{model}' was stored before training \
+                             data was kept with a model; fit it again to backtest it"
+                        )))
+                    }
+                }
+            }
+        };
+        tokio::task::spawn_blocking(move || backtest_all(&spec, &series, &options))
+            .await
+            .map_err(|_| JobError::Failed("the engine crashed while backtesting".into()))?
     }
 
     async fn forecast(&self, job: ForecastJob) -> ForecastReply {
@@ -257,20 +322,166 @@ fn state_error(model: &ModelName, version: Version, e: state::StateError) -> Job
     }
 }
 
-/// Fits every series (in parallel) and encodes the result for the store.
+/// Fits every series (in parallel) and encodes the result, with the spec
+/// and the series, for the store.
 fn fit_all(spec: ModelSpec, series: Vec<NamedSeries>) -> Result<(LoadedModel, Vec<u8>), String> {
     let fitted = series
-        .into_par_iter()
+        .par_iter()
         .map(|s| match spec.fit(&s.values) {
-            Ok(fitted) => Ok((s.id, fitted)),
+            Ok(fitted) => Ok((s.id.clone(), fitted)),
             Err(e) => Err(format!("series '{}' could not be fitted: {e}", s.id)),
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let loaded = LoadedModel::new(fitted);
+    let loaded = LoadedModel::new(fitted).with_inputs(spec, series);
     let bytes = loaded
         .encode()
         .map_err(|e| format!("encoding the fitted model failed: {e}"))?;
     Ok((loaded, bytes))
+}
+
+/// What the summary reports of a series' input: missing values and calendar.
+type InputSummary = (usize, Option<SeriesCalendar>);
+
+/// New observations: every series of `old` (version `base`) named in `new`
+/// gets the new values appended and its state filtered forward with the
+/// same parameters; the others are kept. The calendar of a series with
+/// timestamps moves on by the number of new values.
+fn observe_all(
+    old: &LoadedModel,
+    base: Version,
+    new: Vec<NamedSeries>,
+) -> Result<(LoadedModel, Vec<u8>, Vec<InputSummary>), JobError> {
+    let spec = match old.spec() {
+        Some(spec) if old.inputs().len() == old.len() => spec.clone(),
+        _ => {
+            return Err(JobError::Invalid(format!(
+                "version {base} was stored before training data was kept with a model; fit it \
+                 again to send it observations"
+            )))
+        }
+    };
+    let mut additions: HashMap<&str, &NamedSeries> = HashMap::new();
+    for s in &new {
+        if old.position(&s.id).is_none() {
+            return Err(JobError::Invalid(format!(
+                "unknown series id '{}': observations extend the series of version {base}",
+                s.id
+            )));
+        }
+        if additions.insert(s.id.as_str(), s).is_some() {
+            return Err(JobError::Invalid(format!(
+                "series id '{}' appears more than once",
+                s.id
+            )));
+        }
+    }
+    let updated = (0..old.len())
+        .into_par_iter()
+        .map(|i| {
+            let (id, fitted) = old.get(i);
+            let input = &old.inputs()[i];
+            let Some(add) = additions.get(id) else {
+                return Ok(((id.to_string(), fitted.clone()), input.clone()));
+            };
+            let extended = fitted
+                .extend(&input.values, add.values.values())
+                .map_err(|e| JobError::Invalid(format!("series '{id}': {e}")))?;
+            let joined = input.values.values().iter().chain(add.values.values());
+            let values =
+                SeriesData::with_gaps(joined.map(|v| v.is_finite().then_some(*v)).collect())
+                    .map_err(|e| JobError::Invalid(format!("series '{id}': {e}")))?;
+            let steps = add.values.len() as i64;
+            let calendar = input.calendar.map(|c| SeriesCalendar {
+                freq: c.freq,
+                last: c.last.step(&c.freq, steps).unwrap_or(c.last),
+            });
+            Ok((
+                (id.to_string(), extended),
+                NamedSeries {
+                    id: id.to_string(),
+                    values,
+                    calendar,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, JobError>>()?;
+    let (series, inputs): (Vec<_>, Vec<_>) = updated.into_iter().unzip();
+    let summaries = inputs
+        .iter()
+        .map(|s: &NamedSeries| (s.values.n_missing(), s.calendar))
+        .collect();
+    let loaded = LoadedModel::new(series).with_inputs(spec, inputs);
+    let bytes = loaded
+        .encode()
+        .map_err(|e| JobError::Failed(format!("encoding the filtered model failed: {e}")))?;
+    Ok((loaded, bytes, summaries))
+}
+
+/// Backtests every series (in parallel).
+fn backtest_all(
+    spec: &ModelSpec,
+    series: &[NamedSeries],
+    options: &BacktestOptions,
+) -> BacktestReply {
+    let results = series
+        .par_iter()
+        .map(|s| {
+            let run = backtest::backtest(spec, &s.values, options).map_err(|e| match e {
+                backtest::BacktestError::Invalid(why) => {
+                    JobError::Invalid(format!("series '{}': {why}", s.id))
+                }
+                backtest::BacktestError::Fit(why) => {
+                    JobError::Failed(format!("series '{}' could not be fitted: {why}", s.id))
+                }
+            })?;
+            Ok((s, run))
+        })
+        .collect::<Result<Vec<_>, JobError>>()?;
+    let overall = backtest::overall(&results.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>());
+    Ok(BacktestResult {
+        method: spec.method,
+        horizon: options.horizon.get(),
+        n_windows: options.n_windows,
+        step_size: options.step_size,
+        refit: options.refit,
+        metrics: overall,
+        series: results
+            .into_iter()
+            .map(|(s, r)| {
+                let n = s.values.len() as i64;
+                // Index i of a series with timestamps: its last timestamp
+                // moved back by n - 1 - i steps.
+                let at = |i: usize| {
+                    s.calendar
+                        .and_then(|c| c.last.step(&c.freq, i as i64 - (n - 1)))
+                };
+                SeriesBacktestResult {
+                    id: s.id.clone(),
+                    metrics: r.metrics,
+                    windows: r
+                        .windows
+                        .into_iter()
+                        .map(|w| BacktestWindow {
+                            cutoff: w.cutoff,
+                            cutoff_ds: at(w.cutoff),
+                            ds: s.calendar.map(|_| {
+                                (1..=w.actual.len())
+                                    .filter_map(|k| at(w.cutoff + k))
+                                    .collect()
+                            }),
+                            actual: w
+                                .actual
+                                .iter()
+                                .map(|v| v.is_finite().then_some(*v))
+                                .collect(),
+                            mean: w.mean,
+                            intervals: w.intervals,
+                        })
+                        .collect(),
+                }
+            })
+            .collect(),
+    })
 }
 
 /// Forecasts the requested series (all when `ids` is `None`), in order.
@@ -380,6 +591,7 @@ mod tests {
         let worker = Worker::new(store.clone());
         let summary = worker
             .fit(FitJob {
+                base: None,
                 model: model.clone(),
                 version,
                 spec: engine::ModelSpec::new(Method::Naive, None),
@@ -447,6 +659,7 @@ mod tests {
             .collect();
         worker
             .fit(FitJob {
+                base: None,
                 model: model.clone(),
                 version,
                 spec: engine::ModelSpec::new(Method::Naive, None),
@@ -485,6 +698,7 @@ mod tests {
             .version();
         Worker::new(store.clone())
             .fit(FitJob {
+                base: None,
                 model: model.clone(),
                 version,
                 spec: engine::ModelSpec::new(Method::Naive, None),
@@ -537,6 +751,7 @@ mod tests {
         let worker = Worker::new(down).store_retry_for(std::time::Duration::from_millis(300));
         let reply = worker
             .fit(FitJob {
+                base: None,
                 model: model.clone(),
                 version,
                 spec: engine::ModelSpec::new(Method::Naive, None),

@@ -151,6 +151,10 @@ impl<H: JobHandler> JobHandler for Redeliverable<H> {
     async fn forecast(&self, job: ForecastJob) -> ForecastReply {
         self.inner.forecast(job).await
     }
+
+    async fn backtest(&self, job: protocol::BacktestJob) -> protocol::BacktestReply {
+        self.inner.backtest(job).await
+    }
 }
 
 #[cfg(test)]
@@ -199,6 +203,7 @@ mod tests {
 
     fn job(model: &ModelName, version: i64) -> FitJob {
         FitJob {
+            base: None,
             model: model.clone(),
             version,
             spec: engine::ModelSpec::new(Method::Naive, None),

@@ -27,13 +27,20 @@
 //! there), then regenerate them with one command:
 //! `HORIZON_BLESS=1 cargo test -p worker --lib golden`.
 
-use engine::{FittedModel, FittedModelV2};
+use engine::SeriesData;
+use engine::{FittedModel, FittedModelV2, ModelSpec};
+use protocol::calendar::SeriesCalendar;
+use protocol::NamedSeries;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use thiserror::Error;
 
 /// Layout version of [`Stored`]; bump on any change.
-const STATE_FORMAT: u32 = 1;
+///
+/// 2: the fit's spec and training series appended (observations filter
+/// forward from them, backtests of a version run on them). Format 1 is read
+/// without them.
+const STATE_FORMAT: u32 = 2;
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -54,6 +61,7 @@ impl StateError {
     }
 }
 
+/// The leading part of every layout: what format 1 held entirely.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     format: u32,
@@ -61,11 +69,23 @@ struct Stored {
     series: Vec<(String, FittedModel)>,
 }
 
+/// What format 2 appends after [`Stored`]. (Not `NamedSeries` itself: its
+/// serde skips an absent calendar, which postcard cannot read back.)
+#[derive(Serialize, Deserialize, Default)]
+struct Inputs {
+    spec: Option<ModelSpec>,
+    series: Vec<(String, SeriesData, Option<SeriesCalendar>)>,
+}
+
 /// A decoded model version with an index by series id.
 #[derive(Debug)]
 pub struct LoadedModel {
     series: Vec<(String, FittedModel)>,
     index: HashMap<String, usize>,
+    /// The spec of the fit that made the version (none in format 1).
+    spec: Option<ModelSpec>,
+    /// The training series, in the order of `series` (empty in format 1).
+    inputs: Vec<NamedSeries>,
 }
 
 impl LoadedModel {
@@ -75,7 +95,30 @@ impl LoadedModel {
             .enumerate()
             .map(|(i, (id, _))| (id.clone(), i))
             .collect();
-        Self { series, index }
+        Self {
+            series,
+            index,
+            spec: None,
+            inputs: Vec::new(),
+        }
+    }
+
+    /// The same model, keeping the spec and the training series it was
+    /// fitted (or filtered) on; `inputs` in the order of the series.
+    pub fn with_inputs(mut self, spec: ModelSpec, inputs: Vec<NamedSeries>) -> Self {
+        self.spec = Some(spec);
+        self.inputs = inputs;
+        self
+    }
+
+    pub fn spec(&self) -> Option<&ModelSpec> {
+        self.spec.as_ref()
+    }
+
+    /// The training series (empty for a version stored before they were
+    /// kept).
+    pub fn inputs(&self) -> &[NamedSeries] {
+        &self.inputs
     }
 
     pub fn len(&self) -> usize {
@@ -98,11 +141,20 @@ impl LoadedModel {
             format: u32,
             engine_format: u32,
             series: &'a [(String, FittedModel)],
+            inputs: Inputs,
         }
         postcard::to_stdvec(&StoredRef {
             format: STATE_FORMAT,
             engine_format: engine::FORMAT_VERSION,
             series: &self.series,
+            inputs: Inputs {
+                spec: self.spec.clone(),
+                series: self
+                    .inputs
+                    .iter()
+                    .map(|s| (s.id.clone(), s.values.clone(), s.calendar))
+                    .collect(),
+            },
         })
         .map_err(|e| StateError::Encode(e.to_string()))
     }
@@ -113,7 +165,7 @@ impl LoadedModel {
             postcard::take_from_bytes(bytes).map_err(|e| StateError::Decode(e.to_string()))?;
         let (engine_format, _): (u32, &[u8]) =
             postcard::take_from_bytes(rest).map_err(|e| StateError::Decode(e.to_string()))?;
-        if format != STATE_FORMAT {
+        if format != STATE_FORMAT && format != 1 {
             return Err(StateError::Format {
                 found: format,
                 expected: STATE_FORMAT,
@@ -121,9 +173,25 @@ impl LoadedModel {
         }
         match engine_format {
             engine::FORMAT_VERSION => {
-                let stored: Stored =
-                    postcard::from_bytes(bytes).map_err(|e| StateError::Decode(e.to_string()))?;
-                Ok(Self::new(stored.series))
+                let (stored, rest): (Stored, &[u8]) = postcard::take_from_bytes(bytes)
+                    .map_err(|e| StateError::Decode(e.to_string()))?;
+                let inputs: Inputs = if format == 1 {
+                    Inputs::default()
+                } else {
+                    postcard::from_bytes(rest).map_err(|e| StateError::Decode(e.to_string()))?
+                };
+                let mut model = Self::new(stored.series);
+                model.spec = inputs.spec;
+                model.inputs = inputs
+                    .series
+                    .into_iter()
+                    .map(|(id, values, calendar)| NamedSeries {
+                        id,
+                        values,
+                        calendar,
+                    })
+                    .collect();
+                Ok(model)
             }
             2 => {
                 #[derive(Deserialize)]
@@ -174,12 +242,50 @@ mod tests {
             SeriesData::parse(values).expect("series")
         };
         let spec = ModelSpec::new(method, Some(4));
+        let inputs: Vec<NamedSeries> = [("a", 0), ("b", 1)]
+            .into_iter()
+            .map(|(id, phase)| NamedSeries {
+                id: id.to_string(),
+                values: series(phase),
+                calendar: None,
+            })
+            .collect();
         LoadedModel::new(
-            [("a", 0), ("b", 1)]
-                .into_iter()
-                .map(|(id, phase)| (id.to_string(), spec.fit(&series(phase)).expect("fit")))
+            inputs
+                .iter()
+                .map(|s| (s.id.clone(), spec.fit(&s.values).expect("fit")))
                 .collect(),
         )
+        .with_inputs(spec, inputs)
+    }
+
+    /// States of layout 1 (no training series kept; the golden files of that
+    /// layout) are read, forecast like today's fit, and have no inputs.
+    #[test]
+    fn states_of_layout_1_are_read() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/state1");
+        let (h, levels) = (
+            Horizon::parse(6).expect("h"),
+            [Level::parse(90.0).expect("l")],
+        );
+        let mut read = 0;
+        for method in Method::ALL {
+            let path = dir.join(format!("{}.bin", method.name()));
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let old =
+                LoadedModel::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(old.inputs().is_empty() && old.spec().is_none());
+            let today = golden_model(method);
+            for i in 0..old.len() {
+                assert_eq!(
+                    old.get(i).1.forecast(h, &levels),
+                    today.get(i).1.forecast(h, &levels),
+                    "{method}"
+                );
+            }
+            read += 1;
+        }
+        assert_eq!(read, Method::ALL.len());
     }
 
     fn golden_path(method: Method) -> PathBuf {
@@ -289,11 +395,22 @@ mod tests {
         let model = LoadedModel::new(vec![("a".into(), fitted.clone())]);
         let back = LoadedModel::decode(&model.encode().unwrap()).unwrap();
         assert_eq!(back.len(), 1);
+        let kept = LoadedModel::new(vec![("a".into(), fitted.clone())]).with_inputs(
+            ModelSpec::new(Method::Naive, None),
+            vec![NamedSeries {
+                id: "a".into(),
+                values: y.clone(),
+                calendar: None,
+            }],
+        );
+        let again = LoadedModel::decode(&kept.encode().unwrap()).unwrap();
+        assert_eq!(again.inputs()[0].values, y);
+        assert_eq!(again.spec(), Some(&ModelSpec::new(Method::Naive, None)));
         assert_eq!(back.position("a"), Some(0));
         assert_eq!(back.get(0).1, &fitted);
         assert!(LoadedModel::decode(b"").is_err());
         assert!(matches!(
-            LoadedModel::decode(&[9, 1, 0]),
+            LoadedModel::decode(&[9, 3, 0]),
             Err(StateError::Format { found: 9, .. })
         ));
     }

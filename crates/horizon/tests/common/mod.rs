@@ -269,4 +269,8 @@ impl JobHandler for Control {
     async fn forecast(&self, job: ForecastJob) -> ForecastReply {
         self.inner.forecast(job).await
     }
+
+    async fn backtest(&self, job: protocol::BacktestJob) -> protocol::BacktestReply {
+        self.inner.backtest(job).await
+    }
 }

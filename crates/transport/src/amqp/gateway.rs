@@ -16,7 +16,10 @@ use lapin::{
     types::{FieldTable, ShortString},
     BasicProperties, Channel, Connection,
 };
-use protocol::{FitJob, FitReply, ForecastJob, ForecastReply, JobError, ModelName, Version};
+use protocol::{
+    BacktestJob, BacktestReply, FitJob, FitReply, ForecastJob, ForecastReply, JobError, ModelName,
+    Version,
+};
 use serde_json::value::RawValue;
 use std::{
     collections::HashMap,
@@ -482,6 +485,37 @@ impl Inner {
         self.wait_reply(id, rx, deadline, timeout).await
     }
 
+    /// Sends a backtest on the fit queue (typed [`super::BACKTEST_KIND`]) and
+    /// waits for its answer; nothing is stored, so nothing is recorded.
+    async fn request_backtest(&self, body: Vec<u8>) -> Result<RawReply, TransportError> {
+        let timeout = self.cfg.fit_timeout;
+        let deadline = Instant::now() + timeout;
+        let link = self.current()?;
+        let (id, rx) = self.register(Lane::Fit);
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_type(super::BACKTEST_KIND.into())
+            .with_reply_to(REPLY_TO.into())
+            .with_correlation_id(ShortString::from(id.clone()))
+            .with_delivery_mode(2);
+        if let Err(e) = self
+            .publish(
+                &link.channel(Lane::Fit),
+                FIT_KEY,
+                &body,
+                props,
+                true,
+                timeout,
+            )
+            .await
+        {
+            self.forget(&id);
+            return Err(e);
+        }
+        drop(link);
+        self.wait_reply(id, rx, deadline, timeout).await
+    }
+
     /// Hands a forecast to the batch sender and waits for its answer.
     async fn request_forecast(&self, job: Box<RawValue>) -> Result<RawReply, TransportError> {
         let timeout = self.cfg.forecast_timeout;
@@ -621,6 +655,24 @@ impl Transport for AmqpTransport {
         match self.inner.request_forecast(body).await? {
             RawReply::Data(d) => serde_json::from_slice(&d)
                 .map_err(|e| TransportError::Internal(format!("bad forecast answer: {e}"))),
+            RawReply::DeadLettered(r) => Err(TransportError::DeadLettered(r)),
+            RawReply::Lost(why) => Err(TransportError::Unavailable(why)),
+            RawReply::NotSent(e) => Err(e),
+        }
+    }
+
+    async fn backtest(&self, job: BacktestJob) -> Result<BacktestReply, TransportError> {
+        let body = serde_json::to_vec(&job).map_err(|e| TransportError::Internal(e.to_string()))?;
+        let limit = self.inner.cfg.max_message_bytes;
+        if body.len() > limit {
+            return Err(TransportError::TooLarge {
+                bytes: body.len(),
+                limit,
+            });
+        }
+        match self.inner.request_backtest(body).await? {
+            RawReply::Data(d) => serde_json::from_slice(&d)
+                .map_err(|e| TransportError::Internal(format!("bad backtest answer: {e}"))),
             RawReply::DeadLettered(r) => Err(TransportError::DeadLettered(r)),
             RawReply::Lost(why) => Err(TransportError::Unavailable(why)),
             RawReply::NotSent(e) => Err(e),

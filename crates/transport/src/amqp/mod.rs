@@ -56,6 +56,9 @@ pub const DEFAULT_NAMESPACE: &str = "horizon";
 pub const FIT_KEY: &str = "job.fit";
 /// Routing key of forecast jobs.
 pub const FORECAST_KEY: &str = "job.forecast";
+/// AMQP `type` of a backtest (sent on the fit queue, CPU-heavy like a fit)
+/// and of its reply.
+pub const BACKTEST_KIND: &str = "horizon.backtest";
 /// Header a worker keeps on a redelivered forecast: how often it was delivered.
 pub const ATTEMPTS_HEADER: &str = "x-horizon-attempts";
 /// Header of an error answer (a dead-lettered job); the body is empty, or the

@@ -11,7 +11,7 @@ use lapin::{
     types::{AMQPValue, FieldTable, ShortString},
     BasicProperties, Channel, Connection,
 };
-use protocol::{FitJob, ForecastJob, ForecastReply, JobError};
+use protocol::{BacktestJob, FitJob, ForecastJob, ForecastReply, JobError};
 use serde_json::value::RawValue;
 use std::{
     collections::BTreeMap,
@@ -337,6 +337,22 @@ impl Job {
         }
         drop(self.recounting.read().await);
         match self.kind {
+            Kind::Fit
+                if d.properties.kind().as_ref().map(|k| k.as_str())
+                    == Some(super::BACKTEST_KIND) =>
+            {
+                let job = match serde_json::from_slice::<BacktestJob>(&d.data) {
+                    Ok(job) => job,
+                    Err(e) => return self.reject_malformed(d, e).await,
+                };
+                match serde_json::to_vec(&self.handler.backtest(job).await) {
+                    Ok(answer) if answer.len() <= self.max_message_bytes => {
+                        self.answer(&d, &answer, Some(super::BACKTEST_KIND)).await?
+                    }
+                    Ok(answer) => self.answer_too_large(&d, answer.len()).await?,
+                    Err(e) => return self.reject_unanswerable(d, e).await,
+                }
+            }
             Kind::Fit => {
                 let job = match serde_json::from_slice::<FitJob>(&d.data) {
                     Ok(job) => job,

@@ -1,0 +1,212 @@
+//! `POST /v1/models/{name}/observations`: new values for the series of the
+//! model's current version, appended by id, make a new version whose states
+//! are filtered forward with the same parameters (no refit). It is
+//! registered pending, then ready, like a fit (the consistency rule holds:
+//! a forecast after this answer uses the new version).
+
+use crate::backtest::latest;
+use crate::body::{KeyedBody, ModelPath};
+use crate::handlers::{fit_from, keyed, pending_error, version_failed};
+use crate::jsend::{success, ApiError, FieldErrors};
+use crate::validate::{FitRequest, FromJson, MAX_SERIES_PER_FIT};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use engine::{ModelSpec, SeriesData};
+use protocol::calendar::Timestamp;
+use protocol::NamedSeries;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+use store::{StoreError, VersionStatus};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBody {
+    series: Vec<RawSeries>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeries {
+    id: String,
+    values: Vec<Option<f64>>,
+    #[serde(default)]
+    ds: Option<Vec<String>>,
+}
+
+/// One series' new values, and their timestamps when the client gave them.
+#[derive(Debug)]
+pub struct Observed {
+    pub id: String,
+    pub values: SeriesData,
+    pub ds: Option<Vec<Timestamp>>,
+}
+
+/// `{"series": [{"id", "values", "ds"?}]}`.
+#[derive(Debug)]
+pub struct ObservationsBody(pub Vec<Observed>);
+
+impl FromJson for ObservationsBody {
+    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let raw: RawBody = serde_json::from_slice(body).map_err(|e| {
+            ApiError::field(
+                "body",
+                format!(
+                    "{}; expected {{\"series\": [{{\"id\", \"values\", \"ds\"?}}]}}",
+                    crate::validate::json_error_message(&e)
+                ),
+            )
+        })?;
+        if raw.series.is_empty() || raw.series.len() > MAX_SERIES_PER_FIT {
+            return Err(ApiError::field(
+                "series",
+                format!("must hold 1 to {MAX_SERIES_PER_FIT} series"),
+            ));
+        }
+        let mut errors = FieldErrors::new();
+        let mut out = Vec::with_capacity(raw.series.len());
+        for (i, s) in raw.series.into_iter().enumerate() {
+            let values = match SeriesData::with_gaps(s.values) {
+                Ok(v) => v,
+                Err(e) => {
+                    errors.insert(format!("series[{i}].values"), e.to_string());
+                    continue;
+                }
+            };
+            let ds = match s.ds {
+                None => None,
+                Some(ds) if ds.len() != values.len() => {
+                    errors.insert(
+                        format!("series[{i}].ds"),
+                        format!("has {} timestamps for {} values", ds.len(), values.len()),
+                    );
+                    continue;
+                }
+                Some(ds) => match ds.iter().map(|t| Timestamp::parse(t)).collect() {
+                    Ok(ds) => Some(ds),
+                    Err(e) => {
+                        errors.insert(format!("series[{i}].ds"), e.to_string());
+                        continue;
+                    }
+                },
+            };
+            out.push(Observed {
+                id: s.id,
+                values,
+                ds,
+            });
+        }
+        if errors.is_empty() {
+            Ok(Self(out))
+        } else {
+            Err(ApiError::Fail(StatusCode::BAD_REQUEST, errors))
+        }
+    }
+}
+
+pub async fn observations(
+    State(state): State<AppState>,
+    ModelPath(model): ModelPath,
+    headers: HeaderMap,
+    body: KeyedBody<ObservationsBody>,
+) -> Result<Response, ApiError> {
+    let key = keyed(&headers, body.digest)?;
+    let ObservationsBody(observed) = body.body;
+    let base = latest(&state, &model).await?;
+    let info = state
+        .store
+        .wait_settled(&model, base, state.config.wait_timeout)
+        .await
+        .map_err(|e| pending_error(e, &model, base))?;
+    let summary = match (info.status, info.summary) {
+        (VersionStatus::Ready, Some(summary)) => summary,
+        (VersionStatus::Failed { reason }, _) => return Err(version_failed(&model, base, &reason)),
+        (VersionStatus::Ready, None) => {
+            return Err(ApiError::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("version {base} of model '{model}' is ready but its summary is missing"),
+            ))
+        }
+        (VersionStatus::Pending, _) => {
+            return Err(pending_error(
+                StoreError::WaitTimeout(state.config.wait_timeout),
+                &model,
+                base,
+            ))
+        }
+    };
+    // Timestamps, where the series has them, must be the steps that follow
+    // its last one.
+    let calendars: HashMap<&str, _> = summary
+        .series
+        .iter()
+        .map(|s| (s.id.as_str(), s.calendar))
+        .collect();
+    let mut errors = FieldErrors::new();
+    for (i, o) in observed.iter().enumerate() {
+        let Some(calendar) = calendars.get(o.id.as_str()) else {
+            errors.insert(
+                format!("series[{i}].id"),
+                format!(
+                    "unknown series id '{}': version {base} of model '{model}' has no such series",
+                    o.id
+                ),
+            );
+            continue;
+        };
+        match (calendar, &o.ds) {
+            (Some(c), Some(ds)) => {
+                for (k, t) in ds.iter().enumerate() {
+                    let expected = c.last.step(&c.freq, k as i64 + 1);
+                    if expected.as_ref().map(|e| e.local()) != Some(t.local()) {
+                        errors.insert(
+                            format!("series[{i}].ds[{k}]"),
+                            format!(
+                                "expected {} (the series' step {} after its last timestamp {}), \
+                                 got {t}",
+                                expected.map_or("a valid timestamp".to_string(), |e| e.to_string()),
+                                k + 1,
+                                c.last
+                            ),
+                        );
+                        break;
+                    }
+                }
+            }
+            (None, Some(_)) => {
+                errors.insert(
+                    format!("series[{i}].ds"),
+                    format!("series '{}' was fitted without timestamps", o.id),
+                );
+            }
+            _ => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Fail(StatusCode::BAD_REQUEST, errors));
+    }
+    let request = FitRequest {
+        spec: ModelSpec::default(),
+        series: observed
+            .into_iter()
+            .map(|o| NamedSeries {
+                id: o.id,
+                values: o.values,
+                calendar: None,
+            })
+            .collect(),
+    };
+    let answer = fit_from(&state, model, request, key, Some(base)).await;
+    Ok(answer.respond(|summary| {
+        success(json!({
+            "model": summary.model,
+            "version": summary.version,
+            "base_version": base,
+            "status": "ready",
+            "method": summary.method,
+            "series": summary.series,
+        }))
+    }))
+}

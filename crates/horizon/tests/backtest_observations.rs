@@ -1,0 +1,275 @@
+//! Backtests and new observations through the real HTTP API, embedded
+//! (in-process worker) and distributed (real binary, RabbitMQ, PostgreSQL):
+//! observations then forecast equals the forecast of the fitted model
+//! filtered over the longer series (computed here with the engine); a
+//! backtest of naive on a line matches a hand computation; a model's
+//! backtest runs on its stored training data.
+
+mod common;
+mod distributed_support;
+
+use common::TestServer;
+use distributed_support::{send, services_or_skip, Cluster};
+use engine::{Horizon, Method, ModelSpec, SeriesData};
+use serde_json::{json, Value};
+
+fn seasonal(n: usize, phase: usize) -> Vec<f64> {
+    (0..n)
+        .map(|t| {
+            30.0 + 0.5 * t as f64
+                + [4.0, -2.0, 3.0, -5.0][(t + phase) % 4]
+                + ((t * 7 + phase) % 5) as f64 * 0.4
+        })
+        .collect()
+}
+
+async fn call(base: &str, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+    let a = send(
+        &reqwest::Client::new(),
+        method,
+        format!("{base}{path}"),
+        Some(body),
+    )
+    .await
+    .expect("request");
+    (a.status, a.body)
+}
+
+async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
+    call(base, reqwest::Method::POST, path, body).await
+}
+
+fn close(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-9 * y.abs().max(1.0))
+}
+
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
+}
+
+/// The whole scenario against one running service.
+async fn scenario(base: &str, model: &str) {
+    // Fit two series with ETS, season 4.
+    let (a, b) = (seasonal(60, 0), seasonal(60, 1));
+    let (status, body) = call(
+        base,
+        reqwest::Method::PUT,
+        &format!("/v1/models/{model}"),
+        json!({"series": [{"id": "a", "values": &a[..48]}, {"id": "b", "values": &b[..48]}],
+               "method": "ets", "season_length": 4}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["version"], 1);
+
+    // New observations for "a" only: a new version, ready, same parameters.
+    let (status, body) = post(
+        base,
+        &format!("/v1/models/{model}/observations"),
+        json!({"series": [{"id": "a", "values": &a[48..]}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["version"], 2, "{body}");
+    assert_eq!(body["data"]["base_version"], 1);
+    assert_eq!(body["data"]["status"], "ready");
+    let (status, forecast) = post(
+        base,
+        &format!("/v1/models/{model}/forecast"),
+        json!({"horizon": 6}),
+    )
+    .await;
+    assert_eq!(status, 200, "{forecast}");
+    assert_eq!(forecast["data"]["version"], 2);
+    // The same fit here, filtered over the longer series.
+    let spec = ModelSpec::new(Method::Ets, Some(4));
+    let h = Horizon::parse(6).unwrap();
+    let fitted = spec
+        .fit(&SeriesData::parse(a[..48].to_vec()).unwrap())
+        .unwrap();
+    let filtered = fitted
+        .filter(&SeriesData::parse(a.clone()).unwrap())
+        .unwrap()
+        .forecast(h, &[])
+        .mean;
+    let served = numbers(&forecast["data"]["series"][0]["mean"]);
+    assert_eq!(forecast["data"]["series"][0]["id"], "a");
+    assert!(close(&served, &filtered), "{served:?} vs {filtered:?}");
+    // "b" kept its state.
+    let untouched = spec
+        .fit(&SeriesData::parse(b[..48].to_vec()).unwrap())
+        .unwrap()
+        .forecast(h, &[])
+        .mean;
+    assert!(close(
+        &numbers(&forecast["data"]["series"][1]["mean"]),
+        &untouched
+    ));
+
+    // Unknown ids are the client's fault, and register nothing.
+    let (status, body) = post(
+        base,
+        &format!("/v1/models/{model}/observations"),
+        json!({"series": [{"id": "zzz", "values": [1.0]}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["status"], "fail");
+
+    // The model's backtest runs on version 2's training data (60 and 48
+    // values), filtered forward.
+    let (status, body) = post(
+        base,
+        &format!("/v1/models/{model}/backtest"),
+        json!({"horizon": 4, "n_windows": 3, "refit": false, "level": [80, 95],
+               "include_forecasts": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["version"], 2);
+    assert_eq!(data["method"], "ets");
+    assert_eq!(data["refit"], false);
+    let windows = data["series"][0]["windows"].as_array().unwrap();
+    assert_eq!(
+        windows
+            .iter()
+            .map(|w| w["cutoff"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [47, 51, 55]
+    );
+    assert_eq!(data["series"][1]["windows"][2]["cutoff"], 43);
+    let mae = data["metrics"]["mae"].as_f64().unwrap();
+    assert!(mae.is_finite() && mae < 3.0, "{data}");
+    assert!(
+        data["metrics"]["coverage"]["95"].as_f64().is_some(),
+        "{data}"
+    );
+    // Version 1 on request: "a" has 48 values there.
+    let (status, body) = post(
+        base,
+        &format!("/v1/models/{model}/backtest"),
+        json!({"horizon": 4, "version": 1, "include_forecasts": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["series"][0]["windows"][0]["cutoff"], 43);
+
+    // Naive on a line, by hand: y = 2t, 20 values, horizon 3, 2 windows
+    // every 2 steps: errors 2, 4, 6 in each window: MAE 4, RMSE
+    // sqrt(56/3), MASE 2 (the naive scale of a line of slope 2 is 2).
+    let line: Vec<f64> = (0..20).map(|t| 2.0 * t as f64).collect();
+    let (status, body) = post(
+        base,
+        "/v1/backtest",
+        json!({"series": [{"id": "line", "values": line}], "method": "naive",
+               "horizon": 3, "n_windows": 2, "step_size": 2, "include_forecasts": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let m = &body["data"]["metrics"];
+    assert!((m["mae"].as_f64().unwrap() - 4.0).abs() < 1e-9, "{m}");
+    assert!((m["rmse"].as_f64().unwrap() - (56.0f64 / 3.0).sqrt()).abs() < 1e-9);
+    assert!((m["mase"].as_f64().unwrap() - 2.0).abs() < 1e-9);
+    let w = &body["data"]["series"][0]["windows"];
+    assert_eq!(w[0]["cutoff"], 14);
+    assert_eq!(numbers(&w[1]["actual"]), [34.0, 36.0, 38.0]);
+    assert_eq!(numbers(&w[1]["mean"]), [32.0, 32.0, 32.0]);
+    // Too short a series for the windows: a fail.
+    let (status, body) = post(
+        base,
+        "/v1/backtest",
+        json!({"series": [{"id": "s", "values": [1, 2, 3, 4, 5]}], "horizon": 3, "n_windows": 2}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = post(
+        base,
+        "/v1/backtest",
+        json!({"series": [{"id": "s", "values": [1, 2, 3, 4, 5]}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["data"]["horizon"].is_string(), "{body}");
+}
+
+/// Timestamps: observations must continue the series' calendar.
+async fn dated(base: &str, model: &str) {
+    let values = seasonal(30, 0);
+    let (status, body) = call(
+        base,
+        reqwest::Method::PUT,
+        &format!("/v1/models/{model}"),
+        json!({"series": [{"id": "d", "values": values, "start": "2024-01-01", "freq": "D"}],
+               "method": "ses"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        base,
+        &format!("/v1/models/{model}/observations"),
+        json!({"series": [{"id": "d", "values": [40.0], "ds": ["2024-02-05"]}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["data"]["series[0].ds[0]"]
+        .as_str()
+        .unwrap()
+        .contains("2024-01-31"));
+    let (status, body) = post(
+        base,
+        &format!("/v1/models/{model}/observations"),
+        json!({"series": [{"id": "d", "values": [40.0, 41.0], "ds": ["2024-01-31", "2024-02-01"]}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        base,
+        &format!("/v1/models/{model}/forecast"),
+        json!({"horizon": 2}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["series"][0]["ds"][0], "2024-02-02", "{body}");
+    // Without timestamps the calendar moves on too.
+    let (status, body) = post(
+        base,
+        &format!("/v1/models/{model}/observations"),
+        json!({"series": [{"id": "d", "values": [42.0]}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = post(
+        base,
+        &format!("/v1/models/{model}/forecast"),
+        json!({"horizon": 1}),
+    )
+    .await;
+    assert_eq!(body["data"]["series"][0]["ds"][0], "2024-02-03", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_backtest_and_observations() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestServer::start(dir.path()).await;
+    scenario(&app.base, "obs").await;
+    dated(&app.base, "dated").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_backtest_and_observations() {
+    if !services_or_skip("distributed_backtest_and_observations") {
+        return;
+    }
+    let cluster = Cluster::start("obsbt", 2, &[]).await;
+    scenario(&cluster.base, "obs").await;
+    dated(&cluster.base, "dated").await;
+}

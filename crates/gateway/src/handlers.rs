@@ -40,6 +40,10 @@ pub async fn seed_fit(
     JsonBody(SeedFit(request)): JsonBody<SeedFit>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
+    if let Some(prefer) = crate::jobs::wants_async(&state.config, &headers, &request) {
+        return crate::jobs::fit_async(&state, ModelName::default_model(), request, key, prefer)
+            .await;
+    }
     let answer = fit(&state, ModelName::default_model(), request, key).await;
     Ok(answer.respond(|summary| {
         let first = summary.series.first();
@@ -64,6 +68,7 @@ pub async fn seed_forecast(
         horizon,
         levels: Vec::new(),
         series_ids: None,
+        version: None,
     };
     let model = ModelName::default_model();
     let (result, calendars) = forecast(&state, &model, request, || {
@@ -94,6 +99,9 @@ pub async fn v1_fit(
     JsonBody(V1Fit(request)): JsonBody<V1Fit>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
+    if let Some(prefer) = crate::jobs::wants_async(&state.config, &headers, &request) {
+        return crate::jobs::fit_async(&state, model, request, key, prefer).await;
+    }
     let answer = fit(&state, model, request, key).await;
     Ok(answer.respond(|summary| {
         success(V1FitAnswer {
@@ -311,7 +319,7 @@ impl FitAnswer {
 /// Everything that ends a fit request without a summary; [`FitError::answer`]
 /// decides how each is told to the client.
 #[derive(Debug)]
-enum FitError {
+pub(crate) enum FitError {
     /// The fit could not be sent, was refused, or its answer did not come back.
     Transport(TransportError),
     /// Registering or reading the version failed.
@@ -333,7 +341,12 @@ enum FitError {
 
 impl FitError {
     /// The answer, given the version registered for the request, if any.
-    fn answer(self, model: &ModelName, version: Option<Version>, timeout: Duration) -> ApiError {
+    pub(crate) fn answer(
+        self,
+        model: &ModelName,
+        version: Option<Version>,
+        timeout: Duration,
+    ) -> ApiError {
         match self {
             FitError::Transport(TransportError::TooLarge { bytes, limit }) => ApiError::fail(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -410,6 +423,9 @@ async fn fit(
     let (registered_tx, mut registered_rx) = oneshot::channel();
     let summary = fit_within(state, &model, request, key, registered_tx, timeout).await;
     let registered = registered_rx.try_recv().ok();
+    if let Some((_, false)) = registered {
+        crate::life::retain(state, &model);
+    }
     FitAnswer {
         summary: summary.map_err(|e| e.answer(&model, registered.map(|r| r.0), timeout)),
         replayed: registered.is_some_and(|r| r.1),
@@ -425,6 +441,34 @@ async fn fit_within(
     timeout: Duration,
 ) -> Result<FitSummary, FitError> {
     let deadline = Instant::now() + timeout;
+    let job = prepare_fit(state, model, request).await?;
+    // Registration and dispatch in one task of their own, which a client
+    // hanging up (hyper then drops this future) cannot split: a registered
+    // version is always dispatched, and settles.
+    let task = tokio::spawn(register_and_dispatch(
+        state.store.clone(),
+        state.transport.clone(),
+        job,
+        key,
+        registered,
+    ));
+    let outcome = match tokio::time::timeout_at(deadline, task).await {
+        Ok(joined) => joined.unwrap_or(Err(FitError::Crashed))?,
+        Err(_) => return Err(FitError::TimedOut),
+    };
+    match outcome {
+        Registration::Fitted(summary) => Ok(summary),
+        Registration::Earlier(version) => replay(state, model, version, deadline).await,
+    }
+}
+
+/// The fit job of a request, once the transport is up and can carry it
+/// (version 0 until registered).
+pub(crate) async fn prepare_fit(
+    state: &AppState,
+    model: &ModelName,
+    request: FitRequest,
+) -> Result<FitJob, FitError> {
     // Fail fast while jobs cannot be delivered (e.g. the broker is down),
     // before registering a version that could not be fitted.
     state.transport.ready().await.map_err(FitError::Transport)?;
@@ -444,24 +488,7 @@ async fn fit_within(
     .await
     .map_err(|_| FitError::Crashed)?;
     fits.map_err(FitError::Transport)?;
-    // Registration and dispatch in one task of their own, which a client
-    // hanging up (hyper then drops this future) cannot split: a registered
-    // version is always dispatched, and settles.
-    let task = tokio::spawn(register_and_dispatch(
-        state.store.clone(),
-        state.transport.clone(),
-        job,
-        key,
-        registered,
-    ));
-    let outcome = match tokio::time::timeout_at(deadline, task).await {
-        Ok(joined) => joined.unwrap_or(Err(FitError::Crashed))?,
-        Err(_) => return Err(FitError::TimedOut),
-    };
-    match outcome {
-        Registration::Fitted(summary) => Ok(summary),
-        Registration::Earlier(version) => replay(state, model, version, deadline).await,
-    }
+    Ok(job)
 }
 
 /// The detached part of a fit: register, then send the fit and record a
@@ -497,6 +524,17 @@ async fn register_and_dispatch(
         tracing::info!(%model, version, n_series = job.series.len(), "fit registered");
     }
     job.version = version;
+    dispatch(store, transport, job).await.map(Registration::Fitted)
+}
+
+/// Sends the fit of a registered version and waits for its answer, making
+/// sure a fit that did not succeed does not stay pending.
+pub(crate) async fn dispatch(
+    store: Arc<dyn ModelStore>,
+    transport: Arc<dyn Transport>,
+    job: FitJob,
+) -> Result<FitSummary, FitError> {
+    let (model, version) = (job.model.clone(), job.version);
     let reply = transport.fit(job).await;
     // Make sure a fit that did not succeed does not stay pending; a no-op
     // when the worker already recorded the failure.
@@ -514,7 +552,7 @@ async fn register_and_dispatch(
         }
     }
     match reply {
-        Ok(Ok(summary)) => Ok(Registration::Fitted(summary)),
+        Ok(Ok(summary)) => Ok(summary),
         Ok(Err(JobError::Invalid(message))) => Err(FitError::Invalid(message)),
         Ok(Err(JobError::Failed(reason))) => Err(FitError::Failed { version, reason }),
         Ok(Err(JobError::Unavailable(reason))) => Err(FitError::Unavailable { version, reason }),
@@ -556,7 +594,7 @@ async fn forecast(
         .ready()
         .await
         .map_err(|e| transport_error(e, "forecast"))?;
-    let Some(version) = state
+    let Some(latest) = state
         .store
         .latest_version(model)
         .await
@@ -564,13 +602,21 @@ async fn forecast(
     else {
         return Err(unknown_model());
     };
+    // A pinned version is forecast exactly; otherwise the newest.
+    let version = request.version.unwrap_or(latest);
     let info = state
         .store
         .wait_settled(model, version, state.config.wait_timeout)
         .await
-        .map_err(|e| pending_error(e, model, version))?;
+        .map_err(|e| match e {
+            StoreError::UnknownVersion { .. } => crate::life::no_such_version(model, version),
+            e => pending_error(e, model, version),
+        })?;
     let calendars = match info.status {
         VersionStatus::Ready => Calendars::of(info.summary.as_ref()),
+        VersionStatus::Failed { reason } if request.version.is_some() => {
+            return Err(crate::life::pinned_failed(model, version, &reason))
+        }
         VersionStatus::Failed { reason } => return Err(version_failed(model, version, &reason)),
         VersionStatus::Pending => {
             return Err(pending_error(
@@ -614,7 +660,7 @@ async fn forecast(
 
 // ---- helpers ----
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
@@ -632,7 +678,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn with_replay_header(mut response: Response, replayed: bool) -> Response {
+pub(crate) fn with_replay_header(mut response: Response, replayed: bool) -> Response {
     if replayed {
         response
             .headers_mut()
@@ -649,7 +695,7 @@ fn version_failed(model: &ModelName, version: Version, reason: &str) -> ApiError
     .with_data(json!({"model": model, "version": version, "reason": reason}))
 }
 
-fn pending_error(e: StoreError, model: &ModelName, version: Version) -> ApiError {
+pub(crate) fn pending_error(e: StoreError, model: &ModelName, version: Version) -> ApiError {
     match e {
         StoreError::WaitTimeout(waited) => ApiError::error(
             StatusCode::GATEWAY_TIMEOUT,
@@ -663,7 +709,7 @@ fn pending_error(e: StoreError, model: &ModelName, version: Version) -> ApiError
     }
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::UnknownModel(model) => {
             ApiError::field("model", format!("model '{model}' does not exist"))
@@ -680,7 +726,7 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-fn transport_error(e: TransportError, what: &str) -> ApiError {
+pub(crate) fn transport_error(e: TransportError, what: &str) -> ApiError {
     tracing::error!(error = %e, what, "transport error");
     let status = match e {
         TransportError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -692,7 +738,7 @@ fn transport_error(e: TransportError, what: &str) -> ApiError {
     ApiError::error(status, format!("the {what} could not be completed: {e}"))
 }
 
-fn status_name(status: &VersionStatus) -> &'static str {
+pub(crate) fn status_name(status: &VersionStatus) -> &'static str {
     match status {
         VersionStatus::Pending => "pending",
         VersionStatus::Ready => "ready",
@@ -749,12 +795,12 @@ struct SeedForecastAnswer {
 }
 
 #[derive(Serialize)]
-struct V1FitAnswer {
-    model: ModelName,
-    version: Version,
-    status: &'static str,
-    method: engine::Method,
-    series: Vec<protocol::SeriesFit>,
+pub(crate) struct V1FitAnswer {
+    pub(crate) model: ModelName,
+    pub(crate) version: Version,
+    pub(crate) status: &'static str,
+    pub(crate) method: engine::Method,
+    pub(crate) series: Vec<protocol::SeriesFit>,
 }
 
 #[derive(Serialize)]

@@ -9,14 +9,16 @@
 mod body;
 mod dates;
 mod handlers;
+mod jobs;
 pub mod jsend;
+mod life;
 mod server;
 pub mod validate;
 
 pub use server::{serve, Shutdown};
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +41,19 @@ pub struct GatewayConfig {
     pub forecast_timeout: Duration,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// Fits larger than this (series × points) run as jobs: `202 Accepted`
+    /// and `Location: /v1/jobs/{id}`, as with `Prefer: respond-async`.
+    pub async_points: u64,
+    /// Versions kept per model; older settled ones are pruned (never the
+    /// newest ready one).
+    pub keep_versions: usize,
 }
+
+/// Default of [`GatewayConfig::async_points`]: a million values (about a
+/// minute of fitting on two cores for ETS).
+pub const DEFAULT_ASYNC_POINTS: u64 = 1_000_000;
+/// Default of [`GatewayConfig::keep_versions`].
+pub const DEFAULT_KEEP_VERSIONS: usize = 20;
 
 impl Default for GatewayConfig {
     fn default() -> Self {
@@ -48,6 +62,8 @@ impl Default for GatewayConfig {
             fit_timeout: Duration::from_secs(300),
             forecast_timeout: Duration::from_secs(60),
             body_limit: DEFAULT_BODY_LIMIT,
+            async_points: DEFAULT_ASYNC_POINTS,
+            keep_versions: DEFAULT_KEEP_VERSIONS,
         }
     }
 }
@@ -83,8 +99,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(handlers::list_models))
         .route(
             "/v1/models/{name}",
-            get(handlers::describe_model).put(handlers::v1_fit),
+            get(handlers::describe_model)
+                .put(handlers::v1_fit)
+                .delete(life::delete_model),
         )
+        .route("/v1/models/{name}/rollback", post(life::rollback))
+        .route(
+            "/v1/models/{name}/versions/{version}",
+            delete(life::delete_version),
+        )
+        .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
         .route("/v1/models/{name}/forecast", post(handlers::v1_forecast))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))

@@ -42,6 +42,8 @@ impl Default for Options {
                 fit_timeout: Duration::from_secs(30),
                 forecast_timeout: Duration::from_secs(30),
                 body_limit: gateway::DEFAULT_BODY_LIMIT,
+                async_points: gateway::DEFAULT_ASYNC_POINTS,
+                keep_versions: gateway::DEFAULT_KEEP_VERSIONS,
             },
             fit_slots: 2,
         }

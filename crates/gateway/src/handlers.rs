@@ -524,7 +524,9 @@ async fn register_and_dispatch(
         tracing::info!(%model, version, n_series = job.series.len(), "fit registered");
     }
     job.version = version;
-    dispatch(store, transport, job).await.map(Registration::Fitted)
+    dispatch(store, transport, job)
+        .await
+        .map(Registration::Fitted)
 }
 
 /// Sends the fit of a registered version and waits for its answer, making

@@ -12,8 +12,7 @@
 //! hears it through its progress reports and stops.
 
 use crate::handlers::{
-    dispatch, prepare_fit, store_error, with_replay_header, FitError,
-    V1FitAnswer,
+    dispatch, prepare_fit, store_error, with_replay_header, FitError, V1FitAnswer,
 };
 use crate::jsend::{success, ApiError};
 use crate::validate::FitRequest;

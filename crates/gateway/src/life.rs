@@ -54,7 +54,9 @@ pub(crate) fn pinned_failed(model: &ModelName, version: Version, reason: &str) -
     ApiError::fail(
         StatusCode::CONFLICT,
         "version",
-        format!("version {version} of model '{model}' failed ({reason}); it has nothing to forecast"),
+        format!(
+            "version {version} of model '{model}' failed ({reason}); it has nothing to forecast"
+        ),
     )
 }
 
@@ -82,7 +84,10 @@ impl FromJson for Rollback {
             )
         })?;
         if rollback.version < 1 {
-            return Err(ApiError::field("version", "must be a version number (1 or more)"));
+            return Err(ApiError::field(
+                "version",
+                "must be a version number (1 or more)",
+            ));
         }
         Ok(rollback)
     }
@@ -197,7 +202,12 @@ pub async fn delete_version(
     let model = ModelName::parse(&name).map_err(|e| ApiError::field("name", e.to_string()))?;
     let version: Version = match version.parse() {
         Ok(v) if v >= 1 => v,
-        _ => return Err(ApiError::field("version", "must be a version number (1 or more)")),
+        _ => {
+            return Err(ApiError::field(
+                "version",
+                "must be a version number (1 or more)",
+            ))
+        }
     };
     let Some(latest) = state
         .store
@@ -217,22 +227,23 @@ pub async fn delete_version(
             ),
         ));
     }
-    let info = match state
-        .store
-        .wait_settled(&model, version, Duration::ZERO)
-        .await
-    {
-        Ok(info) => info,
-        Err(StoreError::UnknownVersion { .. }) => return Err(no_such_version(&model, version)),
-        Err(StoreError::WaitTimeout(_)) => {
-            return Err(ApiError::fail(
+    let info =
+        match state
+            .store
+            .wait_settled(&model, version, Duration::ZERO)
+            .await
+        {
+            Ok(info) => info,
+            Err(StoreError::UnknownVersion { .. }) => return Err(no_such_version(&model, version)),
+            Err(StoreError::WaitTimeout(_)) => return Err(ApiError::fail(
                 StatusCode::CONFLICT,
                 "version",
-                format!("version {version} of model '{model}' is still pending; cancel its job or wait"),
-            ))
-        }
-        Err(e) => return Err(store_error(e)),
-    };
+                format!(
+                    "version {version} of model '{model}' is still pending; cancel its job or wait"
+                ),
+            )),
+            Err(e) => return Err(store_error(e)),
+        };
     if !state
         .store
         .delete_version(&model, version)

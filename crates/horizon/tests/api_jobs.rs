@@ -79,12 +79,20 @@ impl Served {
         (status, headers, body)
     }
 
-    async fn put(&self, path: &str, body: Value, prefer_async: bool) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        self.send(reqwest::Method::PUT, path, Some(body), prefer_async).await
+    async fn put(
+        &self,
+        path: &str,
+        body: Value,
+        prefer_async: bool,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        self.send(reqwest::Method::PUT, path, Some(body), prefer_async)
+            .await
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let (s, _, b) = self.send(reqwest::Method::POST, path, Some(body), false).await;
+        let (s, _, b) = self
+            .send(reqwest::Method::POST, path, Some(body), false)
+            .await;
         (s, b)
     }
 
@@ -117,7 +125,10 @@ impl Served {
     fn stop(mut self, crash: bool) {
         let signal = if crash { "-KILL" } else { "-TERM" };
         let pid = self.child.id().to_string();
-        Command::new("kill").args([signal, &pid]).status().expect("kill runs");
+        Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
         self.child.wait().expect("horizon exits");
     }
 }
@@ -156,7 +167,9 @@ async fn jobs_cancel_restart_rollback_pinning_deletes_and_retention() {
     assert_eq!(done["result"]["version"], 1);
     assert_eq!(done["result"]["series"].as_array().unwrap().len(), 2);
     assert!(done["finished_at"].is_string() && done["created_at"].is_string());
-    let (_, f1) = app.post("/v1/models/m/forecast", json!({"horizon": 2})).await;
+    let (_, f1) = app
+        .post("/v1/models/m/forecast", json!({"horizon": 2}))
+        .await;
     assert_eq!(f1["data"]["version"], 1);
 
     // Small fits stay synchronous; over the threshold (10 values) they run
@@ -171,7 +184,10 @@ async fn jobs_cancel_restart_rollback_pinning_deletes_and_retention() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert!(headers.get("preference-applied").is_none());
     let done = app.finished_job(&location(&headers)).await;
-    assert_eq!((done["status"].clone(), done["version"].clone()), (json!("succeeded"), json!(3)));
+    assert_eq!(
+        (done["status"].clone(), done["version"].clone()),
+        (json!("succeeded"), json!(3))
+    );
 
     // Pinning: exactly version 1, while version 3 is the newest.
     let (status, pinned) = app
@@ -180,7 +196,10 @@ async fn jobs_cancel_restart_rollback_pinning_deletes_and_retention() {
     assert_eq!(status, StatusCode::OK, "{pinned}");
     assert_eq!(pinned, f1);
     let (status, body) = app
-        .post("/v1/models/m/forecast", json!({"horizon": 2, "version": 99}))
+        .post(
+            "/v1/models/m/forecast",
+            json!({"horizon": 2, "version": 99}),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
@@ -201,7 +220,10 @@ async fn jobs_cancel_restart_rollback_pinning_deletes_and_retention() {
         let (status, _, body) = app
             .put("/v1/models/m", series(&[1., 2., 4.], &[3., 3., 3.]), false)
             .await;
-        assert_eq!((status, body["data"]["version"].clone()), (StatusCode::OK, json!(v)));
+        assert_eq!(
+            (status, body["data"]["version"].clone()),
+            (StatusCode::OK, json!(v))
+        );
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -233,7 +255,11 @@ async fn jobs_cancel_restart_rollback_pinning_deletes_and_retention() {
     assert_eq!(body["data"]["version"], 6);
     let interrupted = location(&headers);
     let (status, headers, _) = app
-        .put("/v1/models/other", series(&[1., 2., 3.], &[1., 2., 3.]), true)
+        .put(
+            "/v1/models/other",
+            series(&[1., 2., 3.], &[1., 2., 3.]),
+            true,
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let cancelled = location(&headers);
@@ -255,23 +281,42 @@ async fn jobs_cancel_restart_rollback_pinning_deletes_and_retention() {
     let job = app.finished_job(&interrupted).await;
     assert_eq!(job["status"], "failed", "{job}");
     assert!(
-        job["error"].as_str().unwrap().contains("interrupted by a restart"),
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by a restart"),
         "{job}"
     );
-    let (status, _) = app.post("/v1/models/m/forecast", json!({"horizon": 2})).await;
+    let (status, _) = app
+        .post("/v1/models/m/forecast", json!({"horizon": 2}))
+        .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     let (status, body) = app
         .post("/v1/models/m/forecast", json!({"horizon": 2, "version": 6}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let (status, body) = app.post("/v1/models/m/rollback", json!({"version": 6})).await;
+    let (status, body) = app
+        .post("/v1/models/m/rollback", json!({"version": 6}))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let (status, body) = app.post("/v1/models/m/rollback", json!({"version": 99})).await;
+    let (status, body) = app
+        .post("/v1/models/m/rollback", json!({"version": 99}))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, body) = app.post("/v1/models/m/rollback", json!({"version": 5})).await;
+    let (status, body) = app
+        .post("/v1/models/m/rollback", json!({"version": 5}))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!((body["data"]["version"].clone(), body["data"]["rollback_of"].clone()), (json!(7), json!(5)));
-    let (status, now) = app.post("/v1/models/m/forecast", json!({"horizon": 2})).await;
+    assert_eq!(
+        (
+            body["data"]["version"].clone(),
+            body["data"]["rollback_of"].clone()
+        ),
+        (json!(7), json!(5))
+    );
+    let (status, now) = app
+        .post("/v1/models/m/forecast", json!({"horizon": 2}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{now}");
     assert_eq!(now["data"]["version"], 7);
     assert_eq!(now["data"]["series"], f5["data"]["series"]);
@@ -288,6 +333,9 @@ async fn jobs_cancel_restart_rollback_pinning_deletes_and_retention() {
     let (status, _, body) = app
         .put("/v1/models/m", series(&[1., 2., 3.], &[1., 2., 3.]), false)
         .await;
-    assert_eq!((status, body["data"]["version"].clone()), (StatusCode::OK, json!(8)));
+    assert_eq!(
+        (status, body["data"]["version"].clone()),
+        (StatusCode::OK, json!(8))
+    );
     app.stop(false);
 }

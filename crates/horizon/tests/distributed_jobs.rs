@@ -99,13 +99,22 @@ async fn jobs_survive_the_gateway_and_models_roll_back_in_distributed_mode() {
         false,
     )
     .await;
-    assert_eq!((status, body["data"]["version"].clone()), (StatusCode::OK, json!(2)));
+    assert_eq!(
+        (status, body["data"]["version"].clone()),
+        (StatusCode::OK, json!(2))
+    );
     let forecast = |version: Option<i64>| {
         let mut body = json!({"horizon": 2});
         if let Some(v) = version {
             body["version"] = json!(v);
         }
-        call(&client, M::POST, format!("{base}/v1/models/m/forecast"), Some(body), false)
+        call(
+            &client,
+            M::POST,
+            format!("{base}/v1/models/m/forecast"),
+            Some(body),
+            false,
+        )
     };
     let (status, _, v1) = forecast(Some(1)).await;
     assert_eq!(status, StatusCode::OK, "{v1}");
@@ -127,16 +136,47 @@ async fn jobs_survive_the_gateway_and_models_roll_back_in_distributed_mode() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Deletes.
-    let (status, _, body) = call(&client, M::DELETE, format!("{base}/v1/models/m/versions/3"), None, false).await;
+    let (status, _, body) = call(
+        &client,
+        M::DELETE,
+        format!("{base}/v1/models/m/versions/3"),
+        None,
+        false,
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let (status, _, body) = call(&client, M::DELETE, format!("{base}/v1/models/m/versions/2"), None, false).await;
+    let (status, _, body) = call(
+        &client,
+        M::DELETE,
+        format!("{base}/v1/models/m/versions/2"),
+        None,
+        false,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _, _) = forecast(Some(2)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, body) = call(&client, M::DELETE, format!("{base}/v1/models/m"), None, false).await;
+    let (status, _, body) = call(
+        &client,
+        M::DELETE,
+        format!("{base}/v1/models/m"),
+        None,
+        false,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _, _) = call(&client, M::GET, format!("{base}/v1/models/m"), None, false).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, body) = call(&client, M::PUT, format!("{base}/v1/models/m"), Some(fit_body(&[1., 2., 3.])), false).await;
-    assert_eq!((status, body["data"]["version"].clone()), (StatusCode::OK, json!(4)));
+    let (status, _, body) = call(
+        &client,
+        M::PUT,
+        format!("{base}/v1/models/m"),
+        Some(fit_body(&[1., 2., 3.])),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (status, body["data"]["version"].clone()),
+        (StatusCode::OK, json!(4))
+    );
 }

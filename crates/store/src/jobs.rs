@@ -198,14 +198,20 @@ mod tests {
     #[test]
     fn a_job_takes_its_outcome_from_its_version() {
         let j = to_job(row(Some("pending"), None)).unwrap();
-        assert_eq!((j.status, j.done, j.finished_at), (JobStatus::Running, 2, None));
+        assert_eq!(
+            (j.status, j.done, j.finished_at),
+            (JobStatus::Running, 2, None)
+        );
         let j = to_job(row(Some("ready"), None)).unwrap();
         assert_eq!((j.status, j.done), (JobStatus::Succeeded, 5));
         assert!(j.finished_at.is_some());
         let j = to_job(row(Some("failed"), Some(CANCELLED))).unwrap();
         assert_eq!(j.status, JobStatus::Cancelled);
         let j = to_job(row(Some("failed"), Some("boom"))).unwrap();
-        assert_eq!((j.status, j.error.as_deref()), (JobStatus::Failed, Some("boom")));
+        assert_eq!(
+            (j.status, j.error.as_deref()),
+            (JobStatus::Failed, Some("boom"))
+        );
         let j = to_job(row(None, None)).unwrap();
         assert_eq!(j.status, JobStatus::Failed);
     }

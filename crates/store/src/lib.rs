@@ -296,7 +296,11 @@ pub trait ModelStore: Send + Sync + 'static {
 
     /// Deletes one settled version that is not the model's newest; `false`
     /// if there is no such version.
-    async fn delete_version(&self, model: &ModelName, version: Version) -> Result<bool, StoreError> {
+    async fn delete_version(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<bool, StoreError> {
         Err(StoreError::Internal(format!(
             "this store cannot delete version {version} of model '{model}'"
         )))

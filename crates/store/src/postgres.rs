@@ -25,15 +25,16 @@
 //! failed once they are older than a limit (the gateway runs it
 //! periodically), and waiters always have a timeout.
 
+use crate::jobs::{self, to_job, JobRow, JOB_COLUMNS};
 use crate::newest::{Newest, NewestVersions};
 use crate::rows::{
     summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
     VERSION_COLUMNS,
 };
-use crate::jobs::{self, to_job, JobRow, JOB_COLUMNS};
 use crate::signals::SettleSignals;
-use crate::{JobInfo, 
-    ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo, VersionStatus,
+use crate::{
+    JobInfo, ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo,
+    VersionStatus,
 };
 use async_trait::async_trait;
 use protocol::{FitSummary, ModelName, Version};
@@ -532,10 +533,10 @@ impl ModelStore for PgStore {
             "SELECT m.latest FROM models m WHERE m.name = $1 \
              AND EXISTS (SELECT 1 FROM versions v WHERE v.model = m.name)",
         )
-            .bind(model.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
+        .bind(model.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
         let latest = latest.filter(|v| *v > 0);
         // Cached only if notifications flowed the whole time.
         if let Some(v) = latest {
@@ -787,7 +788,11 @@ impl ModelStore for PgStore {
         Ok(deleted > 0)
     }
 
-    async fn delete_version(&self, model: &ModelName, version: Version) -> Result<bool, StoreError> {
+    async fn delete_version(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let deleted = sqlx::query(
             "DELETE FROM versions WHERE model = $1 AND version = $2 AND status != 'pending' \

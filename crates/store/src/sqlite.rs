@@ -16,14 +16,16 @@
 //!   PostgreSQL, `newest.rs`). Without the lock (a file system that cannot
 //!   lock) the cache is not used.
 
+use crate::jobs::{self, to_job, JobRow, JOB_COLUMNS};
 use crate::newest::{Newest, NewestVersions};
 use crate::rows::{
     model_name, summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
     VERSION_COLUMNS,
 };
-use crate::jobs::{self, to_job, JobRow, JOB_COLUMNS};
 use crate::signals::SettleSignals;
-use crate::{JobInfo, ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo};
+use crate::{
+    JobInfo, ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo,
+};
 use async_trait::async_trait;
 use protocol::{FitSummary, ModelName, Version};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -602,7 +604,11 @@ impl ModelStore for SqliteStore {
         Ok(true)
     }
 
-    async fn delete_version(&self, model: &ModelName, version: Version) -> Result<bool, StoreError> {
+    async fn delete_version(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<bool, StoreError> {
         let deleted = {
             let _turn = self.write.lock().await;
             sqlx::query(
@@ -1057,7 +1063,10 @@ mod tests {
             let job = store.job(&job.id).await.unwrap().unwrap();
             assert_eq!((job.status, job.done), (JobStatus::Running, 2));
             assert!(job.started_at.is_some() && job.finished_at.is_none());
-            assert_eq!(store.job_of_version(&m, 1).await.unwrap(), Some(job.clone()));
+            assert_eq!(
+                store.job_of_version(&m, 1).await.unwrap(),
+                Some(job.clone())
+            );
             // A second job, cancelled: its version fails with CANCELLED.
             store.register_pending(&m, 1, None).await.unwrap();
             let other = store.create_job(KIND_FIT, &m, 2, 1).await.unwrap();
@@ -1090,7 +1099,10 @@ mod tests {
                 store.fail(&m, v, "boom").await.unwrap();
             }
         }
-        store.wait_settled(&m, 1, Duration::from_secs(1)).await.unwrap();
+        store
+            .wait_settled(&m, 1, Duration::from_secs(1))
+            .await
+            .unwrap();
         // Keep 2: versions 4 and 5 stay, and 2, the newest ready one.
         assert_eq!(store.prune(&m, 2).await.unwrap(), 2);
         let left: Vec<Version> = store

@@ -227,23 +227,24 @@ pub async fn delete_version(
             ),
         ));
     }
-    let info =
-        match state
-            .store
-            .wait_settled(&model, version, Duration::ZERO)
-            .await
-        {
-            Ok(info) => info,
-            Err(StoreError::UnknownVersion { .. }) => return Err(no_such_version(&model, version)),
-            Err(StoreError::WaitTimeout(_)) => return Err(ApiError::fail(
+    let info = match state
+        .store
+        .wait_settled(&model, version, Duration::ZERO)
+        .await
+    {
+        Ok(info) => info,
+        Err(StoreError::UnknownVersion { .. }) => return Err(no_such_version(&model, version)),
+        Err(StoreError::WaitTimeout(_)) => {
+            return Err(ApiError::fail(
                 StatusCode::CONFLICT,
                 "version",
                 format!(
                     "version {version} of model '{model}' is still pending; cancel its job or wait"
                 ),
-            )),
-            Err(e) => return Err(store_error(e)),
-        };
+            ))
+        }
+        Err(e) => return Err(store_error(e)),
+    };
     if !state
         .store
         .delete_version(&model, version)

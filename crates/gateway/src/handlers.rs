@@ -42,6 +42,10 @@ pub async fn seed_fit(
 ) -> Result<Response, ApiError> {
     let key = keyed(&headers, body.digest)?;
     let SeedFit(request) = body.body;
+    if let Some(prefer) = crate::jobs::wants_async(&state.config, &headers, &request) {
+        return crate::jobs::fit_async(&state, ModelName::default_model(), request, key, prefer)
+            .await;
+    }
     let answer = fit(&state, ModelName::default_model(), request, key).await;
     Ok(answer.respond(|summary| {
         let first = summary.series.first();
@@ -66,6 +70,7 @@ pub async fn seed_forecast(
         horizon,
         levels: Vec::new(),
         series_ids: None,
+        version: None,
     };
     let model = ModelName::default_model();
     let (result, calendars) = forecast(&state, &model, request, || {
@@ -97,6 +102,9 @@ pub async fn v1_fit(
 ) -> Result<Response, ApiError> {
     let key = keyed(&headers, body.digest)?;
     let V1Fit(request) = body.body;
+    if let Some(prefer) = crate::jobs::wants_async(&state.config, &headers, &request) {
+        return crate::jobs::fit_async(&state, model, request, key, prefer).await;
+    }
     let answer = fit(&state, model, request, key).await;
     Ok(answer.respond(|summary| {
         success(V1FitAnswer {
@@ -336,7 +344,7 @@ impl FitAnswer {
 /// Everything that ends a fit request without a summary; [`FitError::answer`]
 /// decides how each is told to the client.
 #[derive(Debug)]
-enum FitError {
+pub(crate) enum FitError {
     /// The fit could not be sent, was refused, or its answer did not come back.
     Transport(TransportError),
     /// Registering or reading the version failed.
@@ -360,7 +368,12 @@ enum FitError {
 
 impl FitError {
     /// The answer, given the version registered for the request, if any.
-    fn answer(self, model: &ModelName, version: Option<Version>, timeout: Duration) -> ApiError {
+    pub(crate) fn answer(
+        self,
+        model: &ModelName,
+        version: Option<Version>,
+        timeout: Duration,
+    ) -> ApiError {
         match self {
             FitError::Transport(TransportError::TooLarge { bytes, limit }) => ApiError::fail(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -462,6 +475,9 @@ pub(crate) async fn fit_from(
     let summary =
         fit_within(state, &model, request, key, slot, registered_tx, timeout, base).await;
     let registered = registered_rx.try_recv().ok();
+    if let Some((_, false)) = registered {
+        crate::life::retain(state, &model);
+    }
     FitAnswer {
         summary: summary.map_err(|e| e.answer(&model, registered.map(|r| r.0), timeout)),
         replayed: registered.is_some_and(|r| r.1),
@@ -479,6 +495,37 @@ async fn fit_within(
     base: Option<Version>,
 ) -> Result<FitSummary, FitError> {
     let deadline = Instant::now() + timeout;
+    let job = prepare_fit(state, model, request, base).await?;
+    // Registration and dispatch in one task of their own, which a client
+    // hanging up (hyper then drops this future) cannot split: a registered
+    // version is always dispatched, and settles.
+    let task = tokio::spawn(register_and_dispatch(
+        state.store.clone(),
+        state.transport.clone(),
+        job,
+        key,
+        slot,
+        registered,
+    ));
+    let outcome = match tokio::time::timeout_at(deadline, task).await {
+        Ok(joined) => joined.unwrap_or(Err(FitError::Crashed))?,
+        Err(_) => return Err(FitError::TimedOut),
+    };
+    match outcome {
+        Registration::Fitted(summary) => Ok(summary),
+        Registration::Earlier(version) => replay(state, model, version, deadline).await,
+    }
+}
+
+/// The fit job of a request, once the transport is up and can carry it
+/// (version 0 until registered). With `base`, the series are new
+/// observations filtered forward from that version.
+pub(crate) async fn prepare_fit(
+    state: &AppState,
+    model: &ModelName,
+    request: FitRequest,
+    base: Option<Version>,
+) -> Result<FitJob, FitError> {
     // Fail fast while jobs cannot be delivered (e.g. the broker is down, or
     // no worker listens), before registering a version that could not be
     // fitted.
@@ -503,25 +550,7 @@ async fn fit_within(
     .await
     .map_err(|_| FitError::Crashed)?;
     fits.map_err(FitError::Transport)?;
-    // Registration and dispatch in one task of their own, which a client
-    // hanging up (hyper then drops this future) cannot split: a registered
-    // version is always dispatched, and settles.
-    let task = tokio::spawn(register_and_dispatch(
-        state.store.clone(),
-        state.transport.clone(),
-        job,
-        key,
-        slot,
-        registered,
-    ));
-    let outcome = match tokio::time::timeout_at(deadline, task).await {
-        Ok(joined) => joined.unwrap_or(Err(FitError::Crashed))?,
-        Err(_) => return Err(FitError::TimedOut),
-    };
-    match outcome {
-        Registration::Fitted(summary) => Ok(summary),
-        Registration::Earlier(version) => replay(state, model, version, deadline).await,
-    }
+    Ok(job)
 }
 
 /// The detached part of a fit: register, then send the fit and record a
@@ -563,6 +592,19 @@ async fn register_and_dispatch(
         tracing::info!(%model, version, n_series = job.series.len(), "fit registered");
     }
     job.version = version;
+    dispatch(store, transport, job)
+        .await
+        .map(Registration::Fitted)
+}
+
+/// Sends the fit of a registered version and waits for its answer, making
+/// sure a fit that did not succeed does not stay pending.
+pub(crate) async fn dispatch(
+    store: Arc<dyn ModelStore>,
+    transport: Arc<dyn Transport>,
+    job: FitJob,
+) -> Result<FitSummary, FitError> {
+    let (model, version) = (job.model.clone(), job.version);
     let reply = transport.fit(job).await;
     // Make sure a fit that did not succeed does not stay pending; a no-op
     // when the worker already recorded the failure.
@@ -580,7 +622,7 @@ async fn register_and_dispatch(
         }
     }
     match reply {
-        Ok(Ok(summary)) => Ok(Registration::Fitted(summary)),
+        Ok(Ok(summary)) => Ok(summary),
         Ok(Err(JobError::Invalid(message))) => Err(FitError::Invalid(message)),
         Ok(Err(JobError::Failed(reason))) => Err(FitError::Failed { version, reason }),
         Ok(Err(JobError::Unavailable(reason))) => Err(FitError::Unavailable { version, reason }),
@@ -623,7 +665,7 @@ async fn forecast(
         .ready()
         .await
         .map_err(|e| transport_error(e, "forecast"))?;
-    let Some(version) = state
+    let Some(latest) = state
         .store
         .latest_version(model)
         .await
@@ -631,13 +673,21 @@ async fn forecast(
     else {
         return Err(unknown_model());
     };
+    // A pinned version is forecast exactly; otherwise the newest.
+    let version = request.version.unwrap_or(latest);
     let info = state
         .store
         .wait_settled(model, version, state.config.wait_timeout)
         .await
-        .map_err(|e| pending_error(e, model, version))?;
+        .map_err(|e| match e {
+            StoreError::UnknownVersion { .. } => crate::life::no_such_version(model, version),
+            e => pending_error(e, model, version),
+        })?;
     let calendars = match info.status {
         VersionStatus::Ready => Calendars::of(info.summary.as_ref()),
+        VersionStatus::Failed { reason } if request.version.is_some() => {
+            return Err(crate::life::pinned_failed(model, version, &reason))
+        }
         VersionStatus::Failed { reason } => return Err(version_failed(model, version, &reason)),
         VersionStatus::Pending => {
             return Err(pending_error(
@@ -710,8 +760,8 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
 
 /// An idempotency key and the digest of the body it came with.
 pub(crate) struct Keyed {
-    key: String,
-    digest: Option<String>,
+    pub(crate) key: String,
+    pub(crate) digest: Option<String>,
 }
 
 pub(crate) fn keyed(headers: &HeaderMap, digest: Option<String>) -> Result<Option<Keyed>, ApiError> {
@@ -751,7 +801,7 @@ async fn workers_listening(
     ))
 }
 
-fn with_replay_header(mut response: Response, replayed: bool) -> Response {
+pub(crate) fn with_replay_header(mut response: Response, replayed: bool) -> Response {
     if replayed {
         response
             .headers_mut()
@@ -819,7 +869,7 @@ pub(crate) fn transport_error(e: TransportError, what: &str) -> ApiError {
     ApiError::error(status, format!("the {what} could not be completed: {e}"))
 }
 
-fn status_name(status: &VersionStatus) -> &'static str {
+pub(crate) fn status_name(status: &VersionStatus) -> &'static str {
     match status {
         VersionStatus::Pending => "pending",
         VersionStatus::Ready => "ready",
@@ -876,12 +926,12 @@ struct SeedForecastAnswer {
 }
 
 #[derive(Serialize)]
-struct V1FitAnswer {
-    model: ModelName,
-    version: Version,
-    status: &'static str,
-    method: engine::Method,
-    series: Vec<protocol::SeriesFit>,
+pub(crate) struct V1FitAnswer {
+    pub(crate) model: ModelName,
+    pub(crate) version: Version,
+    pub(crate) status: &'static str,
+    pub(crate) method: engine::Method,
+    pub(crate) series: Vec<protocol::SeriesFit>,
 }
 
 #[derive(Serialize)]

@@ -12,8 +12,10 @@ mod body;
 mod compat;
 mod dates;
 mod handlers;
+mod jobs;
 pub mod jsend;
 mod observations;
+mod life;
 mod server;
 mod ui;
 pub mod validate;
@@ -22,7 +24,7 @@ pub use admission::{Admission, AdmissionConfig};
 pub use server::{serve, ConnectionLimits, Shutdown, DEFAULT_MAX_CONNECTIONS};
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +51,19 @@ pub struct GatewayConfig {
     pub admission: AdmissionConfig,
     /// Timeouts and the cap on open connections.
     pub connections: ConnectionLimits,
+    /// Fits larger than this (series × points) run as jobs: `202 Accepted`
+    /// and `Location: /v1/jobs/{id}`, as with `Prefer: respond-async`.
+    pub async_points: u64,
+    /// Versions kept per model; older settled ones are pruned (never the
+    /// newest ready one).
+    pub keep_versions: usize,
 }
+
+/// Default of [`GatewayConfig::async_points`]: a million values (about a
+/// minute of fitting on two cores for ETS).
+pub const DEFAULT_ASYNC_POINTS: u64 = 1_000_000;
+/// Default of [`GatewayConfig::keep_versions`].
+pub const DEFAULT_KEEP_VERSIONS: usize = 20;
 
 impl Default for GatewayConfig {
     fn default() -> Self {
@@ -60,6 +74,8 @@ impl Default for GatewayConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             admission: AdmissionConfig::default(),
             connections: ConnectionLimits::default(),
+            async_points: DEFAULT_ASYNC_POINTS,
+            keep_versions: DEFAULT_KEEP_VERSIONS,
         }
     }
 }
@@ -97,8 +113,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(handlers::list_models))
         .route(
             "/v1/models/{name}",
-            get(handlers::describe_model).put(handlers::v1_fit),
+            get(handlers::describe_model)
+                .put(handlers::v1_fit)
+                .delete(life::delete_model),
         )
+        .route("/v1/models/{name}/rollback", post(life::rollback))
+        .route(
+            "/v1/models/{name}/versions/{version}",
+            delete(life::delete_version),
+        )
+        .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
         .route("/v1/models/{name}/forecast", post(handlers::v1_forecast))
         .route("/v1/backtest", post(backtest::backtest_data))
         .route("/v1/models/{name}/backtest", post(backtest::backtest_model))

@@ -56,6 +56,8 @@ pub struct ForecastRequest {
     pub horizon: Horizon,
     pub levels: Vec<Level>,
     pub series_ids: Option<Vec<String>>,
+    /// Forecast exactly this version instead of the newest.
+    pub version: Option<protocol::Version>,
 }
 
 /// `POST /fit_model`: `{"data", "season_length"?, "method"?, "nonnegative"?,
@@ -1434,7 +1436,7 @@ impl FromJson for SeedForecast {
 impl FromJson for V1Forecast {
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
         let mut errors = Errors::default();
-        let allowed = ["horizon", "level", "series"];
+        let allowed = ["horizon", "level", "series", "version"];
         let parsed = body_fields(body, &allowed, &mut errors)?.and_then(|f| {
             let h = required_horizon(&f, "horizon", &mut errors);
             let levels = match f.get("level") {
@@ -1466,10 +1468,12 @@ impl FromJson for V1Forecast {
                     Some(Some(ids))
                 }),
             };
+            let version = f.scalar("version", &mut errors, |s| s.integer(1, i64::MAX));
             Some(ForecastRequest {
                 horizon: h?,
                 levels: levels?,
                 series_ids: series_ids?,
+                version: version?,
             })
         });
         errors.finish(parsed).map(V1Forecast)

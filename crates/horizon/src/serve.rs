@@ -75,8 +75,24 @@ pub struct ServeArgs {
     /// Distributed mode: also run this many workers in this process.
     #[arg(long, env = "HORIZON_WORKERS", default_value_t = 0)]
     pub workers: usize,
+    /// Fits larger than this many values (series × points) answer 202 and
+    /// run as a job (GET /v1/jobs/{id}); any fit does with `Prefer: respond-async`.
+    #[arg(long, env = "HORIZON_ASYNC_POINTS", default_value_t = gateway::DEFAULT_ASYNC_POINTS)]
+    pub async_points: u64,
+    /// Versions kept per model: older settled versions are deleted after
+    /// each new one (never the newest ready version).
+    #[arg(long, env = "HORIZON_KEEP_VERSIONS", default_value_t = gateway::DEFAULT_KEEP_VERSIONS,
+          value_parser = parse_at_least_one)]
+    pub keep_versions: usize,
     #[command(flatten)]
     pub cluster: crate::distributed::ClusterArgs,
+}
+
+fn parse_at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("must be a whole number, 1 or more, got '{s}'")),
+    }
 }
 
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -102,6 +118,8 @@ impl ServeArgs {
                 header_timeout: self.header_timeout,
                 body_timeout: self.body_timeout,
             },
+            async_points: self.async_points,
+            keep_versions: self.keep_versions,
         }
     }
 }
@@ -207,7 +225,8 @@ fn build_transport(args: &ServeArgs, store: Arc<dyn ModelStore>) -> Arc<dyn Tran
         );
     }
     let worker = worker::Worker::with_cache(store, args.cache_series);
-    // Test-only faults (a slow worker) apply to the in-process worker too.
+    // Test-only faults (e.g. a slow worker, so a test can restart the
+    // service or cancel a job while a fit runs); production sets none.
     let worker: Arc<dyn transport::JobHandler> = match crate::fault::Faults::from_env() {
         Some(faults) => Arc::new(faults.around(worker)),
         None => Arc::new(worker),

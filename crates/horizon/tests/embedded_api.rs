@@ -676,7 +676,7 @@ async fn every_bad_input_gets_a_jsend_fail() {
     let (status, body) = app.get("/fit_model").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(body["data"]["method"].as_str().unwrap().contains("GET"));
-    let (status, _) = app.raw(Method::DELETE, "/v1/models/m", None, "").await;
+    let (status, _) = app.raw(Method::PATCH, "/v1/models/m", None, "").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let (status, body) = app.get("/v1/models/nobody").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

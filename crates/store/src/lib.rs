@@ -6,12 +6,14 @@
 //! versions through [`ModelStore::wait_settled`]; this is what enforces the
 //! consistency rule. The fitted state is opaque bytes to the store.
 
+pub mod jobs;
 mod newest;
 pub mod postgres;
 mod rows;
 pub mod signals;
 pub mod sqlite;
 
+pub use jobs::{JobInfo, JobStatus};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -270,5 +272,75 @@ pub trait ModelStore: Send + Sync + 'static {
         _version: Version,
     ) -> Result<bool, StoreError> {
         Ok(false)
+    }
+
+    // ---- jobs (see [`jobs`]) ----
+
+    /// Records a job whose work produces `version` of `model` (registered
+    /// before, still pending), `total` series to do. Called before the work
+    /// is dispatched.
+    async fn create_job(
+        &self,
+        _kind: &str,
+        _model: &ModelName,
+        _version: Version,
+        _total: u64,
+    ) -> Result<JobInfo, StoreError> {
+        Err(StoreError::Internal("this store keeps no jobs".into()))
+    }
+
+    /// A job by id, with the outcome of its version; `None` if unknown.
+    async fn job(&self, _id: &str) -> Result<Option<JobInfo>, StoreError> {
+        Ok(None)
+    }
+
+    /// The job that produces `version` of `model`, if there is one.
+    async fn job_of_version(
+        &self,
+        _model: &ModelName,
+        _version: Version,
+    ) -> Result<Option<JobInfo>, StoreError> {
+        Ok(None)
+    }
+
+    /// A worker says it has done `done` of `total` series of `version` (its
+    /// job, if any, is then running). Answers whether the version is still
+    /// pending: `false` (e.g. cancelled) means the work is no longer wanted.
+    async fn report_progress(
+        &self,
+        _model: &ModelName,
+        _version: Version,
+        _done: u64,
+        _total: u64,
+    ) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
+    // ---- the life of a model: delete and retention ----
+
+    /// Deletes every version of `model` (and its jobs); `false` if it had
+    /// none. A model fitted again later continues its version numbers.
+    async fn delete_model(&self, model: &ModelName) -> Result<bool, StoreError> {
+        Err(StoreError::Internal(format!(
+            "this store cannot delete model '{model}'"
+        )))
+    }
+
+    /// Deletes one settled version that is not the model's newest; `false`
+    /// if there is no such version.
+    async fn delete_version(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Internal(format!(
+            "this store cannot delete version {version} of model '{model}'"
+        )))
+    }
+
+    /// Deletes the settled versions of `model` beyond its newest `keep`
+    /// (at least 1), never its newest ready version; returns how many.
+    async fn prune(&self, _model: &ModelName, _keep: usize) -> Result<u64, StoreError> {
+        Ok(0)
     }
 }

@@ -101,6 +101,12 @@ impl NewestVersions {
         }
     }
 
+    /// The model was deleted: it has no version now (a complete cache), or
+    /// ask the database (a partial one).
+    pub(crate) fn forget(&self, model: &ModelName) {
+        self.lock().versions.remove(model);
+    }
+
     /// The current epoch, to pass to [`Self::fill`] after a database read.
     pub(crate) fn epoch(&self) -> u64 {
         self.lock().epoch

@@ -25,6 +25,7 @@
 //! failed once they are older than a limit (the gateway runs it
 //! periodically), and waiters always have a timeout.
 
+use crate::jobs::{self, to_job, JobRow, JOB_COLUMNS};
 use crate::newest::{Newest, NewestVersions};
 use crate::rows::{
     summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
@@ -32,7 +33,8 @@ use crate::rows::{
 };
 use crate::signals::SettleSignals;
 use crate::{
-    ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo, VersionStatus,
+    JobInfo, ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo,
+    VersionStatus,
 };
 use async_trait::async_trait;
 use protocol::{FitSummary, ModelName, Version};
@@ -79,6 +81,17 @@ struct Shared {
     latest: NewestVersions,
 }
 
+impl Shared {
+    /// Forgets the cached versions of `model`, and its newest version too
+    /// when the whole model was deleted.
+    fn forget(&self, model: &ModelName, whole: bool) {
+        lock(&self.settled).retain(|(m, _), _| m != model);
+        if whole {
+            self.latest.forget(model);
+        }
+    }
+}
+
 /// The PostgreSQL model registry.
 pub struct PgStore {
     pool: PgPool,
@@ -94,6 +107,42 @@ impl Drop for PgStore {
 }
 
 impl PgStore {
+    /// Tells every process that versions of `model` were deleted (all of
+    /// them when `whole`), so they drop what they cached of them.
+    async fn notify_deleted(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        model: &ModelName,
+        whole: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, 'deleted ' || $2 || ' ' || $3)")
+            .bind(&self.channel)
+            .bind(if whole { "0" } else { "1" })
+            .bind(model.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// After versions of `model` were deleted: their jobs go, and every
+    /// process forgets its cached copies of them.
+    async fn after_deletes(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        model: &ModelName,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM jobs WHERE model = $1 \
+             AND version NOT IN (SELECT version FROM versions WHERE model = $1)",
+        )
+        .bind(model.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        self.notify_deleted(tx, model, false).await
+    }
+
     /// Sets the time column `column` of a version to now, where `condition`
     /// holds (both are fixed SQL written in this file, never input).
     async fn stamp(
@@ -337,6 +386,10 @@ fn on_notification(shared: &Shared, payload: &str) {
     if status == "pending" {
         shared.latest.note(&model, version);
     }
+    if status == "deleted" {
+        // Versions of the model were deleted (by any process).
+        shared.forget(&model, version == 0);
+    }
     shared.signals.notify(&model);
 }
 
@@ -487,11 +540,15 @@ impl ModelStore for PgStore {
             return Ok(version);
         }
         let epoch = latest_cache.epoch();
-        let latest: Option<i64> = sqlx::query_scalar("SELECT latest FROM models WHERE name = $1")
-            .bind(model.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
+        // A deleted model keeps its row (and numbering) but has no versions.
+        let latest: Option<i64> = sqlx::query_scalar(
+            "SELECT m.latest FROM models m WHERE m.name = $1 \
+             AND EXISTS (SELECT 1 FROM versions v WHERE v.model = m.name)",
+        )
+        .bind(model.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
         let latest = latest.filter(|v| *v > 0);
         // Cached only if notifications flowed the whole time.
         if let Some(v) = latest {
@@ -624,6 +681,170 @@ impl ModelStore for PgStore {
         .await
         .map_err(db_error)?;
         Ok(undispatched.unwrap_or(false))
+    }
+
+    async fn create_job(
+        &self,
+        kind: &str,
+        model: &ModelName,
+        version: Version,
+        total: u64,
+    ) -> Result<JobInfo, StoreError> {
+        let id = jobs::new_id();
+        let sql = format!(
+            "INSERT INTO jobs (id, kind, model, version, status, total, created_at_ms) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, {NOW_MS})"
+        );
+        sqlx::query(&sql)
+            .bind(&id)
+            .bind(kind)
+            .bind(model.as_str())
+            .bind(version)
+            .bind(i64::try_from(total).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        self.job(&id)
+            .await?
+            .ok_or_else(|| StoreError::Internal(format!("job {id} vanished")))
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<JobInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs j \
+             LEFT JOIN versions v ON v.model = j.model AND v.version = j.version WHERE j.id = $1"
+        );
+        let row: Option<JobRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(to_job).transpose()
+    }
+
+    async fn job_of_version(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Option<JobInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs j \
+             LEFT JOIN versions v ON v.model = j.model AND v.version = j.version \
+             WHERE j.model = $1 AND j.version = $2 ORDER BY j.created_at_ms LIMIT 1"
+        );
+        let row: Option<JobRow> = sqlx::query_as(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(to_job).transpose()
+    }
+
+    async fn report_progress(
+        &self,
+        model: &ModelName,
+        version: Version,
+        done: u64,
+        total: u64,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', done = $3, total = $4, \
+             started_at_ms = COALESCE(started_at_ms, {NOW_MS}) WHERE model = $1 AND version = $2"
+        );
+        sqlx::query(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .bind(i64::try_from(done).unwrap_or(i64::MAX))
+            .bind(i64::try_from(total).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM versions WHERE model = $1 AND version = $2")
+                .bind(model.as_str())
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(status.as_deref() == Some("pending"))
+    }
+
+    async fn delete_model(&self, model: &ModelName) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // Locks the model's row: registrations wait for the delete. The row
+        // stays, with `latest`, so a model fitted again continues its numbers.
+        let latest: Option<i64> =
+            sqlx::query_scalar("SELECT latest FROM models WHERE name = $1 FOR UPDATE")
+                .bind(model.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        if latest.is_none() {
+            return Ok(false);
+        }
+        let deleted = sqlx::query("DELETE FROM versions WHERE model = $1")
+            .bind(model.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        sqlx::query("DELETE FROM jobs WHERE model = $1")
+            .bind(model.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        self.notify_deleted(&mut tx, model, true).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.shared.forget(model, true);
+        Ok(deleted > 0)
+    }
+
+    async fn delete_version(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let deleted = sqlx::query(
+            "DELETE FROM versions WHERE model = $1 AND version = $2 AND status != 'pending' \
+             AND version < (SELECT latest FROM models WHERE name = $1)",
+        )
+        .bind(model.as_str())
+        .bind(version)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        self.after_deletes(&mut tx, model).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.shared.forget(model, false);
+        Ok(deleted > 0)
+    }
+
+    async fn prune(&self, model: &ModelName, keep: usize) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let deleted = sqlx::query(
+            "DELETE FROM versions WHERE model = $1 AND status != 'pending' \
+             AND version NOT IN (SELECT version FROM versions WHERE model = $1 \
+                 ORDER BY version DESC LIMIT $2) \
+             AND version != COALESCE((SELECT MAX(version) FROM versions \
+                 WHERE model = $1 AND status = 'ready'), 0)",
+        )
+        .bind(model.as_str())
+        .bind(i64::try_from(keep.max(1)).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        if deleted > 0 {
+            self.after_deletes(&mut tx, model).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        if deleted > 0 {
+            self.shared.forget(model, false);
+        }
+        Ok(deleted)
     }
 }
 

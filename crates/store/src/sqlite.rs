@@ -16,13 +16,16 @@
 //!   PostgreSQL, `newest.rs`). Without the lock (a file system that cannot
 //!   lock) the cache is not used.
 
+use crate::jobs::{self, to_job, JobRow, JOB_COLUMNS};
 use crate::newest::{Newest, NewestVersions};
 use crate::rows::{
     model_name, summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
     VERSION_COLUMNS,
 };
 use crate::signals::SettleSignals;
-use crate::{ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo};
+use crate::{
+    JobInfo, ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo,
+};
 use async_trait::async_trait;
 use protocol::{FitSummary, ModelName, Version};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -72,6 +75,13 @@ struct Settled {
 impl Settled {
     fn get(&self, model: &ModelName, version: Version) -> Option<VersionInfo> {
         self.by_model.get(model)?.get(&version).cloned()
+    }
+
+    /// Forgets the versions of a model some of which were deleted.
+    fn forget(&mut self, model: &ModelName) {
+        if let Some(versions) = self.by_model.remove(model) {
+            self.len = self.len.saturating_sub(versions.len());
+        }
     }
 
     fn insert(&mut self, model: &ModelName, info: &VersionInfo) {
@@ -273,7 +283,9 @@ impl ModelStore for SqliteStore {
         // One statement, so the next number and the insert are atomic.
         let version: i64 = sqlx::query_scalar(
             "INSERT INTO versions (model, version, status, created_at_ms, n_series, idempotency_key, body_hash) \
-             SELECT ?1, COALESCE(MAX(version), 0) + 1, 'pending', ?2, ?3, ?4, ?5 \
+             SELECT ?1, COALESCE(MAX(version), \
+                 (SELECT latest FROM deleted_models WHERE model = ?1), 0) + 1, \
+                 'pending', ?2, ?3, ?4, ?5 \
              FROM versions WHERE model = ?1 \
              RETURNING version",
         )
@@ -476,6 +488,197 @@ impl ModelStore for SqliteStore {
         self.pool.close().await;
         // Dropping the file releases the directory for the next process.
         drop(lock(&self.lock).take());
+    }
+
+    async fn create_job(
+        &self,
+        kind: &str,
+        model: &ModelName,
+        version: Version,
+        total: u64,
+    ) -> Result<JobInfo, StoreError> {
+        let id = jobs::new_id();
+        {
+            let _turn = self.write.lock().await;
+            sqlx::query(
+                "INSERT INTO jobs (id, kind, model, version, status, total, created_at_ms) \
+                 VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+            )
+            .bind(&id)
+            .bind(kind)
+            .bind(model.as_str())
+            .bind(version)
+            .bind(i64::try_from(total).unwrap_or(i64::MAX))
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        }
+        self.job(&id)
+            .await?
+            .ok_or_else(|| StoreError::Internal(format!("job {id} vanished")))
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<JobInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs j \
+             LEFT JOIN versions v ON v.model = j.model AND v.version = j.version WHERE j.id = ?"
+        );
+        let row: Option<JobRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(to_job).transpose()
+    }
+
+    async fn job_of_version(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Option<JobInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs j \
+             LEFT JOIN versions v ON v.model = j.model AND v.version = j.version \
+             WHERE j.model = ? AND j.version = ? ORDER BY j.created_at_ms LIMIT 1"
+        );
+        let row: Option<JobRow> = sqlx::query_as(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(to_job).transpose()
+    }
+
+    async fn report_progress(
+        &self,
+        model: &ModelName,
+        version: Version,
+        done: u64,
+        total: u64,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write.lock().await;
+        sqlx::query(
+            "UPDATE jobs SET status = 'running', done = ?, total = ?, \
+             started_at_ms = COALESCE(started_at_ms, ?) WHERE model = ? AND version = ?",
+        )
+        .bind(i64::try_from(done).unwrap_or(i64::MAX))
+        .bind(i64::try_from(total).unwrap_or(i64::MAX))
+        .bind(now_ms())
+        .bind(model.as_str())
+        .bind(version)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM versions WHERE model = ? AND version = ?")
+                .bind(model.as_str())
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(status.as_deref() == Some("pending"))
+    }
+
+    async fn delete_model(&self, model: &ModelName) -> Result<bool, StoreError> {
+        let _turn = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let latest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM versions WHERE model = ?")
+                .bind(model.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        let Some(latest) = latest else {
+            return Ok(false);
+        };
+        sqlx::query("INSERT OR REPLACE INTO deleted_models (model, latest) VALUES (?, ?)")
+            .bind(model.as_str())
+            .bind(latest)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        for table in ["versions", "jobs"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE model = ?"))
+                .bind(model.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        if let Some(latest) = &self.latest {
+            latest.forget(model);
+        }
+        lock(&self.settled).forget(model);
+        // Forecasts waiting on a pending version of it wake to find it gone.
+        self.signals.notify(model);
+        Ok(true)
+    }
+
+    async fn delete_version(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<bool, StoreError> {
+        let deleted = {
+            let _turn = self.write.lock().await;
+            sqlx::query(
+                "DELETE FROM versions WHERE model = ?1 AND version = ?2 AND status != 'pending' \
+                 AND version < (SELECT MAX(version) FROM versions WHERE model = ?1)",
+            )
+            .bind(model.as_str())
+            .bind(version)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected()
+        };
+        self.after_deletes(model).await?;
+        Ok(deleted > 0)
+    }
+
+    async fn prune(&self, model: &ModelName, keep: usize) -> Result<u64, StoreError> {
+        let deleted = {
+            let _turn = self.write.lock().await;
+            sqlx::query(
+                "DELETE FROM versions WHERE model = ?1 AND status != 'pending' \
+                 AND version NOT IN (SELECT version FROM versions WHERE model = ?1 \
+                     ORDER BY version DESC LIMIT ?2) \
+                 AND version != COALESCE((SELECT MAX(version) FROM versions \
+                     WHERE model = ?1 AND status = 'ready'), 0)",
+            )
+            .bind(model.as_str())
+            .bind(i64::try_from(keep.max(1)).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected()
+        };
+        if deleted > 0 {
+            self.after_deletes(model).await?;
+        }
+        Ok(deleted)
+    }
+}
+
+impl SqliteStore {
+    /// After versions of `model` were deleted: their jobs go, and the cache
+    /// of settled versions forgets them.
+    async fn after_deletes(&self, model: &ModelName) -> Result<(), StoreError> {
+        {
+            let _turn = self.write.lock().await;
+            sqlx::query(
+                "DELETE FROM jobs WHERE model = ?1 \
+                 AND version NOT IN (SELECT version FROM versions WHERE model = ?1)",
+            )
+            .bind(model.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        }
+        lock(&self.settled).forget(model);
+        Ok(())
     }
 }
 
@@ -875,5 +1078,91 @@ mod tests {
             .await
             .is_err());
         assert_eq!(lock(&store.settled).get(&m, 2), None);
+    }
+
+    #[tokio::test]
+    async fn jobs_follow_their_version_and_report_progress() {
+        use crate::jobs::{JobStatus, CANCELLED, KIND_FIT};
+        let dir = tempfile::tempdir().unwrap();
+        let m = name("m");
+        let id = {
+            let store = SqliteStore::open(dir.path()).await.unwrap();
+            store.register_pending(&m, 4, None).await.unwrap();
+            let job = store.create_job(KIND_FIT, &m, 1, 4).await.unwrap();
+            assert_eq!((job.status, job.done, job.total), (JobStatus::Queued, 0, 4));
+            assert!(store.report_progress(&m, 1, 2, 4).await.unwrap());
+            let job = store.job(&job.id).await.unwrap().unwrap();
+            assert_eq!((job.status, job.done), (JobStatus::Running, 2));
+            assert!(job.started_at.is_some() && job.finished_at.is_none());
+            assert_eq!(
+                store.job_of_version(&m, 1).await.unwrap(),
+                Some(job.clone())
+            );
+            // A second job, cancelled: its version fails with CANCELLED.
+            store.register_pending(&m, 1, None).await.unwrap();
+            let other = store.create_job(KIND_FIT, &m, 2, 1).await.unwrap();
+            store.fail(&m, 2, CANCELLED).await.unwrap();
+            assert!(!store.report_progress(&m, 2, 0, 1).await.unwrap());
+            let other = store.job(&other.id).await.unwrap().unwrap();
+            assert_eq!(other.status, JobStatus::Cancelled);
+            assert!(other.finished_at.is_some());
+            store.close().await;
+            job.id
+        };
+        // A restart fails the running job with a clear error.
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let job = store.job(&id).await.unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.error.as_deref(), Some(INTERRUPTED));
+        assert_eq!(store.job("0123").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn deletes_and_retention_keep_the_newest_and_the_numbering() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let m = name("m");
+        for v in 1..=5 {
+            store.register_pending(&m, 1, None).await.unwrap();
+            if v <= 2 {
+                store.complete(&m, v, b"s", &summary(&m, v)).await.unwrap();
+            } else {
+                store.fail(&m, v, "boom").await.unwrap();
+            }
+        }
+        store
+            .wait_settled(&m, 1, Duration::from_secs(1))
+            .await
+            .unwrap();
+        // Keep 2: versions 4 and 5 stay, and 2, the newest ready one.
+        assert_eq!(store.prune(&m, 2).await.unwrap(), 2);
+        let left: Vec<Version> = store
+            .versions(&m, Page::default())
+            .await
+            .unwrap()
+            .unwrap()
+            .versions
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(left, vec![2, 4, 5]);
+        // Deleted versions are gone from the cache too.
+        assert!(matches!(
+            store.wait_settled(&m, 1, Duration::from_secs(1)).await,
+            Err(StoreError::UnknownVersion { .. })
+        ));
+        // The newest version cannot be deleted; an older one can.
+        assert!(!store.delete_version(&m, 5).await.unwrap());
+        assert!(store.delete_version(&m, 4).await.unwrap());
+        assert!(!store.delete_version(&m, 4).await.unwrap());
+        assert!(store.delete_model(&m).await.unwrap());
+        assert!(!store.delete_model(&m).await.unwrap());
+        assert_eq!(store.latest_version(&m).await.unwrap(), None);
+        assert!(store.versions(&m, Page::default()).await.unwrap().is_none());
+        // Fitted again, the model continues its numbers.
+        assert_eq!(
+            store.register_pending(&m, 1, None).await.unwrap(),
+            Registered::New(6)
+        );
     }
 }

@@ -15,6 +15,7 @@
 //! retried (see [`retry`]) and never turns into a failed version.
 
 mod cache;
+mod progress;
 mod redelivery;
 mod retry;
 mod state;
@@ -197,7 +198,19 @@ impl JobHandler for Worker {
                     .iter()
                     .map(|s| (s.values.n_missing(), s.calendar))
                     .collect();
-                let fitted = tokio::task::spawn_blocking(move || fit_all(spec, series)).await;
+                let progress = Arc::new(progress::Progress::default());
+                let reporter = progress::report(
+                    self.store.clone(),
+                    model.clone(),
+                    version,
+                    n_series as u64,
+                    progress.clone(),
+                );
+                let fitted = {
+                    let progress = progress.clone();
+                    tokio::task::spawn_blocking(move || fit_all(spec, series, &progress)).await
+                };
+                reporter.abort();
                 match fitted {
                     Ok(Ok((loaded, bytes))) => (loaded, bytes, inputs),
                     Ok(Err(reason)) => {
@@ -323,13 +336,26 @@ fn state_error(model: &ModelName, version: Version, e: state::StateError) -> Job
 }
 
 /// Fits every series (in parallel) and encodes the result, with the spec
-/// and the series, for the store.
-fn fit_all(spec: ModelSpec, series: Vec<NamedSeries>) -> Result<(LoadedModel, Vec<u8>), String> {
+/// and the series, for the store. Stops early (with
+/// [`store::jobs::CANCELLED`]) once `progress` says the work is no longer
+/// wanted.
+fn fit_all(
+    spec: ModelSpec,
+    series: Vec<NamedSeries>,
+    progress: &progress::Progress,
+) -> Result<(LoadedModel, Vec<u8>), String> {
     let fitted = series
         .par_iter()
-        .map(|s| match spec.fit(&s.values) {
-            Ok(fitted) => Ok((s.id.clone(), fitted)),
-            Err(e) => Err(format!("series '{}' could not be fitted: {e}", s.id)),
+        .map(|s| {
+            if progress.is_stopped() {
+                return Err(store::jobs::CANCELLED.to_string());
+            }
+            let fitted = match spec.fit(&s.values) {
+                Ok(fitted) => Ok((s.id.clone(), fitted)),
+                Err(e) => Err(format!("series '{}' could not be fitted: {e}", s.id)),
+            };
+            progress.series_done();
+            fitted
         })
         .collect::<Result<Vec<_>, String>>()?;
     let loaded = LoadedModel::new(fitted).with_inputs(spec, series);

@@ -1,0 +1,263 @@
+//! The life of a model: rollback, delete, retention, and the answers for a
+//! pinned version (`"version": N` in a forecast).
+//!
+//! Rollback registers a NEW version holding a copy of version N's fitted
+//! state and summary: version numbers only grow, the newest version is
+//! still the one forecasts use (the consistency rule needs no exception),
+//! and retention or a delete of N cannot break the rollback.
+//!
+//! Deletes: `DELETE /v1/models/{name}` removes every version and job of the
+//! model (a fit in flight is discarded; fitted again, the model continues
+//! its numbers). `DELETE /v1/models/{name}/versions/{v}` removes one settled
+//! version that is not the newest: the newest is what forecasts use, so it
+//! goes only by a newer fit or rollback, or with the whole model.
+
+use crate::body::{JsonBody, ModelPath};
+use crate::handlers::{pending_error, status_name, store_error, V1FitAnswer};
+use crate::jsend::{success, ApiError};
+use crate::validate::FromJson;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use protocol::{ModelName, Version};
+use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
+use store::{Registered, StoreError, VersionStatus};
+
+/// Prunes `model` to the configured number of versions, in the background.
+pub(crate) fn retain(state: &AppState, model: &ModelName) {
+    let (store, model, keep) = (
+        state.store.clone(),
+        model.clone(),
+        state.config.keep_versions,
+    );
+    tokio::spawn(async move {
+        match store.prune(&model, keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(%model, versions = n, keep, "pruned old versions"),
+            Err(e) => tracing::warn!(%model, error = %e, "could not prune old versions"),
+        }
+    });
+}
+
+pub(crate) fn no_such_version(model: &ModelName, version: Version) -> ApiError {
+    ApiError::fail(
+        StatusCode::NOT_FOUND,
+        "version",
+        format!("model '{model}' has no version {version}; GET /v1/models/{model} lists them"),
+    )
+}
+
+pub(crate) fn pinned_failed(model: &ModelName, version: Version, reason: &str) -> ApiError {
+    ApiError::fail(
+        StatusCode::CONFLICT,
+        "version",
+        format!(
+            "version {version} of model '{model}' failed ({reason}); it has nothing to forecast"
+        ),
+    )
+}
+
+fn unknown_model(model: &ModelName) -> ApiError {
+    ApiError::fail(
+        StatusCode::NOT_FOUND,
+        "name",
+        format!("model '{model}' does not exist"),
+    )
+}
+
+/// `POST /v1/models/{name}/rollback` body: `{"version": N}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    version: Version,
+}
+
+impl FromJson for Rollback {
+    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let rollback: Rollback = serde_json::from_slice(body).map_err(|e| {
+            ApiError::field(
+                "body",
+                format!("expected {{\"version\": N}} with N a version number: {e}"),
+            )
+        })?;
+        if rollback.version < 1 {
+            return Err(ApiError::field(
+                "version",
+                "must be a version number (1 or more)",
+            ));
+        }
+        Ok(rollback)
+    }
+}
+
+/// `POST /v1/models/{name}/rollback`: makes ready version N current again as
+/// a new version.
+pub async fn rollback(
+    State(state): State<AppState>,
+    ModelPath(model): ModelPath,
+    JsonBody(Rollback { version: target }): JsonBody<Rollback>,
+) -> Result<Response, ApiError> {
+    if state
+        .store
+        .latest_version(&model)
+        .await
+        .map_err(store_error)?
+        .is_none()
+    {
+        return Err(unknown_model(&model));
+    }
+    let info = state
+        .store
+        .wait_settled(&model, target, state.config.wait_timeout)
+        .await
+        .map_err(|e| match e {
+            StoreError::UnknownVersion { .. } => no_such_version(&model, target),
+            e => pending_error(e, &model, target),
+        })?;
+    let summary = match (&info.status, info.summary) {
+        (VersionStatus::Ready, Some(summary)) => summary,
+        (VersionStatus::Failed { reason }, _) => {
+            return Err(ApiError::fail(
+                StatusCode::CONFLICT,
+                "version",
+                format!("version {target} of model '{model}' failed ({reason}); roll back to a ready version"),
+            ))
+        }
+        _ => {
+            return Err(ApiError::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("version {target} of model '{model}' is ready but its summary is missing"),
+            ))
+        }
+    };
+    let state_bytes = state
+        .store
+        .load_state(&model, target)
+        .await
+        .map_err(|e| match e {
+            StoreError::UnknownVersion { .. } => no_such_version(&model, target),
+            e => store_error(e),
+        })?;
+    let registered = state
+        .store
+        .register_pending(&model, info.n_series, None)
+        .await
+        .map_err(store_error)?;
+    let Registered::New(version) = registered else {
+        return Err(ApiError::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "a rollback registered no new version",
+        ));
+    };
+    let summary = protocol::FitSummary { version, ..summary };
+    if let Err(e) = state
+        .store
+        .complete(&model, version, &state_bytes, &summary)
+        .await
+    {
+        let reason = format!("the rollback to version {target} could not be saved: {e}");
+        if let Err(e) = state.store.fail(&model, version, &reason).await {
+            tracing::error!(%model, version, error = %e, "could not fail a version");
+        }
+        return Err(store_error(e));
+    }
+    tracing::info!(%model, version, rollback_of = target, "rolled back");
+    retain(&state, &model);
+    let mut data = json!(V1FitAnswer {
+        model: summary.model,
+        version,
+        status: "ready",
+        method: summary.method,
+        series: summary.series,
+    });
+    data["rollback_of"] = json!(target);
+    Ok((StatusCode::CREATED, success(data)).into_response())
+}
+
+/// `DELETE /v1/models/{name}`.
+pub async fn delete_model(
+    State(state): State<AppState>,
+    ModelPath(model): ModelPath,
+) -> Result<Response, ApiError> {
+    if !state
+        .store
+        .delete_model(&model)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(unknown_model(&model));
+    }
+    tracing::info!(%model, "model deleted");
+    Ok(success(json!({ "name": model, "deleted": true })))
+}
+
+/// `DELETE /v1/models/{name}/versions/{version}`.
+pub async fn delete_version(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let model = ModelName::parse(&name).map_err(|e| ApiError::field("name", e.to_string()))?;
+    let version: Version = match version.parse() {
+        Ok(v) if v >= 1 => v,
+        _ => {
+            return Err(ApiError::field(
+                "version",
+                "must be a version number (1 or more)",
+            ))
+        }
+    };
+    let Some(latest) = state
+        .store
+        .latest_version(&model)
+        .await
+        .map_err(store_error)?
+    else {
+        return Err(unknown_model(&model));
+    };
+    if version == latest {
+        return Err(ApiError::fail(
+            StatusCode::CONFLICT,
+            "version",
+            format!(
+                "version {version} is the newest of model '{model}', the one forecasts use; \
+                 fit or roll back to make a newer one first, or DELETE /v1/models/{model}"
+            ),
+        ));
+    }
+    let info = match state
+        .store
+        .wait_settled(&model, version, Duration::ZERO)
+        .await
+    {
+        Ok(info) => info,
+        Err(StoreError::UnknownVersion { .. }) => return Err(no_such_version(&model, version)),
+        Err(StoreError::WaitTimeout(_)) => {
+            return Err(ApiError::fail(
+                StatusCode::CONFLICT,
+                "version",
+                format!(
+                    "version {version} of model '{model}' is still pending; cancel its job or wait"
+                ),
+            ))
+        }
+        Err(e) => return Err(store_error(e)),
+    };
+    if !state
+        .store
+        .delete_version(&model, version)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(no_such_version(&model, version));
+    }
+    tracing::info!(%model, version, "version deleted");
+    Ok(success(json!({
+        "name": model,
+        "version": version,
+        "status": status_name(&info.status),
+        "deleted": true,
+    })))
+}

@@ -7,6 +7,7 @@
 //! failed: a JSend error naming it (never an older version) → ready: forecast
 //! exactly that version.
 
+use crate::auth::Caller;
 use crate::body::{JsonBody, ModelPath};
 use crate::dates::Calendars;
 use crate::jsend::{success, ApiError};
@@ -36,11 +37,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn seed_fit(
     State(state): State<AppState>,
+    Caller(tenant): Caller,
     headers: HeaderMap,
     JsonBody(SeedFit(request)): JsonBody<SeedFit>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let answer = fit(&state, ModelName::default_model(), request, key).await;
+    let answer = fit(&state, ModelName::default_model_in(&tenant), request, key).await;
     Ok(answer.respond(|summary| {
         let first = summary.series.first();
         success(SeedFitAnswer {
@@ -58,6 +60,7 @@ pub async fn seed_fit(
 
 pub async fn seed_forecast(
     State(state): State<AppState>,
+    Caller(tenant): Caller,
     JsonBody(SeedForecast(horizon)): JsonBody<SeedForecast>,
 ) -> Result<Response, ApiError> {
     let request = ForecastRequest {
@@ -65,7 +68,7 @@ pub async fn seed_forecast(
         levels: Vec::new(),
         series_ids: None,
     };
-    let model = ModelName::default_model();
+    let model = ModelName::default_model_in(&tenant);
     let (result, calendars) = forecast(&state, &model, request, || {
         ApiError::field(
             "model",
@@ -167,11 +170,18 @@ fn page<K>(
 
 pub async fn list_models(
     State(state): State<AppState>,
+    Caller(tenant): Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let page = page(&query, |t| ModelName::parse(t).map_err(|e| e.to_string()))?;
+    let page = page(&query, |t| {
+        ModelName::parse_in(&tenant, t).map_err(|e| e.to_string())
+    })?;
     let limit = page.limit();
-    let models = state.store.list_models(page).await.map_err(store_error)?;
+    let models = state
+        .store
+        .list_models(&tenant, page)
+        .await
+        .map_err(store_error)?;
     // A full page may have a next one, after its last model.
     let next = (models.len() == limit)
         .then(|| models.last().map(|m| m.name.clone()))
@@ -189,7 +199,7 @@ pub async fn list_models(
         .collect();
     let mut data = json!({ "models": models });
     if let Some(next) = next {
-        data["next_after"] = json!(next);
+        data["next_after"] = json!(next.name());
     }
     Ok(success(data))
 }
@@ -357,7 +367,7 @@ impl FitError {
                      {reason}; retry later"
                 ),
             )
-            .with_data(json!({"model": model, "version": version, "reason": reason})),
+            .with_data(json!({"model": model.name(), "version": version, "reason": reason})),
             FitError::TimedOut => {
                 let waited = humantime::format_duration(timeout);
                 match version {
@@ -369,7 +379,7 @@ impl FitError {
                              its status"
                         ),
                     )
-                    .with_data(json!({"model": model, "version": version})),
+                    .with_data(json!({"model": model.name(), "version": version})),
                     None => ApiError::error(
                         StatusCode::GATEWAY_TIMEOUT,
                         format!(
@@ -595,12 +605,12 @@ async fn forecast(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("forecasting version {version} of model '{model}' is not possible now: {reason}; retry later"),
         )
-        .with_data(json!({"model": model, "version": version, "reason": reason}))),
+        .with_data(json!({"model": model.name(), "version": version, "reason": reason}))),
         Ok(Ok(Err(JobError::Failed(reason)))) => Err(ApiError::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("forecasting version {version} of model '{model}' failed: {reason}"),
         )
-        .with_data(json!({"model": model, "version": version, "reason": reason}))),
+        .with_data(json!({"model": model.name(), "version": version, "reason": reason}))),
         Ok(Err(e)) => Err(transport_error(e, "forecast")),
         Err(_) => Err(ApiError::error(
             StatusCode::GATEWAY_TIMEOUT,
@@ -646,7 +656,7 @@ fn version_failed(model: &ModelName, version: Version, reason: &str) -> ApiError
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("version {version} of model '{model}' failed: {reason}"),
     )
-    .with_data(json!({"model": model, "version": version, "reason": reason}))
+    .with_data(json!({"model": model.name(), "version": version, "reason": reason}))
 }
 
 fn pending_error(e: StoreError, model: &ModelName, version: Version) -> ApiError {
@@ -658,7 +668,7 @@ fn pending_error(e: StoreError, model: &ModelName, version: Version) -> ApiError
                 humantime::format_duration(waited)
             ),
         )
-        .with_data(json!({"model": model, "version": version})),
+        .with_data(json!({"model": model.name(), "version": version})),
         other => store_error(other),
     }
 }
@@ -727,6 +737,7 @@ fn describe_version(v: &VersionInfo) -> VersionAnswer<'_> {
 
 #[derive(Serialize)]
 struct SeedFitAnswer<'a> {
+    #[serde(serialize_with = "ModelName::serialize_name")]
     model: &'a ModelName,
     version: Version,
     method: engine::Method,
@@ -740,6 +751,7 @@ struct SeedFitAnswer<'a> {
 
 #[derive(Serialize)]
 struct SeedForecastAnswer {
+    #[serde(serialize_with = "ModelName::serialize_name")]
     model: ModelName,
     version: Version,
     forecast: Vec<f64>,
@@ -750,6 +762,7 @@ struct SeedForecastAnswer {
 
 #[derive(Serialize)]
 struct V1FitAnswer {
+    #[serde(serialize_with = "ModelName::serialize_name")]
     model: ModelName,
     version: Version,
     status: &'static str,
@@ -759,6 +772,7 @@ struct V1FitAnswer {
 
 #[derive(Serialize)]
 struct V1ForecastAnswer {
+    #[serde(serialize_with = "ModelName::serialize_name")]
     model: ModelName,
     version: Version,
     horizon: usize,
@@ -776,6 +790,7 @@ struct SeriesAnswer {
 
 #[derive(Serialize)]
 struct ModelListEntry<'a> {
+    #[serde(serialize_with = "ModelName::serialize_name")]
     name: &'a ModelName,
     latest_version: Option<Version>,
     latest_status: Option<&'static str>,
@@ -784,6 +799,7 @@ struct ModelListEntry<'a> {
 
 #[derive(Serialize)]
 struct ModelAnswer<'a> {
+    #[serde(serialize_with = "ModelName::serialize_name")]
     name: &'a ModelName,
     latest_version: Option<Version>,
     versions: Vec<VersionAnswer<'a>>,

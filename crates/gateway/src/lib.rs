@@ -6,14 +6,17 @@
 //! forecast forecasts the newest version registered before it arrived, waiting
 //! for it to settle, and never falls back to an older one.
 
+pub mod auth;
 mod body;
 mod dates;
 mod handlers;
 pub mod jsend;
 mod server;
+pub mod tls;
 pub mod validate;
 
 pub use server::{serve, Shutdown};
+pub use auth::{Auth, Quotas};
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -58,6 +61,8 @@ pub struct AppState {
     pub store: Arc<dyn ModelStore>,
     pub transport: Arc<dyn Transport>,
     pub config: Arc<GatewayConfig>,
+    /// API keys, tenants and quotas; open (no keys) unless [`Self::with_auth`].
+    pub auth: Arc<Auth>,
 }
 
 impl AppState {
@@ -70,6 +75,15 @@ impl AppState {
             store,
             transport,
             config: Arc::new(config),
+            auth: Arc::new(Auth::open()),
+        }
+    }
+
+    /// Asks callers for API keys as `auth` says.
+    pub fn with_auth(self, auth: Auth) -> Self {
+        Self {
+            auth: Arc::new(auth),
+            ..self
         }
     }
 }
@@ -90,6 +104,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(handlers::readyz))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        // Every route sees the caller's tenant (see auth.rs).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(handlers::panicked))

@@ -5,6 +5,7 @@
 mod bench_cmd;
 mod distributed;
 mod fault;
+mod keys_cmd;
 mod serve;
 mod worker_cmd;
 
@@ -27,6 +28,8 @@ enum Command {
     Bench(bench_cmd::BenchArgs),
     /// Measure forecasts/s and latency over HTTP (embedded, distributed, bare ceilings).
     Loadtest(loadtest::Args),
+    /// Create, list and revoke API keys (in the store `serve` uses).
+    Keys(keys_cmd::KeysArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +39,6 @@ fn main() -> anyhow::Result<()> {
         Command::Worker(args) => worker_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Loadtest(args) => Ok(loadtest::run(args)?),
+        Command::Keys(args) => keys_cmd::run(args),
     }
 }

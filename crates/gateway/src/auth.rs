@@ -126,7 +126,8 @@ impl Auth {
             tokens: burst,
             at: now,
         });
-        bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(burst);
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -138,7 +139,10 @@ impl Auth {
 
     /// Refuses a fit once `tenant` stores as many series or bytes as allowed.
     async fn check_storage(&self, tenant: &Tenant) -> Result<(), ApiError> {
-        let (Some(keys), false) = (&self.keys, self.quotas.max_series.is_none() && self.quotas.max_bytes.is_none()) else {
+        let (Some(keys), false) = (
+            &self.keys,
+            self.quotas.max_series.is_none() && self.quotas.max_bytes.is_none(),
+        ) else {
             return Ok(());
         };
         let usage = keys.usage(tenant).await.map_err(unavailable)?;
@@ -208,7 +212,9 @@ fn unauthorized(message: &str) -> Response {
 /// Whether a request is a fit (it stores series).
 fn is_fit(req: &Request) -> bool {
     let path = req.uri().path();
-    (req.method() == Method::PUT && path.starts_with("/v1/models/") && path.matches('/').count() == 3)
+    (req.method() == Method::PUT
+        && path.starts_with("/v1/models/")
+        && path.matches('/').count() == 3)
         || (req.method() == Method::POST && path == "/fit_model")
 }
 
@@ -237,7 +243,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         },
         None => match auth.required().await {
             Ok(false) => Tenant::default_tenant(),
-            Ok(true) => return unauthorized("this server needs an API key: 'Authorization: Bearer <key>'"),
+            Ok(true) => {
+                return unauthorized("this server needs an API key: 'Authorization: Bearer <key>'")
+            }
             Err(e) => return unavailable(e).into_response(),
         },
     };

@@ -15,8 +15,8 @@ mod server;
 pub mod tls;
 pub mod validate;
 
-pub use server::{serve, Shutdown};
 pub use auth::{Auth, Quotas};
+pub use server::{serve, Shutdown};
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};

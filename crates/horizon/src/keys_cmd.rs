@@ -15,13 +15,23 @@ pub struct KeysArgs {
     #[command(subcommand)]
     command: KeysCommand,
     /// Directory of the embedded store (used without --store).
-    #[arg(long, env = "HORIZON_DATA_DIR", default_value = "./horizon-data", global = true)]
+    #[arg(
+        long,
+        env = "HORIZON_DATA_DIR",
+        default_value = "./horizon-data",
+        global = true
+    )]
     data_dir: PathBuf,
     /// Distributed mode: the PostgreSQL registry, e.g. postgres://postgres@127.0.0.1:5432/horizon.
     #[arg(long, env = "HORIZON_STORE", global = true)]
     store: Option<String>,
     /// Distributed mode: the deployment's namespace (its PostgreSQL schema).
-    #[arg(long, env = "HORIZON_NAMESPACE", default_value = "horizon", global = true)]
+    #[arg(
+        long,
+        env = "HORIZON_NAMESPACE",
+        default_value = "horizon",
+        global = true
+    )]
     namespace: String,
 }
 
@@ -78,7 +88,10 @@ async fn keys(args: KeysArgs) -> anyhow::Result<()> {
         KeysCommand::Create { tenant: name } => {
             let key = NewKey::generate(&tenant(name)?);
             store.insert_key(&key).await.context("storing the key")?;
-            println!("created key {} for tenant {name}; it is shown only now:", key.id);
+            println!(
+                "created key {} for tenant {name}; it is shown only now:",
+                key.id
+            );
             println!("{}", key.plaintext);
         }
         KeysCommand::List { tenant: name } => {

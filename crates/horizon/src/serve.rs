@@ -139,7 +139,9 @@ fn init_logging() {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let sec = &args.security;
     if sec.admin_key.as_ref().is_some_and(|k| k.trim().len() < 32) {
-        anyhow::bail!("HORIZON_ADMIN_KEY must be at least 32 characters (e.g. `openssl rand -hex 32`)");
+        anyhow::bail!(
+            "HORIZON_ADMIN_KEY must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+        );
     }
     // Read before anything listens: a bad certificate is a startup error.
     let tls = match (&sec.tls_cert, &sec.tls_key) {

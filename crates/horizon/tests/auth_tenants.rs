@@ -109,7 +109,12 @@ impl Client {
         }
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(key) = &self.key {
             req = req.bearer_auth(key);
@@ -163,7 +168,9 @@ async fn tenants_see_only_their_own_models_and_keys_are_checked() {
     {
         let served = Served::start(dir.path(), &[]);
         let open = Client::new(&served, None);
-        let (status, body) = open.post("/fit_model", json!({"data": [1, 2, 3, 4, 5, 6]})).await;
+        let (status, body) = open
+            .post("/fit_model", json!({"data": [1, 2, 3, 4, 5, 6]}))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let (status, body) = open.put("/v1/models/sales", fit_body(1)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -172,21 +179,35 @@ async fn tenants_see_only_their_own_models_and_keys_are_checked() {
     let beta_key = create_key(dir.path(), "beta");
     assert!(acme_key.starts_with("hzn_") && acme_key != beta_key);
     let listing = keys(dir.path(), &["list"]);
-    assert!(listing.contains("acme") && listing.contains("beta"), "{listing}");
-    assert!(!listing.contains(&acme_key[21..]), "list never shows a secret");
+    assert!(
+        listing.contains("acme") && listing.contains("beta"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(&acme_key[21..]),
+        "list never shows a secret"
+    );
 
     let served = Served::start(
         dir.path(),
-        &[("HORIZON_ADMIN_KEY", ADMIN_KEY), ("HORIZON_TENANT_MAX_SERIES", "3")],
+        &[
+            ("HORIZON_ADMIN_KEY", ADMIN_KEY),
+            ("HORIZON_TENANT_MAX_SERIES", "3"),
+        ],
     );
     let anonymous = Client::new(&served, None);
     let acme = Client::new(&served, Some(&acme_key));
     let beta = Client::new(&served, Some(&beta_key));
     let admin = Client::new(&served, Some(ADMIN_KEY));
-    let forged = Client::new(&served, Some(&format!("{}0", &acme_key[..acme_key.len() - 1])));
+    let forged = Client::new(
+        &served,
+        Some(&format!("{}0", &acme_key[..acme_key.len() - 1])),
+    );
 
     // Keys are now required; probes stay open.
-    let (status, body, headers) = anonymous.send(reqwest::Method::GET, "/v1/models", None).await;
+    let (status, body, headers) = anonymous
+        .send(reqwest::Method::GET, "/v1/models", None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["status"], "fail");
     assert_eq!(headers["www-authenticate"], "Bearer");
@@ -202,14 +223,19 @@ async fn tenants_see_only_their_own_models_and_keys_are_checked() {
     let (status, body) = acme.put("/v1/models/sales", fit_body(2)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["model"], "sales", "clients see the name only");
-    assert_eq!(body["data"]["version"], 1, "acme's first version, not the open model's 2nd");
+    assert_eq!(
+        body["data"]["version"], 1,
+        "acme's first version, not the open model's 2nd"
+    );
     let (status, body) = acme.put("/v1/models/only-acme", fit_body(1)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // Another tenant's model is not found: 404, not 403.
     let (status, body) = beta.get("/v1/models/only-acme").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, body) = beta.post("/v1/models/only-acme/forecast", json!({"horizon": 2})).await;
+    let (status, body) = beta
+        .post("/v1/models/only-acme/forecast", json!({"horizon": 2}))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (status, body) = beta.get("/v1/models/sales").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
@@ -224,8 +250,13 @@ async fn tenants_see_only_their_own_models_and_keys_are_checked() {
     let (_, list) = admin.get("/v1/models").await;
     assert_eq!(names(&list), ["default", "sales"]);
     let (status, body) = admin.get("/v1/models/sales").await;
-    assert_eq!((status, body["data"]["latest_version"].as_i64()), (StatusCode::OK, Some(1)));
-    let (status, body) = acme.post("/v1/models/sales/forecast", json!({"horizon": 2})).await;
+    assert_eq!(
+        (status, body["data"]["latest_version"].as_i64()),
+        (StatusCode::OK, Some(1))
+    );
+    let (status, body) = acme
+        .post("/v1/models/sales/forecast", json!({"horizon": 2}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["series"].as_array().unwrap().len(), 2);
 
@@ -275,8 +306,14 @@ fn a_public_address_without_keys_is_refused_unless_insecure_is_said() {
     // Told so, it serves (and a key also lifts the refusal).
     drop(Served::start(
         dir.path(),
-        &[("HORIZON_LISTEN", "0.0.0.0:0"), ("HORIZON_INSECURE_NO_AUTH", "true")],
+        &[
+            ("HORIZON_LISTEN", "0.0.0.0:0"),
+            ("HORIZON_INSECURE_NO_AUTH", "true"),
+        ],
     ));
     create_key(dir.path(), "acme");
-    drop(Served::start(dir.path(), &[("HORIZON_LISTEN", "0.0.0.0:0")]));
+    drop(Served::start(
+        dir.path(),
+        &[("HORIZON_LISTEN", "0.0.0.0:0")],
+    ));
 }

@@ -102,7 +102,8 @@ impl Proc {
 
 fn horizon() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_horizon"));
-    cmd.env_remove("HORIZON_ADMIN_KEY").env_remove("SSL_CERT_FILE");
+    cmd.env_remove("HORIZON_ADMIN_KEY")
+        .env_remove("SSL_CERT_FILE");
     cmd
 }
 
@@ -146,10 +147,17 @@ async fn the_gateway_serves_https_with_its_certificate() {
 
     // A client that does not trust the CA is refused by its own check.
     let untrusting = reqwest::Client::builder().use_rustls_tls().build().unwrap();
-    assert!(untrusting.get(format!("{base}/healthz")).send().await.is_err());
+    assert!(untrusting
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_err());
     // Plain HTTP is not answered on the HTTPS port.
     let plain = reqwest::Client::new();
-    let answer = plain.get(format!("http://127.0.0.1:{port}/healthz")).send().await;
+    let answer = plain
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await;
     assert!(
         answer.as_ref().map_or(true, |r| !r.status().is_success()),
         "plaintext answered: {answer:?}"
@@ -178,7 +186,12 @@ fn a_bad_certificate_is_a_startup_error() {
 fn gateway_with_broker(broker: &str, namespace: &str, ca: Option<&Path>) -> Proc {
     let mut cmd = horizon();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--broker", broker])
-        .args(["--store", test_services::STORE_URL, "--namespace", namespace]);
+        .args([
+            "--store",
+            test_services::STORE_URL,
+            "--namespace",
+            namespace,
+        ]);
     if let Some(ca) = ca {
         cmd.env("SSL_CERT_FILE", ca);
     }
@@ -205,7 +218,11 @@ async fn amqps_negotiates_tls_and_never_speaks_amqp_in_clear() {
         .unwrap();
     let mut first = [0u8; 3];
     conn.read_exact(&mut first).await.unwrap();
-    assert_eq!(first[..2], [0x16, 0x03], "not a TLS handshake record: {first:?}");
+    assert_eq!(
+        first[..2],
+        [0x16, 0x03],
+        "not a TLS handshake record: {first:?}"
+    );
     assert_ne!(&first, b"AMQ");
     drop((conn, gateway, listener));
 
@@ -213,7 +230,8 @@ async fn amqps_negotiates_tls_and_never_speaks_amqp_in_clear() {
     //    verifies it (trusting the CA through SSL_CERT_FILE), then speaks
     //    AMQP inside the session.
     let pki = pki();
-    let certs = vec![rustls::pki_types::CertificateDer::from_pem_slice(pki.cert_pem.as_bytes()).unwrap()];
+    let certs =
+        vec![rustls::pki_types::CertificateDer::from_pem_slice(pki.cert_pem.as_bytes()).unwrap()];
     let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(pki.key_pem.as_bytes()).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -251,7 +269,14 @@ async fn amqps_negotiates_tls_and_never_speaks_amqp_in_clear() {
 /// like `serve` does), killed if it runs for more than 60 s.
 fn keys_list(store_url: &str, namespace: &str) -> (bool, String) {
     let mut child = horizon()
-        .args(["keys", "list", "--store", store_url, "--namespace", namespace])
+        .args([
+            "keys",
+            "list",
+            "--store",
+            store_url,
+            "--namespace",
+            namespace,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -265,7 +290,8 @@ fn keys_list(store_url: &str, namespace: &str) -> (bool, String) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -293,7 +319,10 @@ async fn postgres_sslmode_is_honoured_never_downgraded() {
         pki.ca.display()
     );
     let (ok, text) = keys_list(&url, &namespace);
-    assert!(!ok, "verify-full accepted a certificate the CA did not sign: {text}");
+    assert!(
+        !ok,
+        "verify-full accepted a certificate the CA did not sign: {text}"
+    );
     assert!(text.contains("TLS"), "{text}");
     let _ = store::postgres::PgStore::drop_schema(base, &namespace).await;
 }

@@ -285,7 +285,10 @@ mod tenant_tests {
     fn the_tenant_rides_in_the_key_not_in_the_name() {
         let acme = Tenant::parse("acme").unwrap();
         let m = ModelName::parse_in(&acme, "sales").unwrap();
-        assert_eq!((m.as_str(), m.name(), m.to_string()), ("acme/sales", "sales", "sales".into()));
+        assert_eq!(
+            (m.as_str(), m.name(), m.to_string()),
+            ("acme/sales", "sales", "sales".into())
+        );
         assert_eq!(m.tenant(), acme);
         let d = ModelName::parse("sales").unwrap();
         assert_eq!((d.as_str(), d.name()), ("sales", "sales"));

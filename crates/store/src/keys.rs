@@ -122,7 +122,12 @@ pub trait KeyStore: Send + Sync + 'static {
 /// The bounds of a tenant's model keys: `tenant/` <= key < `tenant0`
 /// ('0' follows '/'); `None` for the default tenant, whose keys have no '/'.
 pub(crate) fn tenant_range(tenant: &Tenant) -> Option<(String, String)> {
-    (!tenant.is_default()).then(|| (format!("{}/", tenant.as_str()), format!("{}0", tenant.as_str())))
+    (!tenant.is_default()).then(|| {
+        (
+            format!("{}/", tenant.as_str()),
+            format!("{}0", tenant.as_str()),
+        )
+    })
 }
 
 /// The id of a key given whole or as its id.
@@ -175,8 +180,7 @@ fn as_is(sql: &str) -> String {
     sql.to_string()
 }
 
-const INSERT: &str =
-    "INSERT INTO api_keys (id, tenant, hash, created_at_ms) VALUES (?, ?, ?, ?)";
+const INSERT: &str = "INSERT INTO api_keys (id, tenant, hash, created_at_ms) VALUES (?, ?, ?, ?)";
 const SELECT_ROW: &str = "SELECT tenant, hash, revoked_at_ms FROM api_keys WHERE id = ?";
 const LIST_ALL: &str =
     "SELECT id, tenant, created_at_ms, revoked_at_ms FROM api_keys ORDER BY created_at_ms, id";
@@ -185,9 +189,11 @@ const LIST_TENANT: &str = "SELECT id, tenant, created_at_ms, revoked_at_ms FROM 
 const REVOKE: &str = "UPDATE api_keys SET revoked_at_ms = ? \
      WHERE id = ? AND tenant = ? AND revoked_at_ms IS NULL";
 const LIVE: &str = "SELECT COUNT(*) FROM api_keys WHERE revoked_at_ms IS NULL";
-const USAGE_TENANT: &str = "SELECT CAST(SUM(n_series) AS BIGINT), CAST(SUM(LENGTH(state)) AS BIGINT) \
+const USAGE_TENANT: &str =
+    "SELECT CAST(SUM(n_series) AS BIGINT), CAST(SUM(LENGTH(state)) AS BIGINT) \
      FROM versions WHERE status <> 'failed' AND model >= ? AND model < ?";
-const USAGE_DEFAULT: &str = "SELECT CAST(SUM(n_series) AS BIGINT), CAST(SUM(LENGTH(state)) AS BIGINT) \
+const USAGE_DEFAULT: &str =
+    "SELECT CAST(SUM(n_series) AS BIGINT), CAST(SUM(LENGTH(state)) AS BIGINT) \
      FROM versions WHERE status <> 'failed' AND model NOT LIKE '%/%'";
 
 /// [`KeyStore`] on the embedded SQLite database.
@@ -218,12 +224,11 @@ macro_rules! key_store {
                 &self,
                 id: &str,
             ) -> Result<Option<(String, String, bool)>, StoreError> {
-                let row: Option<(String, String, Option<i64>)> =
-                    sqlx::query_as(&$sql(SELECT_ROW))
-                        .bind(id)
-                        .fetch_optional(&self.0)
-                        .await
-                        .map_err(db_error)?;
+                let row: Option<(String, String, Option<i64>)> = sqlx::query_as(&$sql(SELECT_ROW))
+                    .bind(id)
+                    .fetch_optional(&self.0)
+                    .await
+                    .map_err(db_error)?;
                 Ok(row.map(|(t, h, r)| (t, h, r.is_some())))
             }
 
@@ -269,7 +274,11 @@ macro_rules! key_store {
                             .fetch_one(&self.0)
                             .await
                     }
-                    None => sqlx::query_as(&$sql(USAGE_DEFAULT)).fetch_one(&self.0).await,
+                    None => {
+                        sqlx::query_as(&$sql(USAGE_DEFAULT))
+                            .fetch_one(&self.0)
+                            .await
+                    }
                 }
                 .map_err(db_error)?;
                 Ok(Usage {

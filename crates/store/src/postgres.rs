@@ -25,6 +25,7 @@
 //! failed once they are older than a limit (the gateway runs it
 //! periodically), and waiters always have a timeout.
 
+use crate::keys::{tenant_range, PgKeys};
 use crate::newest::{Newest, NewestVersions};
 use crate::rows::{
     summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
@@ -35,7 +36,6 @@ use crate::{
     ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo, VersionStatus,
 };
 use async_trait::async_trait;
-use crate::keys::{tenant_range, PgKeys};
 use protocol::{FitSummary, ModelName, Tenant, Version};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Executor, PgPool};
@@ -790,7 +790,10 @@ mod tests {
         );
         let info = b.wait_settled(&m, 2, Duration::from_secs(5)).await.unwrap();
         assert!(matches!(info.status, VersionStatus::Failed { .. }));
-        let listed = b.list_models(&Tenant::default_tenant(), Page::default()).await.unwrap();
+        let listed = b
+            .list_models(&Tenant::default_tenant(), Page::default())
+            .await
+            .unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].n_versions, 2);
         assert_eq!(listed[0].latest_version, 2);
@@ -801,11 +804,17 @@ mod tests {
         // Listings page by name and by version, and never decode summaries.
         let n = ModelName::parse("n").unwrap();
         a.register_pending(&n, 1, None).await.unwrap();
-        let first = a.list_models(&Tenant::default_tenant(), Page::new(1, None)).await.unwrap();
+        let first = a
+            .list_models(&Tenant::default_tenant(), Page::new(1, None))
+            .await
+            .unwrap();
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].name, m);
         let second = a
-            .list_models(&Tenant::default_tenant(), Page::new(1, Some(first[0].name.clone())))
+            .list_models(
+                &Tenant::default_tenant(),
+                Page::new(1, Some(first[0].name.clone())),
+            )
             .await
             .unwrap();
         assert_eq!(second.len(), 1);

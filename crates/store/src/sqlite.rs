@@ -16,6 +16,7 @@
 //!   PostgreSQL, `newest.rs`). Without the lock (a file system that cannot
 //!   lock) the cache is not used.
 
+use crate::keys::{tenant_range, SqliteKeys};
 use crate::newest::{Newest, NewestVersions};
 use crate::rows::{
     model_name, summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
@@ -24,7 +25,6 @@ use crate::rows::{
 use crate::signals::SettleSignals;
 use crate::{ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo};
 use async_trait::async_trait;
-use crate::keys::{tenant_range, SqliteKeys};
 use protocol::{FitSummary, ModelName, Tenant, Version};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -106,7 +106,10 @@ impl SqliteStore {
     pub async fn open_keys(data_dir: &Path) -> Result<SqliteKeys, StoreError> {
         let path = data_dir.join(DB_FILE);
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create data directory {}: {e}", data_dir.display()))
+            StoreError::Unavailable(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
         })?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
@@ -630,17 +633,26 @@ mod tests {
             store.complete(&m, 9, b"", &summary(&m, 9)).await,
             Err(StoreError::UnknownVersion { .. })
         ));
-        let all = store.list_models(&Tenant::default_tenant(), Page::default()).await.unwrap();
+        let all = store
+            .list_models(&Tenant::default_tenant(), Page::default())
+            .await
+            .unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!((all[0].name.as_str(), all[0].n_versions), ("m", 2));
         assert_eq!(all[0].latest_version, 2);
         assert!(matches!(all[0].latest_status, VersionStatus::Failed { .. }));
         assert_eq!((all[1].name.as_str(), all[1].n_versions), ("other", 1));
         // Pages, by name then by version.
-        let first = store.list_models(&Tenant::default_tenant(), Page::new(1, None)).await.unwrap();
+        let first = store
+            .list_models(&Tenant::default_tenant(), Page::new(1, None))
+            .await
+            .unwrap();
         assert_eq!(first.len(), 1);
         let rest = store
-            .list_models(&Tenant::default_tenant(), Page::new(10, Some(first[0].name.clone())))
+            .list_models(
+                &Tenant::default_tenant(),
+                Page::new(10, Some(first[0].name.clone())),
+            )
             .await
             .unwrap();
         assert_eq!(rest.len(), 1);
@@ -891,16 +903,26 @@ mod tests {
         use crate::keys::{KeyStore, NewKey};
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();
-        let (acme, beta) = (Tenant::parse("acme").unwrap(), Tenant::parse("acme-b").unwrap());
+        let (acme, beta) = (
+            Tenant::parse("acme").unwrap(),
+            Tenant::parse("acme-b").unwrap(),
+        );
         let mine = ModelName::parse_in(&acme, "sales").unwrap();
         let theirs = ModelName::parse_in(&beta, "sales").unwrap();
         let open = name("sales");
         for m in [&mine, &theirs, &open] {
             store.register_pending(m, 3, None).await.unwrap();
-            store.complete(m, 1, b"12345", &summary(m, 1)).await.unwrap();
+            store
+                .complete(m, 1, b"12345", &summary(m, 1))
+                .await
+                .unwrap();
         }
         store.register_pending(&mine, 2, None).await.unwrap();
-        for (tenant, model) in [(&acme, &mine), (&beta, &theirs), (&Tenant::default_tenant(), &open)] {
+        for (tenant, model) in [
+            (&acme, &mine),
+            (&beta, &theirs),
+            (&Tenant::default_tenant(), &open),
+        ] {
             let listed = store.list_models(tenant, Page::default()).await.unwrap();
             assert_eq!(listed.len(), 1, "{tenant}");
             assert_eq!(&listed[0].name, model);
@@ -914,15 +936,28 @@ mod tests {
         let key = NewKey::generate(&acme);
         keys.insert_key(&key).await.unwrap();
         assert!(keys.has_live_keys().await.unwrap());
-        assert_eq!(keys.authenticate(&key.plaintext).await.unwrap(), Some(acme.clone()));
+        assert_eq!(
+            keys.authenticate(&key.plaintext).await.unwrap(),
+            Some(acme.clone())
+        );
         let mut forged = key.plaintext.clone();
         forged.pop();
-        forged.push(if key.plaintext.ends_with('0') { '1' } else { '0' });
+        forged.push(if key.plaintext.ends_with('0') {
+            '1'
+        } else {
+            '0'
+        });
         assert_eq!(keys.authenticate(&forged).await.unwrap(), None);
         let usage = keys.usage(&acme).await.unwrap();
         assert_eq!((usage.series, usage.bytes), (5, 5));
-        assert_eq!(keys.usage(&Tenant::default_tenant()).await.unwrap().series, 3);
-        assert!(!keys.revoke_key(&beta, &key.id).await.unwrap(), "not beta's key");
+        assert_eq!(
+            keys.usage(&Tenant::default_tenant()).await.unwrap().series,
+            3
+        );
+        assert!(
+            !keys.revoke_key(&beta, &key.id).await.unwrap(),
+            "not beta's key"
+        );
         assert!(keys.revoke_key(&acme, &key.plaintext).await.unwrap());
         assert_eq!(keys.authenticate(&key.plaintext).await.unwrap(), None);
         assert!(keys.list_keys(Some(&acme)).await.unwrap()[0].revoked);

@@ -60,6 +60,7 @@ fn tenant(name: &str) -> anyhow::Result<Tenant> {
 }
 
 pub fn run(args: KeysArgs) -> anyhow::Result<()> {
+    crate::serve::init_logging();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

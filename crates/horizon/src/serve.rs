@@ -124,7 +124,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: info).
-fn init_logging() {
+pub(crate) fn init_logging() {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));

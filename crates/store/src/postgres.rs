@@ -337,11 +337,22 @@ async fn listen(pool: PgPool, channel: String, shared: Arc<Shared>) {
 fn connect_error(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Tls(e) => StoreError::Internal(format!("PostgreSQL TLS failed: {e}")),
+        // rustls' handshake errors (e.g. a certificate that does not
+        // verify) reach sqlx as I/O errors.
+        sqlx::Error::Io(e) if is_tls_failure(&e) => {
+            StoreError::Internal(format!("PostgreSQL TLS failed: {e}"))
+        }
         sqlx::Error::Configuration(e) => {
             StoreError::Internal(format!("bad PostgreSQL settings: {e}"))
         }
         e => StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")),
     }
+}
+
+fn is_tls_failure(e: &std::io::Error) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    e.kind() == std::io::ErrorKind::InvalidData
+        && (text.contains("certificate") || text.contains("tls") || text.contains("handshake"))
 }
 
 fn on_notification(shared: &Shared, payload: &str) {

@@ -121,7 +121,13 @@ async fn the_gateway_serves_https_with_its_certificate() {
         .arg(data.path());
     let served = Proc::spawn(cmd);
     let line = served.wait_for_line("listening on https://");
-    let addr = line.split("https://").nth(1).unwrap().split_whitespace().next().unwrap();
+    let addr = line
+        .split("https://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
     let port = addr.rsplit(':').next().unwrap().to_string();
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).unwrap()).unwrap();
     let client = reqwest::Client::builder()
@@ -323,7 +329,10 @@ async fn postgres_sslmode_is_honoured_never_downgraded() {
         pki.ca.display()
     );
     let (ok, text) = keys_list(&url, &namespace);
-    assert!(!ok, "verify-full accepted a certificate for another name: {text}");
+    assert!(
+        !ok,
+        "verify-full accepted a certificate for another name: {text}"
+    );
     assert!(text.contains("TLS"), "{text}");
     let _ = store::postgres::PgStore::drop_schema(base, &namespace).await;
 }

@@ -282,7 +282,7 @@ pub async fn backtest_model(
     let mut data = serde_json::to_value(&result)
         .map_err(|e| ApiError::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if let Value::Object(map) = &mut data {
-        map.insert("model".into(), json!(model));
+        map.insert("model".into(), json!(model.name()));
         map.insert("version".into(), json!(version));
     }
     Ok(success(data))

@@ -207,7 +207,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ModelPath {
                     format!("bad model name in the path: {}", e.body_text()),
                 )
             })?;
-        ModelName::parse(&name)
+        // Inside the caller's tenant: another tenant's model cannot be named.
+        let tenant = crate::auth::tenant_of(parts)?;
+        ModelName::parse_in(&tenant, &name)
             .map(ModelPath)
             .map_err(|e| ApiError::field("name", e.to_string()))
     }

@@ -8,6 +8,7 @@
 //! exactly that version.
 
 use crate::admission::Slot;
+use crate::auth::Caller;
 use crate::body::{JsonBody, KeyedBody, ModelPath};
 use crate::dates::Calendars;
 use crate::jsend::{success, ApiError};
@@ -37,16 +38,17 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn seed_fit(
     State(state): State<AppState>,
+    Caller(tenant): Caller,
     headers: HeaderMap,
     body: KeyedBody<SeedFit>,
 ) -> Result<Response, ApiError> {
     let key = keyed(&headers, body.digest)?;
     let SeedFit(request) = body.body;
+    let model = ModelName::default_model_in(&tenant);
     if let Some(prefer) = crate::jobs::wants_async(&state.config, &headers, &request) {
-        return crate::jobs::fit_async(&state, ModelName::default_model(), request, key, prefer)
-            .await;
+        return crate::jobs::fit_async(&state, model, request, key, prefer).await;
     }
-    let answer = fit(&state, ModelName::default_model(), request, key).await;
+    let answer = fit(&state, model, request, key).await;
     Ok(answer.respond(|summary| {
         let first = summary.series.first();
         success(SeedFitAnswer {
@@ -64,6 +66,7 @@ pub async fn seed_fit(
 
 pub async fn seed_forecast(
     State(state): State<AppState>,
+    Caller(tenant): Caller,
     JsonBody(SeedForecast(horizon)): JsonBody<SeedForecast>,
 ) -> Result<Response, ApiError> {
     let request = ForecastRequest {
@@ -72,7 +75,7 @@ pub async fn seed_forecast(
         series_ids: None,
         version: None,
     };
-    let model = ModelName::default_model();
+    let model = ModelName::default_model_in(&tenant);
     let (result, calendars) = forecast(&state, &model, request, || {
         ApiError::field(
             "model",
@@ -178,11 +181,18 @@ fn page<K>(
 
 pub async fn list_models(
     State(state): State<AppState>,
+    Caller(tenant): Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let page = page(&query, |t| ModelName::parse(t).map_err(|e| e.to_string()))?;
+    let page = page(&query, |t| {
+        ModelName::parse_in(&tenant, t).map_err(|e| e.to_string())
+    })?;
     let limit = page.limit();
-    let models = state.store.list_models(page).await.map_err(store_error)?;
+    let models = state
+        .store
+        .list_models(&tenant, page)
+        .await
+        .map_err(store_error)?;
     // A full page may have a next one, after its last model.
     let next = (models.len() == limit)
         .then(|| models.last().map(|m| m.name.clone()))
@@ -200,7 +210,7 @@ pub async fn list_models(
         .collect();
     let mut data = json!({ "models": models });
     if let Some(next) = next {
-        data["next_after"] = json!(next);
+        data["next_after"] = json!(next.name());
     }
     Ok(success(data))
 }
@@ -397,7 +407,7 @@ impl FitError {
                      {reason}; retry later"
                 ),
             )
-            .with_data(json!({"model": model, "version": version, "reason": reason})),
+            .with_data(json!({"model": model.name(), "version": version, "reason": reason})),
             FitError::TimedOut => {
                 let waited = humantime::format_duration(timeout);
                 match version {
@@ -409,7 +419,7 @@ impl FitError {
                              its status"
                         ),
                     )
-                    .with_data(json!({"model": model, "version": version})),
+                    .with_data(json!({"model": model.name(), "version": version})),
                     None => ApiError::error(
                         StatusCode::GATEWAY_TIMEOUT,
                         format!(
@@ -721,12 +731,12 @@ async fn forecast(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("forecasting version {version} of model '{model}' is not possible now: {reason}; retry later"),
         )
-        .with_data(json!({"model": model, "version": version, "reason": reason}))),
+        .with_data(json!({"model": model.name(), "version": version, "reason": reason}))),
         Ok(Ok(Err(JobError::Failed(reason)))) => Err(ApiError::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("forecasting version {version} of model '{model}' failed: {reason}"),
         )
-        .with_data(json!({"model": model, "version": version, "reason": reason}))),
+        .with_data(json!({"model": model.name(), "version": version, "reason": reason}))),
         Ok(Err(e)) => Err(transport_error(e, "forecast")),
         Err(_) => Err(ApiError::error(
             StatusCode::GATEWAY_TIMEOUT,
@@ -815,7 +825,7 @@ pub(crate) fn version_failed(model: &ModelName, version: Version, reason: &str) 
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("version {version} of model '{model}' failed: {reason}"),
     )
-    .with_data(json!({"model": model, "version": version, "reason": reason}))
+    .with_data(json!({"model": model.name(), "version": version, "reason": reason}))
 }
 
 pub(crate) fn pending_error(e: StoreError, model: &ModelName, version: Version) -> ApiError {
@@ -827,7 +837,7 @@ pub(crate) fn pending_error(e: StoreError, model: &ModelName, version: Version) 
                 humantime::format_duration(waited)
             ),
         )
-        .with_data(json!({"model": model, "version": version})),
+        .with_data(json!({"model": model.name(), "version": version})),
         other => store_error(other),
     }
 }
@@ -904,6 +914,7 @@ fn describe_version(v: &VersionInfo) -> VersionAnswer<'_> {
 
 #[derive(Serialize)]
 struct SeedFitAnswer<'a> {
+    #[serde(serialize_with = "ModelName::serialize_name")]
     model: &'a ModelName,
     version: Version,
     method: engine::Method,
@@ -917,6 +928,7 @@ struct SeedFitAnswer<'a> {
 
 #[derive(Serialize)]
 struct SeedForecastAnswer {
+    #[serde(serialize_with = "ModelName::serialize_name")]
     model: ModelName,
     version: Version,
     forecast: Vec<f64>,
@@ -927,6 +939,7 @@ struct SeedForecastAnswer {
 
 #[derive(Serialize)]
 pub(crate) struct V1FitAnswer {
+    #[serde(serialize_with = "ModelName::serialize_name")]
     pub(crate) model: ModelName,
     pub(crate) version: Version,
     pub(crate) status: &'static str,
@@ -936,6 +949,7 @@ pub(crate) struct V1FitAnswer {
 
 #[derive(Serialize)]
 struct V1ForecastAnswer {
+    #[serde(serialize_with = "ModelName::serialize_name")]
     model: ModelName,
     version: Version,
     horizon: usize,
@@ -953,6 +967,7 @@ struct SeriesAnswer {
 
 #[derive(Serialize)]
 struct ModelListEntry<'a> {
+    #[serde(serialize_with = "ModelName::serialize_name")]
     name: &'a ModelName,
     latest_version: Option<Version>,
     latest_status: Option<&'static str>,
@@ -961,6 +976,7 @@ struct ModelListEntry<'a> {
 
 #[derive(Serialize)]
 struct ModelAnswer<'a> {
+    #[serde(serialize_with = "ModelName::serialize_name")]
     name: &'a ModelName,
     latest_version: Option<Version>,
     versions: Vec<VersionAnswer<'a>>,

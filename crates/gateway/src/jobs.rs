@@ -14,13 +14,14 @@
 use crate::handlers::{
     dispatch, prepare_fit, store_error, Keyed, with_replay_header, FitError, V1FitAnswer,
 };
+use crate::auth::Caller;
 use crate::jsend::{success, ApiError};
 use crate::validate::FitRequest;
 use crate::{AppState, GatewayConfig};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use protocol::ModelName;
+use protocol::{ModelName, Tenant};
 use serde::Serialize;
 use serde_json::json;
 use std::time::{Duration, SystemTime};
@@ -141,9 +142,10 @@ pub(crate) async fn fit_async(
 /// `GET /v1/jobs/{id}`.
 pub async fn get_job(
     State(state): State<AppState>,
+    Caller(tenant): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let info = find(&state, &id).await?;
+    let info = find(&state, &tenant, &id).await?;
     let result = if info.status == JobStatus::Succeeded {
         // The fit's answer, from its version.
         match state
@@ -169,9 +171,10 @@ pub async fn get_job(
 /// `DELETE /v1/jobs/{id}`: cancels a job that has not finished.
 pub async fn cancel_job(
     State(state): State<AppState>,
+    Caller(tenant): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let info = find(&state, &id).await?;
+    let info = find(&state, &tenant, &id).await?;
     if info.status.is_finished() {
         return Err(ApiError::fail(
             StatusCode::CONFLICT,
@@ -190,11 +193,13 @@ pub async fn cancel_job(
         .await
         .map_err(store_error)?;
     tracing::info!(model = %info.model, version = info.version, job = %id, "job cancelled");
-    let info = find(&state, &id).await?;
+    let info = find(&state, &tenant, &id).await?;
     Ok(success(job_answer(&info, None)))
 }
 
-async fn find(state: &AppState, id: &str) -> Result<JobInfo, ApiError> {
+/// The job `id` of `tenant`'s models; another tenant's job is as unknown
+/// as a missing one.
+async fn find(state: &AppState, tenant: &Tenant, id: &str) -> Result<JobInfo, ApiError> {
     let unknown = || ApiError::fail(StatusCode::NOT_FOUND, "id", format!("no job '{id}'"));
     if !valid_id(id) {
         return Err(unknown());
@@ -204,6 +209,7 @@ async fn find(state: &AppState, id: &str) -> Result<JobInfo, ApiError> {
         .job(id)
         .await
         .map_err(store_error)?
+        .filter(|info| info.model.tenant() == *tenant)
         .ok_or_else(unknown)
 }
 
@@ -234,6 +240,7 @@ fn job_answer(info: &JobInfo, result: Option<V1FitAnswer>) -> JobAnswer<'_> {
 struct JobAnswer<'a> {
     id: &'a str,
     kind: &'a str,
+    #[serde(serialize_with = "ModelName::serialize_name")]
     model: &'a ModelName,
     version: protocol::Version,
     status: &'static str,

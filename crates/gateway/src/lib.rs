@@ -7,6 +7,7 @@
 //! for it to settle, and never falls back to an older one.
 
 pub mod admission;
+pub mod auth;
 mod backtest;
 mod body;
 mod compat;
@@ -17,10 +18,12 @@ pub mod jsend;
 mod observations;
 mod life;
 mod server;
+pub mod tls;
 mod ui;
 pub mod validate;
 
 pub use admission::{Admission, AdmissionConfig};
+pub use auth::{Auth, Quotas};
 pub use server::{serve, ConnectionLimits, Shutdown, DEFAULT_MAX_CONNECTIONS};
 
 use axum::extract::DefaultBodyLimit;
@@ -87,6 +90,8 @@ pub struct AppState {
     pub transport: Arc<dyn Transport>,
     pub config: Arc<GatewayConfig>,
     pub admission: Arc<Admission>,
+    /// API keys, tenants and quotas; open (no keys) unless [`Self::with_auth`].
+    pub auth: Arc<Auth>,
 }
 
 impl AppState {
@@ -100,6 +105,15 @@ impl AppState {
             transport,
             admission: Arc::new(Admission::new(config.admission.clone())),
             config: Arc::new(config),
+            auth: Arc::new(Auth::open()),
+        }
+    }
+
+    /// Asks callers for API keys as `auth` says.
+    pub fn with_auth(self, auth: Auth) -> Self {
+        Self {
+            auth: Arc::new(auth),
+            ..self
         }
     }
 }
@@ -147,6 +161,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/anomaly_detection", post(compat::nixtla::unsupported))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        // Every route sees the caller's tenant (see auth.rs).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(handlers::panicked))

@@ -201,7 +201,7 @@ pub async fn observations(
     let answer = fit_from(&state, model, request, key, Some(base)).await;
     Ok(answer.respond(|summary| {
         success(json!({
-            "model": summary.model,
+            "model": summary.model.name(),
             "version": summary.version,
             "base_version": base,
             "status": "ready",

@@ -53,6 +53,19 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
+    /// The defaults, in `namespace` (for commands that only open the store).
+    pub fn for_namespace(namespace: &str) -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            cluster: ClusterArgs,
+        }
+        let mut cluster = <Defaults as clap::Parser>::parse_from(["horizon"]).cluster;
+        cluster.namespace = namespace.to_string();
+        cluster.db_connections = 2;
+        cluster
+    }
+
     /// The broker settings; the namespace must have been checked (see
     /// [`Self::check`]).
     pub fn amqp(&self, broker: &str) -> AmqpConfig {
@@ -111,7 +124,7 @@ impl ClusterArgs {
 pub async fn gateway_store(
     cluster: &ClusterArgs,
     url: &str,
-) -> anyhow::Result<Arc<dyn ModelStore>> {
+) -> anyhow::Result<(Arc<dyn ModelStore>, Arc<dyn store::KeyStore>)> {
     let pg = cluster.connect_store(url).await?;
     tracing::info!(schema = %cluster.namespace, "PostgreSQL store open");
     let ttl = cluster.pending_ttl;
@@ -131,7 +144,8 @@ pub async fn gateway_store(
             }
         }
     });
-    Ok(pg)
+    let keys = Arc::new(pg.keys());
+    Ok((pg, keys))
 }
 
 /// The gateway's transport in distributed mode: RabbitMQ, plus `workers`

@@ -7,6 +7,7 @@ mod bench_cmd;
 mod distributed;
 mod fault;
 mod forecast_cmd;
+mod keys_cmd;
 mod serve;
 mod worker_cmd;
 
@@ -31,6 +32,8 @@ enum Command {
     Forecast(forecast_cmd::ForecastArgs),
     /// Measure forecasts/s and latency over HTTP (embedded, distributed, bare ceilings).
     Loadtest(loadtest::Args),
+    /// Create, list and revoke API keys (in the store `serve` uses).
+    Keys(keys_cmd::KeysArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench_cmd::run(args),
         Command::Loadtest(args) => Ok(loadtest::run(args)?),
         Command::Forecast(args) => forecast_cmd::run(args),
+        Command::Keys(args) => keys_cmd::run(args),
     }
 }

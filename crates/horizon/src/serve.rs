@@ -86,6 +86,46 @@ pub struct ServeArgs {
     pub keep_versions: usize,
     #[command(flatten)]
     pub cluster: crate::distributed::ClusterArgs,
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+/// API keys, quotas and HTTPS of `horizon serve`.
+#[derive(Args, Debug)]
+pub struct SecurityArgs {
+    /// A key that reaches the default tenant's models (those of a server
+    /// without keys) with no quotas; once set, every request needs a key.
+    /// At least 32 characters.
+    #[arg(long, env = "HORIZON_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Serve a non-loopback --listen address with no API key configured.
+    #[arg(long, env = "HORIZON_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// Requests per second each tenant may make (bursts of one second's worth).
+    #[arg(long, env = "HORIZON_TENANT_RPS")]
+    pub tenant_rps: Option<f64>,
+    /// Series each tenant may store (over its versions that did not fail).
+    #[arg(long, env = "HORIZON_TENANT_MAX_SERIES")]
+    pub tenant_max_series: Option<u64>,
+    /// Bytes of fitted models each tenant may store.
+    #[arg(long, env = "HORIZON_TENANT_MAX_BYTES")]
+    pub tenant_max_bytes: Option<u64>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "HORIZON_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "HORIZON_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl SecurityArgs {
+    fn quotas(&self) -> gateway::Quotas {
+        gateway::Quotas {
+            requests_per_sec: self.tenant_rps,
+            max_series: self.tenant_max_series,
+            max_bytes: self.tenant_max_bytes,
+        }
+    }
 }
 
 fn parse_at_least_one(s: &str) -> Result<usize, String> {
@@ -166,7 +206,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: info).
-fn init_logging() {
+pub(crate) fn init_logging() {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
@@ -179,28 +219,57 @@ fn init_logging() {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let store = build_store(&args).await?;
+    let sec = &args.security;
+    if sec.admin_key.as_ref().is_some_and(|k| k.trim().len() < 32) {
+        anyhow::bail!(
+            "HORIZON_ADMIN_KEY must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+        );
+    }
+    // Read before anything listens: a bad certificate is a startup error.
+    let tls = match (&sec.tls_cert, &sec.tls_key) {
+        (Some(cert), Some(key)) => Some(gateway::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let (store, keys) = build_store(&args).await?;
+    let auth = gateway::Auth::new(keys, sec.admin_key.as_deref(), sec.quotas());
+    let keys_required = auth.required().await.context("reading the API keys")?;
+    if !args.listen.ip().is_loopback() && !keys_required && !sec.insecure_no_auth {
+        anyhow::bail!(
+            "refusing to serve {} without API keys: anyone reaching it could read and overwrite every model. \
+             Create a key (`horizon keys create --tenant NAME`), set HORIZON_ADMIN_KEY, \
+             or pass --insecure-no-auth",
+            args.listen
+        );
+    }
     let transport = crate::fault::gateway_transport(build_transport(&args, store.clone()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to find the port when --listen ends in :0.
-    tracing::info!(data_dir = %args.data_dir.display(), "listening on http://{addr}");
+    tracing::info!(data_dir = %args.data_dir.display(), keys_required, "listening on {scheme}://{addr}");
 
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
-    let state = AppState::new(store.clone(), transport, args.gateway_config());
-    gateway::serve(listener, state, shutdown)
-        .await
-        .context("serving HTTP")?;
+    let state = AppState::new(store.clone(), transport, args.gateway_config()).with_auth(auth);
+    match tls {
+        Some(tls) => gateway::tls::serve_tls(listener, tls, state, shutdown)
+            .await
+            .context("serving HTTPS")?,
+        None => gateway::serve(listener, state, shutdown)
+            .await
+            .context("serving HTTP")?,
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// The model registry: the embedded SQLite store in `--data-dir`.
-async fn build_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn ModelStore>> {
+/// The model registry (the embedded SQLite store in `--data-dir`) and its API keys.
+async fn build_store(
+    args: &ServeArgs,
+) -> anyhow::Result<(Arc<dyn ModelStore>, Arc<dyn store::KeyStore>)> {
     if let Some(url) = &args.store {
         return crate::distributed::gateway_store(&args.cluster, url).await;
     }
@@ -208,7 +277,8 @@ async fn build_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn ModelStore>> {
         .await
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     tracing::info!(path = %store.path().display(), "embedded store open");
-    Ok(Arc::new(store))
+    let keys = Arc::new(store.keys());
+    Ok((Arc::new(store), keys))
 }
 
 /// How jobs reach workers: an in-process worker on the same store.

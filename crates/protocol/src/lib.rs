@@ -12,9 +12,72 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use thiserror::Error;
 
-/// Name of a model: 1 to 64 characters from `A-Z a-z 0-9 _ - .`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct ModelName(String);
+/// A tenant: the owner of models. API keys belong to one; a tenant sees its
+/// own models only. The default tenant (no name) owns the models of a server
+/// that runs without keys, and those made before tenants existed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Tenant(String);
+
+/// Why a tenant name was refused.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("tenant name must be 1 to 64 characters from a-z, 0-9, '_', '-', got '{0}'")]
+pub struct BadTenant(pub String);
+
+impl Tenant {
+    /// The tenant of a server without keys.
+    pub fn default_tenant() -> Self {
+        Self(String::new())
+    }
+
+    pub fn parse(name: &str) -> Result<Self, BadTenant> {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+        if ok {
+            Ok(Self(name.to_string()))
+        } else {
+            Err(BadTenant(name.to_string()))
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The name; empty for the default tenant.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Tenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_default() {
+            f.write_str("(default)")
+        } else {
+            f.write_str(&self.0)
+        }
+    }
+}
+
+/// Name of a model: 1 to 64 characters from `A-Z a-z 0-9 _ - .`, owned by a
+/// [`Tenant`].
+///
+/// The tenant rides inside the name so that everything keyed by a model (the
+/// store's rows, the jobs on the broker, the workers' caches) is scoped by
+/// tenant without anyone having to remember it: the key
+/// ([`Self::as_str`], and the serde form) is `tenant/name`, or just `name`
+/// for the default tenant ('/' never occurs in a name). Clients see
+/// [`Self::name`] (also the `Display` form) and never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelName {
+    /// `tenant/name`, or `name` for the default tenant.
+    key: String,
+    /// Where the name starts in `key`.
+    name_at: usize,
+}
 
 /// Why a model name was refused.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -23,43 +86,105 @@ pub struct ModelName(String);
 )]
 pub struct BadModelName(pub String);
 
+fn valid_model_name(name: &str) -> bool {
+    // '.' and '..' would name the current or parent directory in a URL
+    // path, so clients normalise them away and the model is unreachable.
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 impl ModelName {
-    /// The model the original `/fit_model` and `/forecast` endpoints act on.
+    /// The model the original `/fit_model` and `/forecast` endpoints act on,
+    /// in the default tenant.
     pub fn default_model() -> Self {
-        Self("default".to_string())
+        Self::parse("default").expect("'default' is a valid name")
     }
 
+    /// A model of the default tenant.
     pub fn parse(name: &str) -> Result<Self, BadModelName> {
-        // '.' and '..' would name the current or parent directory in a URL
-        // path, so clients normalise them away and the model is unreachable.
-        let ok = !name.is_empty()
-            && name != "."
-            && name != ".."
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if ok {
-            Ok(Self(name.to_string()))
+        Self::parse_in(&Tenant::default_tenant(), name)
+    }
+
+    /// A model of `tenant`.
+    pub fn parse_in(tenant: &Tenant, name: &str) -> Result<Self, BadModelName> {
+        if !valid_model_name(name) {
+            return Err(BadModelName(name.to_string()));
+        }
+        Ok(if tenant.is_default() {
+            Self {
+                key: name.to_string(),
+                name_at: 0,
+            }
         } else {
-            Err(BadModelName(name.to_string()))
+            Self {
+                key: format!("{}/{name}", tenant.as_str()),
+                name_at: tenant.as_str().len() + 1,
+            }
+        })
+    }
+
+    /// The model whose key ([`Self::as_str`]) is `key`, as stored or sent.
+    pub fn from_key(key: &str) -> Result<Self, BadModelName> {
+        match key.split_once('/') {
+            None => Self::parse(key),
+            Some((tenant, name)) => {
+                let tenant = Tenant::parse(tenant).map_err(|_| BadModelName(key.to_string()))?;
+                Self::parse_in(&tenant, name).map_err(|_| BadModelName(key.to_string()))
+            }
         }
     }
 
+    /// The default tenant's model `default` renamed into `tenant`.
+    pub fn default_model_in(tenant: &Tenant) -> Self {
+        Self::parse_in(tenant, "default").expect("'default' is a valid name")
+    }
+
+    /// The key that scopes this model by its tenant: `tenant/name`, or
+    /// `name` for the default tenant. What stores and transports use.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
+    }
+
+    /// The name as its tenant's clients know it.
+    pub fn name(&self) -> &str {
+        &self.key[self.name_at..]
+    }
+
+    pub fn tenant(&self) -> Tenant {
+        Tenant(self.key[..self.name_at.saturating_sub(1)].to_string())
+    }
+
+    /// Serializes the client-facing [`Self::name`]; for answers
+    /// (`#[serde(serialize_with = "protocol::ModelName::serialize_name")]`).
+    pub fn serialize_name<N, S>(name: &N, s: S) -> Result<S::Ok, S::Error>
+    where
+        N: std::borrow::Borrow<ModelName>,
+        S: serde::Serializer,
+    {
+        s.serialize_str(name.borrow().name())
     }
 }
 
 impl fmt::Display for ModelName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for ModelName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.key)
     }
 }
 
 impl<'de> Deserialize<'de> for ModelName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Self::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+        Self::from_key(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -228,5 +353,40 @@ mod model_name_tests {
         assert!(ModelName::parse("a\u{202E}").is_err());
         assert!(ModelName::parse("...").is_ok());
         assert!(ModelName::parse("v1.2").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod tenant_tests {
+    use super::*;
+
+    #[test]
+    fn the_tenant_rides_in_the_key_not_in_the_name() {
+        let acme = Tenant::parse("acme").unwrap();
+        let m = ModelName::parse_in(&acme, "sales").unwrap();
+        assert_eq!(
+            (m.as_str(), m.name(), m.to_string()),
+            ("acme/sales", "sales", "sales".into())
+        );
+        assert_eq!(m.tenant(), acme);
+        let d = ModelName::parse("sales").unwrap();
+        assert_eq!((d.as_str(), d.name()), ("sales", "sales"));
+        assert!(d.tenant().is_default());
+        assert_ne!(m, d);
+        // The serde form is the key, so jobs carry the tenant.
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, "\"acme/sales\"");
+        assert_eq!(serde_json::from_str::<ModelName>(&json).unwrap(), m);
+        assert_eq!(ModelName::from_key("sales").unwrap(), d);
+    }
+
+    #[test]
+    fn clients_cannot_name_another_tenant() {
+        assert!(ModelName::parse("acme/sales").is_err());
+        assert!(ModelName::parse_in(&Tenant::parse("a").unwrap(), "b/c").is_err());
+        assert!(ModelName::from_key("Acme/sales").is_err());
+        assert!(ModelName::from_key("a/b/c").is_err());
+        assert!(Tenant::parse("").is_err());
+        assert!(Tenant::parse("a/b").is_err());
     }
 }

@@ -7,6 +7,7 @@
 //! consistency rule. The fitted state is opaque bytes to the store.
 
 pub mod jobs;
+pub mod keys;
 mod newest;
 pub mod postgres;
 mod rows;
@@ -14,11 +15,12 @@ pub mod signals;
 pub mod sqlite;
 
 pub use jobs::{JobInfo, JobStatus};
+pub use keys::{KeyInfo, KeyStore, NewKey, PgKeys, SqliteKeys, Usage};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use engine::Method;
-use protocol::{FitSummary, ModelName, Version};
+use protocol::{FitSummary, ModelName, Tenant, Version};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
@@ -238,8 +240,12 @@ pub trait ModelStore: Send + Sync + 'static {
         page: Page<Version>,
     ) -> Result<Option<ModelInfo>, StoreError>;
 
-    /// A page of the models, by name, each with its newest version.
-    async fn list_models(&self, page: Page<ModelName>) -> Result<Vec<ModelEntry>, StoreError>;
+    /// A page of `tenant`'s models, by name, each with its newest version.
+    async fn list_models(
+        &self,
+        tenant: &Tenant,
+        page: Page<ModelName>,
+    ) -> Result<Vec<ModelEntry>, StoreError>;
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

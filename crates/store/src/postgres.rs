@@ -26,6 +26,7 @@
 //! periodically), and waiters always have a timeout.
 
 use crate::jobs::{self, to_job, JobRow, JOB_COLUMNS};
+use crate::keys::{tenant_range, PgKeys};
 use crate::newest::{Newest, NewestVersions};
 use crate::rows::{
     summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
@@ -37,7 +38,7 @@ use crate::{
     VersionStatus,
 };
 use async_trait::async_trait;
-use protocol::{FitSummary, ModelName, Version};
+use protocol::{FitSummary, ModelName, Tenant, Version};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 use std::collections::HashMap;
@@ -143,6 +144,11 @@ impl PgStore {
         self.notify_deleted(tx, model, false).await
     }
 
+    /// The API keys in this store's schema.
+    pub fn keys(&self) -> PgKeys {
+        PgKeys(self.pool.clone())
+    }
+
     /// Sets the time column `column` of a version to now, where `condition`
     /// holds (both are fixed SQL written in this file, never input).
     async fn stamp(
@@ -183,7 +189,7 @@ impl PgStore {
             .acquire_timeout(cfg.acquire_timeout)
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(connect_error)?;
         create_schema(&pool, &cfg.schema).await?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
@@ -374,13 +380,37 @@ async fn listen(pool: PgPool, channel: String, shared: Arc<Shared>) {
     }
 }
 
+/// A connection that failed: retrying helps when PostgreSQL is unreachable,
+/// never when TLS was refused or the certificate is wrong (sslmode=require
+/// or verify-full cannot be met): that is a startup error, not a downgrade.
+fn connect_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Tls(e) => StoreError::Internal(format!("PostgreSQL TLS failed: {e}")),
+        // rustls' handshake errors (e.g. a certificate that does not
+        // verify) reach sqlx as I/O errors.
+        sqlx::Error::Io(e) if is_tls_failure(&e) => {
+            StoreError::Internal(format!("PostgreSQL TLS failed: {e}"))
+        }
+        sqlx::Error::Configuration(e) => {
+            StoreError::Internal(format!("bad PostgreSQL settings: {e}"))
+        }
+        e => StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")),
+    }
+}
+
+fn is_tls_failure(e: &std::io::Error) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    e.kind() == std::io::ErrorKind::InvalidData
+        && (text.contains("certificate") || text.contains("tls") || text.contains("handshake"))
+}
+
 fn on_notification(shared: &Shared, payload: &str) {
     let mut parts = payload.splitn(3, ' ');
     let (Some(status), Some(version), Some(model)) = (parts.next(), parts.next(), parts.next())
     else {
         return;
     };
-    let (Ok(version), Ok(model)) = (version.parse::<Version>(), ModelName::parse(model)) else {
+    let (Ok(version), Ok(model)) = (version.parse::<Version>(), ModelName::from_key(model)) else {
         return;
     };
     if status == "pending" {
@@ -623,16 +653,26 @@ impl ModelStore for PgStore {
         }))
     }
 
-    async fn list_models(&self, page: Page<ModelName>) -> Result<Vec<ModelEntry>, StoreError> {
-        // The models table holds each model's newest version number.
+    async fn list_models(
+        &self,
+        tenant: &Tenant,
+        page: Page<ModelName>,
+    ) -> Result<Vec<ModelEntry>, StoreError> {
+        // The models table holds each model's newest version number. Only
+        // the tenant's keys: within its range, or without '/' for the default.
+        let (lo, hi) = tenant_range(tenant).unwrap_or_default();
         let rows: Vec<ModelRow> = sqlx::query_as(
             "SELECT m.name, m.latest, v.status, v.reason, \
                     (SELECT count(*) FROM versions c WHERE c.model = m.name) \
              FROM models m JOIN versions v ON v.model = m.name AND v.version = m.latest \
-             WHERE m.name > $1 ORDER BY m.name LIMIT $2",
+             WHERE m.name > $1 AND (($3 = '' AND m.name NOT LIKE '%/%') \
+                                    OR ($3 <> '' AND m.name >= $3 AND m.name < $4)) \
+             ORDER BY m.name LIMIT $2",
         )
         .bind(page.after.as_ref().map_or("", ModelName::as_str))
         .bind(page.sql_limit())
+        .bind(lo)
+        .bind(hi)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
@@ -994,7 +1034,10 @@ mod tests {
         );
         let info = b.wait_settled(&m, 2, Duration::from_secs(5)).await.unwrap();
         assert!(matches!(info.status, VersionStatus::Failed { .. }));
-        let listed = b.list_models(Page::default()).await.unwrap();
+        let listed = b
+            .list_models(&Tenant::default_tenant(), Page::default())
+            .await
+            .unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].n_versions, 2);
         assert_eq!(listed[0].latest_version, 2);
@@ -1005,11 +1048,17 @@ mod tests {
         // Listings page by name and by version, and never decode summaries.
         let n = ModelName::parse("n").unwrap();
         a.register_pending(&n, 1, None).await.unwrap();
-        let first = a.list_models(Page::new(1, None)).await.unwrap();
+        let first = a
+            .list_models(&Tenant::default_tenant(), Page::new(1, None))
+            .await
+            .unwrap();
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].name, m);
         let second = a
-            .list_models(Page::new(1, Some(first[0].name.clone())))
+            .list_models(
+                &Tenant::default_tenant(),
+                Page::new(1, Some(first[0].name.clone())),
+            )
             .await
             .unwrap();
         assert_eq!(second.len(), 1);

@@ -79,7 +79,7 @@ pub(crate) fn to_entry(row: ModelRow) -> Result<ModelEntry, StoreError> {
 }
 
 pub(crate) fn model_name(name: &str) -> Result<ModelName, StoreError> {
-    ModelName::parse(name).map_err(|e| StoreError::Internal(format!("stored model name: {e}")))
+    ModelName::from_key(name).map_err(|e| StoreError::Internal(format!("stored model name: {e}")))
 }
 
 /// What `complete` stores besides the summary: its method and fallback count.

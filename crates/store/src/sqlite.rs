@@ -17,6 +17,7 @@
 //!   lock) the cache is not used.
 
 use crate::jobs::{self, to_job, JobRow, JOB_COLUMNS};
+use crate::keys::{tenant_range, SqliteKeys};
 use crate::newest::{Newest, NewestVersions};
 use crate::rows::{
     model_name, summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
@@ -27,7 +28,7 @@ use crate::{
     JobInfo, ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo,
 };
 use async_trait::async_trait;
-use protocol::{FitSummary, ModelName, Version};
+use protocol::{FitSummary, ModelName, Tenant, Version};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::collections::HashMap;
@@ -105,6 +106,38 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl SqliteStore {
+    /// The API keys in this store's database.
+    pub fn keys(&self) -> SqliteKeys {
+        SqliteKeys(self.pool.clone())
+    }
+
+    /// The API keys of the store in `data_dir`, without taking the data
+    /// directory (a running `horizon serve` holds it): for `horizon keys`.
+    pub async fn open_keys(data_dir: &Path) -> Result<SqliteKeys, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migrating {}: {e}", path.display())))?;
+        Ok(SqliteKeys(pool))
+    }
+
     /// Opens (creating if needed) the store in `data_dir`, runs the
     /// migrations and fails the versions a previous process left pending.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
@@ -459,17 +492,27 @@ impl ModelStore for SqliteStore {
         }))
     }
 
-    async fn list_models(&self, page: Page<ModelName>) -> Result<Vec<ModelEntry>, StoreError> {
+    async fn list_models(
+        &self,
+        tenant: &Tenant,
+        page: Page<ModelName>,
+    ) -> Result<Vec<ModelEntry>, StoreError> {
         self.check_open()?;
+        // Only the tenant's keys: within its range, or without '/' for the default.
+        let (lo, hi) = tenant_range(tenant).unwrap_or_default();
         let rows: Vec<ModelRow> = sqlx::query_as(
             "SELECT g.model, g.latest, v.status, v.reason, g.n FROM \
              (SELECT model, MAX(version) AS latest, COUNT(*) AS n FROM versions \
-              WHERE model > ? GROUP BY model ORDER BY model LIMIT ?) AS g \
+              WHERE model > ?1 AND ((?3 = '' AND model NOT LIKE '%/%') \
+                                    OR (?3 <> '' AND model >= ?3 AND model < ?4)) \
+              GROUP BY model ORDER BY model LIMIT ?2) AS g \
              JOIN versions v ON v.model = g.model AND v.version = g.latest \
              ORDER BY g.model",
         )
         .bind(page.after.as_ref().map_or("", ModelName::as_str))
         .bind(page.sql_limit())
+        .bind(lo)
+        .bind(hi)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
@@ -805,17 +848,26 @@ mod tests {
             store.complete(&m, 9, b"", &summary(&m, 9)).await,
             Err(StoreError::UnknownVersion { .. })
         ));
-        let all = store.list_models(Page::default()).await.unwrap();
+        let all = store
+            .list_models(&Tenant::default_tenant(), Page::default())
+            .await
+            .unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!((all[0].name.as_str(), all[0].n_versions), ("m", 2));
         assert_eq!(all[0].latest_version, 2);
         assert!(matches!(all[0].latest_status, VersionStatus::Failed { .. }));
         assert_eq!((all[1].name.as_str(), all[1].n_versions), ("other", 1));
         // Pages, by name then by version.
-        let first = store.list_models(Page::new(1, None)).await.unwrap();
+        let first = store
+            .list_models(&Tenant::default_tenant(), Page::new(1, None))
+            .await
+            .unwrap();
         assert_eq!(first.len(), 1);
         let rest = store
-            .list_models(Page::new(10, Some(first[0].name.clone())))
+            .list_models(
+                &Tenant::default_tenant(),
+                Page::new(10, Some(first[0].name.clone())),
+            )
             .await
             .unwrap();
         assert_eq!(rest.len(), 1);
@@ -1164,5 +1216,70 @@ mod tests {
             store.register_pending(&m, 1, None).await.unwrap(),
             Registered::New(6)
         );
+    }
+
+    #[tokio::test]
+    async fn tenants_see_their_own_models_and_keys() {
+        use crate::keys::{KeyStore, NewKey};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let (acme, beta) = (
+            Tenant::parse("acme").unwrap(),
+            Tenant::parse("acme-b").unwrap(),
+        );
+        let mine = ModelName::parse_in(&acme, "sales").unwrap();
+        let theirs = ModelName::parse_in(&beta, "sales").unwrap();
+        let open = name("sales");
+        for m in [&mine, &theirs, &open] {
+            store.register_pending(m, 3, None).await.unwrap();
+            store
+                .complete(m, 1, b"12345", &summary(m, 1))
+                .await
+                .unwrap();
+        }
+        store.register_pending(&mine, 2, None).await.unwrap();
+        for (tenant, model) in [
+            (&acme, &mine),
+            (&beta, &theirs),
+            (&Tenant::default_tenant(), &open),
+        ] {
+            let listed = store.list_models(tenant, Page::default()).await.unwrap();
+            assert_eq!(listed.len(), 1, "{tenant}");
+            assert_eq!(&listed[0].name, model);
+            assert_eq!(listed[0].name.name(), "sales");
+        }
+        // Same name, another tenant: another model.
+        assert_eq!(store.latest_version(&mine).await.unwrap(), Some(2));
+        assert_eq!(store.latest_version(&theirs).await.unwrap(), Some(1));
+        let keys = store.keys();
+        assert!(!keys.has_live_keys().await.unwrap());
+        let key = NewKey::generate(&acme);
+        keys.insert_key(&key).await.unwrap();
+        assert!(keys.has_live_keys().await.unwrap());
+        assert_eq!(
+            keys.authenticate(&key.plaintext).await.unwrap(),
+            Some(acme.clone())
+        );
+        let mut forged = key.plaintext.clone();
+        forged.pop();
+        forged.push(if key.plaintext.ends_with('0') {
+            '1'
+        } else {
+            '0'
+        });
+        assert_eq!(keys.authenticate(&forged).await.unwrap(), None);
+        let usage = keys.usage(&acme).await.unwrap();
+        assert_eq!((usage.series, usage.bytes), (5, 5));
+        assert_eq!(
+            keys.usage(&Tenant::default_tenant()).await.unwrap().series,
+            3
+        );
+        assert!(
+            !keys.revoke_key(&beta, &key.id).await.unwrap(),
+            "not beta's key"
+        );
+        assert!(keys.revoke_key(&acme, &key.plaintext).await.unwrap());
+        assert_eq!(keys.authenticate(&key.plaintext).await.unwrap(), None);
+        assert!(keys.list_keys(Some(&acme)).await.unwrap()[0].revoked);
     }
 }

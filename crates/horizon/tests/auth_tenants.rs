@@ -1,0 +1,326 @@
+//! API keys, tenants and quotas through the real binary: `horizon keys`
+//! makes keys in the store `horizon serve` uses; a tenant never sees
+//! another's models (404); quotas answer 429 with Retry-After; a server
+//! without keys refuses a non-loopback address unless told it is insecure.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const ADMIN_KEY: &str = "admin-0123456789abcdef0123456789abcdef";
+
+/// `horizon serve` as a child process; killed when dropped.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_cmd(data_dir: &Path, envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_horizon"));
+    cmd.arg("serve")
+        .env("HORIZON_LISTEN", "127.0.0.1:0")
+        .env("HORIZON_DATA_DIR", data_dir)
+        .env("RUST_LOG", "info")
+        .env_remove("HORIZON_ADMIN_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+impl Served {
+    fn start(data_dir: &Path, envs: &[(&str, &str)]) -> Self {
+        let mut child = serve_cmd(data_dir, envs).spawn().expect("horizon starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep draining after start: a closed pipe would break the server's logging.
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        loop {
+            match lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) if line.contains("listening on http://") => {
+                    let start = line.find("http://").unwrap();
+                    let base = line[start..].split_whitespace().next().unwrap().to_string();
+                    return Self { child, base };
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!("horizon serve did not start: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Runs `horizon keys ...` on `data_dir` and returns its stdout.
+fn keys(data_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_horizon"))
+        .arg("keys")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("horizon keys runs");
+    assert!(
+        out.status.success(),
+        "horizon keys {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The key `horizon keys create` printed on its last line.
+fn create_key(data_dir: &Path, tenant: &str) -> String {
+    let out = keys(data_dir, &["create", "--tenant", tenant]);
+    out.lines().last().expect("a last line").trim().to_string()
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+}
+
+impl Client {
+    fn new(served: &Served, key: Option<&str>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: served.base.clone(),
+            key: key.map(str::to_string),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = &self.key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.json::<Value>().await.expect("JSON answer");
+        (status, body, headers)
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, b, _) = self.send(reqwest::Method::PUT, path, Some(body)).await;
+        (s, b)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, b, _) = self.send(reqwest::Method::POST, path, Some(body)).await;
+        (s, b)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let (s, b, _) = self.send(reqwest::Method::GET, path, None).await;
+        (s, b)
+    }
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list["data"]["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn fit_body(n_series: usize) -> Value {
+    let series: Vec<Value> = (0..n_series)
+        .map(|i| json!({"id": format!("s{i}"), "values": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}))
+        .collect();
+    json!({"method": "naive", "series": series})
+}
+
+#[tokio::test]
+async fn tenants_see_only_their_own_models_and_keys_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    // No key yet: the two-command start works without one.
+    {
+        let served = Served::start(dir.path(), &[]);
+        let open = Client::new(&served, None);
+        let (status, body) = open
+            .post("/fit_model", json!({"data": [1, 2, 3, 4, 5, 6]}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = open.put("/v1/models/sales", fit_body(1)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let acme_key = create_key(dir.path(), "acme");
+    let beta_key = create_key(dir.path(), "beta");
+    assert!(acme_key.starts_with("hzn_") && acme_key != beta_key);
+    let listing = keys(dir.path(), &["list"]);
+    assert!(
+        listing.contains("acme") && listing.contains("beta"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(&acme_key[21..]),
+        "list never shows a secret"
+    );
+
+    let served = Served::start(
+        dir.path(),
+        &[
+            ("HORIZON_ADMIN_KEY", ADMIN_KEY),
+            ("HORIZON_TENANT_MAX_SERIES", "3"),
+        ],
+    );
+    let anonymous = Client::new(&served, None);
+    let acme = Client::new(&served, Some(&acme_key));
+    let beta = Client::new(&served, Some(&beta_key));
+    let admin = Client::new(&served, Some(ADMIN_KEY));
+    let forged = Client::new(
+        &served,
+        Some(&format!("{}0", &acme_key[..acme_key.len() - 1])),
+    );
+
+    // Keys are now required; probes stay open.
+    let (status, body, headers) = anonymous
+        .send(reqwest::Method::GET, "/v1/models", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["status"], "fail");
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    let (status, body) = forged.get("/v1/models").await;
+    let forged_differs = !acme_key.ends_with('0');
+    if forged_differs {
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let (status, _) = anonymous.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Same name, two tenants: two models.
+    let (status, body) = acme.put("/v1/models/sales", fit_body(2)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["model"], "sales", "clients see the name only");
+    assert_eq!(
+        body["data"]["version"], 1,
+        "acme's first version, not the open model's 2nd"
+    );
+    let (status, body) = acme.put("/v1/models/only-acme", fit_body(1)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Another tenant's model is not found: 404, not 403.
+    let (status, body) = beta.get("/v1/models/only-acme").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // A forecast of it answers exactly as for a model never made.
+    let (status, body) = beta
+        .post("/v1/models/only-acme/forecast", json!({"horizon": 2}))
+        .await;
+    let (never_status, never) = beta
+        .post("/v1/models/never-made/forecast", json!({"horizon": 2}))
+        .await;
+    assert_eq!(status, never_status, "{body}");
+    assert_eq!(
+        body.to_string().replace("only-acme", "X"),
+        never.to_string().replace("never-made", "X")
+    );
+    let (status, body) = beta.get("/v1/models/sales").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = beta.post("/forecast", json!({"num_steps": 2})).await;
+    assert_ne!(status, StatusCode::OK, "beta has no default model: {body}");
+
+    // Listings are per tenant; the admin key is the default tenant.
+    let (_, list) = acme.get("/v1/models").await;
+    assert_eq!(names(&list), ["only-acme", "sales"]);
+    let (_, list) = beta.get("/v1/models").await;
+    assert_eq!(names(&list), Vec::<String>::new());
+    let (_, list) = admin.get("/v1/models").await;
+    assert_eq!(names(&list), ["default", "sales"]);
+    let (status, body) = admin.get("/v1/models/sales").await;
+    assert_eq!(
+        (status, body["data"]["latest_version"].as_i64()),
+        (StatusCode::OK, Some(1))
+    );
+    let (status, body) = acme
+        .post("/v1/models/sales/forecast", json!({"horizon": 2}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["series"].as_array().unwrap().len(), 2);
+
+    // Stored series quota (3): acme stores 3, so its next fit is refused.
+    let (status, body, headers) = acme
+        .send(reqwest::Method::PUT, "/v1/models/more", Some(fit_body(1)))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["status"], "fail");
+    assert!(headers.contains_key("retry-after"));
+    // Beta's quota is its own.
+    let (status, body) = beta.put("/v1/models/sales", fit_body(1)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A revoked key is refused at once.
+    let acme_id = &acme_key[4..20];
+    let out = keys(dir.path(), &["revoke", "--tenant", "acme", acme_id]);
+    assert!(out.contains("revoked"), "{out}");
+    let (status, body) = acme.get("/v1/models").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_request_rate_gets_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_key(dir.path(), "acme");
+    // 0.01 requests/s: a burst of one, then the next token in 100 s.
+    let served = Served::start(dir.path(), &[("HORIZON_TENANT_RPS", "0.01")]);
+    let acme = Client::new(&served, Some(&key));
+    let (status, body) = acme.get("/v1/models").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body, headers) = acme.send(reqwest::Method::GET, "/v1/models", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=100).contains(&wait), "Retry-After {wait}");
+}
+
+#[test]
+fn a_public_address_without_keys_is_refused_unless_insecure_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = serve_cmd(dir.path(), &[("HORIZON_LISTEN", "0.0.0.0:0")])
+        .output()
+        .expect("horizon runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("without API keys"), "{stderr}");
+    // Told so, it serves (and a key also lifts the refusal).
+    drop(Served::start(
+        dir.path(),
+        &[
+            ("HORIZON_LISTEN", "0.0.0.0:0"),
+            ("HORIZON_INSECURE_NO_AUTH", "true"),
+        ],
+    ));
+    create_key(dir.path(), "acme");
+    drop(Served::start(
+        dir.path(),
+        &[("HORIZON_LISTEN", "0.0.0.0:0")],
+    ));
+}

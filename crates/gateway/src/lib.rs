@@ -10,6 +10,8 @@ mod body;
 mod dates;
 mod handlers;
 pub mod jsend;
+pub mod metrics;
+pub mod openapi;
 mod server;
 pub mod validate;
 
@@ -88,11 +90,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{name}/forecast", post(handlers::v1_forecast))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs))
+        .route(openapi::RAPIDOC_PATH, get(openapi::docs_script))
+        .route("/metrics", get(metrics::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        .route_layer(axum::middleware::from_fn(metrics::route_label))
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(handlers::panicked))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))

@@ -5,6 +5,7 @@
 mod bench_cmd;
 mod distributed;
 mod fault;
+mod metrics_exporter;
 mod serve;
 mod worker_cmd;
 

@@ -97,6 +97,7 @@ fn init_logging() {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    crate::metrics_exporter::install()?;
     let store = build_store(&args).await?;
     let transport = crate::fault::gateway_transport(build_transport(&args, store.clone()));
     let listener = tokio::net::TcpListener::bind(args.listen)

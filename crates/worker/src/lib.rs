@@ -94,8 +94,10 @@ impl Worker {
         version: Version,
     ) -> Result<Arc<LoadedModel>, JobError> {
         if let Some(hit) = self.cache.get(model, version) {
+            metrics::counter!("horizon_cache_hits_total").increment(1);
             return Ok(hit);
         }
+        metrics::counter!("horizon_cache_misses_total").increment(1);
         let key = (model.clone(), version);
         let cell = lock(&self.loading).entry(key.clone()).or_default().clone();
         let result = cell
@@ -145,6 +147,22 @@ impl Worker {
     }
 }
 
+/// A gauge raised while this lives (a fit or forecast running here).
+struct InFlight(&'static str);
+
+impl InFlight {
+    fn new(gauge: &'static str) -> Self {
+        metrics::gauge!(gauge).increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(self.0).decrement(1.0);
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -166,7 +184,10 @@ impl JobHandler for Worker {
             .iter()
             .map(|s| (s.values.n_missing(), s.calendar))
             .collect();
+        let _fitting = InFlight::new("horizon_worker_fits_running");
+        metrics::histogram!("horizon_fit_series").record(n_series as f64);
         let fitted = tokio::task::spawn_blocking(move || fit_all(spec, series)).await;
+        metrics::histogram!("horizon_fit_duration_seconds").record(started.elapsed().as_secs_f64());
         let (loaded, bytes) = match fitted {
             Ok(Ok(done)) => done,
             Ok(Err(reason)) => return Err(self.fail_version(&model, version, reason).await),
@@ -223,6 +244,7 @@ impl JobHandler for Worker {
     }
 
     async fn forecast(&self, job: ForecastJob) -> ForecastReply {
+        let _forecasting = InFlight::new("horizon_worker_forecasts_running");
         let loaded = self.load(&job.model, job.version).await?;
         let ForecastJob {
             model,

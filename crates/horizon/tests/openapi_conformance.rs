@@ -280,10 +280,24 @@ async fn real_answers_follow_the_served_document() {
         .call(Method::GET, "/v1/models", "/v1/models?limit=0", None)
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _) = tour
-        .call(Method::DELETE, "/healthz", "/healthz", None)
-        .await;
-    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    // Undocumented methods and routes answer the document's `Fail`.
+    for (method, path, status) in [
+        (Method::DELETE, "/healthz", StatusCode::METHOD_NOT_ALLOWED),
+        (Method::GET, "/no/such/route", StatusCode::NOT_FOUND),
+    ] {
+        let r = tour
+            .client
+            .request(method, tour.served.url(path))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), status, "{path}");
+        let body: Value = r.json().await.expect("JSON");
+        let mut schema = json!({"$ref": "#/components/schemas/Fail"});
+        schema["components"] = tour.doc["components"].clone();
+        let validator = jsonschema::draft202012::new(&schema).expect("Fail compiles");
+        assert!(validator.is_valid(&body), "{path}: {body}");
+    }
 
     // The document itself, the docs page and its script, the metrics.
     let (s, _) = tour

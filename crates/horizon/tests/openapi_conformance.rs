@@ -361,7 +361,7 @@ async fn schemathesis_finds_no_5xx_and_no_spec_violation() {
         return;
     };
     let served = Served::start(&["--fit-timeout", "20s", "--wait-timeout", "20s"]).await;
-    let examples = std::env::var("HORIZON_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "25".into());
+    let examples = std::env::var("HORIZON_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "10".into());
     let report = tempfile::tempdir().expect("temp dir");
     let base = served.base.clone();
     let python2 = python.clone();

@@ -36,6 +36,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 // ---- original endpoints, acting on the model named "default" ----
 
+/// Fits the model named `default` on one series; answers with its new version.
+#[utoipa::path(post, path = "/fit_model", tag = "original",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the fit idempotent: a key used before for the same model answers with the version it created (header `Idempotent-Replayed: true`). 1 to 128 visible ASCII characters.")),
+    request_body = crate::openapi::SeedFitBody,
+    responses((status = 200, description = "The fitted version.", body = crate::openapi::Success<SeedFitAnswer>)))]
 pub async fn seed_fit(
     State(state): State<AppState>,
     Caller(tenant): Caller,
@@ -64,6 +69,10 @@ pub async fn seed_fit(
     }))
 }
 
+/// Forecasts the newest version of the model named `default`.
+#[utoipa::path(post, path = "/forecast", tag = "original",
+    request_body = crate::openapi::SeedForecastBody,
+    responses((status = 200, description = "The forecast.", body = crate::openapi::Success<SeedForecastAnswer>)))]
 pub async fn seed_forecast(
     State(state): State<AppState>,
     Caller(tenant): Caller,
@@ -83,6 +92,7 @@ pub async fn seed_forecast(
         )
     })
     .await?;
+    metrics::histogram!(crate::metrics::FORECAST_BATCH).record(result.series.len() as f64);
     let first = result.series.into_iter().next();
     let ds = first
         .as_ref()
@@ -97,6 +107,11 @@ pub async fn seed_forecast(
 
 // ---- named models ----
 
+/// Fits a new version of a named model on one or more series.
+#[utoipa::path(put, path = "/v1/models/{name}", tag = "models",
+    params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the fit idempotent: a key used before for the same model answers with the version it created (header `Idempotent-Replayed: true`). 1 to 128 visible ASCII characters.")),
+    request_body = crate::openapi::V1FitBody,
+    responses((status = 200, description = "The fitted version, one entry per series.", body = crate::openapi::Success<V1FitAnswer>)))]
 pub async fn v1_fit(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,
@@ -120,6 +135,11 @@ pub async fn v1_fit(
     }))
 }
 
+/// Forecasts the newest version of a named model, waiting while it is pending.
+#[utoipa::path(post, path = "/v1/models/{name}/forecast", tag = "models",
+    params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$")),
+    request_body = crate::openapi::V1ForecastBody,
+    responses((status = 200, description = "The forecast of each series asked for.", body = crate::openapi::Success<V1ForecastAnswer>)))]
 pub async fn v1_forecast(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,
@@ -133,6 +153,7 @@ pub async fn v1_forecast(
         )
     })
     .await?;
+    metrics::histogram!(crate::metrics::FORECAST_BATCH).record(result.series.len() as f64);
     let series = result
         .series
         .into_iter()
@@ -179,6 +200,10 @@ fn page<K>(
     Ok(Page::new(limit, after))
 }
 
+/// Lists the models by name, a page at a time.
+#[utoipa::path(get, path = "/v1/models", tag = "models",
+    params(("limit" = Option<usize>, Query, description = "Items per page, 1 to 1000 (default 100).", minimum = 1, maximum = 1000), ("after" = Option<String>, Query, description = "The last model name of the previous page (its `next_after`).")),
+    responses((status = 200, description = "A page of models.", body = crate::openapi::Success<crate::openapi::ModelList>)))]
 pub async fn list_models(
     State(state): State<AppState>,
     Caller(tenant): Caller,
@@ -215,6 +240,10 @@ pub async fn list_models(
     Ok(success(data))
 }
 
+/// A model and its versions by number, a page at a time.
+#[utoipa::path(get, path = "/v1/models/{name}", tag = "models",
+    params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("limit" = Option<usize>, Query, description = "Items per page, 1 to 1000 (default 100).", minimum = 1, maximum = 1000), ("after" = Option<i64>, Query, description = "The last version of the previous page (its `next_after`).", minimum = 0)),
+    responses((status = 200, description = "The model and a page of its versions.", body = crate::openapi::Success<crate::openapi::ModelPage>)))]
 pub async fn describe_model(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,
@@ -249,10 +278,16 @@ pub async fn describe_model(
     }
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive.", body = crate::openapi::Success<crate::openapi::Alive>)))]
 pub async fn healthz() -> Response {
     success(json!({ "alive": true }))
 }
 
+/// Readiness: the store and the transport answer (503 `error` saying which does not).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready.", body = crate::openapi::Success<crate::openapi::Readiness>)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     let store = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => Ok(()),
@@ -480,6 +515,7 @@ pub(crate) async fn fit_from(
             }
         }
     };
+    let _in_flight = crate::metrics::InFlight::new(crate::metrics::FITS_IN_FLIGHT);
     let timeout = state.config.fit_timeout;
     let (registered_tx, mut registered_rx) = oneshot::channel();
     let summary =
@@ -668,6 +704,7 @@ async fn forecast(
     unknown_model: impl FnOnce() -> ApiError,
 ) -> Result<(ForecastResult, Calendars), ApiError> {
     let _slot = state.admission.forecast()?;
+    let _in_flight = crate::metrics::InFlight::new(crate::metrics::FORECASTS_IN_FLIGHT);
     // Fail fast while jobs cannot be delivered, rather than wait for a
     // pending version that cannot settle meanwhile.
     state
@@ -912,11 +949,13 @@ fn describe_version(v: &VersionInfo) -> VersionAnswer<'_> {
 
 // ---- answers (structs, so fields keep a readable order) ----
 
-#[derive(Serialize)]
-struct SeedFitAnswer<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SeedFitAnswer<'a> {
     #[serde(serialize_with = "ModelName::serialize_name")]
+    #[schema(value_type = String, example = "shop")]
     model: &'a ModelName,
     version: Version,
+    #[schema(value_type = crate::openapi::MethodName)]
     method: engine::Method,
     chosen: Option<&'a str>,
     fallback: Option<&'a str>,
@@ -926,9 +965,10 @@ struct SeedFitAnswer<'a> {
     freq: Option<String>,
 }
 
-#[derive(Serialize)]
-struct SeedForecastAnswer {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SeedForecastAnswer {
     #[serde(serialize_with = "ModelName::serialize_name")]
+    #[schema(value_type = String, example = "shop")]
     model: ModelName,
     version: Version,
     forecast: Vec<f64>,
@@ -937,60 +977,71 @@ struct SeedForecastAnswer {
     ds: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct V1FitAnswer {
     #[serde(serialize_with = "ModelName::serialize_name")]
+    #[schema(value_type = String, example = "shop")]
     pub(crate) model: ModelName,
     pub(crate) version: Version,
+    #[schema(value_type = crate::openapi::VersionStatusName)]
     pub(crate) status: &'static str,
+    #[schema(value_type = crate::openapi::MethodName)]
     pub(crate) method: engine::Method,
     pub(crate) series: Vec<protocol::SeriesFit>,
 }
 
-#[derive(Serialize)]
-struct V1ForecastAnswer {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct V1ForecastAnswer {
     #[serde(serialize_with = "ModelName::serialize_name")]
+    #[schema(value_type = String, example = "shop")]
     model: ModelName,
     version: Version,
     horizon: usize,
     series: Vec<SeriesAnswer>,
 }
 
-#[derive(Serialize)]
-struct SeriesAnswer {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SeriesAnswer {
     id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     ds: Option<Vec<String>>,
     mean: Vec<f64>,
+    #[schema(value_type = Vec<crate::openapi::Interval>)]
     intervals: Vec<engine::Interval>,
 }
 
-#[derive(Serialize)]
-struct ModelListEntry<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ModelListEntry<'a> {
     #[serde(serialize_with = "ModelName::serialize_name")]
+    #[schema(value_type = String, example = "shop")]
     name: &'a ModelName,
     latest_version: Option<Version>,
+    #[schema(value_type = Option<crate::openapi::VersionStatusName>)]
     latest_status: Option<&'static str>,
     n_versions: usize,
 }
 
-#[derive(Serialize)]
-struct ModelAnswer<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ModelAnswer<'a> {
     #[serde(serialize_with = "ModelName::serialize_name")]
+    #[schema(value_type = String, example = "shop")]
     name: &'a ModelName,
     latest_version: Option<Version>,
     versions: Vec<VersionAnswer<'a>>,
 }
 
-#[derive(Serialize)]
-struct VersionAnswer<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct VersionAnswer<'a> {
     version: Version,
+    #[schema(value_type = crate::openapi::VersionStatusName)]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    #[schema(example = "2026-11-29T21:10:39.984Z")]
     created_at: String,
     n_series: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::MethodName>)]
     method: Option<engine::Method>,
     #[serde(skip_serializing_if = "Option::is_none")]
     n_fallbacks: Option<usize>,

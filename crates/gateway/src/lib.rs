@@ -17,6 +17,8 @@ mod jobs;
 pub mod jsend;
 mod observations;
 mod life;
+pub mod metrics;
+pub mod openapi;
 mod server;
 pub mod tls;
 mod ui;
@@ -159,6 +161,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/finetune", post(compat::nixtla::unsupported))
         .route("/v2/historic_forecast", post(compat::nixtla::unsupported))
         .route("/v2/anomaly_detection", post(compat::nixtla::unsupported))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs))
+        .route(openapi::RAPIDOC_PATH, get(openapi::docs_script))
+        .route("/metrics", get(metrics::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         // Every route sees the caller's tenant (see auth.rs).
@@ -166,9 +172,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        // Outermost of the route layers, so refusals are counted too.
+        .route_layer(axum::middleware::from_fn(metrics::route_label))
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(handlers::panicked))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))

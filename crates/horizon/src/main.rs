@@ -8,6 +8,7 @@ mod distributed;
 mod fault;
 mod forecast_cmd;
 mod keys_cmd;
+mod metrics_exporter;
 mod serve;
 mod worker_cmd;
 

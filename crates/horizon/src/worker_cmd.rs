@@ -23,6 +23,9 @@ pub struct WorkerArgs {
     /// Fitted series kept in the memory cache.
     #[arg(long, env = "HORIZON_CACHE_SERIES")]
     pub cache_series: Option<usize>,
+    /// Serve this worker's Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9101.
+    #[arg(long, env = "HORIZON_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -45,6 +48,9 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
 
 async fn work(args: WorkerArgs) -> anyhow::Result<()> {
     args.cluster.check()?;
+    if let Some(addr) = args.metrics_listen {
+        crate::metrics_exporter::serve_worker_metrics(addr).await?;
+    }
     let amqp = args.cluster.amqp(&args.broker);
     let pg = args.cluster.connect_store(&args.store).await?;
     let store: Arc<dyn ModelStore> = pg.clone();

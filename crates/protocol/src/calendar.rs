@@ -549,9 +549,11 @@ fn zone_name(offset: Option<FixedOffset>) -> String {
 
 /// Where a series lies on its calendar: its frequency and the timestamp of
 /// its last position; enough to label the steps that follow it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeriesCalendar {
+    #[schema(value_type = String, example = "h")]
     pub freq: Freq,
+    #[schema(value_type = String, example = "2024-03-01T06:00:00Z")]
     pub last: Timestamp,
 }
 

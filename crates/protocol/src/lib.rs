@@ -219,7 +219,7 @@ pub struct FitJob {
 }
 
 /// What the fit of one series produced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeriesFit {
     pub id: String,
     /// The model actually chosen, e.g. `ETS(M,Ad,M)`.

@@ -350,3 +350,28 @@ pub trait ModelStore: Send + Sync + 'static {
         Ok(0)
     }
 }
+
+/// Records how long a store operation took
+/// (`horizon_store_operation_duration_seconds{backend, op}`) when dropped.
+pub(crate) struct Timed {
+    backend: &'static str,
+    op: &'static str,
+    start: std::time::Instant,
+}
+
+impl Timed {
+    pub(crate) fn new(backend: &'static str, op: &'static str) -> Self {
+        Self {
+            backend,
+            op,
+            start: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        metrics::histogram!("horizon_store_operation_duration_seconds", "backend" => self.backend, "op" => self.op)
+            .record(self.start.elapsed().as_secs_f64());
+    }
+}

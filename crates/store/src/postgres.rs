@@ -442,6 +442,7 @@ impl ModelStore for PgStore {
         idempotency_key: Option<&str>,
         body_hash: Option<&str>,
     ) -> Result<Registered, StoreError> {
+        let _timed = crate::Timed::new("postgres", "register_pending");
         // From before the commit until `latest` knows the new version, so a
         // forecast never reads a cached version older than a committed one.
         let registration = self.shared.latest.register(model);
@@ -510,6 +511,7 @@ impl ModelStore for PgStore {
         state: &[u8],
         summary: &FitSummary,
     ) -> Result<(), StoreError> {
+        let _timed = crate::Timed::new("postgres", "complete");
         let (method, n_fallbacks) = summary_counts(summary);
         let summary = serde_json::to_string(summary)
             .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
@@ -534,6 +536,7 @@ impl ModelStore for PgStore {
         version: Version,
         reason: &str,
     ) -> Result<(), StoreError> {
+        let _timed = crate::Timed::new("postgres", "fail");
         let reason = reason.to_string();
         self.settle(model, version, "failed", "reason = $4", |q| q.bind(reason))
             .await
@@ -565,6 +568,7 @@ impl ModelStore for PgStore {
     }
 
     async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError> {
+        let _timed = crate::Timed::new("postgres", "latest_version");
         let latest_cache = &self.shared.latest;
         if let Newest::Known(version) = latest_cache.get(model) {
             return Ok(version);
@@ -608,6 +612,7 @@ impl ModelStore for PgStore {
     }
 
     async fn load_state(&self, model: &ModelName, version: Version) -> Result<Vec<u8>, StoreError> {
+        let _timed = crate::Timed::new("postgres", "load_state");
         let row: Option<(String, Option<Vec<u8>>)> =
             sqlx::query_as("SELECT status, state FROM versions WHERE model = $1 AND version = $2")
                 .bind(model.as_str())

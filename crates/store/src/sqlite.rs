@@ -292,6 +292,7 @@ impl ModelStore for SqliteStore {
         idempotency_key: Option<&str>,
         body_hash: Option<&str>,
     ) -> Result<Registered, StoreError> {
+        let _timed = crate::Timed::new("sqlite", "register_pending");
         let _turn = self.write.lock().await;
         // Armed before the insert: if this future is dropped while the insert
         // runs, the insert may still commit, so the cache must not be trusted
@@ -344,6 +345,7 @@ impl ModelStore for SqliteStore {
         state: &[u8],
         summary: &FitSummary,
     ) -> Result<(), StoreError> {
+        let _timed = crate::Timed::new("sqlite", "complete");
         let (method, n_fallbacks) = summary_counts(summary);
         let summary = serde_json::to_string(summary)
             .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
@@ -368,6 +370,7 @@ impl ModelStore for SqliteStore {
         version: Version,
         reason: &str,
     ) -> Result<(), StoreError> {
+        let _timed = crate::Timed::new("sqlite", "fail");
         let query = sqlx::query(
             "UPDATE versions SET status = 'failed', reason = ?, settled_at_ms = ? \
              WHERE model = ? AND version = ? AND status = 'pending'",
@@ -414,6 +417,7 @@ impl ModelStore for SqliteStore {
     }
 
     async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError> {
+        let _timed = crate::Timed::new("sqlite", "latest_version");
         self.check_open()?;
         if let Some(Newest::Known(version)) = self.latest.as_ref().map(|l| l.get(model)) {
             return Ok(version);
@@ -447,6 +451,7 @@ impl ModelStore for SqliteStore {
     }
 
     async fn load_state(&self, model: &ModelName, version: Version) -> Result<Vec<u8>, StoreError> {
+        let _timed = crate::Timed::new("sqlite", "load_state");
         let row: Option<(String, Option<Vec<u8>>)> =
             sqlx::query_as("SELECT status, state FROM versions WHERE model = ? AND version = ?")
                 .bind(model.as_str())

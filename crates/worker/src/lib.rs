@@ -98,8 +98,10 @@ impl Worker {
         version: Version,
     ) -> Result<Arc<LoadedModel>, JobError> {
         if let Some(hit) = self.cache.get(model, version) {
+            metrics::counter!("horizon_cache_hits_total").increment(1);
             return Ok(hit);
         }
+        metrics::counter!("horizon_cache_misses_total").increment(1);
         let key = (model.clone(), version);
         let cell = lock(&self.loading).entry(key.clone()).or_default().clone();
         let result = cell
@@ -149,6 +151,22 @@ impl Worker {
     }
 }
 
+/// A gauge raised while this lives (a fit or forecast running here).
+struct InFlight(&'static str);
+
+impl InFlight {
+    fn new(gauge: &'static str) -> Self {
+        metrics::gauge!(gauge).increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(self.0).decrement(1.0);
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -166,6 +184,8 @@ impl JobHandler for Worker {
         let started = Instant::now();
         let n_series = series.len();
         let method = spec.method;
+        let _fitting = InFlight::new("horizon_worker_fits_running");
+        metrics::histogram!("horizon_fit_series").record(n_series as f64);
         let (loaded, bytes, inputs) = match base {
             Some(base) => {
                 let old = match self.load(&model, base).await {
@@ -223,6 +243,7 @@ impl JobHandler for Worker {
                 }
             }
         };
+        metrics::histogram!("horizon_fit_duration_seconds").record(started.elapsed().as_secs_f64());
         let summary = FitSummary {
             model: model.clone(),
             version,
@@ -301,6 +322,7 @@ impl JobHandler for Worker {
     }
 
     async fn forecast(&self, job: ForecastJob) -> ForecastReply {
+        let _forecasting = InFlight::new("horizon_worker_forecasts_running");
         let loaded = self.load(&job.model, job.version).await?;
         let ForecastJob {
             model,

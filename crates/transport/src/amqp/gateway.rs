@@ -224,6 +224,7 @@ async fn open_link(
     let setup = conn.create_channel().await?;
     inner.topo.declare(&setup, inner.cfg.max_deliveries).await?;
     let _ = setup.close(200, "declared").await;
+    super::queue_metrics::watch(&conn, inner.topo.clone()).await;
     let fit = open_lane(inner, &conn, Lane::Fit, lane_died.clone()).await?;
     let forecast = open_lane(inner, &conn, Lane::Forecast, lane_died).await?;
     if let Some(store) = inner.store.clone() {
@@ -400,6 +401,7 @@ impl Inner {
         confirm: bool,
         timeout: Duration,
     ) -> Result<(), TransportError> {
+        let _timed = Timed::new("horizon_broker_publish_duration_seconds", key);
         // Forecasts go straight to their queue through the default
         // exchange: the topic exchange's routing costs the broker about a
         // sixth of its throughput on this path (measured), and the forecast
@@ -452,6 +454,7 @@ impl Inner {
         model: &ModelName,
         version: Version,
     ) -> Result<RawReply, TransportError> {
+        let _timed = Timed::new("horizon_broker_request_duration_seconds", "fit");
         let timeout = self.cfg.fit_timeout;
         let deadline = Instant::now() + timeout;
         let link = self.current()?;
@@ -518,6 +521,7 @@ impl Inner {
 
     /// Hands a forecast to the batch sender and waits for its answer.
     async fn request_forecast(&self, job: Box<RawValue>) -> Result<RawReply, TransportError> {
+        let _timed = Timed::new("horizon_broker_request_duration_seconds", "forecast");
         let timeout = self.cfg.forecast_timeout;
         let deadline = Instant::now() + timeout;
         // Fail fast while disconnected rather than queue for the sender.
@@ -794,5 +798,30 @@ async fn send_forecasts(
             }
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
         }
+    }
+}
+
+/// Records the seconds from its creation to its drop in a histogram, by
+/// `kind` (the routing key or the request kind).
+struct Timed {
+    name: &'static str,
+    kind: String,
+    start: Instant,
+}
+
+impl Timed {
+    fn new(name: &'static str, kind: &str) -> Self {
+        Self {
+            name,
+            kind: kind.to_string(),
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        metrics::histogram!(self.name, "kind" => std::mem::take(&mut self.kind))
+            .record(self.start.elapsed().as_secs_f64());
     }
 }

@@ -33,6 +33,7 @@
 mod batch;
 mod dead_letter;
 mod gateway;
+mod queue_metrics;
 mod worker;
 
 pub use gateway::AmqpTransport;

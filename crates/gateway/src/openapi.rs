@@ -1,0 +1,541 @@
+//! The OpenAPI 3.1 document of the API, generated from the handlers' own
+//! answer types and their `#[utoipa::path]` attributes, served at
+//! `GET /openapi.json`, and the docs page at `GET /docs` (RapiDoc, vendored
+//! from npm into `crates/gateway/assets/` and embedded in the binary: the
+//! page works offline).
+//!
+//! Adding an endpoint to the document is one line in [`ApiDoc`]'s `paths(...)`
+//! (its handler carries `#[utoipa::path]`); every operation gets the JSend
+//! `fail` (4XX) and `error` (5XX) answers added by [`document`], so a handler
+//! lists only what is particular to it.
+//!
+//! The request bodies are parsed by hand in `validate.rs` (every field its
+//! own message), so their shapes are described here by the `*Body` types,
+//! which mirror what `validate.rs` accepts; the conformance tests send these
+//! shapes (and their examples) to the real binary.
+
+use crate::handlers;
+use crate::validate::{
+    MAX_ID_LEN, MAX_LEVELS, MAX_SEASONS, MAX_SEASON_LENGTH, MAX_SERIES_PER_FIT, MIN_SERIES_LEN,
+};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use utoipa::openapi::schema::{
+    ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::{RefOr, ResponseBuilder};
+use utoipa::{OpenApi, PartialSchema, ToSchema};
+
+/// The vendored docs page script (RapiDoc 9.3.8, MIT, see `assets/README.md`).
+const RAPIDOC_JS: &str = include_str!("../assets/rapidoc-min.js");
+/// Where the docs page loads it from.
+pub const RAPIDOC_PATH: &str = "/docs/rapidoc-min.js";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Horizon",
+        description = "Forecasting as a service: send time series, get forecasts with \
+            prediction intervals. Every answer is JSend: `success` with `data`; `fail` (4XX) \
+            with one message per offending field; `error` (5XX) with a `message`. A fit \
+            registers a new version of its model; a forecast uses the newest version \
+            registered before it arrived, waiting while it is pending.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    // One line per endpoint; the handler carries `#[utoipa::path]`.
+    paths(
+        handlers::seed_fit,
+        handlers::seed_forecast,
+        handlers::list_models,
+        handlers::describe_model,
+        handlers::v1_fit,
+        handlers::v1_forecast,
+        handlers::healthz,
+        handlers::readyz,
+        openapi_json,
+        docs,
+        crate::metrics::metrics,
+    ),
+    components(schemas(Fail, Error)),
+    tags(
+        (name = "original", description = "The original endpoints, acting on the model named `default`."),
+        (name = "models", description = "Named models, their versions, fits and forecasts."),
+        (name = "operations", description = "Health, readiness, metrics and this document."),
+    ),
+)]
+pub struct ApiDoc;
+
+/// The document, with the JSend `fail`/`error` answers on every operation.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    // The limits, from the constants the validation uses.
+    let limits = format!(
+        "\n\nLimits: request body 64 MiB by default (`--max-body-bytes`; larger: 413); \
+         {MAX_SERIES_PER_FIT} series per fit; {MIN_SERIES_LEN} to 100000 points per series; \
+         `horizon` and `num_steps` 1 to 10000; `season_length` 1 to {MAX_SEASON_LENGTH}, or a \
+         list of at most {MAX_SEASONS}; at most {MAX_LEVELS} `level`s, each strictly between 0 \
+         and 100; series ids 1 to {MAX_ID_LEN} bytes, unique within a fit; model names 1 to 64 \
+         characters of `A-Z a-z 0-9 _ - .`; `Idempotency-Key` 1 to 128 visible ASCII \
+         characters. Listings: `limit` 1 to 1000 (default 100), `after` the `next_after` of \
+         the previous page."
+    );
+    let description = doc.info.description.take().unwrap_or_default();
+    doc.info.description = Some(description + &limits);
+    let fail = ResponseBuilder::new()
+        .description(
+            "JSend `fail`: the request was wrong (400), names an unknown route or model (404), \
+             uses a method the route does not have (405) or is too large (413). One message \
+             per offending field; `body`, `content-type`, `path` and `method` name problems \
+             with the request itself.",
+        )
+        .content(
+            "application/json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    "Fail",
+                ))))
+                .build(),
+        )
+        .build();
+    let error = ResponseBuilder::new()
+        .description(
+            "JSend `error`: we failed. 500 (a fit failed, a bug), 503 (store or transport \
+             unavailable; retry, with the same `Idempotency-Key` for a fit), 504 (a wait or a \
+             fit took longer than its timeout).",
+        )
+        .content(
+            "application/json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    "Error",
+                ))))
+                .build(),
+        )
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let responses = &mut op.responses.responses;
+            responses
+                .entry("4XX".to_string())
+                .or_insert_with(|| RefOr::T(fail.clone()));
+            responses
+                .entry("5XX".to_string())
+                .or_insert_with(|| RefOr::T(error.clone()));
+        }
+    }
+    doc
+}
+
+/// The document as JSON text, built once.
+pub fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        // Serializing plain data structures cannot fail.
+        serde_json::to_string(&document()).unwrap_or_else(|_| "{}".to_string())
+    })
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", content_type = "application/json", body = Object)),
+)]
+pub async fn openapi_json() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        document_json(),
+    )
+        .into_response()
+}
+
+/// The docs page: the document rendered by RapiDoc, with "try it" against this server.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "operations",
+    responses((status = 200, description = "An HTML page that renders `/openapi.json`.", content_type = "text/html", body = String)),
+)]
+pub async fn docs() -> Response {
+    // System fonts: RapiDoc would otherwise name a web font, and the page
+    // must not reach out to any other host.
+    let page = format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Horizon API</title>
+<script type="module" src="{RAPIDOC_PATH}"></script>
+</head>
+<body>
+<rapi-doc spec-url="/openapi.json" render-style="read" show-header="false" allow-server-selection="false"
+  regular-font="system-ui, -apple-system, 'Segoe UI', sans-serif" mono-font="ui-monospace, monospace"
+  schema-description-expanded="true" default-schema-tab="schema"></rapi-doc>
+</body>
+</html>
+"#
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        page,
+    )
+        .into_response()
+}
+
+/// The vendored RapiDoc script.
+pub async fn docs_script() -> Response {
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400"),
+            ),
+        ],
+        RAPIDOC_JS,
+    )
+        .into_response()
+}
+
+// ---- JSend envelopes ----
+
+/// JSend `success`: `{"status": "success", "data": ...}`.
+#[derive(Serialize, ToSchema)]
+pub struct Success<T: ToSchema> {
+    #[schema(inline)]
+    pub status: SuccessTag,
+    pub data: T,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SuccessTag {
+    Success,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FailTag {
+    Fail,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorTag {
+    Error,
+}
+
+/// JSend `fail`: the client's fault, one message per offending field
+/// (nested fields written like `series[2].values`).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "fail", "data": {"method": "unknown method 'magic'; expected one of: auto, naive, ..."}}))]
+pub struct Fail {
+    #[schema(inline)]
+    pub status: FailTag,
+    pub data: BTreeMap<String, String>,
+}
+
+/// JSend `error`: our fault; `code` repeats the HTTP status, `data` says more
+/// when there is more (e.g. the model and version concerned).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "error", "message": "version 3 of model 'shop' is still pending after 1m; try again later", "code": 504, "data": {"model": "shop", "version": 3}}))]
+pub struct Error {
+    #[schema(inline)]
+    pub status: ErrorTag,
+    pub message: String,
+    pub code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+}
+
+// ---- pieces of requests and answers shared by several endpoints ----
+
+/// A forecasting method (`auto`, the default, is the engine's best combination).
+pub struct MethodName;
+
+impl PartialSchema for MethodName {
+    fn schema() -> RefOr<Schema> {
+        let names: Vec<&str> = engine::Method::ALL.iter().map(|m| m.name()).collect();
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(names))
+            .description(Some(
+                "A forecasting method; `auto` (the default) is the engine's best combination.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for MethodName {}
+
+/// A version's status: `pending` until its fit ends, then `ready` or `failed`
+/// (with `reason`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionStatusName {
+    Pending,
+    Ready,
+    Failed,
+}
+
+/// A prediction interval of one series.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Interval {
+    /// Coverage in percent, e.g. 95.
+    #[schema(example = 95.0)]
+    pub level: f64,
+    /// One lower bound per step.
+    pub lower: Vec<f64>,
+    /// One upper bound per step.
+    pub upper: Vec<f64>,
+}
+
+/// Season length(s): an integer (`12`; `1` means no seasonality) or a list of
+/// at most 10 of them (`[24, 168]`), each 1 to 10 000.
+pub struct SeasonLength;
+
+impl PartialSchema for SeasonLength {
+    fn schema() -> RefOr<Schema> {
+        let one = || {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Integer))
+                .minimum(Some(1))
+                .maximum(Some(MAX_SEASON_LENGTH))
+        };
+        OneOfBuilder::new()
+            .item(one())
+            .item(
+                ArrayBuilder::new()
+                    .items(one())
+                    .min_items(Some(1))
+                    .max_items(Some(MAX_SEASONS)),
+            )
+            .description(Some(
+                "Season length(s): an integer (`12`; `1` means no seasonality) or a list of them \
+                 (`[24, 168]`). Absent: the engine looks for seasons (from `freq` first).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for SeasonLength {}
+
+// ---- request bodies (parsed by validate.rs) ----
+
+/// `POST /fit_model`: one series, the model named `default`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"data": [112, 118, 132, 129, 121, 135, 148, 148, 136, 119, 104, 118, 115, 126, 141, 135, 125, 149, 170, 170, 158, 133, 114, 140], "season_length": 12}))]
+pub struct SeedFitBody {
+    /// The observations; `null` is a missing value. 3 to 100 000 of them.
+    #[schema(min_items = 3, max_items = 100000)]
+    pub data: Vec<Option<f64>>,
+    #[schema(value_type = Option<SeasonLength>)]
+    pub season_length: Option<serde_json::Value>,
+    #[schema(value_type = Option<MethodName>)]
+    pub method: Option<String>,
+    /// `true` clips forecasts at zero, `false` never; absent, decided from the data.
+    pub nonnegative: Option<bool>,
+    /// One ISO 8601 date or date-time per value (instead of `start`).
+    pub ds: Option<Vec<String>>,
+    /// The first timestamp, with `freq`.
+    #[schema(example = "2024-01-01")]
+    pub start: Option<String>,
+    /// A pandas frequency alias: `min`, `15min`, `h`, `D`, `W`, `MS`, `ME`, `QS`, `QE`, `YS`, `YE`...
+    #[schema(example = "D")]
+    pub freq: Option<String>,
+}
+
+/// `POST /forecast`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"num_steps": 6}))]
+pub struct SeedForecastBody {
+    #[schema(minimum = 1, maximum = 10000)]
+    pub num_steps: u32,
+}
+
+/// One series of a fit.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesIn {
+    /// Unique within the fit, 1 to 256 bytes (an integer is read as its text).
+    #[schema(min_length = 1, max_length = 256)]
+    pub id: String,
+    /// The observations; `null` is a missing value. 3 to 100 000 of them.
+    #[schema(min_items = 3, max_items = 100000)]
+    pub values: Vec<Option<f64>>,
+    /// One ISO 8601 date or date-time per value (instead of `start`).
+    pub ds: Option<Vec<String>>,
+    /// The first timestamp, with `freq`.
+    pub start: Option<String>,
+    /// A pandas frequency alias, e.g. `h`, `D`, `MS`.
+    pub freq: Option<String>,
+}
+
+/// `PUT /v1/models/{name}`: the series as objects, in the compact form
+/// (`sizes` + `y`), or in the long format (`unique_id`, `ds`, `y`), plus the
+/// fit options.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[schema(example = json!({"series": [{"id": "north", "values": [20, 31, 25, 40, 22, 33, 27, 43, 24, 35, 29, 45]}, {"id": "south", "values": [5, 5, 6, 6, 7, 7, 8, 8]}], "season_length": 4}))]
+pub enum V1FitBody {
+    Series(SeriesForm),
+    Compact(CompactForm),
+    Long(LongForm),
+}
+
+/// Fit options shared by the three forms.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct FitOptions {
+    #[schema(value_type = Option<SeasonLength>)]
+    pub season_length: Option<serde_json::Value>,
+    #[schema(value_type = Option<MethodName>)]
+    pub method: Option<String>,
+    /// `true` clips forecasts at zero, `false` never; absent, decided from the data.
+    pub nonnegative: Option<bool>,
+    /// Frequency of every series that has none of its own.
+    pub freq: Option<String>,
+}
+
+/// `{"series": [{"id", "values", "ds"?, "start"?, "freq"?}, ...]}`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SeriesForm {
+    #[schema(min_items = 1, max_items = 100000)]
+    pub series: Vec<SeriesIn>,
+    #[serde(flatten)]
+    pub options: FitOptions,
+}
+
+/// `{"sizes": [n1, n2, ...], "y": [all values], "ids"?, "ds"?}`: series `i` is
+/// `y[sizes[0] + ... + sizes[i-1] ..][..sizes[i]]`, named `"0"`, `"1"`, ...
+/// without `ids`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"sizes": [4, 3], "y": [1, 2, 3, 4, 10, 11, 12], "ids": ["a", "b"], "method": "naive"}))]
+pub struct CompactForm {
+    #[schema(min_items = 1, max_items = 100000)]
+    pub sizes: Vec<u32>,
+    pub y: Vec<Option<f64>>,
+    pub ids: Option<Vec<String>>,
+    pub ds: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub options: FitOptions,
+}
+
+/// The long format: one row per observation, series named by `unique_id` in
+/// order of first appearance.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"unique_id": ["a", "a", "a", "a", "b", "b", "b", "b"], "ds": ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30", "2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30"], "y": [10, 12, 11, 13, 3, 0, 2, 1], "method": "seasonal_naive", "season_length": 2}))]
+pub struct LongForm {
+    pub unique_id: Vec<String>,
+    pub ds: Option<Vec<String>>,
+    pub y: Vec<Option<f64>>,
+    #[serde(flatten)]
+    pub options: FitOptions,
+}
+
+/// `POST /v1/models/{name}/forecast`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"horizon": 4, "level": [80, 95], "series": ["north"]}))]
+pub struct V1ForecastBody {
+    #[schema(minimum = 1, maximum = 10000)]
+    pub horizon: u32,
+    /// Prediction-interval levels in percent, each strictly between 0 and 100; at most 20.
+    #[schema(max_items = 20)]
+    pub level: Option<Vec<f64>>,
+    /// The series to forecast (default: all, in fit order).
+    pub series: Option<Vec<String>>,
+}
+
+// ---- answers built as JSON in the handlers ----
+
+/// `GET /v1/models`: a page of models by name.
+#[derive(Serialize, ToSchema)]
+pub struct ModelList {
+    pub(crate) models: Vec<handlers::ModelListEntry<'static>>,
+    /// On a full page: the `after` of the next page.
+    pub next_after: Option<String>,
+}
+
+/// `GET /v1/models/{name}`: a model and a page of its versions.
+#[derive(Serialize, ToSchema)]
+pub struct ModelPage {
+    pub name: String,
+    pub latest_version: Option<i64>,
+    pub(crate) versions: Vec<handlers::VersionAnswer<'static>>,
+    /// On a full page: the `after` of the next page.
+    pub next_after: Option<i64>,
+}
+
+/// `GET /healthz`.
+#[derive(Serialize, ToSchema)]
+pub struct Alive {
+    /// Always `true`: the process answers.
+    pub alive: bool,
+}
+
+/// `GET /readyz`: `ok` or what is wrong, per dependency.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"store": "ok", "transport": "ok"}))]
+pub struct Readiness {
+    pub store: String,
+    pub transport: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_openapi_3_1_with_the_limits() {
+        let doc: serde_json::Value = serde_json::from_str(document_json()).expect("JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let description = doc["info"]["description"].as_str().expect("description");
+        assert!(description.contains(&format!("{MAX_SERIES_PER_FIT} series per fit")));
+    }
+
+    #[test]
+    fn every_operation_has_jsend_fail_and_error() {
+        let doc: serde_json::Value = serde_json::from_str(document_json()).expect("JSON");
+        let paths = doc["paths"].as_object().expect("paths");
+        assert!(paths.len() >= 10, "{paths:?}");
+        for (path, item) in paths {
+            for (method, op) in item.as_object().expect("path item") {
+                let responses = &op["responses"];
+                for code in ["200", "4XX", "5XX"] {
+                    assert!(
+                        responses.get(code).is_some(),
+                        "{method} {path} lacks {code}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -518,8 +518,10 @@ pub(crate) async fn fit_from(
     let _in_flight = crate::metrics::InFlight::new(crate::metrics::FITS_IN_FLIGHT);
     let timeout = state.config.fit_timeout;
     let (registered_tx, mut registered_rx) = oneshot::channel();
-    let summary =
-        fit_within(state, &model, request, key, slot, registered_tx, timeout, base).await;
+    let summary = match prepare_fit(state, &model, request, base).await {
+        Ok(job) => fit_within(state, &model, job, key, slot, registered_tx, timeout).await,
+        Err(e) => Err(e),
+    };
     let registered = registered_rx.try_recv().ok();
     if let Some((_, false)) = registered {
         crate::life::retain(state, &model);
@@ -533,15 +535,13 @@ pub(crate) async fn fit_from(
 async fn fit_within(
     state: &AppState,
     model: &ModelName,
-    request: FitRequest,
+    job: FitJob,
     key: Option<Keyed>,
     slot: Slot,
     registered: oneshot::Sender<(Version, bool)>,
     timeout: Duration,
-    base: Option<Version>,
 ) -> Result<FitSummary, FitError> {
     let deadline = Instant::now() + timeout;
-    let job = prepare_fit(state, model, request, base).await?;
     // Registration and dispatch in one task of their own, which a client
     // hanging up (hyper then drops this future) cannot split: a registered
     // version is always dispatched, and settles.
@@ -811,7 +811,10 @@ pub(crate) struct Keyed {
     pub(crate) digest: Option<String>,
 }
 
-pub(crate) fn keyed(headers: &HeaderMap, digest: Option<String>) -> Result<Option<Keyed>, ApiError> {
+pub(crate) fn keyed(
+    headers: &HeaderMap,
+    digest: Option<String>,
+) -> Result<Option<Keyed>, ApiError> {
     Ok(idempotency_key(headers)?.map(|key| Keyed { key, digest }))
 }
 

@@ -11,10 +11,10 @@
 //! `DELETE /v1/jobs/{id}` fails the version with "cancelled"; the worker
 //! hears it through its progress reports and stops.
 
-use crate::handlers::{
-    dispatch, prepare_fit, store_error, Keyed, with_replay_header, FitError, V1FitAnswer,
-};
 use crate::auth::Caller;
+use crate::handlers::{
+    dispatch, prepare_fit, store_error, with_replay_header, FitError, Keyed, V1FitAnswer,
+};
 use crate::jsend::{success, ApiError};
 use crate::validate::FitRequest;
 use crate::{AppState, GatewayConfig};

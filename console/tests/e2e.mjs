@@ -175,7 +175,7 @@ try {
   const rb = await api("POST", `/v1/models/${model}/rollback`, { version: 1 });
   if (rollback.kind === "ok") {
     await page.waitForSelector('#versions-table tr[data-version="2"]');
-    assert.equal(rb.status, 200, "a rollback the page did works from the API too");
+    assert.equal(rb.status, 201, "a rollback the page did works from the API too (201 Created)");
   } else {
     assert.match(rollback.text, new RegExp(`POST /v1/models/${model}/rollback: HTTP ${rb.status}`));
     assert.notEqual(rb.status, 200);

@@ -234,6 +234,16 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             None => return unauthorized("expected 'Authorization: Bearer <API key>'"),
         },
     };
+    // An open server (no keys at all) ignores a presented key, so clients
+    // that always send one (Nixtla's) work by changing their URL only.
+    let presented = match presented {
+        Some(key) => match auth.required().await {
+            Ok(true) => Some(key),
+            Ok(false) => None,
+            Err(e) => return unavailable(e).into_response(),
+        },
+        None => None,
+    };
     let tenant = match presented {
         Some(key) => match auth.tenant_of(&key).await {
             Ok(Some(tenant)) => tenant,

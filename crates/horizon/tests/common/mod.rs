@@ -42,6 +42,8 @@ impl Default for Options {
                 fit_timeout: Duration::from_secs(30),
                 forecast_timeout: Duration::from_secs(30),
                 body_limit: gateway::DEFAULT_BODY_LIMIT,
+                // The tests count every version they made: no pruning.
+                keep_versions: 1_000_000,
                 ..GatewayConfig::default()
             },
             fit_slots: 2,

@@ -108,6 +108,8 @@ impl Cluster {
             .env("HORIZON_WAIT_TIMEOUT", "60s")
             .env("HORIZON_FORECAST_TIMEOUT", "30s")
             .env("HORIZON_FIT_TIMEOUT", "120s")
+            // The tests count every version a burst made: no pruning.
+            .env("HORIZON_KEEP_VERSIONS", "1000000")
             .env_remove("HORIZON_FAULT_ABORT_BEFORE_DISPATCH");
         for (k, v) in &self.gateway_env {
             cmd.env(k, v);

@@ -611,13 +611,7 @@ async fn register_and_dispatch(
     registered: oneshot::Sender<(Version, bool)>,
 ) -> Result<Registration, FitError> {
     let model = job.model.clone();
-    let registration = store
-        .register_pending_keyed(
-            &model,
-            job.series.len(),
-            key.as_ref().map(|k| k.key.as_str()),
-            key.as_ref().and_then(|k| k.digest.as_deref()),
-        )
+    let registration = register(store.as_ref(), &model, job.series.len(), key.as_ref())
         .await
         .map_err(FitError::Store)?;
     let version = registration.version();
@@ -809,6 +803,24 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
 pub(crate) struct Keyed {
     pub(crate) key: String,
     pub(crate) digest: Option<String>,
+}
+
+/// Registers a pending version of `model`, under the request's
+/// idempotency key and body digest when it has them.
+pub(crate) async fn register(
+    store: &dyn ModelStore,
+    model: &ModelName,
+    n_series: usize,
+    key: Option<&Keyed>,
+) -> Result<Registered, StoreError> {
+    store
+        .register_pending_keyed(
+            model,
+            n_series,
+            key.map(|k| k.key.as_str()),
+            key.and_then(|k| k.digest.as_deref()),
+        )
+        .await
 }
 
 pub(crate) fn keyed(

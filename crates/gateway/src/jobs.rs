@@ -70,15 +70,10 @@ pub(crate) async fn fit_async(
         .await
         .map_err(|e| fail(e, None))?;
     let store = state.store.clone();
-    let registered = store
-        .register_pending_keyed(
-            &model,
-            job.series.len(),
-            key.as_ref().map(|k| k.key.as_str()),
-            key.as_ref().and_then(|k| k.digest.as_deref()),
-        )
-        .await
-        .map_err(store_error)?;
+    let registered =
+        crate::handlers::register(store.as_ref(), &model, job.series.len(), key.as_ref())
+            .await
+            .map_err(store_error)?;
     let version = registered.version();
     job.version = version;
     let total = job.series.len() as u64;

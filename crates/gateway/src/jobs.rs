@@ -110,12 +110,14 @@ pub(crate) async fn fit_async(
     if send {
         tracing::info!(%model, version, job = %info.id, n_series = total, "fit job registered");
         let transport = state.transport.clone();
-        tokio::spawn(async move {
+        let dispatcher = store.clone();
+        let mut sending = tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = dispatch(store, transport, job).await {
+            if let Err(e) = dispatch(dispatcher, transport, job).await {
                 tracing::info!(version, "fit job ended without a fit: {e:?}");
             }
         });
+        handed_off(store.as_ref(), &model, version, &mut sending, timeout).await;
     }
     if !replayed {
         crate::life::retain(state, &model);
@@ -132,6 +134,38 @@ pub(crate) async fn fit_async(
         );
     }
     Ok(with_replay_header(response, replayed))
+}
+
+/// Waits until the fit of `version` is in the transport's safe keeping (or
+/// its dispatch ended), so that a `202` outlives this gateway: a job whose
+/// fit died unsent with its gateway would stay queued forever, as its
+/// client polls instead of retrying. Immediate for a store of one process.
+async fn handed_off(
+    store: &dyn store::ModelStore,
+    model: &ModelName,
+    version: protocol::Version,
+    sending: &mut tokio::task::JoinHandle<()>,
+    limit: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match store.is_undispatched(model, version).await {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(e) => {
+                tracing::warn!(%model, version, error = %e, "could not tell whether a fit job was sent");
+                return;
+            }
+        }
+        tokio::select! {
+            _ = &mut *sending => return,
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(%model, version, "answering 202 before the fit job was confirmed sent");
+            return;
+        }
+    }
 }
 
 /// `GET /v1/jobs/{id}`.

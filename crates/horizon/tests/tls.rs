@@ -2,7 +2,9 @@
 //! gateway serves HTTPS itself; `amqps://` really negotiates TLS (checked
 //! against listeners made by the test: the first bytes are a TLS
 //! ClientHello, never AMQP in clear, and AMQP flows only inside a TLS
-//! session the client verified).
+//! session the client verified); PostgreSQL's `sslmode=verify-full`
+//! connects to a private PostgreSQL with TLS made by the test and refuses
+//! a wrong CA or a wrong host name.
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use reqwest::StatusCode;
@@ -29,6 +31,11 @@ struct Pki {
 }
 
 fn pki() -> Pki {
+    pki_for(&["localhost", "127.0.0.1"])
+}
+
+/// A CA and a server certificate it signed for `names`.
+fn pki_for(names: &[&str]) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -37,7 +44,7 @@ fn pki() -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -335,4 +342,46 @@ async fn postgres_sslmode_is_honoured_never_downgraded() {
     );
     assert!(text.contains("TLS"), "{text}");
     let _ = store::postgres::PgStore::drop_schema(base, &namespace).await;
+}
+
+/// `sslmode=verify-full` against a private PostgreSQL (never the shared one)
+/// with `ssl=on`, a certificate for `localhost` signed by a CA the test made,
+/// and TCP connections admitted over TLS only: the right CA and host name
+/// connect; another CA, or the same server reached by a name its
+/// certificate does not carry, is a startup error.
+#[test]
+fn postgres_verify_full_connects_to_a_tls_server_and_refuses_a_wrong_ca_or_host() {
+    let test = "postgres_verify_full_connects_to_a_tls_server_and_refuses_a_wrong_ca_or_host";
+    let pki = pki_for(&["localhost"]);
+    let tls = test_services::postgres::ServerTls {
+        cert_pem: pki.cert_pem.clone(),
+        key_pem: pki.key_pem.clone(),
+    };
+    let Some(pg) = test_services::postgres::PrivatePostgres::start_with_tls(test, &tls) else {
+        return;
+    };
+    let url = |host: &str, ca: &Path| {
+        format!(
+            "postgres://postgres@{host}:{}/postgres?sslmode=verify-full&sslrootcert={}",
+            pg.port(),
+            ca.display()
+        )
+    };
+    let (ok, text) = keys_list(&url("localhost", &pki.ca), "tlsprivate");
+    assert!(ok, "verify-full with the server's CA and name: {text}");
+
+    let other = pki_for(&["localhost"]);
+    let (ok, text) = keys_list(&url("localhost", &other.ca), "tlsprivate");
+    assert!(
+        !ok,
+        "verify-full trusted a certificate of another CA: {text}"
+    );
+    assert!(text.contains("TLS"), "{text}");
+
+    let (ok, text) = keys_list(&url("127.0.0.1", &pki.ca), "tlsprivate");
+    assert!(
+        !ok,
+        "verify-full accepted a certificate for another host name: {text}"
+    );
+    assert!(text.contains("TLS"), "{text}");
 }

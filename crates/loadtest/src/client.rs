@@ -36,11 +36,26 @@ impl HttpConn {
         path: &str,
         body: &[u8],
     ) -> Result<(u16, Vec<u8>), HttpError> {
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        self.request_with(method, path, &[], body).await
+    }
+
+    /// [`Self::request`] with extra request headers (e.g. `Idempotency-Key`).
+    pub async fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), HttpError> {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
             self.host,
             body.len()
         );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
         self.stream.write_all(head.as_bytes()).await?;
         self.stream.write_all(body).await?;
         self.stream.flush().await?;

@@ -12,9 +12,12 @@
 //! The load generator runs in this process, on the same cores as the
 //! servers, with `connections` keep-alive connections each sending one
 //! request after another. Prints a Markdown table.
+//!
+//! `horizon loadtest faults` runs the fault scenarios of [`faults`] instead.
 
 mod bare;
 mod client;
+pub mod faults;
 
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use client::HttpConn;
@@ -73,9 +76,13 @@ pub struct Args {
     pub horizon: usize,
 }
 
-/// The helper processes the benchmark starts (hidden).
+/// The fault runs, or the helper processes the benchmark starts (hidden).
 #[derive(Subcommand, Debug)]
 pub enum Role {
+    /// Faults provoked under load (PostgreSQL restart, gateway kill -9,
+    /// slowloris and oversized forecasts): requests lost, duplicates,
+    /// versions pending, recovery time, p99.
+    Faults(faults::FaultArgs),
     #[command(hide = true)]
     BareAxum {
         #[arg(long)]
@@ -167,6 +174,7 @@ pub fn run(args: Args) -> Result<(), LoadError> {
                 ref broker,
                 ref queue,
             }) => bare::serve_lapin_worker(broker, queue).await.map_err(setup),
+            Some(Role::Faults(ref f)) => faults::run(f).await,
             None => benchmark(&args).await,
         }
     })

@@ -21,6 +21,7 @@ fn plan() -> Plan {
         settle: Duration::from_secs(4),
         down: Duration::from_secs(2),
         workers: 2,
+        idempotency_keys: true,
     }
 }
 

@@ -377,6 +377,10 @@ fn postgres_verify_full_connects_to_a_tls_server_and_refuses_a_wrong_ca_or_host(
         "verify-full trusted a certificate of another CA: {text}"
     );
     assert!(text.contains("TLS"), "{text}");
+    eprintln!(
+        "another CA: {}",
+        text.lines().take(4).collect::<Vec<_>>().join(" ")
+    );
 
     let (ok, text) = keys_list(&url("127.0.0.1", &pki.ca), "tlsprivate");
     assert!(
@@ -384,4 +388,8 @@ fn postgres_verify_full_connects_to_a_tls_server_and_refuses_a_wrong_ca_or_host(
         "verify-full accepted a certificate for another host name: {text}"
     );
     assert!(text.contains("TLS"), "{text}");
+    eprintln!(
+        "another host name: {}",
+        text.lines().take(4).collect::<Vec<_>>().join(" ")
+    );
 }

@@ -61,6 +61,10 @@ pub struct FaultArgs {
     /// Slowloris connections held open during the attack.
     #[arg(long, default_value_t = 300)]
     pub slowloris: usize,
+    /// Fit clients retry without an `Idempotency-Key` (shows what the key
+    /// prevents: duplicate versions).
+    #[arg(long)]
+    pub without_keys: bool,
 }
 
 /// One fault run.
@@ -84,6 +88,8 @@ pub struct Plan {
     pub settle: Duration,
     pub down: Duration,
     pub workers: usize,
+    /// Fits carry an `Idempotency-Key` (retries reuse it).
+    pub idempotency_keys: bool,
 }
 
 /// What clients and the store saw in a distributed fault run.
@@ -150,6 +156,7 @@ pub async fn run(args: &FaultArgs) -> Result<(), LoadError> {
         settle: args.duration / 2,
         down: args.down,
         workers: 2,
+        idempotency_keys: !args.without_keys,
     };
     for fault in &args.faults {
         match fault {
@@ -182,8 +189,14 @@ fn print_report(fault: Fault, plan: &Plan, r: &FaultReport) {
         ),
     };
     println!(
-        "\n{what}; {} workers, {:?} of load before and after\n",
-        plan.workers, plan.settle
+        "\n{what}; {} workers, {:?} of load before and after, fits {} an Idempotency-Key\n",
+        plan.workers,
+        plan.settle,
+        if plan.idempotency_keys {
+            "with"
+        } else {
+            "WITHOUT"
+        }
     );
     println!("| fits | in flight across the fault | lost | forecasts | lost | retried attempts | refused | versions | duplicates | pending | failed | recovery s | longest fit gap s | longest forecast gap s | forecast p50 ms | forecast p99 ms | fit p99 ms |");
     println!(
@@ -458,8 +471,14 @@ fn fit_body(seed: usize) -> Vec<u8> {
 }
 
 /// Fits one new model after another (`{prefix}{client}_{i}`, key
-/// `k{client}_{i}`) until `stop`.
-async fn fit_client(addr: SocketAddr, prefix: String, client: usize, stop: Instant) -> Tally {
+/// `k{client}_{i}` when `keyed`) until `stop`.
+async fn fit_client(
+    addr: SocketAddr,
+    prefix: String,
+    client: usize,
+    stop: Instant,
+    keyed: bool,
+) -> Tally {
     let mut tally = Tally::default();
     let mut conn = None;
     let mut i = 0;
@@ -468,13 +487,14 @@ async fn fit_client(addr: SocketAddr, prefix: String, client: usize, stop: Insta
         let key = format!("k{client}_{i}");
         let body = fit_body(client * 1000 + i);
         let path = format!("/v1/models/{model}");
+        let headers = [("Idempotency-Key", key.as_str())];
         let first = Instant::now();
         let (last_sent, answered, answer) = until_ok(
             &mut conn,
             addr,
             "PUT",
             &path,
-            &[("Idempotency-Key", &key)],
+            &headers[..usize::from(keyed)],
             &body,
             stop + GIVE_UP_AFTER,
             &mut tally,
@@ -687,7 +707,15 @@ async fn store_restart_on(cluster: &Cluster, plan: &Plan) -> Result<FaultReport,
     let from = Instant::now();
     let stop = from + plan.settle * 2 + plan.down;
     let fits: Vec<_> = (0..plan.fit_clients)
-        .map(|c| tokio::spawn(fit_client(addr, "pg".into(), c, stop)))
+        .map(|c| {
+            tokio::spawn(fit_client(
+                addr,
+                "pg".into(),
+                c,
+                stop,
+                plan.idempotency_keys,
+            ))
+        })
         .collect();
     let forecasts: Vec<_> = (0..plan.forecast_clients)
         .map(|_| tokio::spawn(forecast_client(addr, stop)))
@@ -736,7 +764,15 @@ async fn gateway_kill_on(cluster: &mut Cluster, plan: &Plan) -> Result<FaultRepo
     let from = Instant::now();
     let stop = from + plan.settle * 2 + plan.down;
     let fits: Vec<_> = (0..plan.fit_clients)
-        .map(|c| tokio::spawn(fit_client(addr, "gw".into(), c, stop)))
+        .map(|c| {
+            tokio::spawn(fit_client(
+                addr,
+                "gw".into(),
+                c,
+                stop,
+                plan.idempotency_keys,
+            ))
+        })
         .collect();
     tokio::time::sleep(plan.settle).await;
     let down = Instant::now();

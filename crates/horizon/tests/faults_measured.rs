@@ -5,6 +5,10 @@
 //! make exactly one version per fit (clients retry with the same
 //! `Idempotency-Key`) and leave none pending or failed.
 //!
+//! The same kill of an embedded server (workers in its process) fails the
+//! fits it held ("interrupted by a restart"); each retry then gets one
+//! ready version.
+//!
 //! Not disruptive: the PostgreSQL restarted is a private one the run starts
 //! (`test_services::postgres`), and the shared RabbitMQ is used in a
 //! namespace of the run's own.
@@ -38,7 +42,28 @@ fn can_run(test: &str) -> bool {
         )
 }
 
+/// What every kind of run guarantees.
+fn assert_one_ready_version_per_fit(r: &FaultReport) {
+    assert!(r.fits > 0, "no fit was made: {r:?}");
+    assert_eq!(r.fits_lost, 0, "fits never answered: {r:?}");
+    assert!(
+        r.refused.is_empty(),
+        "answers that may not be retried: {r:?}"
+    );
+    assert_eq!(r.duplicates, 0, "fits with two ready versions: {r:?}");
+    assert_eq!(r.fits_without_ready, 0, "fits with no ready version: {r:?}");
+    assert_eq!(r.pending, 0, "versions left pending: {r:?}");
+    assert_eq!(
+        r.version_mismatches, 0,
+        "a 200 named a version the store does not hold ready: {r:?}"
+    );
+    assert!(r.correct());
+}
+
+/// Distributed runs: besides, not a single extra version (the fits in
+/// flight survive their gateway).
 fn assert_correct(r: &FaultReport) {
+    assert_one_ready_version_per_fit(r);
     assert!(r.fits > 0, "no fit was made: {r:?}");
     assert_eq!(r.fits_lost, 0, "fits never answered: {r:?}");
     assert_eq!(r.forecasts_lost, 0, "forecasts never answered: {r:?}");
@@ -84,4 +109,20 @@ async fn a_gateway_killed_during_fits_leaves_one_version_per_retried_fit() {
     // The gateway was really gone for a while: clients had to retry.
     assert!(report.retried_attempts > 0, "no attempt failed: {report:?}");
     assert_correct(&report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_server_killed_during_fits_leaves_one_ready_version_per_retried_fit() {
+    let report = loadtest::faults::embedded_kill(&plan())
+        .await
+        .expect("the fault run");
+    eprintln!("embedded kill: {report:?}");
+    assert!(report.retried_attempts > 0, "no attempt failed: {report:?}");
+    assert_one_ready_version_per_fit(&report);
+    // What the kill interrupted is failed, never left pending.
+    assert_eq!(
+        report.versions,
+        report.fits + report.failed_versions,
+        "{report:?}"
+    );
 }

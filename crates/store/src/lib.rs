@@ -332,7 +332,11 @@ pub trait ModelStore: Send + Sync + 'static {
     /// JSON)` or `Err(error)` ([`jobs::CANCELLED`] to cancel). The first
     /// finish wins: answers `false` when the job was already finished (or
     /// is unknown), and nothing is written.
-    async fn finish_job(&self, _id: &str, _outcome: Result<&str, &str>) -> Result<bool, StoreError> {
+    async fn finish_job(
+        &self,
+        _id: &str,
+        _outcome: Result<&str, &str>,
+    ) -> Result<bool, StoreError> {
         Ok(false)
     }
 

@@ -1172,7 +1172,10 @@ mod tests {
             store.register_pending(&m, 1, None).await.unwrap();
             store.complete(&m, v, b"s", &summary(&m, v)).await.unwrap();
         }
-        assert_eq!(store.prune(&m, 1, Duration::from_secs(60)).await.unwrap(), 0);
+        assert_eq!(
+            store.prune(&m, 1, Duration::from_secs(60)).await.unwrap(),
+            0
+        );
         assert_eq!(store.prune(&m, 1, Duration::ZERO).await.unwrap(), 2);
         // The backtest job of the model survives its versions' pruning.
         assert!(store.job(&job.id).await.unwrap().is_some());

@@ -1337,7 +1337,10 @@ mod tests {
             // Not a fit's job: a version 0 of the model is no fit.
             assert_eq!(store.job_of_version(&m, 0).await.unwrap(), None);
             let cancelled = store.create_job(KIND_BACKTEST, &m, 0, 1).await.unwrap();
-            assert!(store.finish_job(&cancelled.id, Err(CANCELLED)).await.unwrap());
+            assert!(store
+                .finish_job(&cancelled.id, Err(CANCELLED))
+                .await
+                .unwrap());
             let cancelled = store.job(&cancelled.id).await.unwrap().unwrap();
             assert_eq!(cancelled.status, JobStatus::Cancelled);
             // A fit's job is not finished this way.

@@ -293,10 +293,10 @@ async fn async_backtests(base: &str, model: &str) {
         "{done}"
     );
     // Cancel a long one at once: it ends cancelled and stays so.
-    let many: Vec<Value> = (0..40)
-        .map(|i| json!({"id": format!("m{i}"), "values": seasonal(200, i)}))
+    let many: Vec<Value> = (0..20)
+        .map(|i| json!({"id": format!("m{i}"), "values": seasonal(120, i)}))
         .collect();
-    let long = json!({"series": many, "season_length": 4, "horizon": 4, "n_windows": 30});
+    let long = json!({"series": many, "season_length": 4, "horizon": 4, "n_windows": 10});
     let (_, location) = post_async(base, "/v1/backtest", &long).await;
     let (status, body) = call(base, reqwest::Method::DELETE, &location, Value::Null).await;
     assert_eq!(status, 200, "{body}");

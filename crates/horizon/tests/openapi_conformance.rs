@@ -434,10 +434,10 @@ async fn real_answers_follow_the_served_document() {
     let job = tour.finished(&location.expect("Location")).await;
     assert_eq!(job["result"], v["data"], "{job}");
     // Cancel a backtest job at once.
-    let many: Vec<Value> = (0..40)
-        .map(|i| json!({"id": format!("m{i}"), "values": (0..200).map(|t| ((t * (i + 3)) % 17) as f64).collect::<Vec<_>>()}))
+    let many: Vec<Value> = (0..20)
+        .map(|i| json!({"id": format!("m{i}"), "values": (0..120).map(|t| ((t * (i + 3)) % 17) as f64).collect::<Vec<_>>()}))
         .collect();
-    let long = json!({"series": many, "season_length": 4, "horizon": 4, "n_windows": 30});
+    let long = json!({"series": many, "season_length": 4, "horizon": 4, "n_windows": 10});
     let (s, _, location) = tour
         .call_async(Method::POST, tb, tb, Some(&long), true)
         .await;

@@ -1,23 +1,39 @@
 //! `POST /v1/backtest` (data in the body) and `POST /v1/models/{name}/backtest`
 //! (on the training data of a version): rolling-origin evaluation, computed
 //! by a worker through the transport; the gateway parses and answers.
+//!
+//! Like a fit, a backtest sent with `Prefer: respond-async`, or larger than
+//! [`ASYNC_BACKTEST_FITS`], answers `202 Accepted` with `Location:
+//! /v1/jobs/{id}` and runs as a job of kind `backtest` (see `jobs.rs`): this
+//! gateway sends it to a worker and records its answer or error in the
+//! job's row, unless the job was cancelled first.
 
+use crate::auth::Caller;
 use crate::body::{JsonBody, ModelPath};
 use crate::handlers::{pending_error, store_error, transport_error, version_failed};
 use crate::jsend::{success, ApiError, FieldErrors};
 use crate::validate::{FitRequest, FromJson, V1Fit, MAX_LEVELS};
 use crate::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use engine::backtest::BacktestOptions;
 use engine::{Horizon, Level, ModelSpec};
 use protocol::{BacktestJob, BacktestResult, JobError, ModelName, Version};
 use serde_json::{json, Map, Value};
-use store::{StoreError, VersionStatus};
+use std::time::Duration;
+use store::jobs::KIND_BACKTEST;
+use store::{JobStatus, StoreError, VersionStatus};
 
 /// Most windows one backtest may ask for (each may be a fit).
 pub const MAX_WINDOWS: usize = 100;
+
+/// Backtests costing more fits than this (series × windows with `refit`,
+/// series without) run as jobs: `202 Accepted`, `Location: /v1/jobs/{id}`.
+pub const ASYNC_BACKTEST_FITS: u64 = 10_000;
+
+/// How often a backtest job's task looks for a cancel.
+const CANCEL_POLL: Duration = Duration::from_millis(250);
 
 /// The backtest options of a body, read out of it.
 fn options(body: &mut Map<String, Value>, errors: &mut FieldErrors) -> Option<BacktestOptions> {
@@ -225,25 +241,151 @@ async fn run(state: &AppState, job: BacktestJob) -> Result<BacktestResult, ApiEr
     }
 }
 
+/// Whether a backtest of `n_series` runs as a job: `Some(true)` when asked
+/// with `Prefer: respond-async`, `Some(false)` when larger than
+/// [`ASYNC_BACKTEST_FITS`], `None` to answer synchronously.
+fn wants_async(headers: &HeaderMap, n_series: usize, options: &BacktestOptions) -> Option<bool> {
+    if crate::jobs::prefers_async(headers) {
+        return Some(true);
+    }
+    let windows = if options.refit { options.n_windows } else { 1 };
+    let fits = (n_series as u64).saturating_mul(windows as u64);
+    (fits > ASYNC_BACKTEST_FITS).then_some(false)
+}
+
+/// Records a backtest job, runs it in the background and answers `202`.
+/// `model`/`version` name what it measures (the tenant's `default` model
+/// and version 0 for data in the body: the job is only scoped by tenant).
+async fn run_async(
+    state: &AppState,
+    model: &ModelName,
+    version: Version,
+    job: BacktestJob,
+    total: usize,
+    preferred: bool,
+) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let info = store
+        .create_job(KIND_BACKTEST, model, version, total as u64)
+        .await
+        .map_err(store_error)?;
+    tracing::info!(%model, version, job = %info.id, n_series = total, "backtest job registered");
+    let (task_state, id) = (state.clone(), info.id.clone());
+    let model_and_version = (version > 0).then(|| (model.clone(), version));
+    tokio::spawn(async move {
+        let store = task_state.store.clone();
+        if let Err(e) = store.job_progress(&id, 0, total as u64).await {
+            tracing::warn!(job = %id, error = %e, "could not mark a backtest job running");
+        }
+        let running = run(&task_state, job);
+        tokio::pin!(running);
+        // Stops waiting once the job was cancelled (the answer would be
+        // dropped anyway; the worker finishes its backtest unheard).
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut running => break Some(outcome),
+                _ = tokio::time::sleep(CANCEL_POLL) => {
+                    if let Ok(Some(j)) = store.job(&id).await {
+                        if j.status == JobStatus::Cancelled {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        let Some(outcome) = outcome else {
+            tracing::info!(job = %id, "backtest job cancelled while it ran");
+            return;
+        };
+        let recorded = match outcome {
+            Ok(result) => match answer(result, model_and_version.as_ref()) {
+                Ok(value) => store.finish_job(&id, Ok(&value.to_string())).await,
+                Err(e) => store.finish_job(&id, Err(&message(&e))).await,
+            },
+            Err(e) => store.finish_job(&id, Err(&message(&e))).await,
+        };
+        match recorded {
+            Ok(true) => tracing::info!(job = %id, "backtest job finished"),
+            Ok(false) => tracing::info!(job = %id, "backtest job had already ended (cancelled)"),
+            Err(e) => {
+                tracing::error!(job = %id, error = %e, "could not record a backtest job's end")
+            }
+        }
+    });
+    Ok(crate::jobs::accepted(&info, preferred))
+}
+/// The text of an error, for a job's `error`.
+fn message(e: &ApiError) -> String {
+    match e {
+        ApiError::Fail(_, errors) => errors
+            .iter()
+            .map(|(field, m)| format!("{field}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        ApiError::Error { message, .. } => message.clone(),
+    }
+}
+
+/// The `data` of a backtest's answer: the result, with the model and
+/// version it measured when it measured one.
+fn answer(
+    result: BacktestResult,
+    measured: Option<&(ModelName, Version)>,
+) -> Result<Value, ApiError> {
+    let mut data = serde_json::to_value(&result)
+        .map_err(|e| ApiError::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if let (Value::Object(map), Some((model, version))) = (&mut data, measured) {
+        map.insert("model".into(), json!(model.name()));
+        map.insert("version".into(), json!(version));
+    }
+    Ok(data)
+}
+
 /// `POST /v1/backtest`.
+#[utoipa::path(post, path = "/v1/backtest", tag = "backtests",
+    params(("Prefer" = Option<String>, Header, description = "`respond-async` runs the backtest as a job (`202`), as does any backtest of more than 10000 fits (series × windows with `refit`).")),
+    request_body = crate::openapi::BacktestDataBody,
+    responses(
+        (status = 200, description = "Accuracy per series and overall.", body = crate::openapi::Success<crate::openapi::BacktestAnswer>),
+        (status = 202, description = "Accepted as a job: follow `Location`.", body = crate::openapi::Success<crate::jobs::JobAnswer<'static>>,
+            headers(("Location" = String, description = "`/v1/jobs/{id}`"))),
+    ))]
 pub async fn backtest_data(
     State(state): State<AppState>,
+    Caller(tenant): Caller,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<BacktestBody>,
 ) -> Result<Response, ApiError> {
+    let n_series = body.fit.series.len();
+    let preferred = wants_async(&headers, n_series, &body.options);
     let job = BacktestJob {
         spec: body.fit.spec,
         series: body.fit.series,
         source: None,
         options: body.options,
     };
-    Ok(success(run(&state, job).await?))
+    if let Some(preferred) = preferred {
+        let model = ModelName::default_model_in(&tenant);
+        return run_async(&state, &model, 0, job, n_series, preferred).await;
+    }
+    Ok(success(answer(run(&state, job).await?, None)?))
 }
 
 /// `POST /v1/models/{name}/backtest`: on the current version (the newest
 /// registered, waited for) or on `version`.
+#[utoipa::path(post, path = "/v1/models/{name}/backtest", tag = "backtests",
+    params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$"),
+        ("Prefer" = Option<String>, Header, description = "`respond-async` runs the backtest as a job (`202`), as does any backtest of more than 10000 fits (series × windows with `refit`).")),
+    request_body = crate::openapi::ModelBacktestBody,
+    responses(
+        (status = 200, description = "Accuracy per series and overall, on the version's training data.", body = crate::openapi::Success<crate::openapi::BacktestAnswer>),
+        (status = 202, description = "Accepted as a job: follow `Location`.", body = crate::openapi::Success<crate::jobs::JobAnswer<'static>>,
+            headers(("Location" = String, description = "`/v1/jobs/{id}`"))),
+    ))]
 pub async fn backtest_model(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<ModelBacktestBody>,
 ) -> Result<Response, ApiError> {
     let version = match body.version {
@@ -272,20 +414,18 @@ pub async fn backtest_model(
             ))
         }
     }
+    let preferred = wants_async(&headers, info.n_series, &body.options);
     let job = BacktestJob {
         spec: ModelSpec::default(),
         series: vec![],
         source: Some((model.clone(), version)),
         options: body.options,
     };
-    let result = run(&state, job).await?;
-    let mut data = serde_json::to_value(&result)
-        .map_err(|e| ApiError::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    if let Value::Object(map) = &mut data {
-        map.insert("model".into(), json!(model.name()));
-        map.insert("version".into(), json!(version));
+    if let Some(preferred) = preferred {
+        return run_async(&state, &model, version, job, info.n_series, preferred).await;
     }
-    Ok(success(data))
+    let result = run(&state, job).await?;
+    Ok(success(answer(result, Some(&(model, version)))?))
 }
 
 /// The newest registered version of `model`, or a `fail` naming the model.

@@ -38,9 +38,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Fits the model named `default` on one series; answers with its new version.
 #[utoipa::path(post, path = "/fit_model", tag = "original",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the fit idempotent: a key used before for the same model answers with the version it created (header `Idempotent-Replayed: true`). 1 to 128 visible ASCII characters.")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the fit idempotent: a key used before for the same model answers with the version it created (header `Idempotent-Replayed: true`). 1 to 128 visible ASCII characters."), ("Prefer" = Option<String>, Header, description = "`respond-async` (RFC 7240): answer `202 Accepted` at once and run the fit as a job.")),
     request_body = crate::openapi::SeedFitBody,
-    responses((status = 200, description = "The fitted version.", body = crate::openapi::Success<SeedFitAnswer>)))]
+    responses((status = 200, description = "The fitted version.", body = crate::openapi::Success<SeedFitAnswer>), (status = 202, description = "Accepted as a job (`Prefer: respond-async`, or a fit larger than the `--async-points` threshold, 1000000 values by default): the job with the version it registered; follow `Location`.", body = crate::openapi::Success<crate::jobs::JobAnswer<'static>>, headers(("Location" = String, description = "`/v1/jobs/{id}`"), ("Preference-Applied" = Option<String>, description = "`respond-async` when the client asked for it")))))]
 pub async fn seed_fit(
     State(state): State<AppState>,
     Caller(tenant): Caller,
@@ -109,9 +109,9 @@ pub async fn seed_forecast(
 
 /// Fits a new version of a named model on one or more series.
 #[utoipa::path(put, path = "/v1/models/{name}", tag = "models",
-    params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the fit idempotent: a key used before for the same model answers with the version it created (header `Idempotent-Replayed: true`). 1 to 128 visible ASCII characters.")),
+    params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the fit idempotent: a key used before for the same model answers with the version it created (header `Idempotent-Replayed: true`). 1 to 128 visible ASCII characters."), ("Prefer" = Option<String>, Header, description = "`respond-async` (RFC 7240): answer `202 Accepted` at once and run the fit as a job.")),
     request_body = crate::openapi::V1FitBody,
-    responses((status = 200, description = "The fitted version, one entry per series.", body = crate::openapi::Success<V1FitAnswer>)))]
+    responses((status = 200, description = "The fitted version, one entry per series.", body = crate::openapi::Success<V1FitAnswer>), (status = 202, description = "Accepted as a job (`Prefer: respond-async`, or a fit larger than the `--async-points` threshold, 1000000 values by default): the job with the version it registered; follow `Location`.", body = crate::openapi::Success<crate::jobs::JobAnswer<'static>>, headers(("Location" = String, description = "`/v1/jobs/{id}`"), ("Preference-Applied" = Option<String>, description = "`respond-async` when the client asked for it")))))]
 pub async fn v1_fit(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,

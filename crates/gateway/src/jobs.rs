@@ -10,6 +10,13 @@
 //! distributed mode its fit is in the broker and any worker finishes it.
 //! `DELETE /v1/jobs/{id}` fails the version with "cancelled"; the worker
 //! hears it through its progress reports and stops.
+//!
+//! Large backtests are jobs too (`backtest.rs`), of kind `backtest`: they
+//! produce no version, so their job row keeps its own outcome (the answer
+//! or the error, see `store::jobs`). The gateway that accepted one runs it
+//! and records its end; a cancel records "cancelled" first, and the late
+//! answer is dropped. A backtest job whose gateway died is reported failed
+//! once it is older than the backtest timeout allows.
 
 use crate::auth::Caller;
 use crate::handlers::{
@@ -23,7 +30,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use protocol::{ModelName, Tenant};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::{Duration, SystemTime};
 use store::jobs::{valid_id, CANCELLED, KIND_FIT};
 use store::{JobInfo, JobStatus, Registered, VersionStatus};
@@ -37,7 +44,16 @@ pub(crate) fn wants_async(
     headers: &HeaderMap,
     request: &FitRequest,
 ) -> Option<bool> {
-    let preferred = headers.get_all("prefer").iter().any(|value| {
+    if prefers_async(headers) {
+        return Some(true);
+    }
+    let points: u64 = request.series.iter().map(|s| s.values.len() as u64).sum();
+    (points > config.async_points).then_some(false)
+}
+
+/// Whether the request says `Prefer: respond-async` (RFC 7240).
+pub(crate) fn prefers_async(headers: &HeaderMap) -> bool {
+    headers.get_all("prefer").iter().any(|value| {
         value.to_str().is_ok_and(|text| {
             text.split(',').any(|pref| {
                 pref.split(';')
@@ -45,12 +61,24 @@ pub(crate) fn wants_async(
                     .is_some_and(|token| token.trim().eq_ignore_ascii_case("respond-async"))
             })
         })
-    });
-    if preferred {
-        return Some(true);
+    })
+}
+
+/// `202 Accepted` for a new job: its state, `Location: /v1/jobs/{id}`, and
+/// `Preference-Applied` when the client asked.
+pub(crate) fn accepted(info: &JobInfo, preferred: bool) -> Response {
+    let mut response = (StatusCode::ACCEPTED, success(job_answer(info, None))).into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{}", info.id)) {
+        headers.insert(header::LOCATION, location);
     }
-    let points: u64 = request.series.iter().map(|s| s.values.len() as u64).sum();
-    (points > config.async_points).then_some(false)
+    if preferred {
+        headers.insert(
+            "preference-applied",
+            HeaderValue::from_static("respond-async"),
+        );
+    }
+    response
 }
 
 /// Registers the fit and its job, dispatches it in the background and
@@ -122,18 +150,7 @@ pub(crate) async fn fit_async(
     if !replayed {
         crate::life::retain(state, &model);
     }
-    let mut response = (StatusCode::ACCEPTED, success(job_answer(&info, None))).into_response();
-    let headers = response.headers_mut();
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{}", info.id)) {
-        headers.insert(header::LOCATION, location);
-    }
-    if preferred {
-        headers.insert(
-            "preference-applied",
-            HeaderValue::from_static("respond-async"),
-        );
-    }
-    Ok(with_replay_header(response, replayed))
+    Ok(with_replay_header(accepted(&info, preferred), replayed))
 }
 
 /// Waits until the fit of `version` is in the transport's safe keeping (or
@@ -169,35 +186,49 @@ async fn handed_off(
 }
 
 /// `GET /v1/jobs/{id}`.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id (from the `Location` of a `202`): 32 hexadecimal digits.")),
+    responses((status = 200, description = "The job: its status, progress, times, and its answer (`result`) or `error` once finished.", body = crate::openapi::Success<JobAnswer<'static>>)))]
 pub async fn get_job(
     State(state): State<AppState>,
     Caller(tenant): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let info = find(&state, &tenant, &id).await?;
-    let result = if info.status == JobStatus::Succeeded {
+    let result = if info.status != JobStatus::Succeeded {
+        None
+    } else if info.kind != KIND_FIT {
+        // Its own answer, kept as JSON by the store.
+        info.result
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+    } else {
         // The fit's answer, from its version.
         match state
             .store
             .wait_settled(&info.model, info.version, Duration::ZERO)
             .await
         {
-            Ok(v) if v.status == VersionStatus::Ready => v.summary.map(|summary| V1FitAnswer {
-                model: summary.model,
-                version: summary.version,
-                status: "ready",
-                method: summary.method,
-                series: summary.series,
+            Ok(v) if v.status == VersionStatus::Ready => v.summary.and_then(|summary| {
+                serde_json::to_value(V1FitAnswer {
+                    model: summary.model,
+                    version: summary.version,
+                    status: "ready",
+                    method: summary.method,
+                    series: summary.series,
+                })
+                .ok()
             }),
             _ => None,
         }
-    } else {
-        None
     };
     Ok(success(job_answer(&info, result)))
 }
 
 /// `DELETE /v1/jobs/{id}`: cancels a job that has not finished.
+#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id: 32 hexadecimal digits.")),
+    responses((status = 200, description = "The job, now `cancelled` (a fit's version is `failed` with reason \"cancelled\"). A finished job answers 409 (`fail`).", body = crate::openapi::Success<JobAnswer<'static>>)))]
 pub async fn cancel_job(
     State(state): State<AppState>,
     Caller(tenant): Caller,
@@ -215,13 +246,21 @@ pub async fn cancel_job(
         )
         .with_data(json!(job_answer(&info, None))));
     }
-    // First wins: a fit that finished just before stays ready.
-    state
-        .store
-        .fail(&info.model, info.version, CANCELLED)
-        .await
-        .map_err(store_error)?;
-    tracing::info!(model = %info.model, version = info.version, job = %id, "job cancelled");
+    // First wins: work that finished just before keeps its outcome.
+    if info.kind == KIND_FIT {
+        state
+            .store
+            .fail(&info.model, info.version, CANCELLED)
+            .await
+            .map_err(store_error)?;
+    } else {
+        state
+            .store
+            .finish_job(&id, Err(CANCELLED))
+            .await
+            .map_err(store_error)?;
+    }
+    tracing::info!(model = %info.model, version = info.version, job = %id, kind = %info.kind, "job cancelled");
     let info = find(&state, &tenant, &id).await?;
     Ok(success(job_answer(&info, None)))
 }
@@ -233,25 +272,54 @@ async fn find(state: &AppState, tenant: &Tenant, id: &str) -> Result<JobInfo, Ap
     if !valid_id(id) {
         return Err(unknown());
     }
-    state
+    let info = state
         .store
         .job(id)
         .await
         .map_err(store_error)?
         .filter(|info| info.model.tenant() == *tenant)
-        .ok_or_else(unknown)
+        .ok_or_else(unknown)?;
+    // A backtest job is run by the gateway that accepted it, within the
+    // backtest timeout: one still unfinished well after that lost its
+    // gateway (distributed mode; an embedded restart ends it at once).
+    let overdue = state.config.fit_timeout + ABANDONED_AFTER;
+    let age = SystemTime::now()
+        .duration_since(info.created_at)
+        .unwrap_or_default();
+    if info.kind != KIND_FIT && !info.status.is_finished() && age > overdue {
+        state
+            .store
+            .finish_job(id, Err(ABANDONED))
+            .await
+            .map_err(store_error)?;
+        return state
+            .store
+            .job(id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(unknown);
+    }
+    Ok(info)
 }
+
+/// Beyond the backtest timeout, how long an unfinished backtest job may
+/// wait for its gateway to record its end.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+/// The error of a backtest job whose gateway stopped before it ended.
+const ABANDONED: &str = "the gateway running this backtest stopped before it ended; send it again";
 
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-fn job_answer(info: &JobInfo, result: Option<V1FitAnswer>) -> JobAnswer<'_> {
+pub(crate) fn job_answer(info: &JobInfo, result: Option<Value>) -> JobAnswer<'_> {
+    // A backtest of data in the body measures no model (version 0).
+    let of_model = info.kind == KIND_FIT || info.version > 0;
     JobAnswer {
         id: &info.id,
         kind: &info.kind,
-        model: &info.model,
-        version: info.version,
+        model: of_model.then(|| info.model.name()),
+        version: of_model.then_some(info.version),
         status: info.status.as_str(),
         progress: Progress {
             done: info.done,
@@ -265,30 +333,45 @@ fn job_answer(info: &JobInfo, result: Option<V1FitAnswer>) -> JobAnswer<'_> {
     }
 }
 
-#[derive(Serialize)]
-struct JobAnswer<'a> {
+/// A job: `GET /v1/jobs/{id}` and the `202 Accepted` of a fit or backtest.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "6f1c0b7e2a9d4c3b8e5f7a1d2c3b4a59", "kind": "fit", "model": "shop", "version": 2, "status": "running", "progress": {"done": 1, "total": 2}, "created_at": "2026-11-30T01:10:00.000Z", "started_at": "2026-11-30T01:10:00.010Z"}))]
+pub(crate) struct JobAnswer<'a> {
+    /// 32 hexadecimal digits; `GET /v1/jobs/{id}`.
     id: &'a str,
+    /// `fit` (a fit or new observations) or `backtest`.
+    #[schema(value_type = crate::openapi::JobKind)]
     kind: &'a str,
-    #[serde(serialize_with = "ModelName::serialize_name")]
-    model: &'a ModelName,
-    version: protocol::Version,
+    /// The model the job fits or measures (absent for a backtest of data sent in the body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    /// The version the fit registered, or the version a model's backtest measures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<protocol::Version>,
+    #[schema(value_type = crate::openapi::JobStatusName)]
     status: &'static str,
     progress: Progress,
+    #[schema(example = "2026-11-30T01:10:00.000Z")]
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     started_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     finished_at: Option<String>,
-    /// The fit's answer, once succeeded.
+    /// Once succeeded: the answer the synchronous request would have given
+    /// (a fit's or a backtest's `data`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<V1FitAnswer>,
+    #[schema(value_type = Option<crate::openapi::JobResult>)]
+    result: Option<Value>,
+    /// Why the job failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
 }
 
-#[derive(Serialize)]
-struct Progress {
-    /// Series fitted so far.
+/// How far a job is.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Progress {
+    /// Series done so far (a backtest counts them once it ends).
     done: u64,
+    /// Series in the job.
     total: u64,
 }

@@ -62,6 +62,10 @@ pub struct GatewayConfig {
     /// Versions kept per model; older settled ones are pruned (never the
     /// newest ready one).
     pub keep_versions: usize,
+    /// A version leaves only once it fell out of the newest `keep_versions`
+    /// this long ago, so that a forecast that chose it can still read it:
+    /// at least `wait_timeout` + `forecast_timeout` (the default).
+    pub prune_grace: Duration,
 }
 
 /// Default of [`GatewayConfig::async_points`]: a million values (about a
@@ -81,6 +85,7 @@ impl Default for GatewayConfig {
             connections: ConnectionLimits::default(),
             async_points: DEFAULT_ASYNC_POINTS,
             keep_versions: DEFAULT_KEEP_VERSIONS,
+            prune_grace: Duration::from_secs(120),
         }
     }
 }

@@ -28,13 +28,14 @@ use store::{Registered, StoreError, VersionStatus};
 
 /// Prunes `model` to the configured number of versions, in the background.
 pub(crate) fn retain(state: &AppState, model: &ModelName) {
-    let (store, model, keep) = (
+    let (store, model, keep, grace) = (
         state.store.clone(),
         model.clone(),
         state.config.keep_versions,
+        state.config.prune_grace,
     );
     tokio::spawn(async move {
-        match store.prune(&model, keep).await {
+        match store.prune(&model, keep, grace).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(%model, versions = n, keep, "pruned old versions"),
             Err(e) => tracing::warn!(%model, error = %e, "could not prune old versions"),
@@ -95,6 +96,10 @@ impl FromJson for Rollback {
 
 /// `POST /v1/models/{name}/rollback`: makes ready version N current again as
 /// a new version.
+#[utoipa::path(post, path = "/v1/models/{name}/rollback", tag = "models",
+    params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$")),
+    request_body = crate::openapi::RollbackBody,
+    responses((status = 201, description = "The new version, a copy of version N's fitted state (`rollback_of`: N); forecasts use it from now on. 404 (`fail`) for an unknown model or version, 409 for a failed one.", body = crate::openapi::Success<crate::openapi::RollbackAnswer>)))]
 pub async fn rollback(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,
@@ -178,6 +183,9 @@ pub async fn rollback(
 }
 
 /// `DELETE /v1/models/{name}`.
+#[utoipa::path(delete, path = "/v1/models/{name}", tag = "models",
+    params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$")),
+    responses((status = 200, description = "Every version and job of the model is gone; fitted again, it continues its version numbers. 404 (`fail`) for an unknown model.", body = crate::openapi::Success<crate::openapi::DeletedModel>)))]
 pub async fn delete_model(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,
@@ -195,6 +203,9 @@ pub async fn delete_model(
 }
 
 /// `DELETE /v1/models/{name}/versions/{version}`.
+#[utoipa::path(delete, path = "/v1/models/{name}/versions/{version}", tag = "models",
+    params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("version" = i64, Path, description = "A settled version that is not the newest (409 otherwise; 404 if there is none).", minimum = 1)),
+    responses((status = 200, description = "The version is gone.", body = crate::openapi::Success<crate::openapi::DeletedVersion>)))]
 pub async fn delete_version(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,

@@ -106,6 +106,11 @@ impl FromJson for ObservationsBody {
     }
 }
 
+/// New observations: a new version filtered forward, without a refit.
+#[utoipa::path(post, path = "/v1/models/{name}/observations", tag = "models",
+    params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request idempotent, as for a fit. 1 to 128 visible ASCII characters.")),
+    request_body = crate::openapi::ObservationsBody,
+    responses((status = 200, description = "The new version (`base_version`: the one it extends), ready; forecasts use it from now on.", body = crate::openapi::Success<crate::openapi::ObservationsAnswer>)))]
 pub async fn observations(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,

@@ -53,6 +53,14 @@ pub const RAPIDOC_PATH: &str = "/docs/rapidoc-min.js";
         handlers::describe_model,
         handlers::v1_fit,
         handlers::v1_forecast,
+        crate::life::delete_model,
+        crate::life::delete_version,
+        crate::life::rollback,
+        crate::observations::observations,
+        crate::backtest::backtest_data,
+        crate::backtest::backtest_model,
+        crate::jobs::get_job,
+        crate::jobs::cancel_job,
         handlers::healthz,
         handlers::readyz,
         openapi_json,
@@ -62,7 +70,9 @@ pub const RAPIDOC_PATH: &str = "/docs/rapidoc-min.js";
     components(schemas(Fail, Error)),
     tags(
         (name = "original", description = "The original endpoints, acting on the model named `default`."),
-        (name = "models", description = "Named models, their versions, fits and forecasts."),
+        (name = "models", description = "Named models, their versions, fits and forecasts, new observations, rollback and deletes."),
+        (name = "backtests", description = "Rolling-origin evaluation: on data sent in the body, or on a model's version."),
+        (name = "jobs", description = "Long work followed by id: async fits and backtests (`202 Accepted` with `Location: /v1/jobs/{id}`)."),
         (name = "operations", description = "Health, readiness, metrics and this document."),
     ),
 )]
@@ -472,6 +482,86 @@ pub struct V1ForecastBody {
     pub level: Option<Vec<f64>>,
     /// The series to forecast (default: all, in fit order).
     pub series: Option<Vec<String>>,
+    /// Forecast exactly this version (waiting only if it is pending) instead
+    /// of the newest; 404 if there is none, 409 if it failed.
+    #[schema(minimum = 1)]
+    pub version: Option<i64>,
+}
+
+/// The options of a backtest.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BacktestOptionsBody {
+    /// Steps forecast at each origin.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub horizon: u32,
+    /// Origins (windows), the last one `horizon` steps before the end; default 1.
+    #[schema(minimum = 1, maximum = 100)]
+    pub n_windows: Option<u32>,
+    /// Steps between origins; default `horizon`.
+    #[schema(minimum = 1)]
+    pub step_size: Option<u32>,
+    /// `true` (default): refit at each origin; `false`: fit once at the
+    /// first origin and filter the fitted model forward.
+    pub refit: Option<bool>,
+    /// Interval levels whose coverage is measured, each strictly between 0 and 100; at most 20.
+    #[schema(max_items = 20)]
+    pub level: Option<Vec<f64>>,
+    /// Include each window's forecasts and actual values.
+    pub include_forecasts: Option<bool>,
+}
+
+/// `POST /v1/backtest`: a fit's body (any of its forms and options) plus the backtest options.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"series": [{"id": "north", "values": [20, 31, 25, 40, 22, 33, 27, 43, 24, 35, 29, 45, 26, 37, 31, 47]}], "method": "seasonal_naive", "season_length": 4, "horizon": 4, "n_windows": 2, "level": [80]}))]
+pub struct BacktestDataBody {
+    #[serde(flatten)]
+    pub fit: V1FitBody,
+    #[serde(flatten)]
+    pub options: BacktestOptionsBody,
+}
+
+/// `POST /v1/models/{name}/backtest`: the backtest options and the version
+/// to measure (default: the newest, waited for). The data is the version's
+/// training data, the method its method.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"horizon": 2, "n_windows": 2, "refit": false, "level": [80]}))]
+pub struct ModelBacktestBody {
+    #[serde(flatten)]
+    pub options: BacktestOptionsBody,
+    #[schema(minimum = 1)]
+    pub version: Option<i64>,
+}
+
+/// `POST /v1/models/{name}/rollback`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"version": 1}))]
+pub struct RollbackBody {
+    /// A ready version of the model.
+    #[schema(minimum = 1)]
+    pub version: i64,
+}
+
+/// New values of one series, appended after its last one.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedSeries {
+    /// A series of the model's current version.
+    pub id: String,
+    /// The new observations; `null` is a missing value.
+    #[schema(min_items = 1, max_items = 100000)]
+    pub values: Vec<Option<f64>>,
+    /// Their timestamps, where the series has them: the steps after its last one.
+    pub ds: Option<Vec<String>>,
+}
+
+/// `POST /v1/models/{name}/observations`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"series": [{"id": "north", "values": [26, 37]}]}))]
+pub struct ObservationsBody {
+    #[schema(min_items = 1, max_items = 100000)]
+    pub series: Vec<ObservedSeries>,
 }
 
 // ---- answers built as JSON in the handlers ----
@@ -492,6 +582,133 @@ pub struct ModelPage {
     pub(crate) versions: Vec<handlers::VersionAnswer<'static>>,
     /// On a full page: the `after` of the next page.
     pub next_after: Option<i64>,
+}
+
+/// `POST /v1/models/{name}/rollback`: the new version.
+#[derive(Serialize, ToSchema)]
+pub struct RollbackAnswer {
+    #[serde(flatten)]
+    pub(crate) version: handlers::V1FitAnswer,
+    /// The version it copies.
+    pub rollback_of: i64,
+}
+
+/// `POST /v1/models/{name}/observations`: the new version.
+#[derive(Serialize, ToSchema)]
+pub struct ObservationsAnswer {
+    #[serde(flatten)]
+    pub(crate) version: handlers::V1FitAnswer,
+    /// The version whose series it extends.
+    pub base_version: i64,
+}
+
+/// `DELETE /v1/models/{name}`.
+#[derive(Serialize, ToSchema)]
+pub struct DeletedModel {
+    #[schema(example = "shop")]
+    pub name: String,
+    pub deleted: bool,
+}
+
+/// `DELETE /v1/models/{name}/versions/{version}`.
+#[derive(Serialize, ToSchema)]
+pub struct DeletedVersion {
+    #[schema(example = "shop")]
+    pub name: String,
+    pub version: i64,
+    /// Its status when it was deleted.
+    pub status: VersionStatusName,
+    pub deleted: bool,
+}
+
+/// Accuracy of forecasts against what happened.
+#[derive(Serialize, ToSchema)]
+pub struct BacktestMetrics {
+    pub mae: f64,
+    pub rmse: f64,
+    /// Symmetric MAPE in percent (0 to 200).
+    pub smape: f64,
+    /// Mean absolute scaled error; `null` when no window's training data
+    /// has a positive naive scale (e.g. a constant series).
+    pub mase: Option<f64>,
+    /// Share of actual values inside the interval, by level (`"80"`, `"97.5"`).
+    pub coverage: BTreeMap<String, f64>,
+}
+
+/// One window of a series' backtest (with `include_forecasts`).
+#[derive(Serialize, ToSchema)]
+pub struct BacktestWindowAnswer {
+    /// Index (0-based) of the window's last training value.
+    pub cutoff: u64,
+    /// Its timestamp, when the series has timestamps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cutoff_ds: Option<String>,
+    /// The timestamps of the forecast steps, when the series has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ds: Option<Vec<String>>,
+    /// What happened (`null` where missing).
+    pub actual: Vec<Option<f64>>,
+    pub mean: Vec<f64>,
+    pub intervals: Vec<Interval>,
+}
+
+/// The backtest of one series.
+#[derive(Serialize, ToSchema)]
+pub struct SeriesBacktestAnswer {
+    pub id: String,
+    pub metrics: BacktestMetrics,
+    /// Every window, oldest first, with `include_forecasts`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<BacktestWindowAnswer>,
+}
+
+/// A backtest's answer.
+#[derive(Serialize, ToSchema)]
+pub struct BacktestAnswer {
+    /// The model measured (a model's backtest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The version measured (a model's backtest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    #[schema(value_type = MethodName)]
+    pub method: String,
+    pub horizon: u64,
+    pub n_windows: u64,
+    pub step_size: u64,
+    pub refit: bool,
+    /// Means over the series.
+    pub metrics: BacktestMetrics,
+    pub series: Vec<SeriesBacktestAnswer>,
+}
+
+/// What a job does.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Fit,
+    Backtest,
+}
+
+/// Where a job is in its life.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatusName {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// A succeeded job's answer: a fit's (kind `fit`) or a backtest's.
+// Only describes the document: the answer is kept as JSON by the store.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum JobResult {
+    Fit(#[schema(inline)] handlers::V1FitAnswer),
+    Backtest(BacktestAnswer),
 }
 
 /// `GET /healthz`.
@@ -529,7 +746,9 @@ mod tests {
         for (path, item) in paths {
             for (method, op) in item.as_object().expect("path item") {
                 let responses = &op["responses"];
-                for code in ["200", "4XX", "5XX"] {
+                let success = responses.get("200").or_else(|| responses.get("201"));
+                assert!(success.is_some(), "{method} {path} lacks a success");
+                for code in ["4XX", "5XX"] {
                     assert!(
                         responses.get(code).is_some(),
                         "{method} {path} lacks {code}"

@@ -84,6 +84,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HORIZON_KEEP_VERSIONS", default_value_t = gateway::DEFAULT_KEEP_VERSIONS,
           value_parser = parse_at_least_one)]
     pub keep_versions: usize,
+    /// How long a version that retention would delete is kept after it left
+    /// the newest --keep-versions, so forecasts that chose it can read it
+    /// (default: --wait-timeout + --forecast-timeout).
+    #[arg(long, env = "HORIZON_PRUNE_GRACE", value_parser = parse_duration)]
+    pub prune_grace: Option<Duration>,
     #[command(flatten)]
     pub cluster: crate::distributed::ClusterArgs,
     #[command(flatten)]
@@ -160,6 +165,9 @@ impl ServeArgs {
             },
             async_points: self.async_points,
             keep_versions: self.keep_versions,
+            prune_grace: self
+                .prune_grace
+                .unwrap_or(self.wait_timeout + self.forecast_timeout),
         }
     }
 }

@@ -22,7 +22,7 @@ impl Served {
         let mut command = Command::new(env!("CARGO_BIN_EXE_horizon"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--async-points", "10"])
-            .args(["--keep-versions", "3"])
+            .args(["--keep-versions", "3", "--prune-grace", "0s"])
             .env("HORIZON_DATA_DIR", dir)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

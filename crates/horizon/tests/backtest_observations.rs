@@ -3,7 +3,9 @@
 //! observations then forecast equals the forecast of the fitted model
 //! filtered over the longer series (computed here with the engine); a
 //! backtest of naive on a line matches a hand computation; a model's
-//! backtest runs on its stored training data.
+//! backtest runs on its stored training data; backtests sent with `Prefer:
+//! respond-async` run as jobs whose answer equals the synchronous one, and
+//! a running backtest job can be cancelled.
 
 mod common;
 mod distributed_support;
@@ -200,6 +202,121 @@ async fn scenario(base: &str, model: &str) {
     assert!(body["data"]["horizon"].is_string(), "{body}");
 }
 
+/// Sends `body` with `Prefer: respond-async`: 202, the job, its Location.
+async fn post_async(base: &str, path: &str, body: &Value) -> (Value, String) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("prefer", "respond-async")
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 202, "{path}");
+    assert_eq!(r.headers()["preference-applied"], "respond-async");
+    let location = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let job: Value = r.json().await.expect("JSON");
+    assert!(
+        location.ends_with(job["data"]["id"].as_str().unwrap()),
+        "{job}"
+    );
+    assert_eq!(job["data"]["kind"], "backtest");
+    (job, location)
+}
+
+/// Polls a job until it is finished.
+async fn finished(base: &str, location: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (status, body) = call(base, reqwest::Method::GET, location, Value::Null).await;
+        assert_eq!(status, 200, "{body}");
+        let s = body["data"]["status"].as_str().unwrap().to_string();
+        if s != "queued" && s != "running" {
+            return body["data"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never finished: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Backtests as jobs: the same answer as synchronously; cancel.
+async fn async_backtests(base: &str, model: &str) {
+    let series: Vec<Value> = (0..3)
+        .map(|i| json!({"id": format!("s{i}"), "values": seasonal(40, i)}))
+        .collect();
+    let (status, body) = call(
+        base,
+        reqwest::Method::PUT,
+        &format!("/v1/models/{model}"),
+        json!({"series": series, "method": "ets", "season_length": 4}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // On data in the body.
+    let ask = json!({"series": series, "method": "theta", "horizon": 3, "n_windows": 2,
+                     "level": [80], "include_forecasts": true});
+    let (_, sync) = post(base, "/v1/backtest", ask.clone()).await;
+    assert_eq!(sync["status"], "success", "{sync}");
+    let (job, location) = post_async(base, "/v1/backtest", &ask).await;
+    assert_eq!(job["data"]["progress"]["total"], 3);
+    assert!(job["data"].get("model").is_none(), "{job}");
+    let done = finished(base, &location).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["progress"]["done"], 3);
+    assert!(done["finished_at"].is_string());
+    assert_eq!(done["result"], sync["data"]);
+    // On a model's version.
+    let ask = json!({"horizon": 2, "n_windows": 3, "refit": false});
+    let path = format!("/v1/models/{model}/backtest");
+    let (_, sync) = post(base, &path, ask.clone()).await;
+    assert_eq!(sync["data"]["version"], 1, "{sync}");
+    let (job, location) = post_async(base, &path, &ask).await;
+    assert_eq!(
+        (&job["data"]["model"], &job["data"]["version"]),
+        (&json!(model), &json!(1))
+    );
+    let done = finished(base, &location).await;
+    assert_eq!(done["result"], sync["data"], "{done}");
+    // A failing backtest is a failed job with the reason.
+    let short =
+        json!({"series": [{"id": "s", "values": [1, 2, 3, 4, 5]}], "horizon": 3, "n_windows": 2});
+    let (_, location) = post_async(base, "/v1/backtest", &short).await;
+    let done = finished(base, &location).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{done}"
+    );
+    // Cancel a long one at once: it ends cancelled and stays so.
+    let many: Vec<Value> = (0..20)
+        .map(|i| json!({"id": format!("m{i}"), "values": seasonal(120, i)}))
+        .collect();
+    let long = json!({"series": many, "season_length": 4, "horizon": 4, "n_windows": 10});
+    let (_, location) = post_async(base, "/v1/backtest", &long).await;
+    let (status, body) = call(base, reqwest::Method::DELETE, &location, Value::Null).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["status"], "cancelled", "{body}");
+    let (status, body) = call(base, reqwest::Method::DELETE, &location, Value::Null).await;
+    assert_eq!(status, 409, "{body}");
+    let (_, body) = call(base, reqwest::Method::GET, &location, Value::Null).await;
+    assert_eq!(body["data"]["status"], "cancelled", "{body}");
+    assert!(body["data"].get("result").is_none(), "{body}");
+    // Unknown and malformed ids.
+    let (status, _) = call(
+        base,
+        reqwest::Method::GET,
+        "/v1/jobs/0123456789abcdef0123456789abcdef",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
 /// Timestamps: observations must continue the series' calendar.
 async fn dated(base: &str, model: &str) {
     let values = seasonal(30, 0);
@@ -261,6 +378,7 @@ async fn embedded_backtest_and_observations() {
     let app = TestServer::start(dir.path()).await;
     scenario(&app.base, "obs").await;
     dated(&app.base, "dated").await;
+    async_backtests(&app.base, "asyncbt").await;
     app.stop().await;
 }
 
@@ -272,4 +390,5 @@ async fn distributed_backtest_and_observations() {
     let cluster = Cluster::start("obsbt", 2, &[]).await;
     scenario(&cluster.base, "obs").await;
     dated(&cluster.base, "dated").await;
+    async_backtests(&cluster.base, "asyncbt").await;
 }

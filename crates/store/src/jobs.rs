@@ -1,15 +1,21 @@
-//! Jobs: long work (a fit today, a backtest later: the `kind`) that a client
-//! follows by id instead of waiting on one HTTP request.
+//! Jobs: long work (a fit or a backtest: the `kind`) that a client follows by
+//! id instead of waiting on one HTTP request.
 //!
-//! A job row is written beside the version its work produces, before that
-//! work is dispatched. Its outcome is not copied into the row: it is read
-//! from the version when the job is read (ready: succeeded; failed:
+//! A fit job's row is written beside the version its work produces, before
+//! that work is dispatched. Its outcome is not copied into the row: it is
+//! read from the version when the job is read (ready: succeeded; failed:
 //! failed, or cancelled when failed with [`CANCELLED`]), so every path that
 //! settles a version (a worker, a restart, the pending sweep, a cancel)
 //! settles its job in the same write, and a gateway that dies leaves no job
 //! behind in a state nobody will change. Workers report progress through
 //! [`crate::ModelStore::report_progress`], which also tells them whether the
 //! version is still worth working on.
+//!
+//! A backtest produces no version, so its job keeps its own outcome in its
+//! row ([`crate::ModelStore::finish_job`]: the answer as JSON, or the error;
+//! the first finish wins, so a cancel and a late answer cannot both land).
+//! Its `model`/`version` name what it measures (version 0 and the tenant's
+//! `default` model for data sent in the body: the tenant is what matters).
 
 use crate::StoreError;
 use protocol::{ModelName, Version};
@@ -23,6 +29,9 @@ pub const CANCELLED: &str = "cancelled";
 
 /// The kind of a fit job.
 pub const KIND_FIT: &str = "fit";
+
+/// The kind of a backtest job (its outcome is its own, see the module doc).
+pub const KIND_BACKTEST: &str = "backtest";
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +75,9 @@ pub struct JobInfo {
     pub status: JobStatus,
     /// Why the job failed.
     pub error: Option<String>,
+    /// A finished job's own answer, as JSON (backtests; a fit's answer is
+    /// its version's summary).
+    pub result: Option<String>,
     /// Series done so far, of `total`.
     pub done: u64,
     pub total: u64,
@@ -76,7 +88,8 @@ pub struct JobInfo {
 
 /// Columns of a job read with its version's outcome (`j` jobs, `v` versions).
 pub(crate) const JOB_COLUMNS: &str = "j.id, j.kind, j.model, j.version, j.status, j.done, \
-     j.total, j.created_at_ms, j.started_at_ms, v.status, v.reason, v.settled_at_ms";
+     j.total, j.created_at_ms, j.started_at_ms, v.status, v.reason, v.settled_at_ms, \
+     j.result, j.error, j.finished_at_ms";
 
 /// A row of [`JOB_COLUMNS`].
 pub(crate) type JobRow = (
@@ -92,6 +105,9 @@ pub(crate) type JobRow = (
     Option<String>,
     Option<String>,
     Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
 );
 
 fn time(ms: i64) -> SystemTime {
@@ -99,12 +115,59 @@ fn time(ms: i64) -> SystemTime {
 }
 
 pub(crate) fn to_job(row: JobRow) -> Result<JobInfo, StoreError> {
-    let (id, kind, model, version, own, done, total, created, started, v_status, reason, settled) =
-        row;
+    let (
+        id,
+        kind,
+        model,
+        version,
+        own,
+        done,
+        total,
+        created,
+        started,
+        v_status,
+        reason,
+        settled,
+        result,
+        own_error,
+        finished,
+    ) = row;
     let own = match own.as_str() {
         "running" => JobStatus::Running,
         _ => JobStatus::Queued,
     };
+    if kind != KIND_FIT {
+        // Its own outcome: finished when `finished_at_ms` is set.
+        let (status, error) = match (finished, own_error) {
+            (None, _) => (own, None),
+            (Some(_), None) => (JobStatus::Succeeded, None),
+            (Some(_), Some(e)) if e == CANCELLED => (JobStatus::Cancelled, None),
+            (Some(_), Some(e)) => (JobStatus::Failed, Some(e)),
+        };
+        let total = u64::try_from(total).unwrap_or(0);
+        return Ok(JobInfo {
+            id,
+            kind,
+            model: crate::rows::model_name(&model)?,
+            version,
+            status,
+            error,
+            result: if status == JobStatus::Succeeded {
+                result
+            } else {
+                None
+            },
+            done: if status == JobStatus::Succeeded {
+                total
+            } else {
+                u64::try_from(done).unwrap_or(0)
+            },
+            total,
+            created_at: time(created),
+            started_at: started.map(time),
+            finished_at: finished.map(time),
+        });
+    }
     let (status, error) = match (v_status.as_deref(), reason) {
         (Some("ready"), _) => (JobStatus::Succeeded, None),
         (Some("failed"), Some(r)) if r == CANCELLED => (JobStatus::Cancelled, None),
@@ -131,6 +194,7 @@ pub(crate) fn to_job(row: JobRow) -> Result<JobInfo, StoreError> {
         version,
         status,
         error,
+        result: None,
         done,
         total,
         created_at: time(created),
@@ -192,6 +256,9 @@ mod tests {
             v_status.map(str::to_string),
             reason.map(str::to_string),
             Some(9),
+            None,
+            None,
+            None,
         )
     }
 
@@ -214,5 +281,32 @@ mod tests {
         );
         let j = to_job(row(None, None)).unwrap();
         assert_eq!(j.status, JobStatus::Failed);
+    }
+
+    #[test]
+    fn a_backtest_job_keeps_its_own_outcome() {
+        let own = |result: Option<&str>, error: Option<&str>, finished: Option<i64>| {
+            let mut r = row(None, None);
+            r.1 = KIND_BACKTEST.into();
+            r.12 = result.map(str::to_string);
+            r.13 = error.map(str::to_string);
+            r.14 = finished;
+            to_job(r).unwrap()
+        };
+        let j = own(None, None, None);
+        assert_eq!((j.status, j.done, j.error), (JobStatus::Running, 2, None));
+        let j = own(Some("{}"), None, Some(7));
+        assert_eq!(
+            (j.status, j.done, j.result.as_deref()),
+            (JobStatus::Succeeded, 5, Some("{}"))
+        );
+        assert!(j.finished_at.is_some());
+        let j = own(None, Some(CANCELLED), Some(7));
+        assert_eq!(j.status, JobStatus::Cancelled);
+        let j = own(None, Some("boom"), Some(7));
+        assert_eq!(
+            (j.status, j.error.as_deref()),
+            (JobStatus::Failed, Some("boom"))
+        );
     }
 }

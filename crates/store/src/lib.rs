@@ -322,6 +322,24 @@ pub trait ModelStore: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// A job with its own outcome (not a fit) is running: `done` of
+    /// `total` done.
+    async fn job_progress(&self, _id: &str, _done: u64, _total: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Finishes a job with its own outcome (not a fit): `Ok(answer as
+    /// JSON)` or `Err(error)` ([`jobs::CANCELLED`] to cancel). The first
+    /// finish wins: answers `false` when the job was already finished (or
+    /// is unknown), and nothing is written.
+    async fn finish_job(
+        &self,
+        _id: &str,
+        _outcome: Result<&str, &str>,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     // ---- the life of a model: delete and retention ----
 
     /// Deletes every version of `model` (and its jobs); `false` if it had
@@ -345,8 +363,15 @@ pub trait ModelStore: Send + Sync + 'static {
     }
 
     /// Deletes the settled versions of `model` beyond its newest `keep`
-    /// (at least 1), never its newest ready version; returns how many.
-    async fn prune(&self, _model: &ModelName, _keep: usize) -> Result<u64, StoreError> {
+    /// (at least 1), never its newest ready version, and never a version
+    /// that was still among the newest `keep` less than `grace` ago (so a
+    /// forecast that chose it has `grace` to read it); returns how many.
+    async fn prune(
+        &self,
+        _model: &ModelName,
+        _keep: usize,
+        _grace: std::time::Duration,
+    ) -> Result<u64, StoreError> {
         Ok(0)
     }
 }

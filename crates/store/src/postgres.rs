@@ -134,7 +134,7 @@ impl PgStore {
         model: &ModelName,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "DELETE FROM jobs WHERE model = $1 \
+            "DELETE FROM jobs WHERE model = $1 AND kind = 'fit' \
              AND version NOT IN (SELECT version FROM versions WHERE model = $1)",
         )
         .bind(model.as_str())
@@ -775,7 +775,8 @@ impl ModelStore for PgStore {
         let sql = format!(
             "SELECT {JOB_COLUMNS} FROM jobs j \
              LEFT JOIN versions v ON v.model = j.model AND v.version = j.version \
-             WHERE j.model = $1 AND j.version = $2 ORDER BY j.created_at_ms LIMIT 1"
+             WHERE j.model = $1 AND j.version = $2 AND j.kind = 'fit' \
+             ORDER BY j.created_at_ms LIMIT 1"
         );
         let row: Option<JobRow> = sqlx::query_as(&sql)
             .bind(model.as_str())
@@ -795,7 +796,8 @@ impl ModelStore for PgStore {
     ) -> Result<bool, StoreError> {
         let sql = format!(
             "UPDATE jobs SET status = 'running', done = $3, total = $4, \
-             started_at_ms = COALESCE(started_at_ms, {NOW_MS}) WHERE model = $1 AND version = $2"
+             started_at_ms = COALESCE(started_at_ms, {NOW_MS}) \
+             WHERE model = $1 AND version = $2 AND kind = 'fit'"
         );
         sqlx::query(&sql)
             .bind(model.as_str())
@@ -867,21 +869,32 @@ impl ModelStore for PgStore {
         Ok(deleted > 0)
     }
 
-    async fn prune(&self, model: &ModelName, keep: usize) -> Result<u64, StoreError> {
+    async fn prune(
+        &self,
+        model: &ModelName,
+        keep: usize,
+        grace: Duration,
+    ) -> Result<u64, StoreError> {
+        // As in the SQLite store: a version goes only once `keep` newer
+        // versions were registered more than `grace` ago, so a forecast that
+        // chose it (the newest when it arrived, or pinned among the newest
+        // `keep`) has `grace` to read it.
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let deleted = sqlx::query(
+        let sql = format!(
             "DELETE FROM versions WHERE model = $1 AND status != 'pending' \
-             AND version NOT IN (SELECT version FROM versions WHERE model = $1 \
-                 ORDER BY version DESC LIMIT $2) \
+             AND (SELECT COUNT(*) FROM versions w WHERE w.model = $1 \
+                 AND w.version > versions.version AND w.created_at_ms <= {NOW_MS} - $3) >= $2 \
              AND version != COALESCE((SELECT MAX(version) FROM versions \
-                 WHERE model = $1 AND status = 'ready'), 0)",
-        )
-        .bind(model.as_str())
-        .bind(i64::try_from(keep.max(1)).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?
-        .rows_affected();
+                 WHERE model = $1 AND status = 'ready'), 0)"
+        );
+        let deleted = sqlx::query(&sql)
+            .bind(model.as_str())
+            .bind(i64::try_from(keep.max(1)).unwrap_or(i64::MAX))
+            .bind(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
         if deleted > 0 {
             self.after_deletes(&mut tx, model).await?;
         }
@@ -890,6 +903,42 @@ impl ModelStore for PgStore {
             self.shared.forget(model, false);
         }
         Ok(deleted)
+    }
+
+    async fn job_progress(&self, id: &str, done: u64, total: u64) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', done = $2, total = $3, \
+             started_at_ms = COALESCE(started_at_ms, {NOW_MS}) \
+             WHERE id = $1 AND finished_at_ms IS NULL"
+        );
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(i64::try_from(done).unwrap_or(i64::MAX))
+            .bind(i64::try_from(total).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn finish_job(&self, id: &str, outcome: Result<&str, &str>) -> Result<bool, StoreError> {
+        let (result, error) = match outcome {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e)),
+        };
+        let sql = format!(
+            "UPDATE jobs SET result = $2, error = $3, finished_at_ms = {NOW_MS} \
+             WHERE id = $1 AND kind != 'fit' AND finished_at_ms IS NULL"
+        );
+        let done = sqlx::query(&sql)
+            .bind(id)
+            .bind(result)
+            .bind(error)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        Ok(done > 0)
     }
 }
 
@@ -1095,6 +1144,42 @@ mod tests {
         a.ping().await.unwrap();
         a.close().await;
         b.close().await;
+        PgStore::drop_schema(URL, &schema).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn backtest_jobs_and_pruning_with_a_grace() {
+        use crate::jobs::{JobStatus, CANCELLED, KIND_BACKTEST};
+        if !postgres_or_skip("backtest_jobs_and_pruning_with_a_grace") {
+            return;
+        }
+        let schema = format!("t_pgbtjobs_{}", std::process::id());
+        let store = PgStore::connect(&PgConfig::new(URL, &schema))
+            .await
+            .unwrap();
+        let m = ModelName::parse("m").unwrap();
+        let job = store.create_job(KIND_BACKTEST, &m, 0, 2).await.unwrap();
+        store.job_progress(&job.id, 1, 2).await.unwrap();
+        let got = store.job(&job.id).await.unwrap().unwrap();
+        assert_eq!((got.status, got.done), (JobStatus::Running, 1));
+        assert!(store.finish_job(&job.id, Err(CANCELLED)).await.unwrap());
+        assert!(!store.finish_job(&job.id, Ok("{}")).await.unwrap());
+        let got = store.job(&job.id).await.unwrap().unwrap();
+        assert_eq!((got.status, got.result), (JobStatus::Cancelled, None));
+        // Retention spares a version that fell out of the newest `keep`
+        // less than the grace ago.
+        for v in 1..=3 {
+            store.register_pending(&m, 1, None).await.unwrap();
+            store.complete(&m, v, b"s", &summary(&m, v)).await.unwrap();
+        }
+        assert_eq!(
+            store.prune(&m, 1, Duration::from_secs(60)).await.unwrap(),
+            0
+        );
+        assert_eq!(store.prune(&m, 1, Duration::ZERO).await.unwrap(), 2);
+        // The backtest job of the model survives its versions' pruning.
+        assert!(store.job(&job.id).await.unwrap().is_some());
+        store.close().await;
         PgStore::drop_schema(URL, &schema).await.unwrap();
     }
 

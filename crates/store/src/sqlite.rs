@@ -229,6 +229,17 @@ impl SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
+        // Jobs with their own outcome (backtests) ran in the process that
+        // died with them: they end the same way.
+        sqlx::query(
+            "UPDATE jobs SET error = ?, finished_at_ms = ? \
+             WHERE kind != 'fit' AND finished_at_ms IS NULL",
+        )
+        .bind(INTERRUPTED)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
         Ok(done.rows_affected())
     }
 
@@ -588,7 +599,8 @@ impl ModelStore for SqliteStore {
         let sql = format!(
             "SELECT {JOB_COLUMNS} FROM jobs j \
              LEFT JOIN versions v ON v.model = j.model AND v.version = j.version \
-             WHERE j.model = ? AND j.version = ? ORDER BY j.created_at_ms LIMIT 1"
+             WHERE j.model = ? AND j.version = ? AND j.kind = 'fit' \
+             ORDER BY j.created_at_ms LIMIT 1"
         );
         let row: Option<JobRow> = sqlx::query_as(&sql)
             .bind(model.as_str())
@@ -609,7 +621,8 @@ impl ModelStore for SqliteStore {
         let _turn = self.write.lock().await;
         sqlx::query(
             "UPDATE jobs SET status = 'running', done = ?, total = ?, \
-             started_at_ms = COALESCE(started_at_ms, ?) WHERE model = ? AND version = ?",
+             started_at_ms = COALESCE(started_at_ms, ?) \
+             WHERE model = ? AND version = ? AND kind = 'fit'",
         )
         .bind(i64::try_from(done).unwrap_or(i64::MAX))
         .bind(i64::try_from(total).unwrap_or(i64::MAX))
@@ -686,18 +699,34 @@ impl ModelStore for SqliteStore {
         Ok(deleted > 0)
     }
 
-    async fn prune(&self, model: &ModelName, keep: usize) -> Result<u64, StoreError> {
+    async fn prune(
+        &self,
+        model: &ModelName,
+        keep: usize,
+        grace: Duration,
+    ) -> Result<u64, StoreError> {
+        // A version goes only once `keep` newer versions were registered
+        // more than `grace` ago: it fell out of the newest `keep` at least
+        // `grace` ago. A forecast uses the newest version registered before
+        // it arrived (or a pinned one among the newest `keep`), so every
+        // version that pushes its version out is registered after it
+        // arrived: its version stays for `grace` after its arrival, which
+        // the gateway sets to outlast a forecast's wait and read. (Counting
+        // only "keep newest" would delete a version that a waiting forecast
+        // is about to read as soon as `keep` quick fits follow it.)
+        let cutoff = now_ms().saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
         let deleted = {
             let _turn = self.write.lock().await;
             sqlx::query(
                 "DELETE FROM versions WHERE model = ?1 AND status != 'pending' \
-                 AND version NOT IN (SELECT version FROM versions WHERE model = ?1 \
-                     ORDER BY version DESC LIMIT ?2) \
+                 AND (SELECT COUNT(*) FROM versions w WHERE w.model = ?1 \
+                     AND w.version > versions.version AND w.created_at_ms <= ?3) >= ?2 \
                  AND version != COALESCE((SELECT MAX(version) FROM versions \
                      WHERE model = ?1 AND status = 'ready'), 0)",
             )
             .bind(model.as_str())
             .bind(i64::try_from(keep.max(1)).unwrap_or(i64::MAX))
+            .bind(cutoff)
             .execute(&self.pool)
             .await
             .map_err(db_error)?
@@ -708,6 +737,43 @@ impl ModelStore for SqliteStore {
         }
         Ok(deleted)
     }
+
+    async fn job_progress(&self, id: &str, done: u64, total: u64) -> Result<(), StoreError> {
+        let _turn = self.write.lock().await;
+        sqlx::query(
+            "UPDATE jobs SET status = 'running', done = ?, total = ?, \
+             started_at_ms = COALESCE(started_at_ms, ?) WHERE id = ? AND finished_at_ms IS NULL",
+        )
+        .bind(i64::try_from(done).unwrap_or(i64::MAX))
+        .bind(i64::try_from(total).unwrap_or(i64::MAX))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn finish_job(&self, id: &str, outcome: Result<&str, &str>) -> Result<bool, StoreError> {
+        let (result, error) = match outcome {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e)),
+        };
+        let _turn = self.write.lock().await;
+        let done = sqlx::query(
+            "UPDATE jobs SET result = ?, error = ?, finished_at_ms = ? \
+             WHERE id = ? AND kind != 'fit' AND finished_at_ms IS NULL",
+        )
+        .bind(result)
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        Ok(done > 0)
+    }
 }
 
 impl SqliteStore {
@@ -717,7 +783,7 @@ impl SqliteStore {
         {
             let _turn = self.write.lock().await;
             sqlx::query(
-                "DELETE FROM jobs WHERE model = ?1 \
+                "DELETE FROM jobs WHERE model = ?1 AND kind = 'fit' \
                  AND version NOT IN (SELECT version FROM versions WHERE model = ?1)",
             )
             .bind(model.as_str())
@@ -1192,7 +1258,7 @@ mod tests {
             .await
             .unwrap();
         // Keep 2: versions 4 and 5 stay, and 2, the newest ready one.
-        assert_eq!(store.prune(&m, 2).await.unwrap(), 2);
+        assert_eq!(store.prune(&m, 2, Duration::ZERO).await.unwrap(), 2);
         let left: Vec<Version> = store
             .versions(&m, Page::default())
             .await
@@ -1220,6 +1286,76 @@ mod tests {
         assert_eq!(
             store.register_pending(&m, 1, None).await.unwrap(),
             Registered::New(6)
+        );
+    }
+
+    #[tokio::test]
+    async fn pruning_spares_a_version_a_waiting_forecast_chose() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let m = name("m");
+        // A forecast arrives while version 1 is the newest: it will read 1.
+        store.register_pending(&m, 1, None).await.unwrap();
+        store.complete(&m, 1, b"s1", &summary(&m, 1)).await.unwrap();
+        // Before it reads, two quick fits follow, and retention keeps 1.
+        for v in 2..=3 {
+            store.register_pending(&m, 1, None).await.unwrap();
+            store.complete(&m, v, b"s", &summary(&m, v)).await.unwrap();
+        }
+        let grace = Duration::from_secs(60);
+        assert_eq!(store.prune(&m, 1, grace).await.unwrap(), 0);
+        assert_eq!(store.load_state(&m, 1).await.unwrap(), b"s1".to_vec());
+        // Once the grace is over (here: none), it goes; the newest stays.
+        assert_eq!(store.prune(&m, 1, Duration::ZERO).await.unwrap(), 2);
+        assert!(matches!(
+            store.load_state(&m, 1).await,
+            Err(StoreError::UnknownVersion { .. })
+        ));
+        assert_eq!(store.load_state(&m, 3).await.unwrap(), b"s".to_vec());
+    }
+
+    #[tokio::test]
+    async fn backtest_jobs_keep_their_own_outcome_and_end_at_a_restart() {
+        use crate::jobs::{JobStatus, CANCELLED, KIND_BACKTEST, KIND_FIT};
+        let dir = tempfile::tempdir().unwrap();
+        let m = name("m");
+        let running = {
+            let store = SqliteStore::open(dir.path()).await.unwrap();
+            let job = store.create_job(KIND_BACKTEST, &m, 0, 3).await.unwrap();
+            assert_eq!(job.status, JobStatus::Queued);
+            store.job_progress(&job.id, 1, 3).await.unwrap();
+            let job = store.job(&job.id).await.unwrap().unwrap();
+            assert_eq!((job.status, job.done), (JobStatus::Running, 1));
+            // The first finish wins.
+            assert!(store.finish_job(&job.id, Ok("{\"x\":1}")).await.unwrap());
+            assert!(!store.finish_job(&job.id, Err(CANCELLED)).await.unwrap());
+            let job = store.job(&job.id).await.unwrap().unwrap();
+            assert_eq!(
+                (job.status, job.done, job.result.as_deref()),
+                (JobStatus::Succeeded, 3, Some("{\"x\":1}"))
+            );
+            // Not a fit's job: a version 0 of the model is no fit.
+            assert_eq!(store.job_of_version(&m, 0).await.unwrap(), None);
+            let cancelled = store.create_job(KIND_BACKTEST, &m, 0, 1).await.unwrap();
+            assert!(store
+                .finish_job(&cancelled.id, Err(CANCELLED))
+                .await
+                .unwrap());
+            let cancelled = store.job(&cancelled.id).await.unwrap().unwrap();
+            assert_eq!(cancelled.status, JobStatus::Cancelled);
+            // A fit's job is not finished this way.
+            store.register_pending(&m, 1, None).await.unwrap();
+            let fit = store.create_job(KIND_FIT, &m, 1, 1).await.unwrap();
+            assert!(!store.finish_job(&fit.id, Ok("{}")).await.unwrap());
+            let running = store.create_job(KIND_BACKTEST, &m, 0, 1).await.unwrap();
+            store.close().await;
+            running.id
+        };
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let job = store.job(&running).await.unwrap().unwrap();
+        assert_eq!(
+            (job.status, job.error.as_deref()),
+            (JobStatus::Failed, Some(INTERRUPTED))
         );
     }
 

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 /// How often the fit job is asked for its progress.
 const POLL: Duration = Duration::from_millis(250);
+/// Series per forecast request: 1,000 series × 12 steps × 2 levels is
+/// 60,000 values, far under the server's default answer limit.
+const SERIES_PER_FORECAST: usize = 1000;
 /// Where Debian and most Linux systems keep the CA bundle for HTTPS.
 const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -64,16 +67,23 @@ pub fn forecast(
         .enable_all()
         .build()
         .context("starting the HTTP client")?;
-    let answer = runtime.block_on(async {
+    let answered = runtime.block_on(async {
         let api = Api::new(url, args.api_key.as_deref())?;
         api.fit(&model, &fit, inputs.len() as u64).await?;
-        api.post(
-            &format!("/v1/models/{model}/forecast"),
-            &json!({"horizon": h, "level": levels}),
-        )
-        .await
+        // In batches of series, under the server's limit on one answer.
+        let mut answered = Vec::with_capacity(inputs.len());
+        for batch in inputs.chunks(SERIES_PER_FORECAST) {
+            let ids: Vec<&str> = batch.iter().map(|i| i.id.as_str()).collect();
+            let answer = api
+                .post(
+                    &format!("/v1/models/{model}/forecast"),
+                    &json!({"horizon": h, "level": levels, "series": ids}),
+                )
+                .await?;
+            answered.extend(answer["series"].as_array().cloned().unwrap_or_default());
+        }
+        anyhow::Ok(answered)
     })?;
-    let answered = answer["series"].as_array().cloned().unwrap_or_default();
     if answered.len() != inputs.len() {
         bail!(
             "the server forecast {} series, the file has {}",

@@ -84,6 +84,10 @@ pub const COMPAT_MODEL: &str = "nixtla";
 /// How long a finished async job's outcome is kept.
 pub const JOB_TTL: Duration = Duration::from_secs(3600);
 
+/// Series per forecast request sent down the path: a thousand series ×
+/// 12 steps × 2 levels is 60,000 values, far under the answer limit.
+const SERIES_PER_FORECAST: usize = 1000;
+
 /// Async jobs kept at once per tenant (running or finished within [`JOB_TTL`]).
 const MAX_JOBS_PER_TENANT: usize = 1000;
 
@@ -601,19 +605,33 @@ async fn forecast_via_workers(
         .await
         .into_result()?;
     let version = summary.version;
-    let request = ForecastRequest {
-        horizon: r.horizon,
-        levels: r.levels.clone(),
-        series_ids: None,
-        version: Some(version),
-    };
-    let outcome = handlers::forecast(state, &model, request, || {
-        ApiError::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("model '{model}' vanished between its fit and its forecast"),
-        )
-    })
-    .await;
+    // In batches of series, so that a large request stays under the
+    // forecast answer limit (admission's `max_forecast_values`).
+    let ids: Vec<String> = (0..n_series).map(|i| i.to_string()).collect();
+    let mut forecasts = Vec::with_capacity(n_series);
+    let mut outcome = Ok(());
+    for batch in ids.chunks(SERIES_PER_FORECAST) {
+        let request = ForecastRequest {
+            horizon: r.horizon,
+            levels: r.levels.clone(),
+            series_ids: Some(batch.to_vec()),
+            version: Some(version),
+        };
+        let answer = handlers::forecast(state, &model, request, || {
+            ApiError::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("model '{model}' vanished between its fit and its forecast"),
+            )
+        })
+        .await;
+        match answer {
+            Ok((result, _)) => forecasts.extend(result.series),
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
     let store = state.store.clone();
     let forgotten = model.clone();
     tokio::spawn(async move {
@@ -622,29 +640,25 @@ async fn forecast_via_workers(
             tracing::debug!(model = %forgotten, version, error = %e, "compat version kept");
         }
     });
-    let (result, _) = outcome?;
-    metrics::histogram!(crate::metrics::FORECAST_BATCH).record(result.series.len() as f64);
-    if result.series.len() != n_series {
+    outcome?;
+    metrics::histogram!(crate::metrics::FORECAST_BATCH).record(forecasts.len() as f64);
+    if forecasts.len() != n_series {
         return Err(ApiError::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(
                 "the forecast has {} series, the request {n_series}",
-                result.series.len()
+                forecasts.len()
             ),
         ));
     }
     Ok(ForecastAnswer {
-        mean: result
-            .series
+        mean: forecasts
             .iter()
             .flat_map(|s| s.forecast.mean.iter().copied())
             .collect(),
         intervals: interval_columns(
             &r.levels,
-            result
-                .series
-                .iter()
-                .map(|s| s.forecast.intervals.as_slice()),
+            forecasts.iter().map(|s| s.forecast.intervals.as_slice()),
         ),
         weights_x: None,
         feature_contributions: None,

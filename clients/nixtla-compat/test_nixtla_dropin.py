@@ -90,3 +90,60 @@ def test_large_payloads_travel_zstd_compressed(client: NixtlaClient) -> None:
     last = df.groupby("unique_id").y.last()
     got = fcst.groupby("unique_id").TimeGPT.first()
     np.testing.assert_allclose(got.loc[last.index], last.astype(np.float32), rtol=1e-6)
+
+
+# ---- the async variants: `client.jobs.*` and the internal job fan-out that
+# `forecast`/`cross_validation` use for partitions and Spark/Dask/Ray frames ----
+
+
+def test_forecast_job_returns_the_same_frame_as_forecast(client: NixtlaClient) -> None:
+    from nixtla import JobStatus
+
+    df = monthly(["a", "b"])
+    direct = client.forecast(df=df, h=12, level=[80, 95])
+    job = client.jobs.forecast(df=df, h=12, level=[80, 95])
+    assert job.job_id
+    fcst = job.wait(poll_interval=0.1, poll_timeout=120)
+    assert job.status == JobStatus.SUCCEEDED
+    assert list(fcst.columns) == list(direct.columns)
+    pd.testing.assert_frame_equal(fcst, direct)
+
+
+def test_cross_validation_job_returns_the_same_frame(client: NixtlaClient) -> None:
+    df = monthly(["a", "b"])
+    direct = client.cross_validation(df=df, h=6, n_windows=3, level=[90])
+    job = client.jobs.cross_validation(df=df, h=6, n_windows=3, level=[90])
+    cv = job.wait(poll_interval=0.1, poll_timeout=120)
+    pd.testing.assert_frame_equal(cv, direct)
+
+
+def test_partitioned_async_fan_out(client: NixtlaClient) -> None:
+    # What Spark/Dask/Ray partitions call: each partition is a submitted job, polled.
+    df = monthly([f"s{i}" for i in range(6)])
+    direct = client.forecast(df=df, h=4, model="ses")
+    fanned = client.forecast(df=df, h=4, model="ses", num_partitions=3, _is_async_job=True, _poll_interval=0.1)
+    pd.testing.assert_frame_equal(fanned.sort_values(["unique_id", "ds"]).reset_index(drop=True),
+                                  direct.sort_values(["unique_id", "ds"]).reset_index(drop=True))
+    cv = client.cross_validation(df=df, h=3, n_windows=2, model="naive", _is_async_job=True, _poll_interval=0.1)
+    assert len(cv) == 6 * 2 * 3
+
+
+def test_a_job_can_be_cancelled_and_a_bad_one_is_refused_at_once(client: NixtlaClient) -> None:
+    from nixtla import JobCancelledError, JobStatus
+
+    # Enough work (auto on 400 series) that the cancel comes first.
+    big = monthly([f"s{i}" for i in range(400)], n=96)
+    job = client.jobs.forecast(df=big, h=12, level=[80])
+    job.cancel()
+    assert job.status == JobStatus.CANCELLED
+    with pytest.raises(JobCancelledError):
+        job.wait(poll_interval=0.1, poll_timeout=30)
+    # The server says so too (a fresh handle asks it).
+    from nixtla.jobs._transport import get_job_data
+
+    with client._make_client(**client._client_kwargs) as http:
+        assert get_job_data(client, http, "v2/forecast", job.job_id)["status"] == "cancelled"
+    # A request Horizon cannot serve is refused when submitted, not as a failed job.
+    with pytest.raises(ApiError) as err:
+        client.jobs.forecast(df=monthly(["a"]), h=3, finetune_steps=5)
+    assert err.value.status_code == 400

@@ -3,6 +3,9 @@ drop-in): the real ``horizon serve`` on a free port with a temporary data
 directory. The binary comes from ``HORIZON_BIN`` (set by the Rust drivers in
 crates/horizon/tests/), else ``target/debug/horizon``.
 
+With ``HORIZON_TEST_URL`` set, the suites run against that server instead
+(e.g. a distributed cluster started by the Rust driver).
+
 Each suite's conftest imports ``server_url`` from here."""
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """The base URL of a fresh ``horizon serve``, stopped after the session."""
+    given = os.environ.get("HORIZON_TEST_URL")
+    if given:
+        yield given
+        return
     port = _free_port()
     data = tempfile.mkdtemp(prefix="horizon-pyclient-")
     log = open(Path(data) / "server.log", "wb")

@@ -212,7 +212,7 @@ impl FromJson for ModelBacktestBody {
     }
 }
 
-async fn run(state: &AppState, job: BacktestJob) -> Result<BacktestResult, ApiError> {
+pub(crate) async fn run(state: &AppState, job: BacktestJob) -> Result<BacktestResult, ApiError> {
     state
         .transport
         .ready()

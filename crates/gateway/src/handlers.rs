@@ -377,6 +377,12 @@ pub(crate) struct FitAnswer {
 }
 
 impl FitAnswer {
+    /// The fit's summary, or the answer that tells why there is none
+    /// (for callers that answer in another shape, e.g. compat/nixtla.rs).
+    pub(crate) fn into_result(self) -> Result<FitSummary, ApiError> {
+        self.summary
+    }
+
     pub(crate) fn respond(self, ok: impl FnOnce(FitSummary) -> Response) -> Response {
         let response = match self.summary {
             Ok(summary) => ok(summary),
@@ -691,7 +697,7 @@ async fn replay(
 }
 
 /// Forecasts the newest version registered before this call, waiting for it.
-async fn forecast(
+pub(crate) async fn forecast(
     state: &AppState,
     model: &ModelName,
     request: ForecastRequest,

@@ -155,17 +155,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(handlers::readyz))
         .merge(ui::routes())
         // TimeGPT-compatible endpoints for Nixtla's client (compat/nixtla.rs).
-        .route("/model_params", get(compat::nixtla::model_params))
-        .route("/validate_api_key", get(compat::nixtla::validate_api_key))
-        .route("/v2/models", get(compat::nixtla::list_models))
-        .route("/v2/forecast", post(compat::nixtla::forecast))
-        .route(
-            "/v2/cross_validation",
-            post(compat::nixtla::cross_validation),
-        )
-        .route("/v2/finetune", post(compat::nixtla::unsupported))
-        .route("/v2/historic_forecast", post(compat::nixtla::unsupported))
-        .route("/v2/anomaly_detection", post(compat::nixtla::unsupported))
+        .merge(compat::nixtla::routes())
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
         .route(openapi::RAPIDOC_PATH, get(openapi::docs_script))

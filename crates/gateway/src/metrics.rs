@@ -1,5 +1,6 @@
 //! Prometheus metrics of the HTTP API: requests by route and status, their
-//! latency, what is in flight, and `GET /metrics`.
+//! latency, what is in flight, the versions pending in the store, and
+//! `GET /metrics`.
 //!
 //! Metrics go through the `metrics` facade where things happen; the binary
 //! installs the Prometheus recorder and hands its renderer to
@@ -7,7 +8,8 @@
 //! do nothing and `/metrics` is a 404 `fail`.
 
 use crate::jsend::ApiError;
-use axum::extract::{MatchedPath, Request};
+use crate::AppState;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -27,6 +29,13 @@ pub const FITS_IN_FLIGHT: &str = "horizon_fits_in_flight";
 pub const FORECASTS_IN_FLIGHT: &str = "horizon_forecasts_in_flight";
 /// Series per forecast answered.
 pub const FORECAST_BATCH: &str = "horizon_forecast_batch_series";
+/// Versions pending in the store (every tenant), read at each scrape: the
+/// same number from every gateway that shares the store.
+pub const VERSIONS_PENDING: &str = "horizon_versions_pending";
+
+/// How long a scrape waits for the store's count of pending versions; past
+/// it the gauge keeps its last value and the scrape answers anyway.
+const PENDING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 type Render = Box<dyn Fn() -> String + Send + Sync>;
 
@@ -45,7 +54,21 @@ pub fn set_renderer(render: impl Fn() -> String + Send + Sync + 'static) -> bool
     tag = "operations",
     responses((status = 200, description = "The metrics in the Prometheus text format (version 0.0.4).", content_type = "text/plain", body = String)),
 )]
-pub async fn metrics() -> Response {
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    if RENDER.get().is_some() {
+        match tokio::time::timeout(PENDING_TIMEOUT, state.store.count_pending()).await {
+            Ok(Ok(Some(n))) => metrics::gauge!(VERSIONS_PENDING).set(n as f64),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not count pending versions"),
+            Err(_) => tracing::warn!("the store did not count pending versions in time"),
+        }
+    }
+    render().await
+}
+
+/// `GET /metrics` of a process without a store of its own to read (a
+/// worker's `--metrics-listen`): what the recorder holds.
+pub async fn render() -> Response {
     match RENDER.get() {
         Some(render) => (
             [(

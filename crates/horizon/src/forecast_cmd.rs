@@ -6,6 +6,9 @@
 //! Dates go through `protocol::calendar` (the same grids, frequencies and
 //! future timestamps as the API); a `ds` of integers is an index continued
 //! by its own step.
+//!
+//! With `--url` the work is done by a running server instead
+//! (`forecast_remote.rs`): same input, same output.
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -54,10 +57,21 @@ pub struct ForecastArgs {
     /// Worker threads (default: every core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Forecast on the Horizon server at this URL (e.g. `http://127.0.0.1:8080`)
+    /// instead of in this process: the file is fitted there as `--model`.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// With `--url`: the model the file is fitted as (a new version of it),
+    /// left on the server; default: the file's name, e.g. `sales` for `sales.csv`.
+    #[arg(long, requires = "url")]
+    pub model: Option<String>,
+    /// With `--url`: the server's API key (`Authorization: Bearer`).
+    #[arg(long, env = "HORIZON_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 /// The time axis of one series.
-enum Axis {
+pub(crate) enum Axis {
     /// Timestamps on a calendar grid.
     Dates(Vec<Timestamp>),
     /// Integer positions (`ds` of whole numbers).
@@ -65,21 +79,21 @@ enum Axis {
 }
 
 /// One series read from the file, in file order of first appearance.
-struct Input {
-    id: String,
-    axis: Axis,
-    values: Vec<Option<f64>>,
+pub(crate) struct Input {
+    pub(crate) id: String,
+    pub(crate) axis: Axis,
+    pub(crate) values: Vec<Option<f64>>,
 }
 
 /// A series' (time text, value) rows as read.
 type Points = Vec<(String, Option<f64>)>;
 
 /// The rows of one forecast series.
-struct Output {
-    id: String,
-    ds: Vec<String>,
-    mean: Vec<f64>,
-    intervals: Vec<engine::Interval>,
+pub(crate) struct Output {
+    pub(crate) id: String,
+    pub(crate) ds: Vec<String>,
+    pub(crate) mean: Vec<f64>,
+    pub(crate) intervals: Vec<engine::Interval>,
 }
 
 pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
@@ -100,6 +114,10 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--freq: unknown frequency '{}'", e.0))?;
     let inputs = read_csv(&args)?;
+    if let Some(url) = &args.url {
+        let outputs = crate::forecast_remote::forecast(&args, url, &inputs, horizon, &levels)?;
+        return write_csv(&args, method, &levels, &outputs);
+    }
     if let Some(threads) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
@@ -122,7 +140,7 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
     write_csv(&args, method, &levels, &outputs)
 }
 
-fn progress_bar(len: u64) -> ProgressBar {
+pub(crate) fn progress_bar(len: u64) -> ProgressBar {
     // A bar only for a person watching: none when stderr is piped or a file.
     if !std::io::stderr().is_terminal() {
         return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
@@ -163,26 +181,7 @@ fn forecast_one(
             (values, ds, Some(grid.calendar.freq))
         }
         Axis::Index(index) => {
-            let step = match index.as_slice() {
-                [first, .., last] => ((last - first) / (index.len() as i64 - 1)).max(1),
-                _ => 1,
-            };
-            let first = index.first().copied().unwrap_or(0);
-            let mut values = Vec::with_capacity(index.len());
-            for (&t, &v) in index.iter().zip(&input.values) {
-                if (t - first) % step != 0 {
-                    bail!("ds: {t} is not on the step {step} from {first}");
-                }
-                let pos = usize::try_from((t - first) / step)?;
-                if pos >= values.len() {
-                    values.resize(pos + 1, None);
-                }
-                values[pos] = v;
-            }
-            let last = first + step * (values.len() as i64 - 1);
-            let ds = (1..=h as i64)
-                .map(|k| (last + step * k).to_string())
-                .collect();
+            let (values, ds) = on_index(index, &input.values, h)?;
             (values, ds, freq)
         }
     };
@@ -202,6 +201,36 @@ fn forecast_one(
         mean: forecast.mean,
         intervals: forecast.intervals,
     })
+}
+
+/// Values at their positions on an integer index (gaps are `None`), and
+/// the `h` indexes that follow, continued by the index's own step.
+pub(crate) fn on_index(
+    index: &[i64],
+    points: &[Option<f64>],
+    h: usize,
+) -> anyhow::Result<(Vec<Option<f64>>, Vec<String>)> {
+    let step = match index {
+        [first, .., last] => ((last - first) / (index.len() as i64 - 1)).max(1),
+        _ => 1,
+    };
+    let first = index.first().copied().unwrap_or(0);
+    let mut values = Vec::with_capacity(index.len());
+    for (&t, &v) in index.iter().zip(points) {
+        if (t - first) % step != 0 {
+            bail!("ds: {t} is not on the step {step} from {first}");
+        }
+        let pos = usize::try_from((t - first) / step)?;
+        if pos >= values.len() {
+            values.resize(pos + 1, None);
+        }
+        values[pos] = v;
+    }
+    let last = first + step * (values.len() as i64 - 1);
+    let ds = (1..=h as i64)
+        .map(|k| (last + step * k).to_string())
+        .collect();
+    Ok((values, ds))
 }
 
 fn read_csv(args: &ForecastArgs) -> anyhow::Result<Vec<Input>> {

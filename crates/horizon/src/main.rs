@@ -7,6 +7,7 @@ mod bench_cmd;
 mod distributed;
 mod fault;
 mod forecast_cmd;
+mod forecast_remote;
 mod keys_cmd;
 mod metrics_exporter;
 mod serve;
@@ -30,7 +31,7 @@ enum Command {
     Worker(worker_cmd::WorkerArgs),
     /// Fit, forecast and score every series of a long-format CSV.
     Bench(bench_cmd::BenchArgs),
-    /// Forecast every series of a long-format CSV (unique_id,ds,y) in this process.
+    /// Forecast every series of a long-format CSV (unique_id,ds,y) in this process, or on a server (--url).
     Forecast(forecast_cmd::ForecastArgs),
     /// Measure forecasts/s and latency over HTTP (embedded, distributed, bare ceilings).
     Loadtest(loadtest::Args),

@@ -57,7 +57,7 @@ pub async fn serve_worker_metrics(addr: SocketAddr) -> anyhow::Result<()> {
     let bound = listener.local_addr().context("reading the bound address")?;
     // Tests read this line to find the port when the address ends in :0.
     tracing::info!("metrics on http://{bound}/metrics");
-    let app = axum::Router::new().route("/metrics", axum::routing::get(gateway::metrics::metrics));
+    let app = axum::Router::new().route("/metrics", axum::routing::get(gateway::metrics::render));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "metrics listener stopped");
@@ -135,6 +135,10 @@ fn register() {
     describe_gauge!(
         "horizon_queue_messages",
         "Messages waiting in a job queue, by queue (distributed, every 5 s)."
+    );
+    describe_gauge!(
+        "horizon_versions_pending",
+        "Versions registered and not yet settled, in the whole store (gateway, read at each scrape)."
     );
     describe_gauge!(
         "horizon_queue_consumers",

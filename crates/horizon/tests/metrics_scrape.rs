@@ -169,6 +169,42 @@ async fn embedded_metrics_name_and_count_what_happens() {
         2.0
     );
 
+    // Versions pending, read from the store at each scrape: none now; one
+    // while an async fit waits (cancelled at once, so it settles).
+    assert_eq!(sample(&after, "horizon_versions_pending", &[]), Some(0.0));
+    let many: Vec<Value> = (0..300)
+        .map(|i| json!({"id": format!("s{i}"), "values": (0..96).map(|t| ((t * 7 + i) % 23) as f64).collect::<Vec<_>>()}))
+        .collect();
+    let r = client
+        .put(served.url("/v1/models/pending-metered"))
+        .header("Prefer", "respond-async")
+        .json(&json!({"series": many, "method": "auto"}))
+        .send()
+        .await
+        .expect("async fit");
+    assert_eq!(r.status(), 202);
+    let job: Value = r.json().await.expect("job");
+    let job_id = job["data"]["id"].as_str().expect("job id").to_string();
+    let during = scrape(&client, &url).await;
+    let r = client
+        .delete(served.url(&format!("/v1/jobs/{job_id}")))
+        .send()
+        .await
+        .expect("cancel");
+    let cancelled = r.status();
+    let settled = scrape(&client, &url).await;
+    // A 409 means the fit finished first: then it was not pending at the scrape either.
+    if cancelled == 200 {
+        assert_eq!(
+            sample(&during, "horizon_versions_pending", &[]),
+            Some(1.0),
+            "{during}"
+        );
+    } else {
+        eprintln!("the async fit finished before its cancel ({cancelled}); pending not seen");
+    }
+    assert_eq!(sample(&settled, "horizon_versions_pending", &[]), Some(0.0));
+
     // The dashboard's names, but those only a distributed deployment has.
     let have = names(&after);
     let missing: Vec<String> = dashboard_names()
@@ -272,6 +308,11 @@ async fn distributed_metrics_gateway_and_worker() {
         "{worker}"
     );
 
+    assert_eq!(
+        sample(&gateway, "horizon_versions_pending", &[]),
+        Some(0.0),
+        "{gateway}"
+    );
     let mut have = names(&gateway);
     have.extend(names(&worker));
     let missing: Vec<String> = dashboard_names()

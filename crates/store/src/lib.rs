@@ -280,6 +280,13 @@ pub trait ModelStore: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// How many versions are pending now, over every tenant (the
+    /// `horizon_versions_pending` gauge, read when `/metrics` is scraped);
+    /// `None` when this store cannot tell.
+    async fn count_pending(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
     // ---- jobs (see [`jobs`]) ----
 
     /// Records a job whose work produces `version` of `model` (registered

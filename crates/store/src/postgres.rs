@@ -684,6 +684,15 @@ impl ModelStore for PgStore {
         rows.into_iter().map(to_entry).collect()
     }
 
+    async fn count_pending(&self) -> Result<Option<u64>, StoreError> {
+        let _timed = crate::Timed::new("postgres", "count_pending");
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM versions WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(Some(u64::try_from(n).unwrap_or(0)))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         match tokio::time::timeout(Duration::from_secs(2), self.pool.execute("SELECT 1")).await {
             Ok(Ok(_)) => Ok(()),

@@ -535,6 +535,15 @@ impl ModelStore for SqliteStore {
         rows.into_iter().map(to_entry).collect()
     }
 
+    async fn count_pending(&self) -> Result<Option<u64>, StoreError> {
+        let _timed = crate::Timed::new("sqlite", "count_pending");
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM versions WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(Some(u64::try_from(n).unwrap_or(0)))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -1,8 +1,19 @@
 //! TimeGPT-compatible endpoints, so that Nixtla's unmodified `nixtla`
 //! Python client (`NixtlaClient(base_url=..., api_key=...)`) forecasts and
-//! cross-validates with Horizon's engine.
+//! cross-validates with Horizon.
 //!
-//! What the client sends and expects (read from its source):
+//! A translation layer, not a second implementation: each request is turned
+//! into Horizon's own work and sent down the normal path (gateway →
+//! transport → workers), so in distributed mode the workers compute it:
+//! - `POST /v2/forecast` is a fit of a new version of the tenant's model
+//!   [`COMPAT_MODEL`] (`handlers::fit_from`: admission, idempotent
+//!   registration, dispatch) and a forecast of exactly that version
+//!   (`handlers::forecast`); the version is deleted once forecast (the
+//!   newest stays, like any model's, until the next one or retention).
+//! - `POST /v2/cross_validation` is a backtest job (`backtest::run`) on the
+//!   sent series, nothing stored.
+//!
+//! What the client sends and expects (read from its source, nixtla 0.9):
 //! - `GET /model_params?model=&freq=` → `{"detail": {"input_size", "horizon"}}`;
 //!   the client then sends only the last `input_size` values of each series
 //!   (`3 * input_size + max(horizon, h)` with `level`), and with `level`
@@ -14,6 +25,20 @@
 //! - `POST /v2/cross_validation` with `h`, `n_windows`, `step_size` →
 //!   `{"idxs", "sizes", "mean", "intervals"}`: `idxs` index the sent `y` at
 //!   each forecast step, `sizes` count the rows per series.
+//! - The async variants (`submit_forecast_job`, `submit_cross_validation_job`,
+//!   and `forecast`/`cross_validation` of partitions or Spark/Dask/Ray frames
+//!   run as jobs): `POST /v2/{forecast,cross_validation}/async` (the same
+//!   body, plus `job_options.timeout_seconds`) → `{"job_id"}`;
+//!   `GET /v2/{forecast,cross_validation}/jobs/{id}` → `{"job_id", "status":
+//!   pending|running|succeeded|failed|cancelled, "result", "error"}` (read
+//!   as is, not unwrapped: the one answer here that is not JSend, since its
+//!   `status` is the job's); `POST /v2/async/jobs/{id}/cancel`.
+//!   A job is a task of the gateway that accepted it, running the same
+//!   translation (so its work is on the workers); its outcome is kept in
+//!   that gateway for [`JOB_TTL`]. Horizon's own jobs (`/v1/jobs`) hold
+//!   fits, whose outcome is a stored version; these outcomes are forecast
+//!   frames that nothing stores, so they live with the gateway: behind a
+//!   load balancer, poll the gateway that accepted the job.
 //!
 //! Answers are JSend (`{"status": "success", "data": ...}`): the client
 //! unwraps `data`. Statuses other than 200 show in the client as
@@ -24,27 +49,67 @@
 //! Models: every TimeGPT name (`timegpt-1`, `timegpt-1-long-horizon`,
 //! `timegpt-2.1` — the client's default —, any `timegpt-*`, and `azureai`)
 //! is Horizon's `auto`; a Horizon method name (`ets`, `theta`, `arima`, ...)
-//! picks that method. `GET /v2/models` lists them. `freq` proposes the season lengths
-//! (`protocol::calendar`). Nothing is stored: these endpoints fit and
-//! forecast on the gateway's blocking pool, across its cores.
+//! picks that method. `GET /v2/models` lists them. `freq` proposes the season
+//! lengths (`protocol::calendar`).
 
+use crate::auth::Caller;
+use crate::handlers;
 use crate::jsend::{success, ApiError, FieldErrors};
+use crate::validate::{FitRequest, ForecastRequest};
+use crate::AppState;
 use axum::body::Bytes;
-use axum::extract::Query;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use engine::backtest::{backtest, BacktestError, BacktestOptions};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use engine::backtest::BacktestOptions;
 use engine::{Horizon, Level, Method, ModelSpec, SeriesData};
 use protocol::calendar::Freq;
-use rayon::prelude::*;
+use protocol::{BacktestJob, ModelName, NamedSeries, Tenant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 /// Largest decompressed body accepted (the client refuses above 200 MiB itself).
 const MAX_DECOMPRESSED: u64 = 256 * 1024 * 1024;
+
+/// The model (in each tenant) whose versions the TimeGPT forecasts fit.
+pub const COMPAT_MODEL: &str = "nixtla";
+
+/// How long a finished async job's outcome is kept.
+pub const JOB_TTL: Duration = Duration::from_secs(3600);
+
+/// Series per forecast request sent down the path: a thousand series ×
+/// 12 steps × 2 levels is 60,000 values, far under the answer limit.
+const SERIES_PER_FORECAST: usize = 1000;
+
+/// Async jobs kept at once per tenant (running or finished within [`JOB_TTL`]).
+const MAX_JOBS_PER_TENANT: usize = 1000;
+
+/// The routes, merged into the API's router (lib.rs).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/model_params", get(model_params))
+        .route("/validate_api_key", get(validate_api_key))
+        .route("/v2/models", get(list_models))
+        .route("/v2/forecast", post(forecast))
+        .route("/v2/cross_validation", post(cross_validation))
+        .route("/v2/forecast/async", post(submit_forecast))
+        .route("/v2/cross_validation/async", post(submit_cross_validation))
+        .route("/v2/forecast/jobs/{id}", get(forecast_job))
+        .route("/v2/cross_validation/jobs/{id}", get(cross_validation_job))
+        .route("/v2/async/jobs/{id}/cancel", post(cancel_job))
+        .route("/v2/finetune", post(unsupported))
+        .route("/v2/finetune/async", post(unsupported))
+        .route("/v2/historic_forecast", post(unsupported))
+        .route("/v2/anomaly_detection", post(unsupported))
+        .route("/v2/online_anomaly_detection", post(unsupported))
+}
 
 /// `GET /model_params`: how much history the client sends, per frequency.
 pub async fn model_params(Query(query): Query<HashMap<String, String>>) -> Response {
@@ -68,8 +133,8 @@ fn model_params_for(season: usize) -> (usize, usize) {
     ((8 * season).clamp(64, 1000), season.max(12))
 }
 
-/// `GET /validate_api_key`: keys are not checked here (put an auth proxy in
-/// front); the client only looks at the status.
+/// `GET /validate_api_key`: reached only past authentication (auth.rs), so
+/// a server with keys has accepted the caller's key by now.
 pub async fn validate_api_key() -> Response {
     Json(json!({"status": "success", "data": {"valid": true}, "detail": "API key valid"}))
         .into_response()
@@ -122,6 +187,12 @@ struct SeriesPayload {
     categorical_exog: Option<Value>,
 }
 
+#[derive(Deserialize, Default)]
+struct JobOptions {
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
+}
+
 /// The fields of `/v2/forecast` and `/v2/cross_validation` Horizon reads;
 /// the others (`clean_ex_first`, `finetune_loss`, ...) are ignored.
 #[derive(Deserialize)]
@@ -150,11 +221,16 @@ struct Payload {
     multivariate: Option<bool>,
     #[serde(default)]
     refit: Option<bool>,
+    #[serde(default)]
+    full_history: Option<bool>,
+    #[serde(default)]
+    job_options: Option<JobOptions>,
 }
 
-/// A payload checked and turned into engine inputs.
+/// A payload checked and turned into Horizon's inputs: series named
+/// `"0"`, `"1"`, ... in the order sent.
 struct Request {
-    series: Vec<Vec<f64>>,
+    series: Vec<NamedSeries>,
     spec: ModelSpec,
     horizon: Horizon,
     levels: Vec<Level>,
@@ -176,43 +252,137 @@ struct CrossValidationAnswer {
     intervals: Option<BTreeMap<String, Vec<f64>>>,
 }
 
+/// What a request computes, once checked.
+enum Work {
+    Forecast(Request),
+    CrossValidation(Request, BacktestOptions),
+}
+
+impl Work {
+    fn kind(&self) -> Kind {
+        match self {
+            Work::Forecast(_) => Kind::Forecast,
+            Work::CrossValidation(..) => Kind::CrossValidation,
+        }
+    }
+
+    /// Runs the translation; the answer's `data` as JSON.
+    async fn run(self, state: &AppState, tenant: &Tenant) -> Result<Value, ApiError> {
+        let answer = match self {
+            Work::Forecast(r) => to_value(forecast_via_workers(state, tenant, r).await?),
+            Work::CrossValidation(r, opts) => {
+                to_value(cross_validate_via_workers(state, r, opts).await?)
+            }
+        };
+        answer.map_err(|e| ApiError::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    }
+}
+
+fn to_value(answer: impl Serialize) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(answer)
+}
+
 /// `POST /v2/forecast`.
-pub async fn forecast(headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let payload = parse(&headers, body).await?;
-    let request = check(&payload)?;
-    let answer = blocking(move || forecast_all(&request)).await??;
-    Ok(success(answer))
+pub async fn forecast(
+    State(state): State<AppState>,
+    Caller(tenant): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (work, _) = read(&headers, body, Kind::Forecast).await?;
+    Ok(success(work.run(&state, &tenant).await?))
 }
 
 /// `POST /v2/cross_validation`.
-pub async fn cross_validation(headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let payload = parse(&headers, body).await?;
-    let request = check(&payload)?;
-    let h = request.horizon.get();
-    let n_windows = positive(payload.n_windows.unwrap_or(1), "n_windows")?;
-    let step = positive(payload.step_size.unwrap_or(h as i64), "step_size")?;
-    // Nixtla's `refit` is about fine-tuning; here it picks refitting at every
-    // origin (its default) or filtering the first fit forward.
-    let refit = payload.refit.unwrap_or(true);
-    let answer = blocking(move || cross_validate(&request, n_windows, step, refit)).await??;
-    Ok(success(answer))
+pub async fn cross_validation(
+    State(state): State<AppState>,
+    Caller(tenant): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (work, _) = read(&headers, body, Kind::CrossValidation).await?;
+    Ok(success(work.run(&state, &tenant).await?))
 }
 
-fn positive(value: i64, field: &str) -> Result<usize, ApiError> {
-    usize::try_from(value)
-        .ok()
-        .filter(|&v| v >= 1)
-        .ok_or_else(|| ApiError::field(field, format!("must be an integer ≥ 1, got {value}")))
+/// Reads and checks a body as `kind` asks; also its job timeout, if any.
+async fn read(
+    headers: &HeaderMap,
+    body: Bytes,
+    kind: Kind,
+) -> Result<(Work, Option<Duration>), ApiError> {
+    let payload = parse(headers, body).await?;
+    let request = check(&payload)?;
+    let timeout = payload
+        .job_options
+        .as_ref()
+        .and_then(|o| o.timeout_seconds)
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs);
+    let work = match kind {
+        Kind::Forecast => Work::Forecast(request),
+        Kind::CrossValidation => {
+            let opts = backtest_options(&payload, &request)?;
+            Work::CrossValidation(request, opts)
+        }
+    };
+    Ok((work, timeout))
+}
+
+fn backtest_options(p: &Payload, r: &Request) -> Result<BacktestOptions, ApiError> {
+    let mut errors = FieldErrors::new();
+    let h = r.horizon.get();
+    let max = crate::backtest::MAX_WINDOWS;
+    let n_windows = bounded(p.n_windows.unwrap_or(1), max, "n_windows", &mut errors);
+    let step_size = bounded(
+        p.step_size.unwrap_or(h as i64),
+        engine::MAX_SERIES_LEN,
+        "step_size",
+        &mut errors,
+    );
+    if p.full_history == Some(true) {
+        errors.insert(
+            "full_history".into(),
+            "in-sample forecasts over the whole history (add_history=True) are not supported \
+             by Horizon; use cross_validation"
+                .into(),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Fail(StatusCode::BAD_REQUEST, errors));
+    }
+    Ok(BacktestOptions {
+        horizon: r.horizon,
+        n_windows,
+        step_size,
+        // Nixtla's `refit` is about fine-tuning; here it picks refitting at
+        // every origin (its default) or filtering the first fit forward.
+        refit: p.refit.unwrap_or(true),
+        levels: r.levels.clone(),
+        include_forecasts: true,
+    })
+}
+
+fn bounded(value: i64, max: usize, field: &str, errors: &mut FieldErrors) -> usize {
+    match usize::try_from(value) {
+        Ok(v) if (1..=max).contains(&v) => v,
+        _ => {
+            errors.insert(
+                field.into(),
+                format!("must be an integer from 1 to {max}, got {value}"),
+            );
+            1
+        }
+    }
 }
 
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work).await.map_err(|_| {
-        tracing::error!("a TimeGPT-compatible request panicked");
+        tracing::error!("reading a TimeGPT-compatible request panicked");
         ApiError::error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error while forecasting",
+            "internal error while reading the request",
         )
     })
 }
@@ -338,24 +508,26 @@ fn check(p: &Payload) -> Result<Request, ApiError> {
             ),
         );
     }
+    if p.series.sizes.is_empty() {
+        errors.insert("series.sizes".into(), "no series was sent".into());
+    }
     let mut series = Vec::with_capacity(p.series.sizes.len());
     if total == p.series.y.len() {
         let mut start = 0;
         for (i, &size) in p.series.sizes.iter().enumerate() {
-            let values: Option<Vec<f64>> =
-                p.series.y[start..start + size].iter().copied().collect();
+            // null (the client's NaN) is a gap the models fill.
+            let values = p.series.y[start..start + size].to_vec();
             start += size;
-            match values {
-                Some(v) if !v.is_empty() => series.push(v),
-                Some(_) => {
+            match SeriesData::with_gaps(values) {
+                Ok(values) => series.push(NamedSeries {
+                    id: i.to_string(),
+                    values,
+                    calendar: None,
+                }),
+                Err(e) => {
                     errors
                         .entry("series.y".into())
-                        .or_insert(format!("series {i} is empty"));
-                }
-                None => {
-                    errors
-                        .entry("series.y".into())
-                        .or_insert(format!("series {i} has missing values (null or NaN)"));
+                        .or_insert(format!("series {i}: {e}"));
                 }
             }
         }
@@ -381,27 +553,11 @@ fn check(p: &Payload) -> Result<Request, ApiError> {
     })
 }
 
-/// Fits `values` and forecasts `h` steps; a fit the engine refuses is the
-/// client's fault (e.g. a series too short), named by its position.
-fn fit_forecast(
-    spec: &ModelSpec,
-    values: &[f64],
-    horizon: Horizon,
+/// Intervals in the client's layout: `lo-80`/`hi-80` keys of flat arrays,
+/// from each forecast's intervals in order.
+fn interval_columns<'a>(
     levels: &[Level],
-    what: impl Fn() -> String,
-) -> Result<engine::Forecast, ApiError> {
-    let data = SeriesData::parse(values.to_vec())
-        .map_err(|e| ApiError::field("series.y", format!("{}: {e}", what())))?;
-    let fitted = spec
-        .fit(&data)
-        .map_err(|e| ApiError::field("series.y", format!("{}: {e}", what())))?;
-    Ok(fitted.forecast(horizon, levels))
-}
-
-/// Intervals in the client's layout: `lo-80`/`hi-80` keys of flat arrays.
-fn interval_columns(
-    levels: &[Level],
-    forecasts: &[engine::Forecast],
+    intervals: impl Iterator<Item = &'a [engine::Interval]> + Clone,
 ) -> Option<BTreeMap<String, Vec<f64>>> {
     if levels.is_empty() {
         return None;
@@ -410,8 +566,8 @@ fn interval_columns(
     for level in levels {
         let name = level_name(level.percent());
         let (mut lo, mut hi) = (Vec::new(), Vec::new());
-        for f in forecasts {
-            if let Some(band) = f.intervals.iter().find(|b| b.level == level.percent()) {
+        for bands in intervals.clone() {
+            if let Some(band) = bands.iter().find(|b| b.level == level.percent()) {
                 lo.extend_from_slice(&band.lower);
                 hi.extend_from_slice(&band.upper);
             }
@@ -430,86 +586,348 @@ fn level_name(level: f64) -> String {
     }
 }
 
-fn forecast_all(r: &Request) -> Result<ForecastAnswer, ApiError> {
-    let forecasts = r
-        .series
-        .par_iter()
-        .enumerate()
-        .map(|(i, values)| {
-            fit_forecast(&r.spec, values, r.horizon, &r.levels, || {
-                format!("series {i}")
-            })
+/// A fit of a new version of the tenant's [`COMPAT_MODEL`] on the workers,
+/// then a forecast of exactly that version; the version is then deleted
+/// (the store refuses to delete the newest, which stays until the next
+/// fit or retention prunes it).
+async fn forecast_via_workers(
+    state: &AppState,
+    tenant: &Tenant,
+    r: Request,
+) -> Result<ForecastAnswer, ApiError> {
+    let model = ModelName::parse_in(tenant, COMPAT_MODEL).expect("a valid model name");
+    let n_series = r.series.len();
+    let fit = FitRequest {
+        series: r.series,
+        spec: r.spec,
+    };
+    let summary = handlers::fit_from(state, model.clone(), fit, None, None)
+        .await
+        .into_result()?;
+    let version = summary.version;
+    // In batches of series, so that a large request stays under the
+    // forecast answer limit (admission's `max_forecast_values`).
+    let ids: Vec<String> = (0..n_series).map(|i| i.to_string()).collect();
+    let mut forecasts = Vec::with_capacity(n_series);
+    let mut outcome = Ok(());
+    for batch in ids.chunks(SERIES_PER_FORECAST) {
+        let request = ForecastRequest {
+            horizon: r.horizon,
+            levels: r.levels.clone(),
+            series_ids: Some(batch.to_vec()),
+            version: Some(version),
+        };
+        let answer = handlers::forecast(state, &model, request, || {
+            ApiError::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("model '{model}' vanished between its fit and its forecast"),
+            )
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .await;
+        match answer {
+            Ok((result, _)) => forecasts.extend(result.series),
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    let store = state.store.clone();
+    let forgotten = model.clone();
+    tokio::spawn(async move {
+        // Refused for the newest version; nothing else can go wrong that matters.
+        if let Err(e) = store.delete_version(&forgotten, version).await {
+            tracing::debug!(model = %forgotten, version, error = %e, "compat version kept");
+        }
+    });
+    outcome?;
+    metrics::histogram!(crate::metrics::FORECAST_BATCH).record(forecasts.len() as f64);
+    if forecasts.len() != n_series {
+        return Err(ApiError::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "the forecast has {} series, the request {n_series}",
+                forecasts.len()
+            ),
+        ));
+    }
     Ok(ForecastAnswer {
         mean: forecasts
             .iter()
-            .flat_map(|f| f.mean.iter().copied())
+            .flat_map(|s| s.forecast.mean.iter().copied())
             .collect(),
-        intervals: interval_columns(&r.levels, &forecasts),
+        intervals: interval_columns(
+            &r.levels,
+            forecasts.iter().map(|s| s.forecast.intervals.as_slice()),
+        ),
         weights_x: None,
         feature_contributions: None,
     })
 }
 
-/// The engine's rolling-origin backtest (`engine::backtest`), its windows
+/// The workers' rolling-origin backtest of the sent series, its windows
 /// laid out as the client reads them: `idxs` of the forecast steps in the
-/// sent `y`, `n_windows * h` rows per series.
-fn cross_validate(
-    r: &Request,
-    n_windows: usize,
-    step_size: usize,
-    refit: bool,
+/// sent `y`, one `sizes` entry (rows) per series.
+async fn cross_validate_via_workers(
+    state: &AppState,
+    r: Request,
+    opts: BacktestOptions,
 ) -> Result<CrossValidationAnswer, ApiError> {
-    let h = r.horizon.get();
-    let opts = BacktestOptions {
-        horizon: r.horizon,
-        n_windows,
-        step_size,
-        refit,
-        levels: r.levels.clone(),
-        include_forecasts: true,
+    let h = opts.horizon.get();
+    let lengths: Vec<usize> = r.series.iter().map(|s| s.values.len()).collect();
+    let levels = opts.levels.clone();
+    let job = BacktestJob {
+        spec: r.spec,
+        series: r.series,
+        source: None,
+        options: opts,
     };
-    let per_series = r
-        .series
-        .par_iter()
-        .enumerate()
-        .map(|(i, values)| {
-            let data = SeriesData::parse(values.clone())
-                .map_err(|e| ApiError::field("series.y", format!("series {i}: {e}")))?;
-            backtest(&r.spec, &data, &opts).map_err(|e| match e {
-                BacktestError::Invalid(m) => {
-                    ApiError::field("series.y", format!("series {i}: {m}"))
-                }
-                BacktestError::Fit(e) => ApiError::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("series {i}: no model could be fitted: {e}"),
-                ),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut idxs = Vec::new();
-    let mut forecasts = Vec::new();
-    let mut start = 0;
-    for (result, values) in per_series.into_iter().zip(&r.series) {
-        for window in result.windows {
-            idxs.extend((1..=h).map(|j| start + window.cutoff + j));
-            forecasts.push(engine::Forecast {
-                mean: window.mean,
-                intervals: window.intervals,
-            });
-        }
-        start += values.len();
+    let result = crate::backtest::run(state, job).await?;
+    if result.series.len() != lengths.len() {
+        return Err(ApiError::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "the backtest has {} series, the request {}",
+                result.series.len(),
+                lengths.len()
+            ),
+        ));
     }
+    let mut idxs = Vec::new();
+    let mut sizes = Vec::with_capacity(lengths.len());
+    let mut start = 0;
+    for (series, len) in result.series.iter().zip(&lengths) {
+        for window in &series.windows {
+            idxs.extend((1..=h).map(|j| start + window.cutoff + j));
+        }
+        sizes.push(series.windows.len() * h);
+        start += len;
+    }
+    let windows = || result.series.iter().flat_map(|s| s.windows.iter());
     Ok(CrossValidationAnswer {
         idxs,
-        sizes: vec![n_windows * h; r.series.len()],
-        mean: forecasts
-            .iter()
-            .flat_map(|f| f.mean.iter().copied())
-            .collect(),
-        intervals: interval_columns(&r.levels, &forecasts),
+        sizes,
+        mean: windows().flat_map(|w| w.mean.iter().copied()).collect(),
+        intervals: interval_columns(&levels, windows().map(|w| w.intervals.as_slice())),
     })
+}
+
+// ---- async jobs ----
+
+/// What a job computes; a job is polled under its own kind's path.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Forecast,
+    CrossValidation,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Outcome {
+    Running,
+    Succeeded(Value),
+    Failed(Value),
+    Cancelled,
+}
+
+struct Job {
+    tenant: Tenant,
+    kind: Kind,
+    outcome: Outcome,
+    /// When it finished (for [`JOB_TTL`]).
+    finished: Option<Instant>,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+/// The async jobs of this gateway, by id.
+static JOBS: LazyLock<Mutex<HashMap<String, Job>>> = LazyLock::new(Default::default);
+
+fn jobs() -> std::sync::MutexGuard<'static, HashMap<String, Job>> {
+    // A panic while holding the lock leaves plain data behind: keep going.
+    JOBS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// 128 random bits in hex, like Horizon's own job ids (the standard
+/// library's hasher keys are random per hasher).
+fn new_job_id() -> String {
+    let word = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    };
+    format!("{:016x}{:016x}", word(), word())
+}
+
+/// `POST /v2/forecast/async`.
+pub async fn submit_forecast(
+    State(state): State<AppState>,
+    Caller(tenant): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    submit(state, tenant, &headers, body, Kind::Forecast).await
+}
+
+/// `POST /v2/cross_validation/async`.
+pub async fn submit_cross_validation(
+    State(state): State<AppState>,
+    Caller(tenant): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    submit(state, tenant, &headers, body, Kind::CrossValidation).await
+}
+
+/// Checks the body now (a bad request is refused at once, not as a failed
+/// job), then runs the work in a task of its own.
+async fn submit(
+    state: AppState,
+    tenant: Tenant,
+    headers: &HeaderMap,
+    body: Bytes,
+    kind: Kind,
+) -> Result<Response, ApiError> {
+    let (work, timeout) = read(headers, body, kind).await?;
+    let id = new_job_id();
+    {
+        let mut jobs = jobs();
+        jobs.retain(|_, job| job.finished.is_none_or(|t| t.elapsed() < JOB_TTL));
+        let held = jobs.values().filter(|j| j.tenant == tenant).count();
+        if held >= MAX_JOBS_PER_TENANT {
+            return Err(ApiError::fail(
+                StatusCode::TOO_MANY_REQUESTS,
+                "job",
+                format!(
+                    "{held} async jobs are running or were finished within the last {}; \
+                     retry later",
+                    humantime::format_duration(JOB_TTL)
+                ),
+            ));
+        }
+        jobs.insert(
+            id.clone(),
+            Job {
+                tenant: tenant.clone(),
+                kind: work.kind(),
+                outcome: Outcome::Running,
+                finished: None,
+                task: None,
+            },
+        );
+    }
+    let job_id = id.clone();
+    let task = tokio::spawn(async move {
+        let run = work.run(&state, &tenant);
+        let outcome = match timeout {
+            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+                Err(ApiError::error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "the job did not finish within its {} (job_options.timeout_seconds)",
+                        humantime::format_duration(limit)
+                    ),
+                ))
+            }),
+            None => run.await,
+        };
+        let outcome = match outcome {
+            Ok(data) => Outcome::Succeeded(data),
+            Err(e) => Outcome::Failed(error_body(e).await),
+        };
+        tracing::info!(job = %job_id, ok = matches!(outcome, Outcome::Succeeded(_)), "TimeGPT-compatible job finished");
+        if let Some(job) = jobs().get_mut(&job_id) {
+            if job.outcome == Outcome::Running {
+                job.outcome = outcome;
+                job.finished = Some(Instant::now());
+            }
+        }
+    });
+    if let Some(job) = jobs().get_mut(&id) {
+        job.task = Some(task.abort_handle());
+    }
+    tracing::info!(job = %id, ?kind, "TimeGPT-compatible job accepted");
+    let mut response = success(json!({"job_id": id, "status": "pending"}));
+    *response.status_mut() = StatusCode::ACCEPTED;
+    Ok(response)
+}
+
+/// The JSend body of an error, as a failed job's `error`.
+async fn error_body(e: ApiError) -> Value {
+    let response = e.into_response();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+/// `GET /v2/forecast/jobs/{id}`.
+pub async fn forecast_job(Caller(tenant): Caller, Path(id): Path<String>) -> Response {
+    job_status(&tenant, &id, Kind::Forecast)
+}
+
+/// `GET /v2/cross_validation/jobs/{id}`.
+pub async fn cross_validation_job(Caller(tenant): Caller, Path(id): Path<String>) -> Response {
+    job_status(&tenant, &id, Kind::CrossValidation)
+}
+
+fn unknown_job(id: &str) -> ApiError {
+    ApiError::fail(
+        StatusCode::NOT_FOUND,
+        "job_id",
+        format!(
+            "no job '{id}' in this gateway (jobs are kept for {} after they finish)",
+            humantime::format_duration(JOB_TTL)
+        ),
+    )
+}
+
+/// The job as the client reads it, not wrapped in JSend (its `status` is
+/// the job's).
+fn job_status(tenant: &Tenant, id: &str, kind: Kind) -> Response {
+    let jobs = jobs();
+    let Some(job) = jobs
+        .get(id)
+        .filter(|j| j.tenant == *tenant && j.kind == kind)
+    else {
+        return unknown_job(id).into_response();
+    };
+    let (status, result, error) = match &job.outcome {
+        Outcome::Running => ("running", Value::Null, Value::Null),
+        Outcome::Succeeded(data) => ("succeeded", data.clone(), Value::Null),
+        Outcome::Failed(error) => ("failed", Value::Null, error.clone()),
+        Outcome::Cancelled => ("cancelled", Value::Null, Value::Null),
+    };
+    Json(json!({"job_id": id, "status": status, "result": result, "error": error})).into_response()
+}
+
+/// `POST /v2/async/jobs/{id}/cancel`: stops waiting for the work and ends
+/// the job `cancelled` (a fit already on a worker finishes there and is
+/// pruned with the model's old versions).
+pub async fn cancel_job(
+    Caller(tenant): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut jobs = jobs();
+    let Some(job) = jobs.get_mut(&id).filter(|j| j.tenant == tenant) else {
+        return Err(unknown_job(&id));
+    };
+    if job.outcome != Outcome::Running {
+        return Err(ApiError::fail(
+            StatusCode::CONFLICT,
+            "job_id",
+            format!("job '{id}' has already finished; only a running job can be cancelled"),
+        ));
+    }
+    if let Some(task) = job.task.take() {
+        task.abort();
+    }
+    job.outcome = Outcome::Cancelled;
+    job.finished = Some(Instant::now());
+    tracing::info!(job = %id, "TimeGPT-compatible job cancelled");
+    Ok(success(json!({"job_id": id, "status": "cancelled"})))
 }
 
 #[cfg(test)]
@@ -536,22 +954,18 @@ mod tests {
     }
 
     #[test]
-    fn cross_validation_indexes_the_sent_values() {
-        let y: Vec<f64> = (0..30).map(|t| 10.0 + t as f64).collect();
-        let mut all = y.clone();
-        all.extend(&y[..20]);
+    fn gaps_are_kept_and_cross_validation_options_are_bounded() {
         let p = payload(json!({
-            "series": {"y": all, "sizes": [30, 20]}, "model": "naive", "h": 3, "level": [80]
+            "series": {"y": [1.0, null, 3.0, 4.0, 5.0, 6.0], "sizes": [6]},
+            "model": "naive", "h": 2, "level": [80], "n_windows": 1000
         }));
-        let r = check(&p).expect("valid");
-        let cv = cross_validate(&r, 2, 3, true).expect("cv");
-        assert_eq!(cv.sizes, vec![6, 6]);
-        // Series 0: windows train on 24 and 27 values; series 1 starts at 30.
-        assert_eq!(&cv.idxs[..6], &[24, 25, 26, 27, 28, 29]);
-        assert_eq!(&cv.idxs[6..], &[44, 45, 46, 47, 48, 49]);
-        // Naive repeats the last training value.
-        assert_eq!(&cv.mean[..3], &[33.0, 33.0, 33.0]);
-        assert_eq!(cv.intervals.expect("intervals")["lo-80"].len(), 12);
+        let r = check(&p).expect("a gap is not an error");
+        assert_eq!(r.series[0].values.n_missing(), 1);
+        assert_eq!(r.series[0].id, "0");
+        let Err(ApiError::Fail(_, errors)) = backtest_options(&p, &r) else {
+            panic!("expected a fail");
+        };
+        assert!(errors["n_windows"].contains("from 1 to"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
 /// Most harmonics per season (FPP's examples stop around 10 for a yearly
-/// season of daily data); never more than m/2.
+/// season of daily data); never m/2 or more (see [`max_harmonics`]).
 const MAX_HARMONICS: usize = 10;
 /// The regression and the ARIMA are fitted on at most this many recent points
 /// (at least two cycles of the longest season).
@@ -151,8 +151,10 @@ fn fourier_row(t: usize, periods: &[usize], harmonics: &[usize], row: &mut Vec<f
     }
 }
 
+/// Harmonics k < m/2: for an even m the harmonic m/2 has no sine term
+/// (sin(πt) = 0), which would make the regression singular.
 fn max_harmonics(m: usize) -> usize {
-    (m / 2).min(MAX_HARMONICS)
+    (m.saturating_sub(1) / 2).min(MAX_HARMONICS)
 }
 
 /// Normal equations of the regression of `y` on the Fourier terms with the
@@ -356,6 +358,20 @@ mod tests {
         for (i, v) in f.iter().enumerate() {
             assert!((v - y[900 + i]).abs() < 1.5, "{v} vs {}", y[900 + i]);
         }
+    }
+
+    #[test]
+    fn short_even_seasons_stay_regular() {
+        // m = 2 and m = 4: the Nyquist harmonic (no sine) is never used.
+        assert_eq!(max_harmonics(2), 0);
+        assert_eq!(max_harmonics(4), 1);
+        assert_eq!(max_harmonics(7), 3);
+        let y: Vec<f64> = (0..60)
+            .map(|t| 10.0 + [1.0, -1.0][t % 2] + 0.1 * t as f64)
+            .collect();
+        let fit = Dhr::fit(&y, &[2, 4]).unwrap();
+        assert_eq!(fit.harmonics, vec![0, 1]);
+        assert!(fit.forecast(4).iter().all(|v| v.is_finite()));
     }
 
     #[test]

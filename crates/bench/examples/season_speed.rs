@@ -3,7 +3,8 @@
 //!
 //! A 3-year daily series with seasons [7, 365] and a 100,000-point hourly
 //! series with seasons [24, 168] (both: trend, the seasons and noise), each
-//! fitted with `auto` and `ets` a few times; prints the fastest and median
+//! fitted with `auto`, `ets` and `dhr` a few times (an argument keeps only
+//! the cases whose name contains it, e.g. `daily`); prints the fastest and median
 //! fit in thread CPU milliseconds (robust to other load on the machine).
 
 use engine::{Method, ModelSpec, SeriesData};
@@ -42,7 +43,12 @@ fn main() {
             3,
         ),
     ];
+    // Optional filter: only the cases whose name contains the argument.
+    let only = std::env::args().nth(1).unwrap_or_default();
     for (name, n, seasons, runs) in cases {
+        if !name.contains(&only) {
+            continue;
+        }
         let periods: Vec<f64> = seasons.iter().map(|&m| m as f64).collect();
         let y = match SeriesData::parse(series(n, &periods, 42)) {
             Ok(y) => y,
@@ -51,7 +57,7 @@ fn main() {
                 continue;
             }
         };
-        for method in [Method::Auto, Method::Ets] {
+        for method in [Method::Auto, Method::Ets, Method::Dhr] {
             let spec = ModelSpec::with_seasons(method, seasons.clone());
             let mut times = Vec::new();
             let mut chosen = String::new();

@@ -58,7 +58,8 @@ pub struct Args {
     /// Long-format CSV: dataset,series_id,group,period,horizon,split,t,value.
     pub file: PathBuf,
     /// Model to fit: auto, naive, seasonal_naive, drift, mean, naive2, ses,
-    /// ets, arima, theta, optimized_theta, dynamic_theta, ces.
+    /// ets, arima, theta, optimized_theta, dynamic_theta, ces, the
+    /// intermittent-demand methods, dhr.
     #[arg(long, default_value = "auto")]
     pub model: Method,
     /// Worker threads (default: all cores).

@@ -409,7 +409,7 @@ fn fit_variance(pts: &[(f64, f64, f64)]) -> Option<[f64; 3]> {
 }
 
 /// Gaussian elimination with partial pivoting on an augmented k×(k+1) matrix.
-fn solve(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
+pub(crate) fn solve(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
     let k = a.len();
     for col in 0..k {
         let piv = (col..k).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;

@@ -28,10 +28,12 @@ pub enum Method {
     Tsb,
     Adida,
     Imapa,
+    /// Dynamic harmonic regression: Fourier terms + ARIMA errors.
+    Dhr,
 }
 
 impl Method {
-    pub const ALL: [Method; 19] = [
+    pub const ALL: [Method; 20] = [
         Method::Auto,
         Method::Naive,
         Method::SeasonalNaive,
@@ -51,6 +53,7 @@ impl Method {
         Method::Tsb,
         Method::Adida,
         Method::Imapa,
+        Method::Dhr,
     ];
 
     /// The intermittent-demand model family behind this method, if any.
@@ -88,6 +91,7 @@ impl Method {
             Method::Tsb => "tsb",
             Method::Adida => "adida",
             Method::Imapa => "imapa",
+            Method::Dhr => "dhr",
         }
     }
 }
@@ -99,7 +103,7 @@ impl fmt::Display for Method {
 }
 
 #[derive(Debug, Clone, PartialEq, Error)]
-#[error("unknown method '{0}'; expected one of: auto, naive, seasonal_naive, drift, mean, naive2, ses, ets, arima, theta, optimized_theta, dynamic_theta, ces, croston, croston_sba, croston_optimized, tsb, adida, imapa")]
+#[error("unknown method '{0}'; expected one of: auto, naive, seasonal_naive, drift, mean, naive2, ses, ets, arima, theta, optimized_theta, dynamic_theta, ces, croston, croston_sba, croston_optimized, tsb, adida, imapa, dhr")]
 pub struct UnknownMethod(pub String);
 
 impl FromStr for Method {

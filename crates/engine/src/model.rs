@@ -12,7 +12,8 @@ use thiserror::Error;
 /// keep a reader for the layout it replaces ([`FittedModelV2`]).
 ///
 /// 3: `n_missing`, `scale`, `nonnegative` appended; `State::Intermittent`
-/// and `State::Mstl` appended.
+/// and `State::Mstl` appended (`State::Dhr` later, also appended: older
+/// files still read).
 pub const FORMAT_VERSION: u32 = 3;
 
 /// What to fit: the method, the seasons, and whether forecasts may go below

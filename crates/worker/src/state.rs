@@ -271,6 +271,9 @@ mod tests {
         let mut read = 0;
         for method in Method::ALL {
             let path = dir.join(format!("{}.bin", method.name()));
+            if method == Method::Dhr {
+                continue; // added after layout 1: no file of that layout
+            }
             let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let old =
                 LoadedModel::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -291,7 +294,7 @@ mod tests {
             }
             read += 1;
         }
-        assert_eq!(read, Method::ALL.len());
+        assert_eq!(read, Method::ALL.len() - 1);
     }
 
     fn golden_path(method: Method) -> PathBuf {

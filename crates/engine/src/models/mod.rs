@@ -5,6 +5,7 @@ pub mod arima;
 pub mod auto;
 pub mod baselines;
 pub mod ces;
+pub mod dhr;
 pub mod ets;
 pub mod intermittent;
 pub mod mstl;
@@ -31,6 +32,7 @@ pub enum State {
     Combination(auto::Combination),
     Intermittent(intermittent::Intermittent),
     Mstl(mstl::Mstl),
+    Dhr(dhr::Dhr),
 }
 
 impl State {
@@ -50,6 +52,7 @@ impl State {
             State::Combination(s) => s.forecast(h),
             State::Intermittent(s) => s.forecast(h),
             State::Mstl(s) => s.forecast(h),
+            State::Dhr(s) => s.forecast(h),
         }
     }
 
@@ -71,6 +74,7 @@ impl State {
             State::Combination(s) => s.describe(),
             State::Intermittent(s) => s.describe(),
             State::Mstl(s) => s.describe(),
+            State::Dhr(s) => s.describe(),
         }
     }
 
@@ -90,6 +94,7 @@ impl State {
             State::Combination(s) => State::Combination(s.refilter(y)),
             State::Intermittent(s) => State::Intermittent(s.refilter(y)),
             State::Mstl(s) => State::Mstl(s.refilter(y)),
+            State::Dhr(s) => State::Dhr(s.refilter(y)),
         }
     }
 }
@@ -119,6 +124,7 @@ pub(crate) fn fit(method: Method, y: &[f64], m: usize) -> Result<(State, Option<
             plain(theta::Theta::fit(y, m, ThetaVariant::Dynamic).map(State::Theta))
         }
         Method::Ces => plain(ces::Ces::fit(y, m).map(State::Ces)),
+        Method::Dhr => plain(dhr::Dhr::fit(y, &[m]).map(State::Dhr)),
         Method::Croston
         | Method::CrostonSba
         | Method::CrostonOptimized
@@ -214,6 +220,14 @@ pub(crate) fn fit_seasons(
             | Method::DynamicTheta
             | Method::Ces
     );
+    // Harmonic regression carries any number and length of seasons itself.
+    if method == Method::Dhr {
+        return dhr::Dhr::fit(y, seasons).map(|d| SeasonalFit {
+            state: State::Dhr(d),
+            note: None,
+            bands: None,
+        });
+    }
     if simple || !mstl_capable {
         return direct(shortest);
     }

@@ -21,9 +21,8 @@ use engine::backtest::BacktestOptions;
 use engine::{Horizon, Level, ModelSpec};
 use protocol::{BacktestJob, BacktestResult, JobError, ModelName, Version};
 use serde_json::{json, Map, Value};
-use std::time::Duration;
 use store::jobs::KIND_BACKTEST;
-use store::{JobStatus, StoreError, VersionStatus};
+use store::{StoreError, VersionStatus};
 
 /// Most windows one backtest may ask for (each may be a fit).
 pub const MAX_WINDOWS: usize = 100;
@@ -31,9 +30,6 @@ pub const MAX_WINDOWS: usize = 100;
 /// Backtests costing more fits than this (series × windows with `refit`,
 /// series without) run as jobs: `202 Accepted`, `Location: /v1/jobs/{id}`.
 pub const ASYNC_BACKTEST_FITS: u64 = 10_000;
-
-/// How often a backtest job's task looks for a cancel.
-const CANCEL_POLL: Duration = Duration::from_millis(250);
 
 /// The backtest options of a body, read out of it.
 fn options(body: &mut Map<String, Value>, errors: &mut FieldErrors) -> Option<BacktestOptions> {
@@ -264,66 +260,15 @@ async fn run_async(
     total: usize,
     preferred: bool,
 ) -> Result<Response, ApiError> {
-    let store = state.store.clone();
-    let info = store
-        .create_job(KIND_BACKTEST, model, version, total as u64)
-        .await
-        .map_err(store_error)?;
-    tracing::info!(%model, version, job = %info.id, n_series = total, "backtest job registered");
-    let (task_state, id) = (state.clone(), info.id.clone());
+    let task_state = state.clone();
     let model_and_version = (version > 0).then(|| (model.clone(), version));
-    tokio::spawn(async move {
-        let store = task_state.store.clone();
-        if let Err(e) = store.job_progress(&id, 0, total as u64).await {
-            tracing::warn!(job = %id, error = %e, "could not mark a backtest job running");
-        }
-        let running = run(&task_state, job);
-        tokio::pin!(running);
-        // Stops waiting once the job was cancelled (the answer would be
-        // dropped anyway; the worker finishes its backtest unheard).
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut running => break Some(outcome),
-                _ = tokio::time::sleep(CANCEL_POLL) => {
-                    if let Ok(Some(j)) = store.job(&id).await {
-                        if j.status == JobStatus::Cancelled {
-                            break None;
-                        }
-                    }
-                }
-            }
-        };
-        let Some(outcome) = outcome else {
-            tracing::info!(job = %id, "backtest job cancelled while it ran");
-            return;
-        };
-        let recorded = match outcome {
-            Ok(result) => match answer(result, model_and_version.as_ref()) {
-                Ok(value) => store.finish_job(&id, Ok(&value.to_string())).await,
-                Err(e) => store.finish_job(&id, Err(&message(&e))).await,
-            },
-            Err(e) => store.finish_job(&id, Err(&message(&e))).await,
-        };
-        match recorded {
-            Ok(true) => tracing::info!(job = %id, "backtest job finished"),
-            Ok(false) => tracing::info!(job = %id, "backtest job had already ended (cancelled)"),
-            Err(e) => {
-                tracing::error!(job = %id, error = %e, "could not record a backtest job's end")
-            }
-        }
-    });
+    let work = async move {
+        let result = run(&task_state, job).await?;
+        answer(result, model_and_version.as_ref())
+    };
+    let info =
+        crate::jobs::spawn_own(state, KIND_BACKTEST, model, version, total as u64, work).await?;
     Ok(crate::jobs::accepted(&info, preferred))
-}
-/// The text of an error, for a job's `error`.
-fn message(e: &ApiError) -> String {
-    match e {
-        ApiError::Fail(_, errors) => errors
-            .iter()
-            .map(|(field, m)| format!("{field}: {m}"))
-            .collect::<Vec<_>>()
-            .join("; "),
-        ApiError::Error { message, .. } => message.clone(),
-    }
 }
 
 /// The `data` of a backtest's answer: the result, with the model and

@@ -185,6 +185,79 @@ async fn handed_off(
     }
 }
 
+/// How often the task of a job with its own outcome looks for a cancel.
+const CANCEL_POLL: Duration = Duration::from_millis(250);
+
+/// Records a job of `kind` whose outcome is its own (a backtest, a
+/// TimeGPT-compatible forecast: no version holds it), runs `work` in a task
+/// of its own and records its answer or error in the job's row. The task
+/// stops waiting once the job is cancelled: the first finish wins in the
+/// store, so a late answer is dropped. `model`/`version` name what the job
+/// measures (the tenant's `default` model and version 0 when nothing).
+pub(crate) async fn spawn_own<F>(
+    state: &AppState,
+    kind: &str,
+    model: &ModelName,
+    version: protocol::Version,
+    total: u64,
+    work: F,
+) -> Result<JobInfo, ApiError>
+where
+    F: std::future::Future<Output = Result<Value, ApiError>> + Send + 'static,
+{
+    let store = state.store.clone();
+    let info = store
+        .create_job(kind, model, version, total)
+        .await
+        .map_err(store_error)?;
+    tracing::info!(%model, version, job = %info.id, kind, total, "job registered");
+    let id = info.id.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.job_progress(&id, 0, total).await {
+            tracing::warn!(job = %id, error = %e, "could not mark a job running");
+        }
+        tokio::pin!(work);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut work => break Some(outcome),
+                _ = tokio::time::sleep(CANCEL_POLL) => {
+                    if let Ok(Some(j)) = store.job(&id).await {
+                        if j.status == JobStatus::Cancelled {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        let Some(outcome) = outcome else {
+            tracing::info!(job = %id, "job cancelled while it ran");
+            return;
+        };
+        let recorded = match outcome {
+            Ok(value) => store.finish_job(&id, Ok(&value.to_string())).await,
+            Err(e) => store.finish_job(&id, Err(&error_text(&e))).await,
+        };
+        match recorded {
+            Ok(true) => tracing::info!(job = %id, "job finished"),
+            Ok(false) => tracing::info!(job = %id, "job had already ended (cancelled)"),
+            Err(e) => tracing::error!(job = %id, error = %e, "could not record a job's end"),
+        }
+    });
+    Ok(info)
+}
+
+/// The text of an error, for a job's `error`.
+pub(crate) fn error_text(e: &ApiError) -> String {
+    match e {
+        ApiError::Fail(_, errors) => errors
+            .iter()
+            .map(|(field, m)| format!("{field}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        ApiError::Error { message, .. } => message.clone(),
+    }
+}
+
 /// `GET /v1/jobs/{id}`.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "The job's id (from the `Location` of a `202`): 32 hexadecimal digits.")),
@@ -234,7 +307,14 @@ pub async fn cancel_job(
     Caller(tenant): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let info = find(&state, &tenant, &id).await?;
+    let info = cancel(&state, &tenant, &id).await?;
+    Ok(success(job_answer(&info, None)))
+}
+
+/// Cancels `tenant`'s job `id` unless it has finished (409); the job as it
+/// is afterwards.
+pub(crate) async fn cancel(state: &AppState, tenant: &Tenant, id: &str) -> Result<JobInfo, ApiError> {
+    let info = find(state, tenant, id).await?;
     if info.status.is_finished() {
         return Err(ApiError::fail(
             StatusCode::CONFLICT,
@@ -256,18 +336,17 @@ pub async fn cancel_job(
     } else {
         state
             .store
-            .finish_job(&id, Err(CANCELLED))
+            .finish_job(id, Err(CANCELLED))
             .await
             .map_err(store_error)?;
     }
     tracing::info!(model = %info.model, version = info.version, job = %id, kind = %info.kind, "job cancelled");
-    let info = find(&state, &tenant, &id).await?;
-    Ok(success(job_answer(&info, None)))
+    find(state, tenant, id).await
 }
 
 /// The job `id` of `tenant`'s models; another tenant's job is as unknown
 /// as a missing one.
-async fn find(state: &AppState, tenant: &Tenant, id: &str) -> Result<JobInfo, ApiError> {
+pub(crate) async fn find(state: &AppState, tenant: &Tenant, id: &str) -> Result<JobInfo, ApiError> {
     let unknown = || ApiError::fail(StatusCode::NOT_FOUND, "id", format!("no job '{id}'"));
     if !valid_id(id) {
         return Err(unknown());
@@ -279,8 +358,9 @@ async fn find(state: &AppState, tenant: &Tenant, id: &str) -> Result<JobInfo, Ap
         .map_err(store_error)?
         .filter(|info| info.model.tenant() == *tenant)
         .ok_or_else(unknown)?;
-    // A backtest job is run by the gateway that accepted it, within the
-    // backtest timeout: one still unfinished well after that lost its
+    // A job with its own outcome (a backtest, a TimeGPT job) is run by the
+    // gateway that accepted it, within the fit timeout: one still
+    // unfinished well after that lost its
     // gateway (distributed mode; an embedded restart ends it at once).
     let overdue = state.config.fit_timeout + ABANDONED_AFTER;
     let age = SystemTime::now()
@@ -302,11 +382,11 @@ async fn find(state: &AppState, tenant: &Tenant, id: &str) -> Result<JobInfo, Ap
     Ok(info)
 }
 
-/// Beyond the backtest timeout, how long an unfinished backtest job may
-/// wait for its gateway to record its end.
+/// Beyond the fit timeout, how long an unfinished job with its own outcome
+/// may wait for its gateway to record its end.
 const ABANDONED_AFTER: Duration = Duration::from_secs(60);
-/// The error of a backtest job whose gateway stopped before it ended.
-const ABANDONED: &str = "the gateway running this backtest stopped before it ended; send it again";
+/// The error of a job with its own outcome whose gateway stopped before it ended.
+const ABANDONED: &str = "the gateway running this job stopped before it ended; send it again";
 
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()

@@ -682,12 +682,15 @@ pub struct BacktestAnswer {
     pub series: Vec<SeriesBacktestAnswer>,
 }
 
-/// What a job does.
+/// What a job does (`timegpt_*`: the async jobs of the TimeGPT-compatible
+/// endpoints, `/v2/{forecast,cross_validation}/async`).
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum JobKind {
     Fit,
     Backtest,
+    TimegptForecast,
+    TimegptCrossValidation,
 }
 
 /// Where a job is in its life.

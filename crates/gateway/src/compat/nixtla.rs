@@ -33,12 +33,12 @@
 //!   pending|running|succeeded|failed|cancelled, "result", "error"}` (read
 //!   as is, not unwrapped: the one answer here that is not JSend, since its
 //!   `status` is the job's); `POST /v2/async/jobs/{id}/cancel`.
-//!   A job is a task of the gateway that accepted it, running the same
-//!   translation (so its work is on the workers); its outcome is kept in
-//!   that gateway for [`JOB_TTL`]. Horizon's own jobs (`/v1/jobs`) hold
-//!   fits, whose outcome is a stored version; these outcomes are forecast
-//!   frames that nothing stores, so they live with the gateway: behind a
-//!   load balancer, poll the gateway that accepted the job.
+//!   A job is one of Horizon's own jobs (`store::jobs`, kinds
+//!   [`JOB_FORECAST`] and [`JOB_CROSS_VALIDATION`], also visible at
+//!   `/v1/jobs/{id}`) whose outcome, the answer's `data`, is kept in its
+//!   row: any gateway sharing the store answers for it. Its work is run by
+//!   the gateway that accepted it, through the same translation (so on the
+//!   workers).
 //!
 //! Answers are JSend (`{"status": "success", "data": ...}`): the client
 //! unwraps `data`. Statuses other than 200 show in the client as
@@ -70,10 +70,9 @@ use protocol::{BacktestJob, ModelName, NamedSeries, Tenant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use store::{JobInfo, JobStatus};
 
 /// Largest decompressed body accepted (the client refuses above 200 MiB itself).
 const MAX_DECOMPRESSED: u64 = 256 * 1024 * 1024;
@@ -81,15 +80,14 @@ const MAX_DECOMPRESSED: u64 = 256 * 1024 * 1024;
 /// The model (in each tenant) whose versions the TimeGPT forecasts fit.
 pub const COMPAT_MODEL: &str = "nixtla";
 
-/// How long a finished async job's outcome is kept.
-pub const JOB_TTL: Duration = Duration::from_secs(3600);
+/// The kinds of the jobs of `POST /v2/{forecast,cross_validation}/async`
+/// in the store (beside `fit` and `backtest`).
+pub const JOB_FORECAST: &str = "timegpt_forecast";
+pub const JOB_CROSS_VALIDATION: &str = "timegpt_cross_validation";
 
 /// Series per forecast request sent down the path: a thousand series ×
 /// 12 steps × 2 levels is 60,000 values, far under the answer limit.
 const SERIES_PER_FORECAST: usize = 1000;
-
-/// Async jobs kept at once per tenant (running or finished within [`JOB_TTL`]).
-const MAX_JOBS_PER_TENANT: usize = 1000;
 
 /// The routes, merged into the API's router (lib.rs).
 pub fn routes() -> Router<AppState> {
@@ -259,13 +257,6 @@ enum Work {
 }
 
 impl Work {
-    fn kind(&self) -> Kind {
-        match self {
-            Work::Forecast(_) => Kind::Forecast,
-            Work::CrossValidation(..) => Kind::CrossValidation,
-        }
-    }
-
     /// Runs the translation; the answer's `data` as JSON.
     async fn run(self, state: &AppState, tenant: &Tenant) -> Result<Value, ApiError> {
         let answer = match self {
@@ -721,44 +712,14 @@ enum Kind {
     CrossValidation,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-enum Outcome {
-    Running,
-    Succeeded(Value),
-    Failed(Value),
-    Cancelled,
-}
-
-struct Job {
-    tenant: Tenant,
-    kind: Kind,
-    outcome: Outcome,
-    /// When it finished (for [`JOB_TTL`]).
-    finished: Option<Instant>,
-    task: Option<tokio::task::AbortHandle>,
-}
-
-/// The async jobs of this gateway, by id.
-static JOBS: LazyLock<Mutex<HashMap<String, Job>>> = LazyLock::new(Default::default);
-
-fn jobs() -> std::sync::MutexGuard<'static, HashMap<String, Job>> {
-    // A panic while holding the lock leaves plain data behind: keep going.
-    JOBS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// 128 random bits in hex, like Horizon's own job ids (the standard
-/// library's hasher keys are random per hasher).
-fn new_job_id() -> String {
-    let word = || {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        h.finish()
-    };
-    format!("{:016x}{:016x}", word(), word())
+impl Kind {
+    /// The kind of its job in the store (`store::jobs`).
+    fn job_kind(self) -> &'static str {
+        match self {
+            Kind::Forecast => JOB_FORECAST,
+            Kind::CrossValidation => JOB_CROSS_VALIDATION,
+        }
+    }
 }
 
 /// `POST /v2/forecast/async`.
@@ -782,7 +743,7 @@ pub async fn submit_cross_validation(
 }
 
 /// Checks the body now (a bad request is refused at once, not as a failed
-/// job), then runs the work in a task of its own.
+/// job), then runs the work as a job of Horizon's own (`jobs::spawn_own`).
 async fn submit(
     state: AppState,
     tenant: Tenant,
@@ -791,37 +752,14 @@ async fn submit(
     kind: Kind,
 ) -> Result<Response, ApiError> {
     let (work, timeout) = read(headers, body, kind).await?;
-    let id = new_job_id();
-    {
-        let mut jobs = jobs();
-        jobs.retain(|_, job| job.finished.is_none_or(|t| t.elapsed() < JOB_TTL));
-        let held = jobs.values().filter(|j| j.tenant == tenant).count();
-        if held >= MAX_JOBS_PER_TENANT {
-            return Err(ApiError::fail(
-                StatusCode::TOO_MANY_REQUESTS,
-                "job",
-                format!(
-                    "{held} async jobs are running or were finished within the last {}; \
-                     retry later",
-                    humantime::format_duration(JOB_TTL)
-                ),
-            ));
-        }
-        jobs.insert(
-            id.clone(),
-            Job {
-                tenant: tenant.clone(),
-                kind: work.kind(),
-                outcome: Outcome::Running,
-                finished: None,
-                task: None,
-            },
-        );
-    }
-    let job_id = id.clone();
-    let task = tokio::spawn(async move {
-        let run = work.run(&state, &tenant);
-        let outcome = match timeout {
+    let total = match &work {
+        Work::Forecast(r) | Work::CrossValidation(r, _) => r.series.len() as u64,
+    };
+    let model = ModelName::default_model_in(&tenant);
+    let task_state = state.clone();
+    let run = async move {
+        let run = work.run(&task_state, &tenant);
+        match timeout {
             Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
                 Err(ApiError::error(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -832,101 +770,92 @@ async fn submit(
                 ))
             }),
             None => run.await,
-        };
-        let outcome = match outcome {
-            Ok(data) => Outcome::Succeeded(data),
-            Err(e) => Outcome::Failed(error_body(e).await),
-        };
-        tracing::info!(job = %job_id, ok = matches!(outcome, Outcome::Succeeded(_)), "TimeGPT-compatible job finished");
-        if let Some(job) = jobs().get_mut(&job_id) {
-            if job.outcome == Outcome::Running {
-                job.outcome = outcome;
-                job.finished = Some(Instant::now());
-            }
         }
-    });
-    if let Some(job) = jobs().get_mut(&id) {
-        job.task = Some(task.abort_handle());
-    }
-    tracing::info!(job = %id, ?kind, "TimeGPT-compatible job accepted");
-    let mut response = success(json!({"job_id": id, "status": "pending"}));
+    };
+    let info = crate::jobs::spawn_own(&state, kind.job_kind(), &model, 0, total, run).await?;
+    let mut response = success(json!({"job_id": info.id, "status": "pending"}));
     *response.status_mut() = StatusCode::ACCEPTED;
     Ok(response)
 }
 
-/// The JSend body of an error, as a failed job's `error`.
-async fn error_body(e: ApiError) -> Value {
-    let response = e.into_response();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap_or_default();
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-}
-
 /// `GET /v2/forecast/jobs/{id}`.
-pub async fn forecast_job(Caller(tenant): Caller, Path(id): Path<String>) -> Response {
-    job_status(&tenant, &id, Kind::Forecast)
+pub async fn forecast_job(
+    State(state): State<AppState>,
+    Caller(tenant): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    job_status(&state, &tenant, &id, Kind::Forecast).await
 }
 
 /// `GET /v2/cross_validation/jobs/{id}`.
-pub async fn cross_validation_job(Caller(tenant): Caller, Path(id): Path<String>) -> Response {
-    job_status(&tenant, &id, Kind::CrossValidation)
+pub async fn cross_validation_job(
+    State(state): State<AppState>,
+    Caller(tenant): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    job_status(&state, &tenant, &id, Kind::CrossValidation).await
 }
 
-fn unknown_job(id: &str) -> ApiError {
-    ApiError::fail(
-        StatusCode::NOT_FOUND,
-        "job_id",
-        format!(
-            "no job '{id}' in this gateway (jobs are kept for {} after they finish)",
-            humantime::format_duration(JOB_TTL)
-        ),
-    )
+/// The tenant's job `id` if it is one of these endpoints' jobs.
+async fn find_job(state: &AppState, tenant: &Tenant, id: &str) -> Result<JobInfo, ApiError> {
+    let info = crate::jobs::find(state, tenant, id).await?;
+    if info.kind == JOB_FORECAST || info.kind == JOB_CROSS_VALIDATION {
+        Ok(info)
+    } else {
+        Err(ApiError::fail(
+            StatusCode::NOT_FOUND,
+            "job_id",
+            format!("no job '{id}' of /v2/forecast or /v2/cross_validation"),
+        ))
+    }
 }
 
 /// The job as the client reads it, not wrapped in JSend (its `status` is
 /// the job's).
-fn job_status(tenant: &Tenant, id: &str, kind: Kind) -> Response {
-    let jobs = jobs();
-    let Some(job) = jobs
-        .get(id)
-        .filter(|j| j.tenant == *tenant && j.kind == kind)
-    else {
-        return unknown_job(id).into_response();
+async fn job_status(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &str,
+    kind: Kind,
+) -> Result<Response, ApiError> {
+    let info = find_job(state, tenant, id).await?;
+    if info.kind != kind.job_kind() {
+        return Err(ApiError::fail(
+            StatusCode::NOT_FOUND,
+            "job_id",
+            format!("job '{id}' is not a {kind:?} job"),
+        ));
+    }
+    let (status, result, error) = match info.status {
+        JobStatus::Queued | JobStatus::Running => ("running", Value::Null, Value::Null),
+        JobStatus::Succeeded => (
+            "succeeded",
+            info.result
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or(Value::Null),
+            Value::Null,
+        ),
+        JobStatus::Failed => (
+            "failed",
+            Value::Null,
+            json!({"status": "error", "message": info.error}),
+        ),
+        JobStatus::Cancelled => ("cancelled", Value::Null, Value::Null),
     };
-    let (status, result, error) = match &job.outcome {
-        Outcome::Running => ("running", Value::Null, Value::Null),
-        Outcome::Succeeded(data) => ("succeeded", data.clone(), Value::Null),
-        Outcome::Failed(error) => ("failed", Value::Null, error.clone()),
-        Outcome::Cancelled => ("cancelled", Value::Null, Value::Null),
-    };
-    Json(json!({"job_id": id, "status": status, "result": result, "error": error})).into_response()
+    Ok(Json(json!({"job_id": id, "status": status, "result": result, "error": error})).into_response())
 }
 
-/// `POST /v2/async/jobs/{id}/cancel`: stops waiting for the work and ends
-/// the job `cancelled` (a fit already on a worker finishes there and is
-/// pruned with the model's old versions).
+/// `POST /v2/async/jobs/{id}/cancel`: ends the job `cancelled` (its task
+/// stops waiting; a fit already on a worker finishes there and is pruned
+/// with the model's old versions).
 pub async fn cancel_job(
+    State(state): State<AppState>,
     Caller(tenant): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut jobs = jobs();
-    let Some(job) = jobs.get_mut(&id).filter(|j| j.tenant == tenant) else {
-        return Err(unknown_job(&id));
-    };
-    if job.outcome != Outcome::Running {
-        return Err(ApiError::fail(
-            StatusCode::CONFLICT,
-            "job_id",
-            format!("job '{id}' has already finished; only a running job can be cancelled"),
-        ));
-    }
-    if let Some(task) = job.task.take() {
-        task.abort();
-    }
-    job.outcome = Outcome::Cancelled;
-    job.finished = Some(Instant::now());
-    tracing::info!(job = %id, "TimeGPT-compatible job cancelled");
+    find_job(&state, &tenant, &id).await?;
+    crate::jobs::cancel(&state, &tenant, &id).await?;
     Ok(success(json!({"job_id": id, "status": "cancelled"})))
 }
 

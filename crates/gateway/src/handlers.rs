@@ -580,6 +580,7 @@ pub(crate) async fn prepare_fit(
         .await
         .map_err(FitError::Refused)?;
     let job = FitJob {
+        shard: None,
         base,
         model: model.clone(),
         version: 0, // set once registered

@@ -62,6 +62,9 @@ pub struct GatewayConfig {
     /// Versions kept per model; older settled ones are pruned (never the
     /// newest ready one).
     pub keep_versions: usize,
+    /// How large a shard of a fit may grow: larger fits are split into
+    /// shards that workers fit in parallel (see `protocol::shard`).
+    pub shard_sizes: protocol::shard::ShardSizes,
 }
 
 /// Default of [`GatewayConfig::async_points`]: a million values (about a
@@ -81,6 +84,7 @@ impl Default for GatewayConfig {
             connections: ConnectionLimits::default(),
             async_points: DEFAULT_ASYNC_POINTS,
             keep_versions: DEFAULT_KEEP_VERSIONS,
+            shard_sizes: protocol::shard::ShardSizes::default(),
         }
     }
 }

@@ -84,6 +84,16 @@ pub struct ServeArgs {
     #[arg(long, env = "HORIZON_KEEP_VERSIONS", default_value_t = gateway::DEFAULT_KEEP_VERSIONS,
           value_parser = parse_at_least_one)]
     pub keep_versions: usize,
+    /// Fits of more series than this are split into shards of about this
+    /// many series, fitted in parallel by every worker.
+    #[arg(long, env = "HORIZON_SHARD_SERIES", default_value_t = protocol::shard::DEFAULT_SHARD_SERIES,
+          value_parser = parse_at_least_one)]
+    pub shard_series: usize,
+    /// Fits of more values (all series' points) than this are split into
+    /// shards of about this many values.
+    #[arg(long, env = "HORIZON_SHARD_POINTS", default_value_t = protocol::shard::DEFAULT_SHARD_POINTS,
+          value_parser = parse_at_least_one)]
+    pub shard_points: usize,
     #[command(flatten)]
     pub cluster: crate::distributed::ClusterArgs,
     #[command(flatten)]
@@ -160,6 +170,10 @@ impl ServeArgs {
             },
             async_points: self.async_points,
             keep_versions: self.keep_versions,
+            shard_sizes: protocol::shard::ShardSizes {
+                series: self.shard_series,
+                points: self.shard_points,
+            },
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The shards of a sharded version in PostgreSQL (see
-//! [`crate::ModelStore::complete_shard`]). Storing a shard locks its
-//! version's row, so two workers storing the last two shards at once
-//! cannot both miss that the version is complete.
+//! [`crate::ModelStore::complete_shard`]). The shard's row is written
+//! first, then its version's row is locked for the count: two workers
+//! storing the last two shards at once cannot both miss that the version is
+//! complete (the second to take the lock counts the first's committed row),
+//! and the lock is never held while a large shard is written.
 
 use super::{db_error, PgStore, NOW_MS};
 use crate::rows::{merge_summaries, summary_counts};
@@ -23,22 +25,27 @@ impl PgStore {
             .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
         let n_series = i64::try_from(summary.series.len()).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let status: Option<String> = sqlx::query_scalar(
-            "SELECT status FROM versions WHERE model = $1 AND version = $2 FOR UPDATE",
-        )
-        .bind(model.as_str())
-        .bind(version)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        match status.as_deref() {
+        let status = |lock: &'static str| {
+            sqlx::query_scalar::<_, String>(if lock.is_empty() {
+                "SELECT status FROM versions WHERE model = $1 AND version = $2"
+            } else {
+                "SELECT status FROM versions WHERE model = $1 AND version = $2 FOR UPDATE"
+            })
+            .bind(model.as_str())
+            .bind(version)
+        };
+        // Settled already (failed by another shard, cancelled): first wins.
+        match status("")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+        {
             None => {
                 return Err(StoreError::UnknownVersion {
                     model: model.clone(),
                     version,
                 })
             }
-            // Settled meanwhile (failed by another shard, cancelled): first wins.
             Some(s) if s != "pending" => return Ok(()),
             Some(_) => {}
         }
@@ -55,6 +62,16 @@ impl PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        // Settled while the shard was written: nothing more to do (the row
+        // goes with its version).
+        let locked = status("lock")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if locked.as_deref() != Some("pending") {
+            tx.commit().await.map_err(db_error)?;
+            return Ok(());
+        }
         let (stored, done): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(n_series), 0)::bigint FROM shards \
              WHERE model = $1 AND version = $2",

@@ -541,7 +541,7 @@ pub(crate) async fn fit_from(
 async fn fit_within(
     state: &AppState,
     model: &ModelName,
-    job: FitJob,
+    job: PreparedFit,
     key: Option<Keyed>,
     slot: Slot,
     registered: oneshot::Sender<(Version, bool)>,
@@ -569,15 +569,35 @@ async fn fit_within(
     }
 }
 
-/// The fit job of a request, once the transport is up and can carry it
-/// (version 0 until registered). With `base`, the series are new
-/// observations filtered forward from that version.
+/// A fit ready to be registered and sent: its shards (see
+/// [`protocol::shard`]; one, the whole fit, unless it is large), each
+/// checked to travel, with version 0 until registered.
+pub(crate) struct PreparedFit {
+    shards: Vec<FitJob>,
+    n_series: usize,
+}
+
+impl PreparedFit {
+    pub(crate) fn n_series(&self) -> usize {
+        self.n_series
+    }
+
+    pub(crate) fn set_version(&mut self, version: Version) {
+        for shard in &mut self.shards {
+            shard.version = version;
+        }
+    }
+}
+
+/// The fit of a request, once the transport is up and can carry it. With
+/// `base`, the series are new observations filtered forward from that
+/// version (never sharded).
 pub(crate) async fn prepare_fit(
     state: &AppState,
     model: &ModelName,
     request: FitRequest,
     base: Option<Version>,
-) -> Result<FitJob, FitError> {
+) -> Result<PreparedFit, FitError> {
     // Fail fast while jobs cannot be delivered (e.g. the broker is down, or
     // no worker listens), before registering a version that could not be
     // fitted.
@@ -586,6 +606,7 @@ pub(crate) async fn prepare_fit(
         .await
         .map_err(FitError::Refused)?;
     let job = FitJob {
+        shard: None,
         base,
         model: model.clone(),
         version: 0, // set once registered
@@ -595,14 +616,17 @@ pub(crate) async fn prepare_fit(
     // Refused before registering: a fit that cannot travel must not leave a
     // failed version behind.
     let transport = state.transport.clone();
-    let (job, fits) = tokio::task::spawn_blocking(move || {
-        let fits = transport.check_fit(&job);
-        (job, fits)
+    let sizes = state.config.shard_sizes;
+    let (prepared, fits) = tokio::task::spawn_blocking(move || {
+        let n_series = job.series.len();
+        let shards = protocol::shard::split(job, &sizes);
+        let fits = shards.iter().try_for_each(|s| transport.check_fit(s));
+        (PreparedFit { shards, n_series }, fits)
     })
     .await
     .map_err(|_| FitError::Crashed)?;
     fits.map_err(FitError::Transport)?;
-    Ok(job)
+    Ok(prepared)
 }
 
 /// The detached part of a fit: register, then send the fit and record a
@@ -611,13 +635,13 @@ pub(crate) async fn prepare_fit(
 async fn register_and_dispatch(
     store: Arc<dyn ModelStore>,
     transport: Arc<dyn Transport>,
-    mut job: FitJob,
+    mut job: PreparedFit,
     key: Option<Keyed>,
     _slot: Slot,
     registered: oneshot::Sender<(Version, bool)>,
 ) -> Result<Registration, FitError> {
-    let model = job.model.clone();
-    let registration = register(store.as_ref(), &model, job.series.len(), key.as_ref())
+    let model = job.shards[0].model.clone();
+    let registration = register(store.as_ref(), &model, job.n_series(), key.as_ref())
         .await
         .map_err(FitError::Store)?;
     let version = registration.version();
@@ -635,9 +659,9 @@ async fn register_and_dispatch(
         }
         tracing::warn!(%model, version, "sending again the fit of a registration whose fit may never have been sent");
     } else {
-        tracing::info!(%model, version, n_series = job.series.len(), "fit registered");
+        tracing::info!(%model, version, n_series = job.n_series(), "fit registered");
     }
-    job.version = version;
+    job.set_version(version);
     dispatch(store, transport, job)
         .await
         .map(Registration::Fitted)
@@ -648,8 +672,14 @@ async fn register_and_dispatch(
 pub(crate) async fn dispatch(
     store: Arc<dyn ModelStore>,
     transport: Arc<dyn Transport>,
-    job: FitJob,
+    mut job: PreparedFit,
 ) -> Result<FitSummary, FitError> {
+    if job.shards.len() > 1 {
+        return dispatch_shards(store, transport, job.shards).await;
+    }
+    let Some(job) = job.shards.pop() else {
+        return Err(FitError::Crashed);
+    };
     let (model, version) = (job.model.clone(), job.version);
     let reply = transport.fit(job).await;
     // Make sure a fit that did not succeed does not stay pending; a no-op
@@ -673,6 +703,101 @@ pub(crate) async fn dispatch(
         Ok(Err(JobError::Failed(reason))) => Err(FitError::Failed { version, reason }),
         Ok(Err(JobError::Unavailable(reason))) => Err(FitError::Unavailable { version, reason }),
         Err(e) => Err(FitError::Transport(e)),
+    }
+}
+
+/// How long a sharded fit whose every shard answered waits for its version
+/// to read as settled (the last shard settles it before it answers).
+const SHARDS_SETTLE: Duration = Duration::from_secs(10);
+/// How long one watch of a sharded fit's version for a failure lasts
+/// (renewed until the fit ends).
+const SHARDS_WATCH: Duration = Duration::from_secs(600);
+
+/// [`dispatch`] of a fit in shards: all are sent at once, any worker takes
+/// any of them; the first shard (in shard order) that failed fails the
+/// version, naming itself. The answer is the version as the store settled
+/// it (its summary joins the shards'), so it never contradicts the store.
+async fn dispatch_shards(
+    store: Arc<dyn ModelStore>,
+    transport: Arc<dyn Transport>,
+    shards: Vec<FitJob>,
+) -> Result<FitSummary, FitError> {
+    let (model, version) = (shards[0].model.clone(), shards[0].version);
+    let labels: Vec<String> = shards
+        .iter()
+        .map(|s| s.shard.map(|s| s.to_string()).unwrap_or_default())
+        .collect();
+    tracing::info!(%model, version, shards = shards.len(), "fit sent in shards");
+    // A shard that failed (in a worker, or dead-lettered) fails the version
+    // in the store at once: the answer need not wait for the other shards.
+    let failed = async {
+        loop {
+            match store.wait_settled(&model, version, SHARDS_WATCH).await {
+                Ok(info) => match info.status {
+                    VersionStatus::Failed { reason } => return reason,
+                    // Ready: the last shard's answer is on its way.
+                    _ => std::future::pending::<()>().await,
+                },
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    };
+    let replies = tokio::select! {
+        replies = transport.fit_shards(shards) => replies,
+        reason = failed => return Err(FitError::Failed { version, reason }),
+    };
+    let mut failure = None;
+    let mut no_verdict = None;
+    for (label, reply) in labels.iter().zip(replies) {
+        // A worker's reason names its shard already.
+        let named = |reason: String| {
+            if reason.starts_with(label.as_str()) {
+                reason
+            } else {
+                format!("{label}: {reason}")
+            }
+        };
+        match reply {
+            Ok(Ok(_)) => {}
+            // No verdict: the store was down, or a worker may still finish it.
+            Ok(Err(JobError::Unavailable(reason))) => {
+                no_verdict.get_or_insert(FitError::Unavailable {
+                    version,
+                    reason: named(reason),
+                });
+            }
+            Err(e @ TransportError::Timeout(_)) => {
+                no_verdict.get_or_insert(FitError::Transport(e));
+            }
+            Ok(Err(e)) => {
+                failure.get_or_insert_with(|| named(e.to_string()));
+            }
+            Err(e) => {
+                failure.get_or_insert_with(|| named(format!("the fit could not be run: {e}")));
+            }
+        }
+    }
+    if let Some(reason) = &failure {
+        if let Err(e) = store.fail(&model, version, reason).await {
+            tracing::error!(%model, version, error = %e, "could not record a failed fit");
+        }
+    } else if let Some(e) = no_verdict {
+        return Err(e);
+    }
+    // First wins: the store's verdict (e.g. a dead-letter's reason) is the answer.
+    let wait = if failure.is_some() {
+        Duration::ZERO
+    } else {
+        SHARDS_SETTLE
+    };
+    let info = store
+        .wait_settled(&model, version, wait)
+        .await
+        .map_err(FitError::Store)?;
+    match info.status {
+        VersionStatus::Ready => info.summary.ok_or(FitError::NoSummary(version)),
+        VersionStatus::Failed { reason } => Err(FitError::Failed { version, reason }),
+        VersionStatus::Pending => Err(FitError::Store(StoreError::WaitTimeout(wait))),
     }
 }
 

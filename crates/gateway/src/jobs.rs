@@ -99,12 +99,12 @@ pub(crate) async fn fit_async(
         .map_err(|e| fail(e, None))?;
     let store = state.store.clone();
     let registered =
-        crate::handlers::register(store.as_ref(), &model, job.series.len(), key.as_ref())
+        crate::handlers::register(store.as_ref(), &model, job.n_series(), key.as_ref())
             .await
             .map_err(store_error)?;
     let version = registered.version();
-    job.version = version;
-    let total = job.series.len() as u64;
+    job.set_version(version);
+    let total = job.n_series() as u64;
     let replayed = matches!(registered, Registered::Existing(_));
     let existing = if replayed {
         store

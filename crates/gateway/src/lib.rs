@@ -66,6 +66,9 @@ pub struct GatewayConfig {
     /// this long ago, so that a forecast that chose it can still read it:
     /// at least `wait_timeout` + `forecast_timeout` (the default).
     pub prune_grace: Duration,
+    /// How large a shard of a fit may grow: larger fits are split into
+    /// shards that workers fit in parallel (see `protocol::shard`).
+    pub shard_sizes: protocol::shard::ShardSizes,
 }
 
 /// Default of [`GatewayConfig::async_points`]: a million values (about a
@@ -86,6 +89,7 @@ impl Default for GatewayConfig {
             async_points: DEFAULT_ASYNC_POINTS,
             keep_versions: DEFAULT_KEEP_VERSIONS,
             prune_grace: Duration::from_secs(120),
+            shard_sizes: protocol::shard::ShardSizes::default(),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use transport::{JobHandler, Transport, TransportError};
 
 /// Names the environment variable that makes a worker abort when it takes a
-/// fit of this model.
+/// fit of this model; `model#i`: only shard `i` (0-based) of a sharded fit.
 pub const ABORT_ON_MODEL_ENV: &str = "HORIZON_FAULT_ABORT_ON_MODEL";
 /// Names the environment variable that makes a worker wait this many
 /// milliseconds before each job.
@@ -60,6 +60,23 @@ impl Faults {
     }
 }
 
+impl Faults {
+    fn aborts_on(&self, job: &FitJob) -> bool {
+        let Some(target) = self.abort_on_model.as_deref() else {
+            return false;
+        };
+        match target.split_once('#') {
+            None => target == job.model.as_str(),
+            Some((model, shard)) => {
+                model == job.model.as_str()
+                    && job
+                        .shard
+                        .is_some_and(|s| shard.parse::<u32>().ok() == Some(s.index))
+            }
+        }
+    }
+}
+
 /// A job handler that plays [`Faults`] before handing jobs on.
 pub struct Faulty<H> {
     inner: H,
@@ -69,7 +86,7 @@ pub struct Faulty<H> {
 #[async_trait]
 impl<H: JobHandler> JobHandler for Faulty<H> {
     async fn fit(&self, job: FitJob) -> FitReply {
-        if self.faults.abort_on_model.as_deref() == Some(job.model.as_str()) {
+        if self.faults.aborts_on(&job) {
             tracing::error!(model = %job.model, "fault injection: aborting the worker");
             std::process::abort();
         }

@@ -89,6 +89,16 @@ pub struct ServeArgs {
     /// (default: --wait-timeout + --forecast-timeout).
     #[arg(long, env = "HORIZON_PRUNE_GRACE", value_parser = parse_duration)]
     pub prune_grace: Option<Duration>,
+    /// Fits of more series than this are split into shards of about this
+    /// many series, fitted in parallel by every worker.
+    #[arg(long, env = "HORIZON_SHARD_SERIES", default_value_t = protocol::shard::DEFAULT_SHARD_SERIES,
+          value_parser = parse_at_least_one)]
+    pub shard_series: usize,
+    /// Fits of more values (all series' points) than this are split into
+    /// shards of about this many values.
+    #[arg(long, env = "HORIZON_SHARD_POINTS", default_value_t = protocol::shard::DEFAULT_SHARD_POINTS,
+          value_parser = parse_at_least_one)]
+    pub shard_points: usize,
     #[command(flatten)]
     pub cluster: crate::distributed::ClusterArgs,
     #[command(flatten)]
@@ -168,6 +178,10 @@ impl ServeArgs {
             prune_grace: self
                 .prune_grace
                 .unwrap_or(self.wait_timeout + self.forecast_timeout),
+            shard_sizes: protocol::shard::ShardSizes {
+                series: self.shard_series,
+                points: self.shard_points,
+            },
         }
     }
 }

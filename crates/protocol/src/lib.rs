@@ -4,6 +4,7 @@
 //! Nothing here does I/O; every type is serde so any transport can carry it.
 
 pub mod calendar;
+pub mod shard;
 
 use calendar::{SeriesCalendar, Timestamp};
 use engine::backtest::{BacktestOptions, Metrics};
@@ -216,6 +217,10 @@ pub struct FitJob {
     /// parameters (no refit). Series not named keep their state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<Version>,
+    /// Which shard of the version this job is, for a sharded fit (see
+    /// [`shard`]); `None`: the whole fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<shard::Shard>,
 }
 
 /// What the fit of one series produced.

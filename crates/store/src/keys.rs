@@ -189,11 +189,14 @@ const LIST_TENANT: &str = "SELECT id, tenant, created_at_ms, revoked_at_ms FROM 
 const REVOKE: &str = "UPDATE api_keys SET revoked_at_ms = ? \
      WHERE id = ? AND tenant = ? AND revoked_at_ms IS NULL";
 const LIVE: &str = "SELECT COUNT(*) FROM api_keys WHERE revoked_at_ms IS NULL";
+// A sharded version's bytes are in its shards (`state` is NULL).
 const USAGE_TENANT: &str =
-    "SELECT CAST(SUM(n_series) AS BIGINT), CAST(SUM(LENGTH(state)) AS BIGINT) \
+    "SELECT CAST(SUM(n_series) AS BIGINT), CAST(SUM(COALESCE(LENGTH(state), (SELECT SUM(LENGTH(s.state)) FROM shards s \
+     WHERE s.model = versions.model AND s.version = versions.version))) AS BIGINT) \
      FROM versions WHERE status <> 'failed' AND model >= ? AND model < ?";
 const USAGE_DEFAULT: &str =
-    "SELECT CAST(SUM(n_series) AS BIGINT), CAST(SUM(LENGTH(state)) AS BIGINT) \
+    "SELECT CAST(SUM(n_series) AS BIGINT), CAST(SUM(COALESCE(LENGTH(state), (SELECT SUM(LENGTH(s.state)) FROM shards s \
+     WHERE s.model = versions.model AND s.version = versions.version))) AS BIGINT) \
      FROM versions WHERE status <> 'failed' AND model NOT LIKE '%/%'";
 
 /// [`KeyStore`] on the embedded SQLite database.

@@ -20,6 +20,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use engine::Method;
+use protocol::shard::Shard;
 use protocol::{FitSummary, ModelName, Tenant, Version};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
@@ -252,6 +253,50 @@ pub trait ModelStore: Send + Sync + 'static {
 
     /// Closes connections on shutdown. Nothing to do by default.
     async fn close(&self) {}
+
+    // ---- sharded fits (see [`protocol::shard`]) ----
+
+    /// Stores one shard of a pending version, first wins: a shard stored
+    /// before (a redelivery), or a version settled meanwhile, is left as it
+    /// is. The shard's series count as its job's progress. The store that
+    /// stores the last of the `shard.count` shards makes the version ready,
+    /// its summary the shards' summaries in shard order, in the same write.
+    async fn complete_shard(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: Shard,
+        state: &[u8],
+        summary: &FitSummary,
+    ) -> Result<(), StoreError> {
+        let _ = (version, shard, state, summary);
+        Err(StoreError::Internal(format!(
+            "this store cannot keep the shards of model '{model}'"
+        )))
+    }
+
+    /// How many shards a version is stored in: 1 for a version stored whole
+    /// (every version before sharded fits).
+    async fn shard_count(&self, model: &ModelName, version: Version) -> Result<u32, StoreError> {
+        let _ = (model, version);
+        Ok(1)
+    }
+
+    /// The fitted state of one shard of a ready version; shard 0 of a
+    /// version stored whole is its whole state.
+    async fn load_shard(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<Vec<u8>, StoreError> {
+        if shard == 0 {
+            return self.load_state(model, version).await;
+        }
+        Err(StoreError::Internal(format!(
+            "version {version} of model '{model}' has no shard {shard}"
+        )))
+    }
 
     // ---- dispatch tracking: a registration whose fit was never sent ----
 

@@ -25,6 +25,8 @@
 //! failed once they are older than a limit (the gateway runs it
 //! periodically), and waiters always have a timeout.
 
+mod shards;
+
 use crate::jobs::{self, to_job, JobRow, JOB_COLUMNS};
 use crate::keys::{tenant_range, PgKeys};
 use crate::newest::{Newest, NewestVersions};
@@ -609,6 +611,31 @@ impl ModelStore for PgStore {
             .await?;
         self.cache_settled(model, &info);
         Ok(info)
+    }
+
+    async fn complete_shard(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: protocol::shard::Shard,
+        state: &[u8],
+        summary: &FitSummary,
+    ) -> Result<(), StoreError> {
+        self.store_shard(model, version, shard, state, summary)
+            .await
+    }
+
+    async fn shard_count(&self, model: &ModelName, version: Version) -> Result<u32, StoreError> {
+        self.count_shards(model, version).await
+    }
+
+    async fn load_shard(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.read_shard(model, version, shard).await
     }
 
     async fn load_state(&self, model: &ModelName, version: Version) -> Result<Vec<u8>, StoreError> {

@@ -94,3 +94,27 @@ pub(crate) fn summary_counts(summary: &FitSummary) -> (&'static str, i64) {
         i64::try_from(fallbacks).unwrap_or(i64::MAX),
     )
 }
+
+/// The summary of a sharded version: its shards' summaries (JSON, in shard
+/// order) one after the other.
+pub(crate) fn merge_summaries(
+    model: &ModelName,
+    version: protocol::Version,
+    shards: Vec<String>,
+) -> Result<FitSummary, StoreError> {
+    let mut merged: Option<FitSummary> = None;
+    for text in shards {
+        let part: FitSummary = serde_json::from_str(&text).map_err(|e| {
+            StoreError::Internal(format!(
+                "a shard summary of version {version} of '{model}' is unreadable: {e}"
+            ))
+        })?;
+        match &mut merged {
+            None => merged = Some(part),
+            Some(all) => all.series.extend(part.series),
+        }
+    }
+    merged.ok_or_else(|| {
+        StoreError::Internal(format!("version {version} of '{model}' has no shards"))
+    })
+}

@@ -172,6 +172,7 @@ mod tests {
 
     fn fit_job(version: i64) -> FitJob {
         FitJob {
+            shard: None,
             base: None,
             model: ModelName::default_model(),
             version,

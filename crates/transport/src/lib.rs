@@ -37,6 +37,12 @@ pub enum TransportError {
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
     async fn fit(&self, job: FitJob) -> Result<FitReply, TransportError>;
+    /// Sends the shards of one version's fit (see [`protocol::shard`]), each
+    /// a fit any worker may take, and waits for every answer (in the order
+    /// of `shards`). By default each is an ordinary [`Self::fit`], all at once.
+    async fn fit_shards(&self, shards: Vec<FitJob>) -> Vec<Result<FitReply, TransportError>> {
+        futures_util::future::join_all(shards.into_iter().map(|job| self.fit(job))).await
+    }
     async fn forecast(&self, job: ForecastJob) -> Result<ForecastReply, TransportError>;
     /// Runs a backtest on a worker (CPU-heavy like a fit: the fit lane).
     async fn backtest(&self, _job: BacktestJob) -> Result<BacktestReply, TransportError> {

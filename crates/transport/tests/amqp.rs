@@ -211,6 +211,7 @@ fn forecast_job(model: &str) -> ForecastJob {
 
 fn fit_job(model: &ModelName, version: i64) -> FitJob {
     FitJob {
+        shard: None,
         base: None,
         model: model.clone(),
         version,

@@ -62,6 +62,7 @@ async fn fit(
         .version();
     worker
         .fit(FitJob {
+            shard: None,
             base: None,
             model: model.clone(),
             version,

@@ -11,6 +11,10 @@
 //! many forecasts ask for it at the same time: the first one loads it, the
 //! others wait for that load and share its result.
 //!
+//! A shard of a sharded fit (see `protocol::shard`) is fitted like a whole
+//! fit and stored as one shard of its version; a forecast of some series
+//! reads and caches only the shards that hold them.
+//!
 //! A store that is unavailable is not a verdict: saving a finished fit is
 //! retried (see [`retry`]) and never turns into a failed version.
 
@@ -46,6 +50,10 @@ use transport::JobHandler;
 /// Default size of the model cache, in series.
 pub const DEFAULT_CACHE_SERIES: usize = 500_000;
 
+/// Shard counts of versions remembered (a count never changes once the
+/// version is ready).
+const SHARD_COUNTS: usize = 4096;
+
 /// The outcome of one load of a model version, shared by all its waiters.
 type SharedLoad = Arc<OnceCell<Result<Arc<LoadedModel>, JobError>>>;
 
@@ -53,8 +61,10 @@ type SharedLoad = Arc<OnceCell<Result<Arc<LoadedModel>, JobError>>>;
 pub struct Worker {
     store: Arc<dyn ModelStore>,
     cache: ModelCache,
-    /// Loads under way, by (model, version): one per key at a time.
-    loading: Mutex<HashMap<(ModelName, Version), SharedLoad>>,
+    /// Loads under way, by (model, version, shard): one per key at a time.
+    loading: Mutex<HashMap<(ModelName, Version, u32), SharedLoad>>,
+    /// How many shards each ready version read so far is stored in.
+    shard_counts: Mutex<lru::LruCache<(ModelName, Version), u32>>,
     /// Model versions decoded from the store so far.
     decodes: AtomicU64,
     /// How long a save waits out an unavailable store.
@@ -73,6 +83,9 @@ impl Worker {
             store,
             cache: ModelCache::new(cache_series),
             loading: Mutex::new(HashMap::new()),
+            shard_counts: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(SHARD_COUNTS).expect("non-zero"),
+            )),
             decodes: AtomicU64::new(0),
             store_retry: STORE_RETRY_FOR,
         }
@@ -90,22 +103,61 @@ impl Worker {
         self.decodes.load(Ordering::Relaxed)
     }
 
-    /// The fitted model of a ready version, from the cache or the store;
-    /// concurrent callers for the same version share one load.
+    /// How many shards a ready version is stored in (1: stored whole).
+    async fn shard_count(&self, model: &ModelName, version: Version) -> Result<u32, JobError> {
+        let key = (model.clone(), version);
+        if let Some(n) = lock(&self.shard_counts).get(&key) {
+            return Ok(*n);
+        }
+        let n = self
+            .store
+            .shard_count(model, version)
+            .await
+            .map_err(|e| load_error(model, version, e))?;
+        lock(&self.shard_counts).put(key, n);
+        Ok(n)
+    }
+
+    /// Every series of a ready version as one model: its only shard, or
+    /// its shards merged.
     async fn load(
         &self,
         model: &ModelName,
         version: Version,
     ) -> Result<Arc<LoadedModel>, JobError> {
-        if let Some(hit) = self.cache.get(model, version) {
+        let count = self.shard_count(model, version).await?;
+        if count <= 1 {
+            return self.load_shard(model, version, 0).await;
+        }
+        let parts = futures_util::future::try_join_all(
+            (0..count).map(|shard| self.load_shard(model, version, shard)),
+        )
+        .await?;
+        Ok(Arc::new(
+            tokio::task::spawn_blocking(move || LoadedModel::merge(&parts))
+                .await
+                .map_err(|_| JobError::Failed("merging the shards of a model panicked".into()))?,
+        ))
+    }
+
+    /// One shard of a ready version (shard 0 of a version stored whole),
+    /// from the cache or the store; concurrent callers for the same shard
+    /// share one load.
+    async fn load_shard(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<Arc<LoadedModel>, JobError> {
+        if let Some(hit) = self.cache.get(model, version, shard) {
             metrics::counter!("horizon_cache_hits_total").increment(1);
             return Ok(hit);
         }
         metrics::counter!("horizon_cache_misses_total").increment(1);
-        let key = (model.clone(), version);
+        let key = (model.clone(), version, shard);
         let cell = lock(&self.loading).entry(key.clone()).or_default().clone();
         let result = cell
-            .get_or_init(|| self.load_from_store(model, version))
+            .get_or_init(|| self.load_from_store(model, version, shard))
             .await
             .clone();
         // The load is over: later callers find the model in the cache (or,
@@ -121,25 +173,89 @@ impl Worker {
         &self,
         model: &ModelName,
         version: Version,
+        shard: u32,
     ) -> Result<Arc<LoadedModel>, JobError> {
         let bytes = self
             .store
-            .load_state(model, version)
+            .load_shard(model, version, shard)
             .await
-            .map_err(|e| match e {
-                StoreError::Unavailable(_) => JobError::Unavailable(format!(
-                    "loading version {version} of model '{model}': {e}"
-                )),
-                e => JobError::Failed(format!("loading version {version} of model '{model}': {e}")),
-            })?;
+            .map_err(|e| load_error(model, version, e))?;
         self.decodes.fetch_add(1, Ordering::Relaxed);
         let loaded = tokio::task::spawn_blocking(move || LoadedModel::decode(&bytes))
             .await
             .map_err(|_| JobError::Failed("decoding a stored model panicked".into()))?
             .map_err(|e| state_error(model, version, e))?;
         let loaded = Arc::new(loaded);
-        self.cache.insert(model, version, loaded.clone());
+        self.cache.insert(model, version, shard, loaded.clone());
         Ok(loaded)
+    }
+
+    /// Forecasts the series `ids` (all when `None`) of a sharded version:
+    /// each shard that holds some of them is loaded and forecast on its own.
+    async fn forecast_shards(
+        &self,
+        job: &ForecastJob,
+        count: u32,
+    ) -> Result<Vec<SeriesForecast>, JobError> {
+        let (model, version) = (&job.model, job.version);
+        // Which series of which shard, in the order asked.
+        let mut wanted: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+        if let Some(ids) = &job.series_ids {
+            for id in ids {
+                wanted
+                    .entry(protocol::shard::shard_of(id, count))
+                    .or_default()
+                    .push(id.clone());
+            }
+        }
+        let shards: Vec<u32> = match &job.series_ids {
+            Some(_) => wanted.keys().copied().collect(),
+            None => (0..count).collect(),
+        };
+        let loaded = futures_util::future::try_join_all(
+            shards
+                .iter()
+                .map(|&shard| self.load_shard(model, version, shard)),
+        )
+        .await?;
+        let (horizon, levels, all) = (job.horizon, job.levels.clone(), job.series_ids.is_none());
+        let parts: Vec<(Arc<LoadedModel>, Option<Vec<String>>)> = loaded
+            .into_iter()
+            .zip(&shards)
+            .map(|(l, s)| (l, (!all).then(|| wanted.remove(s).unwrap_or_default())))
+            .collect();
+        let mut forecasts = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut unknown = Vec::new();
+            for (loaded, ids) in &parts {
+                if let Some(ids) = ids {
+                    unknown.extend(
+                        ids.iter()
+                            .filter(|id| loaded.position(id).is_none())
+                            .cloned(),
+                    );
+                }
+            }
+            if !unknown.is_empty() {
+                return Err(unknown_ids(&unknown));
+            }
+            for (loaded, ids) in &parts {
+                out.extend(forecast_all(loaded, horizon, &levels, ids.as_deref())?);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|_| JobError::Failed("the engine crashed while forecasting".into()))??;
+        // The answer lists the series in the order asked.
+        if let Some(ids) = &job.series_ids {
+            let at: HashMap<&str, usize> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.as_str(), i))
+                .collect();
+            forecasts.sort_by_key(|f| at.get(f.id.as_str()).copied().unwrap_or(usize::MAX));
+        }
+        Ok(forecasts)
     }
 
     async fn fail_version(&self, model: &ModelName, version: Version, reason: String) -> JobError {
@@ -180,7 +296,13 @@ impl JobHandler for Worker {
             spec,
             series,
             base,
+            shard,
         } = job;
+        // A shard's failure fails its whole version, and says which shard.
+        let tag = |reason: String| match shard {
+            Some(s) => format!("{s}: {reason}"),
+            None => reason,
+        };
         let started = Instant::now();
         let n_series = series.len();
         let method = spec.method;
@@ -225,6 +347,7 @@ impl JobHandler for Worker {
                     version,
                     n_series as u64,
                     progress.clone(),
+                    shard.is_some(),
                 );
                 let fitted = {
                     let progress = progress.clone();
@@ -233,11 +356,15 @@ impl JobHandler for Worker {
                 reporter.abort();
                 match fitted {
                     Ok(Ok((loaded, bytes))) => (loaded, bytes, inputs),
-                    Ok(Err(reason)) => {
+                    // A cancelled version is failed already: its reason stays.
+                    Ok(Err(reason)) if reason == store::jobs::CANCELLED => {
                         return Err(self.fail_version(&model, version, reason).await)
                     }
+                    Ok(Err(reason)) => {
+                        return Err(self.fail_version(&model, version, tag(reason)).await)
+                    }
                     Err(_) => {
-                        let reason = "the engine crashed while fitting".to_string();
+                        let reason = tag("the engine crashed while fitting".to_string());
                         return Err(self.fail_version(&model, version, reason).await);
                     }
                 }
@@ -261,8 +388,15 @@ impl JobHandler for Worker {
         };
         // `complete` is idempotent, so a save whose answer was lost with the
         // connection can be sent again.
-        let saved = retry::while_unavailable("saving a fit", self.store_retry, || {
-            self.store.complete(&model, version, &bytes, &summary)
+        let saved = retry::while_unavailable("saving a fit", self.store_retry, || async {
+            match shard {
+                Some(shard) => {
+                    self.store
+                        .complete_shard(&model, version, shard, &bytes, &summary)
+                        .await
+                }
+                None => self.store.complete(&model, version, &bytes, &summary).await,
+            }
         })
         .await;
         match saved {
@@ -276,16 +410,19 @@ impl JobHandler for Worker {
                 )));
             }
             Err(e) => {
-                let reason = format!("saving the fitted model failed: {e}");
+                let reason = tag(format!("saving the fitted model failed: {e}"));
                 return Err(self.fail_version(&model, version, reason).await);
             }
         }
-        self.cache.insert(&model, version, Arc::new(loaded));
+        let shard_index = shard.map_or(0, |s| s.index);
+        self.cache
+            .insert(&model, version, shard_index, Arc::new(loaded));
         tracing::info!(
             %model,
             version,
             n_series,
             base,
+            shard = shard.map(|s| s.to_string()),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "fit done"
         );
@@ -323,7 +460,16 @@ impl JobHandler for Worker {
 
     async fn forecast(&self, job: ForecastJob) -> ForecastReply {
         let _forecasting = InFlight::new("horizon_worker_forecasts_running");
-        let loaded = self.load(&job.model, job.version).await?;
+        let count = self.shard_count(&job.model, job.version).await?;
+        if count > 1 {
+            let series = self.forecast_shards(&job, count).await?;
+            return Ok(ForecastResult {
+                model: job.model,
+                version: job.version,
+                series,
+            });
+        }
+        let loaded = self.load_shard(&job.model, job.version, 0).await?;
         let ForecastJob {
             model,
             version,
@@ -342,6 +488,31 @@ impl JobHandler for Worker {
             series,
         })
     }
+}
+
+/// What a store error while reading a version means for the job.
+fn load_error(model: &ModelName, version: Version, e: StoreError) -> JobError {
+    match e {
+        StoreError::Unavailable(_) => {
+            JobError::Unavailable(format!("loading version {version} of model '{model}': {e}"))
+        }
+        e => JobError::Failed(format!("loading version {version} of model '{model}': {e}")),
+    }
+}
+
+/// The client's error for series ids a version does not have.
+fn unknown_ids(unknown: &[String]) -> JobError {
+    let shown: Vec<String> = unknown
+        .iter()
+        .take(10)
+        .map(|id| format!("'{id}'"))
+        .collect();
+    let more = if unknown.len() > 10 { ", ..." } else { "" };
+    JobError::Invalid(format!(
+        "unknown series id{} {}{more}",
+        if unknown.len() == 1 { "" } else { "s" },
+        shown.join(", ")
+    ))
 }
 
 /// What a state that cannot be read means for the job. A state written by
@@ -548,17 +719,8 @@ fn forecast_all(
                 .map(String::as_str)
                 .collect();
             if !unknown.is_empty() {
-                let shown: Vec<String> = unknown
-                    .iter()
-                    .take(10)
-                    .map(|id| format!("'{id}'"))
-                    .collect();
-                let more = if unknown.len() > 10 { ", ..." } else { "" };
-                return Err(JobError::Invalid(format!(
-                    "unknown series id{} {}{more}",
-                    if unknown.len() == 1 { "" } else { "s" },
-                    shown.join(", ")
-                )));
+                let unknown: Vec<String> = unknown.into_iter().map(str::to_string).collect();
+                return Err(unknown_ids(&unknown));
             }
             ids.iter().filter_map(|id| loaded.position(id)).collect()
         }
@@ -639,6 +801,7 @@ mod tests {
         let worker = Worker::new(store.clone());
         let summary = worker
             .fit(FitJob {
+                shard: None,
                 base: None,
                 model: model.clone(),
                 version,
@@ -707,6 +870,7 @@ mod tests {
             .collect();
         worker
             .fit(FitJob {
+                shard: None,
                 base: None,
                 model: model.clone(),
                 version,
@@ -746,6 +910,7 @@ mod tests {
             .version();
         Worker::new(store.clone())
             .fit(FitJob {
+                shard: None,
                 base: None,
                 model: model.clone(),
                 version,
@@ -799,6 +964,7 @@ mod tests {
         let worker = Worker::new(down).store_retry_for(std::time::Duration::from_millis(300));
         let reply = worker
             .fit(FitJob {
+                shard: None,
                 base: None,
                 model: model.clone(),
                 version,
@@ -855,6 +1021,105 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(info.status, VersionStatus::Ready);
+    }
+
+    /// A version fitted in shards by separate jobs: ready with the last
+    /// shard; a forecast of a few series reads only their shards; a
+    /// forecast of all reads every shard, in shard order.
+    #[tokio::test]
+    async fn a_sharded_fit_is_stored_and_read_by_shard() {
+        let (_dir, store) = setup().await;
+        let model = ModelName::parse("sharded").unwrap();
+        let n = 60;
+        let version = store
+            .register_pending(&model, n, None)
+            .await
+            .unwrap()
+            .version();
+        let whole = FitJob {
+            base: None,
+            shard: None,
+            model: model.clone(),
+            version,
+            spec: engine::ModelSpec::new(Method::Naive, None),
+            series: (0..n)
+                .map(|i| series(&format!("s{i}"), vec![1.0, i as f64]))
+                .collect(),
+        };
+        let sizes = protocol::shard::ShardSizes {
+            series: 20,
+            points: 1_000,
+        };
+        let shards = protocol::shard::split(whole, &sizes);
+        assert_eq!(shards.len(), 3);
+        let worker = Worker::new(store.clone());
+        for (i, job) in shards.iter().enumerate() {
+            let pending = store
+                .wait_settled(&model, version, std::time::Duration::ZERO)
+                .await;
+            assert!(pending.is_err(), "ready before shard {i} was stored");
+            let reply = worker.fit(job.clone()).await.unwrap();
+            assert_eq!(reply.series.len(), job.series.len());
+        }
+        let info = store
+            .wait_settled(&model, version, std::time::Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(info.status, VersionStatus::Ready);
+        assert_eq!(info.summary.unwrap().series.len(), n);
+
+        let fresh = Worker::new(store.clone());
+        let same_shard: Vec<String> = shards[1]
+            .series
+            .iter()
+            .take(3)
+            .map(|s| s.id.clone())
+            .collect();
+        let asked = ForecastJob {
+            series_ids: Some(same_shard.clone()),
+            ..result_job(&model, version)
+        };
+        let answer = fresh.forecast(asked).await.unwrap();
+        let ids: Vec<&str> = answer.series.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, same_shard, "in the order asked");
+        assert_eq!(fresh.decodes(), 1, "read more than the one shard");
+        // Ids of two shards, asked in an order that mixes them.
+        let mixed = vec![shards[2].series[0].id.clone(), same_shard[0].clone()];
+        let answer = fresh
+            .forecast(ForecastJob {
+                series_ids: Some(mixed.clone()),
+                ..result_job(&model, version)
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer.series[0].id, mixed[0]);
+        assert_eq!(answer.series[1].id, mixed[1]);
+        assert_eq!(fresh.decodes(), 2, "shard 2 cached, shard 3 read");
+        for s in &answer.series {
+            let i: f64 = s.id[1..].parse().unwrap();
+            assert_eq!(s.forecast.mean, vec![i]);
+        }
+        match fresh
+            .forecast(ForecastJob {
+                series_ids: Some(vec!["s1".into(), "nope".into()]),
+                ..result_job(&model, version)
+            })
+            .await
+        {
+            Err(JobError::Invalid(msg)) => assert!(msg.contains("'nope'"), "{msg}"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        let all = fresh.forecast(result_job(&model, version)).await.unwrap();
+        let expected: Vec<String> = shards
+            .iter()
+            .flat_map(|j| j.series.iter().map(|s| s.id.clone()))
+            .collect();
+        let got: Vec<String> = all.series.iter().map(|s| s.id.clone()).collect();
+        assert_eq!(got, expected);
+        assert_eq!(fresh.decodes(), 3);
+        // Work that needs every series sees the shards as one model.
+        let merged = fresh.load(&model, version).await.unwrap();
+        assert_eq!((merged.len(), merged.inputs().len()), (n, n));
     }
 
     #[tokio::test]

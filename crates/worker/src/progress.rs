@@ -5,6 +5,9 @@
 //! store answers whether the version is still pending: once it is not (the
 //! job was cancelled, or the version settled another way), the fit stops at
 //! the next series instead of finishing work nobody will keep.
+//!
+//! A shard of a sharded fit only listens: its version's progress is the
+//! shards stored so far (the store counts them), not one shard's count.
 
 use protocol::{ModelName, Version};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,6 +46,7 @@ pub(crate) fn report(
     version: Version,
     total: u64,
     progress: Arc<Progress>,
+    shard: bool,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let first = tokio::time::Instant::now() + FIRST_REPORT;
@@ -50,7 +54,19 @@ pub(crate) fn report(
         loop {
             tick.tick().await;
             let done = progress.done.load(Ordering::Relaxed);
-            match store.report_progress(&model, version, done, total).await {
+            let pending = if shard {
+                store
+                    .wait_settled(&model, version, Duration::ZERO)
+                    .await
+                    .map(|v| v.status == store::VersionStatus::Pending)
+                    .or_else(|e| match e {
+                        store::StoreError::WaitTimeout(_) => Ok(true),
+                        e => Err(e),
+                    })
+            } else {
+                store.report_progress(&model, version, done, total).await
+            };
+            match pending {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::info!(%model, version, "version no longer pending; stopping its fit");

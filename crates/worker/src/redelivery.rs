@@ -135,6 +135,11 @@ impl<H: JobHandler> JobHandler for Redeliverable<H> {
                 self.heartbeat,
             );
             let reply = self.inner.fit(job.clone()).await;
+            // A shard stored leaves its version pending until the last
+            // shard: its own answer is the outcome.
+            if job.shard.is_some() && reply.is_ok() {
+                return reply;
+            }
             if let Err(JobError::Unavailable(_)) = reply {
                 // The store was down for the whole retry period: fitting
                 // again would not help.
@@ -203,6 +208,7 @@ mod tests {
 
     fn job(model: &ModelName, version: i64) -> FitJob {
         FitJob {
+            shard: None,
             base: None,
             model: model.clone(),
             version,

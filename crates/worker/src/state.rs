@@ -217,6 +217,22 @@ impl LoadedModel {
         }
     }
 
+    /// The shards of a sharded version as one model, shard after shard
+    /// (for the work that needs every series: backtests, observations).
+    pub fn merge(parts: &[std::sync::Arc<LoadedModel>]) -> Self {
+        let series = parts
+            .iter()
+            .flat_map(|p| p.series.iter().cloned())
+            .collect();
+        let mut model = Self::new(series);
+        model.spec = parts.iter().find_map(|p| p.spec.clone());
+        model.inputs = parts
+            .iter()
+            .flat_map(|p| p.inputs.iter().cloned())
+            .collect();
+        model
+    }
+
     /// How much of the cache this model takes.
     pub fn weight(&self) -> usize {
         self.series.len().max(1)

@@ -92,6 +92,7 @@ async fn a_long_fit_on_a_live_worker_outlives_the_pending_ttl() {
     )
     .heartbeat_every(Duration::from_millis(200));
     let job = FitJob {
+        shard: None,
         base: None,
         model: running.clone(),
         version: v,

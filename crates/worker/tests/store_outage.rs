@@ -25,6 +25,7 @@ fn job(model: &ModelName, version: Version, seed: usize) -> FitJob {
         .map(|t| 100.0 + ((t % 12) as f64) * 3.0 + ((t * 7 + seed) % 5) as f64)
         .collect();
     FitJob {
+        shard: None,
         base: None,
         model: model.clone(),
         version,

@@ -77,6 +77,11 @@ async fn handle_dead_letter(
     let key = d.routing_key.as_str();
     if key == FIT_KEY {
         if let Ok(job) = serde_json::from_slice::<FitJob>(&d.data) {
+            // A dead shard fails its whole version, and says which it was.
+            let why = match job.shard {
+                Some(shard) => format!("{shard}: {why}"),
+                None => why.clone(),
+            };
             if let Err(e) = store.fail(&job.model, job.version, &why).await {
                 // Keep it for a later attempt, when the store is back.
                 warn!("cannot mark dead-lettered fit failed: {e}");

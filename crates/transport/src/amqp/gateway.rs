@@ -457,6 +457,17 @@ impl Inner {
         let _timed = Timed::new("horizon_broker_request_duration_seconds", "fit");
         let timeout = self.cfg.fit_timeout;
         let deadline = Instant::now() + timeout;
+        let (id, rx) = self.send_fit(&body).await?;
+        self.mark_dispatched(model, version).await;
+        self.wait_reply(id, rx, deadline, timeout).await
+    }
+
+    /// Publishes a fit message (confirmed by the broker); its answer comes
+    /// to the receiver.
+    async fn send_fit(
+        &self,
+        body: &[u8],
+    ) -> Result<(String, oneshot::Receiver<RawReply>), TransportError> {
         let link = self.current()?;
         let (id, rx) = self.register(Lane::Fit);
         let props = BasicProperties::default()
@@ -468,24 +479,27 @@ impl Inner {
             .publish(
                 &link.channel(Lane::Fit),
                 FIT_KEY,
-                &body,
+                body,
                 props,
                 true,
-                timeout,
+                self.cfg.fit_timeout,
             )
             .await
         {
             self.forget(&id);
             return Err(e);
         }
-        drop(link);
+        Ok((id, rx))
+    }
+
+    /// Records that the fit of `version` is in the broker's keeping.
+    async fn mark_dispatched(&self, model: &ModelName, version: Version) {
         if let Some(store) = &self.store {
             // Without the mark a retry would send the fit again: harmless.
             if let Err(e) = store.mark_dispatched(model, version).await {
                 warn!(%model, version, "could not record the fit as dispatched: {e}");
             }
         }
-        self.wait_reply(id, rx, deadline, timeout).await
     }
 
     /// Sends a backtest on the fit queue (typed [`super::BACKTEST_KIND`]) and
@@ -651,6 +665,47 @@ impl Transport for AmqpTransport {
             RawReply::Lost(why) => self.inner.fit_from_store(&job, why, deadline).await,
             RawReply::NotSent(e) => Err(e),
         }
+    }
+
+    /// Every shard is published before any answer is awaited, and the
+    /// version is recorded dispatched only once all of them are in the
+    /// broker: a gateway that dies midway leaves it undispatched, so a retry
+    /// sends the fit again (shards stored before are kept: first wins).
+    async fn fit_shards(&self, shards: Vec<FitJob>) -> Vec<Result<FitReply, TransportError>> {
+        let _timed = Timed::new("horizon_broker_request_duration_seconds", "fit_shards");
+        let timeout = self.inner.cfg.fit_timeout;
+        let deadline = Instant::now() + timeout;
+        let limit = self.inner.cfg.max_message_bytes;
+        let mut sent = Vec::with_capacity(shards.len());
+        for job in shards {
+            let job = Arc::new(job);
+            let published = match encode_fit(job.clone()).await {
+                Ok(body) if body.len() > limit => Err(TransportError::TooLarge {
+                    bytes: body.len(),
+                    limit,
+                }),
+                Ok(body) => self.inner.send_fit(&body).await,
+                Err(e) => Err(e),
+            };
+            sent.push((job, published));
+        }
+        if let Some((job, _)) = sent.first() {
+            if sent.iter().all(|(_, p)| p.is_ok()) {
+                self.inner.mark_dispatched(&job.model, job.version).await;
+            }
+        }
+        let inner = &self.inner;
+        futures_util::future::join_all(sent.into_iter().map(|(job, published)| async move {
+            let (id, rx) = published?;
+            match inner.wait_reply(id, rx, deadline, timeout).await? {
+                RawReply::Data(d) => serde_json::from_slice(&d)
+                    .map_err(|e| TransportError::Internal(format!("bad fit answer: {e}"))),
+                RawReply::DeadLettered(r) => Err(TransportError::DeadLettered(r)),
+                RawReply::Lost(why) => inner.fit_from_store(&job, why, deadline).await,
+                RawReply::NotSent(e) => Err(e),
+            }
+        }))
+        .await
     }
 
     async fn forecast(&self, job: ForecastJob) -> Result<ForecastReply, TransportError> {

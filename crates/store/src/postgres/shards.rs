@@ -1,0 +1,194 @@
+//! The shards of a sharded version in PostgreSQL (see
+//! [`crate::ModelStore::complete_shard`]). The shard's row is written
+//! first, then its version's row is locked for the count: two workers
+//! storing the last two shards at once cannot both miss that the version is
+//! complete (the second to take the lock counts the first's committed row),
+//! and the lock is never held while a large shard is written.
+
+use super::{db_error, PgStore, NOW_MS};
+use crate::rows::{merge_summaries, summary_counts};
+use crate::StoreError;
+use protocol::shard::Shard;
+use protocol::{FitSummary, ModelName, Version};
+
+impl PgStore {
+    pub(super) async fn store_shard(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: Shard,
+        state: &[u8],
+        summary: &FitSummary,
+    ) -> Result<(), StoreError> {
+        let _timed = crate::Timed::new("postgres", "complete_shard");
+        let text = serde_json::to_string(summary)
+            .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
+        let n_series = i64::try_from(summary.series.len()).unwrap_or(i64::MAX);
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let status = |lock: &'static str| {
+            sqlx::query_scalar::<_, String>(if lock.is_empty() {
+                "SELECT status FROM versions WHERE model = $1 AND version = $2"
+            } else {
+                "SELECT status FROM versions WHERE model = $1 AND version = $2 FOR UPDATE"
+            })
+            .bind(model.as_str())
+            .bind(version)
+        };
+        // Settled already (failed by another shard, cancelled): first wins.
+        match status("")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+        {
+            None => {
+                return Err(StoreError::UnknownVersion {
+                    model: model.clone(),
+                    version,
+                })
+            }
+            Some(s) if s != "pending" => return Ok(()),
+            Some(_) => {}
+        }
+        sqlx::query(
+            "INSERT INTO shards (model, version, shard, n_series, summary, state) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(model.as_str())
+        .bind(version)
+        .bind(i64::from(shard.index))
+        .bind(n_series)
+        .bind(&text)
+        .bind(state)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        // Settled while the shard was written: nothing more to do (the row
+        // goes with its version).
+        let locked = status("lock")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if locked.as_deref() != Some("pending") {
+            tx.commit().await.map_err(db_error)?;
+            return Ok(());
+        }
+        let (stored, done): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(n_series), 0)::bigint FROM shards \
+             WHERE model = $1 AND version = $2",
+        )
+        .bind(model.as_str())
+        .bind(version)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', done = $3, \
+             started_at_ms = COALESCE(started_at_ms, {NOW_MS}) WHERE model = $1 AND version = $2"
+        );
+        sqlx::query(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .bind(done)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let complete = stored >= i64::from(shard.count);
+        if complete {
+            let texts: Vec<String> = sqlx::query_scalar(
+                "SELECT summary FROM shards WHERE model = $1 AND version = $2 ORDER BY shard",
+            )
+            .bind(model.as_str())
+            .bind(version)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let merged = merge_summaries(model, version, texts)?;
+            let (method, n_fallbacks) = summary_counts(&merged);
+            let merged = serde_json::to_string(&merged)
+                .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
+            let sql = format!(
+                "UPDATE versions SET status = 'ready', summary = $3, method = $4, \
+                 n_fallbacks = $5, n_shards = $6, settled_at_ms = {NOW_MS} \
+                 WHERE model = $1 AND version = $2 AND status = 'pending'"
+            );
+            sqlx::query(&sql)
+                .bind(model.as_str())
+                .bind(version)
+                .bind(merged)
+                .bind(method)
+                .bind(n_fallbacks)
+                .bind(i64::from(shard.count))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            // What `settle` tells the other processes, in the same commit.
+            sqlx::query("SELECT pg_notify($1, 'ready ' || $2 || ' ' || $3)")
+                .bind(&self.channel)
+                .bind(version.to_string())
+                .bind(model.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        if complete {
+            self.shared.signals.notify(model);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn count_shards(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<u32, StoreError> {
+        let n: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT n_shards FROM versions WHERE model = $1 AND version = $2")
+                .bind(model.as_str())
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        match n {
+            None => Err(StoreError::UnknownVersion {
+                model: model.clone(),
+                version,
+            }),
+            Some(n) => Ok(n.and_then(|n| u32::try_from(n).ok()).unwrap_or(1).max(1)),
+        }
+    }
+
+    pub(super) async fn read_shard(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<Vec<u8>, StoreError> {
+        let _timed = crate::Timed::new("postgres", "load_shard");
+        let row: Option<(String, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT v.status, v.n_shards, s.state FROM versions v \
+             LEFT JOIN shards s ON s.model = v.model AND s.version = v.version AND s.shard = $3 \
+             WHERE v.model = $1 AND v.version = $2",
+        )
+        .bind(model.as_str())
+        .bind(version)
+        .bind(i64::from(shard))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        match row {
+            None => Err(StoreError::UnknownVersion {
+                model: model.clone(),
+                version,
+            }),
+            // Stored whole: the version's own state is its only shard.
+            Some((_, None, _)) if shard == 0 => {
+                crate::ModelStore::load_state(self, model, version).await
+            }
+            Some((status, _, Some(state))) if status == "ready" => Ok(state),
+            Some((status, _, _)) => Err(StoreError::Internal(format!(
+                "version {version} of model '{model}' has no fitted shard {shard} (status {status})"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The shards of a sharded version in SQLite (see [`crate::ModelStore::complete_shard`]).
+
+use super::{db_error, now_ms, SqliteStore};
+use crate::rows::{merge_summaries, summary_counts};
+use crate::StoreError;
+use protocol::shard::Shard;
+use protocol::{FitSummary, ModelName, Version};
+
+impl SqliteStore {
+    pub(super) async fn store_shard(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: Shard,
+        state: &[u8],
+        summary: &FitSummary,
+    ) -> Result<(), StoreError> {
+        let _timed = crate::Timed::new("sqlite", "complete_shard");
+        let text = serde_json::to_string(summary)
+            .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
+        let n_series = i64::try_from(summary.series.len()).unwrap_or(i64::MAX);
+        let settled = {
+            let _turn = self.write.lock().await;
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM versions WHERE model = ? AND version = ?")
+                    .bind(model.as_str())
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            match status.as_deref() {
+                None => {
+                    return Err(StoreError::UnknownVersion {
+                        model: model.clone(),
+                        version,
+                    })
+                }
+                // Settled meanwhile (failed by another shard, cancelled):
+                // first wins.
+                Some(s) if s != "pending" => return Ok(()),
+                Some(_) => {}
+            }
+            sqlx::query(
+                "INSERT OR IGNORE INTO shards (model, version, shard, n_series, summary, state) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(model.as_str())
+            .bind(version)
+            .bind(i64::from(shard.index))
+            .bind(n_series)
+            .bind(&text)
+            .bind(state)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let (stored, done): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(n_series), 0) FROM shards \
+                 WHERE model = ? AND version = ?",
+            )
+            .bind(model.as_str())
+            .bind(version)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            sqlx::query(
+                "UPDATE jobs SET status = 'running', done = ?, \
+                 started_at_ms = COALESCE(started_at_ms, ?) WHERE model = ? AND version = ?",
+            )
+            .bind(done)
+            .bind(now_ms())
+            .bind(model.as_str())
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let complete = stored >= i64::from(shard.count);
+            if complete {
+                let texts: Vec<String> = sqlx::query_scalar(
+                    "SELECT summary FROM shards WHERE model = ? AND version = ? ORDER BY shard",
+                )
+                .bind(model.as_str())
+                .bind(version)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                let merged = merge_summaries(model, version, texts)?;
+                let (method, n_fallbacks) = summary_counts(&merged);
+                let merged = serde_json::to_string(&merged)
+                    .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
+                sqlx::query(
+                    "UPDATE versions SET status = 'ready', summary = ?, method = ?, \
+                     n_fallbacks = ?, n_shards = ?, settled_at_ms = ? \
+                     WHERE model = ? AND version = ? AND status = 'pending'",
+                )
+                .bind(merged)
+                .bind(method)
+                .bind(n_fallbacks)
+                .bind(i64::from(shard.count))
+                .bind(now_ms())
+                .bind(model.as_str())
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)?;
+            complete
+        };
+        if settled {
+            self.signals.notify(model);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn count_shards(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<u32, StoreError> {
+        let n: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT n_shards FROM versions WHERE model = ? AND version = ?")
+                .bind(model.as_str())
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        match n {
+            None => Err(StoreError::UnknownVersion {
+                model: model.clone(),
+                version,
+            }),
+            Some(n) => Ok(n.and_then(|n| u32::try_from(n).ok()).unwrap_or(1).max(1)),
+        }
+    }
+
+    pub(super) async fn read_shard(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<Vec<u8>, StoreError> {
+        let _timed = crate::Timed::new("sqlite", "load_shard");
+        let row: Option<(String, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT v.status, v.n_shards, s.state FROM versions v \
+             LEFT JOIN shards s ON s.model = v.model AND s.version = v.version AND s.shard = ? \
+             WHERE v.model = ? AND v.version = ?",
+        )
+        .bind(i64::from(shard))
+        .bind(model.as_str())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        match row {
+            None => Err(StoreError::UnknownVersion {
+                model: model.clone(),
+                version,
+            }),
+            // Stored whole: the version's own state is its only shard.
+            Some((_, None, _)) if shard == 0 => {
+                crate::ModelStore::load_state(self, model, version).await
+            }
+            Some((status, _, Some(state))) if status == "ready" => Ok(state),
+            Some((status, _, _)) => Err(StoreError::Internal(format!(
+                "version {version} of model '{model}' has no fitted shard {shard} (status {status})"
+            ))),
+        }
+    }
+}

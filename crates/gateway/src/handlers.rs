@@ -691,7 +691,7 @@ async fn replay(
 }
 
 /// Forecasts the newest version registered before this call, waiting for it.
-async fn forecast(
+pub(crate) async fn forecast(
     state: &AppState,
     model: &ModelName,
     request: ForecastRequest,

@@ -6,9 +6,10 @@ use protocol::calendar::SeriesCalendar;
 use protocol::FitSummary;
 use std::collections::HashMap;
 
-/// The calendars of a version's series, by series id.
+/// The calendars of a version's series, by series id, and the method the
+/// version was fitted with (the forecast columns' name in table downloads).
 #[derive(Debug, Default)]
-pub struct Calendars(HashMap<String, SeriesCalendar>);
+pub struct Calendars(HashMap<String, SeriesCalendar>, Option<engine::Method>);
 
 impl Calendars {
     /// The calendars in a fit summary (none when the series had no
@@ -20,7 +21,13 @@ impl Calendars {
                 .flat_map(|s| &s.series)
                 .filter_map(|s| s.calendar.map(|c| (s.id.clone(), c)))
                 .collect(),
+            summary.map(|s| s.method),
         )
+    }
+
+    /// The method the version was fitted with, when its summary was read.
+    pub fn method(&self) -> Option<engine::Method> {
+        self.1
     }
 
     /// The timestamps of the `horizon` steps after series `id`'s last

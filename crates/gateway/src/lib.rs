@@ -10,6 +10,7 @@ pub mod admission;
 pub mod auth;
 mod backtest;
 mod body;
+mod bulk;
 mod compat;
 mod dates;
 mod handlers;
@@ -41,6 +42,11 @@ use transport::Transport;
 /// Default largest accepted request body: 64 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
+/// Default largest CSV or Parquet body of a fit (`bulk.rs`): 4 GiB. Such
+/// bodies are streamed (CSV) or spooled to a temporary file (Parquet), not
+/// held in memory as they arrive.
+pub const DEFAULT_BULK_BODY_LIMIT: u64 = 4 << 30;
+
 /// Limits and timeouts of the API.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -52,6 +58,8 @@ pub struct GatewayConfig {
     pub forecast_timeout: Duration,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// Largest accepted CSV or Parquet fit body, in bytes.
+    pub bulk_body_limit: u64,
     /// What a request may cost (slots, body budget, answer size).
     pub admission: AdmissionConfig,
     /// Timeouts and the cap on open connections.
@@ -84,6 +92,7 @@ impl Default for GatewayConfig {
             fit_timeout: Duration::from_secs(300),
             forecast_timeout: Duration::from_secs(60),
             body_limit: DEFAULT_BODY_LIMIT,
+            bulk_body_limit: DEFAULT_BULK_BODY_LIMIT,
             admission: AdmissionConfig::default(),
             connections: ConnectionLimits::default(),
             async_points: DEFAULT_ASYNC_POINTS,
@@ -139,7 +148,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/models/{name}",
             get(handlers::describe_model)
-                .put(handlers::v1_fit)
+                // JSON bodies go on to handlers::v1_fit; CSV and Parquet are read here.
+                .put(bulk::v1_fit)
                 .delete(life::delete_model),
         )
         .route("/v1/models/{name}/rollback", post(life::rollback))
@@ -148,7 +158,8 @@ pub fn router(state: AppState) -> Router {
             delete(life::delete_version),
         )
         .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
-        .route("/v1/models/{name}/forecast", post(handlers::v1_forecast))
+        // `Accept: text/csv` or Parquet downloads; JSON goes on to handlers::v1_forecast.
+        .route("/v1/models/{name}/forecast", post(bulk::v1_forecast))
         .route("/v1/backtest", post(backtest::backtest_data))
         .route("/v1/models/{name}/backtest", post(backtest::backtest_model))
         .route(

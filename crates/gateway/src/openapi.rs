@@ -95,6 +95,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     );
     let description = doc.info.description.take().unwrap_or_default();
     doc.info.description = Some(description + &limits);
+    // CSV and Parquet bodies and downloads (bulk.rs).
+    crate::bulk::document(&mut doc);
     let fail = ResponseBuilder::new()
         .description(
             "JSend `fail`: the request was wrong (400), names an unknown route or model (404), \

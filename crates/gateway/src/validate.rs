@@ -1113,6 +1113,70 @@ impl FromJson for V1Fit {
     }
 }
 
+/// One series of a table body (CSV, Parquet; see `bulk.rs`), its rows
+/// sorted by time.
+pub struct TableSeries {
+    pub id: String,
+    pub values: Vec<Option<f64>>,
+    /// Timestamps, one per value; `None` for values already in order
+    /// (an integer axis placed on its step).
+    pub ds: Option<Vec<Timestamp>>,
+}
+
+/// The fit options a table body may come with (as a JSON object).
+const TABLE_OPTIONS: [&str; 4] = ["season_length", "method", "nonnegative", "freq"];
+
+/// `PUT /v1/models/{name}` with a table body: the options (a JSON object,
+/// from the query string) and the table's series become the same
+/// [`FitRequest`] as the JSON long form, through the same checks and
+/// calendars.
+pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest, ApiError> {
+    let mut errors = Errors::default();
+    let parsed = body_fields(options, &TABLE_OPTIONS, &mut errors)?.and_then(|f| {
+        let options = fit_options(&f, &mut errors);
+        if !series_count_ok(series.len(), "unique_id", &mut errors) {
+            return None;
+        }
+        let mut out = Vec::with_capacity(series.len());
+        for s in series {
+            let label = format!("series '{}': ", s.id);
+            if let Err(message) = SeriesId::from_scalar(Scalar::Str(s.id.clone())) {
+                errors.add("unique_id", format!("{label}{message}"));
+            } else if s.values.len() < MIN_SERIES_LEN {
+                let n = s.values.len();
+                errors.add(
+                    "y",
+                    format!("{label}has {n} points; at least {MIN_SERIES_LEN} are needed"),
+                );
+            } else if s.values.len() > MAX_SERIES_LEN {
+                let n = s.values.len();
+                errors.add(
+                    "y",
+                    format!("{label}has {n} points; at most {MAX_SERIES_LEN} are accepted"),
+                );
+            } else {
+                out.push(SeriesIn {
+                    id: s.id,
+                    values: s.values,
+                    when: s.ds.map_or(When::Unknown, When::Ds),
+                    freq: None,
+                    values_field: "y".to_string(),
+                    ds_field: "ds".to_string(),
+                    start_field: "start".to_string(),
+                    freq_field: "freq".to_string(),
+                    label,
+                    rows: None,
+                });
+            }
+            if errors.is_full() {
+                return None;
+            }
+        }
+        finish_fit(out, options?, &mut errors)
+    });
+    errors.finish(parsed)
+}
+
 fn series_count_ok(n: usize, field: &str, errors: &mut Errors) -> bool {
     if n == 0 {
         errors.add(field, "must not be empty");

@@ -1,6 +1,7 @@
-//! `horizon forecast FILE`: forecasts every series of a long-format CSV
-//! (`unique_id,ds,y`) with the engine in this process, on all cores, and
-//! writes the columns of the Python client and statsforecast:
+//! `horizon forecast FILE`: forecasts every series of a long-format CSV or
+//! Parquet file (`unique_id,ds,y`, read by the `tabular` crate) with the
+//! engine in this process, on all cores, and writes the columns of the
+//! Python client and statsforecast as CSV or Parquet (by `--out`'s extension):
 //! `unique_id,ds,<method>,<method>-lo-80,<method>-hi-80,...`.
 //!
 //! Dates go through `protocol::calendar` (the same grids, frequencies and
@@ -10,19 +11,19 @@
 //! With `--url` the work is done by a running server instead
 //! (`forecast_remote.rs`): same input, same output.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
 use engine::{Horizon, Level, Method, ModelSpec, SeriesData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use protocol::calendar::{Freq, Grid, Timestamp};
+use protocol::calendar::{Freq, Grid};
 use rayon::prelude::*;
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use tabular::{Columns, CsvForecastWriter, ForecastLayout, ParquetForecastWriter, Series, Time};
 
 #[derive(Args, Debug)]
 pub struct ForecastArgs {
-    /// Long-format CSV with a header: one row per observation (id, time, value).
+    /// Long-format CSV with a header, or Parquet (`.parquet`, `.pq`): one row per observation (id, time, value).
     pub file: PathBuf,
     /// Steps to forecast.
     #[arg(long, short = 'H')]
@@ -42,7 +43,7 @@ pub struct ForecastArgs {
     /// Clip forecasts at zero (`true`/`false`); absent, the engine decides from the data.
     #[arg(long)]
     pub nonnegative: Option<bool>,
-    /// Output CSV; standard output when absent.
+    /// Output file: Parquet when it ends in `.parquet` or `.pq`, else CSV; CSV on standard output when absent.
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
     /// Name of the id column.
@@ -70,24 +71,6 @@ pub struct ForecastArgs {
     pub api_key: Option<String>,
 }
 
-/// The time axis of one series.
-pub(crate) enum Axis {
-    /// Timestamps on a calendar grid.
-    Dates(Vec<Timestamp>),
-    /// Integer positions (`ds` of whole numbers).
-    Index(Vec<i64>),
-}
-
-/// One series read from the file, in file order of first appearance.
-pub(crate) struct Input {
-    pub(crate) id: String,
-    pub(crate) axis: Axis,
-    pub(crate) values: Vec<Option<f64>>,
-}
-
-/// A series' (time text, value) rows as read.
-type Points = Vec<(String, Option<f64>)>;
-
 /// The rows of one forecast series.
 pub(crate) struct Output {
     pub(crate) id: String,
@@ -113,10 +96,10 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
         .map(Freq::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--freq: unknown frequency '{}'", e.0))?;
-    let inputs = read_csv(&args)?;
+    let inputs = read_table(&args)?;
     if let Some(url) = &args.url {
         let outputs = crate::forecast_remote::forecast(&args, url, &inputs, horizon, &levels)?;
-        return write_csv(&args, method, &levels, &outputs);
+        return write_table(&args, method, &levels, &outputs);
     }
     if let Some(threads) = args.threads {
         rayon::ThreadPoolBuilder::new()
@@ -137,7 +120,7 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
         .collect();
     progress.finish_and_clear();
     let outputs = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    write_csv(&args, method, &levels, &outputs)
+    write_table(&args, method, &levels, &outputs)
 }
 
 pub(crate) fn progress_bar(len: u64) -> ProgressBar {
@@ -155,7 +138,7 @@ pub(crate) fn progress_bar(len: u64) -> ProgressBar {
 }
 
 fn forecast_one(
-    input: &Input,
+    input: &Series,
     args: &ForecastArgs,
     method: Method,
     freq: Option<Freq>,
@@ -163,8 +146,8 @@ fn forecast_one(
     levels: &[Level],
 ) -> anyhow::Result<Output> {
     let h = horizon.get();
-    let (values, ds, series_freq) = match &input.axis {
-        Axis::Dates(stamps) => {
+    let (values, ds, series_freq) = match &input.time {
+        Time::Dates(stamps) => {
             let grid = Grid::of(stamps, freq).map_err(|e| anyhow::anyhow!("ds: {e}"))?;
             // Gaps in the grid are missing values.
             let len = grid.positions.last().map_or(0, |p| p + 1);
@@ -180,9 +163,12 @@ fn forecast_one(
                 .collect();
             (values, ds, Some(grid.calendar.freq))
         }
-        Axis::Index(index) => {
-            let (values, ds) = on_index(index, &input.values, h)?;
-            (values, ds, freq)
+        Time::Index(_) => {
+            let grid = input
+                .index_grid(engine::MAX_SERIES_LEN)
+                .context("an integer axis")??;
+            let ds = grid.future(h).iter().map(ToString::to_string).collect();
+            (grid.values, ds, freq)
         }
     };
     let series = SeriesData::with_gaps(values).map_err(|e| anyhow::anyhow!("y: {e}"))?;
@@ -203,185 +189,62 @@ fn forecast_one(
     })
 }
 
-/// Values at their positions on an integer index (gaps are `None`), and
-/// the `h` indexes that follow, continued by the index's own step.
-pub(crate) fn on_index(
-    index: &[i64],
-    points: &[Option<f64>],
-    h: usize,
-) -> anyhow::Result<(Vec<Option<f64>>, Vec<String>)> {
-    let step = match index {
-        [first, .., last] => ((last - first) / (index.len() as i64 - 1)).max(1),
-        _ => 1,
-    };
-    let first = index.first().copied().unwrap_or(0);
-    let mut values = Vec::with_capacity(index.len());
-    for (&t, &v) in index.iter().zip(points) {
-        if (t - first) % step != 0 {
-            bail!("ds: {t} is not on the step {step} from {first}");
-        }
-        let pos = usize::try_from((t - first) / step)?;
-        if pos >= values.len() {
-            values.resize(pos + 1, None);
-        }
-        values[pos] = v;
-    }
-    let last = first + step * (values.len() as i64 - 1);
-    let ds = (1..=h as i64)
-        .map(|k| (last + step * k).to_string())
-        .collect();
-    Ok((values, ds))
+/// Whether a path names a Parquet file (by its extension).
+fn is_parquet(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
 }
 
-fn read_csv(args: &ForecastArgs) -> anyhow::Result<Vec<Input>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(&args.file)
+fn read_table(args: &ForecastArgs) -> anyhow::Result<Vec<Series>> {
+    let columns = Columns {
+        id: args.id_col.clone(),
+        time: args.time_col.clone(),
+        target: args.target_col.clone(),
+    };
+    let file = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
-    let headers = reader.headers()?.clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| h == name).with_context(|| {
-            format!(
-                "{}: no column '{name}' (columns: {}); see --id-col, --time-col, --target-col",
-                args.file.display(),
-                headers.iter().collect::<Vec<_>>().join(", ")
-            )
-        })
+    let read = if is_parquet(&args.file) {
+        tabular::read_parquet(file, &columns)
+    } else {
+        tabular::read_csv(std::io::BufReader::new(file), &columns)
     };
-    let (id_at, ds_at, y_at) = (
-        column(&args.id_col)?,
-        column(&args.time_col)?,
-        column(&args.target_col)?,
-    );
-    // Rows per series in order of first appearance.
-    let mut order: HashMap<String, usize> = HashMap::new();
-    let mut rows: Vec<(String, Points)> = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let line = i + 2;
-        let record = record.with_context(|| format!("line {line}"))?;
-        let field = |at: usize| record.get(at).unwrap_or("");
-        let id = field(id_at);
-        let y = parse_value(field(y_at))
-            .with_context(|| format!("line {line}: {} '{}'", args.target_col, field(y_at)))?;
-        let slot = match order.get(id) {
-            Some(&slot) => slot,
-            None => {
-                order.insert(id.to_string(), rows.len());
-                rows.push((id.to_string(), Vec::new()));
-                rows.len() - 1
-            }
-        };
-        rows[slot].1.push((field(ds_at).to_string(), y));
-    }
-    if rows.is_empty() {
-        bail!("{}: no rows", args.file.display());
-    }
-    rows.into_iter()
-        .map(|(id, points)| to_input(id, points).map_err(|e| anyhow::anyhow!("{e}")))
-        .collect()
-}
-
-/// A value: a number, or empty / `NaN` / `NA` / `null` for a missing one.
-fn parse_value(text: &str) -> anyhow::Result<Option<f64>> {
-    if text.is_empty()
-        || ["nan", "na", "null", "none"].contains(&text.to_ascii_lowercase().as_str())
-    {
-        return Ok(None);
-    }
-    let v: f64 = text.parse().context("not a number")?;
-    if !v.is_finite() {
-        bail!("not a finite number");
-    }
-    Ok(Some(v))
-}
-
-/// Sorts a series by time and decides whether its `ds` are integers or timestamps.
-fn to_input(id: String, points: Points) -> Result<Input, String> {
-    if let Ok(mut index) = points
-        .iter()
-        .map(|(t, v)| t.parse::<i64>().map(|t| (t, *v)))
-        .collect::<Result<Vec<_>, _>>()
-    {
-        index.sort_by_key(|p| p.0);
-        let (ds, values) = index.into_iter().unzip();
-        return Ok(Input {
-            id,
-            axis: Axis::Index(ds),
-            values,
-        });
-    }
-    let mut stamps = points
-        .iter()
-        .map(|(t, v)| {
-            Timestamp::parse(t).map(|t| (t, *v)).map_err(|e| {
-                format!(
-                    "series '{id}': ds '{t}' is neither an integer nor a date ({})",
-                    e.0
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    stamps.sort_by_key(|p| p.0.local());
-    let (ds, values) = stamps.into_iter().unzip();
-    Ok(Input {
-        id,
-        axis: Axis::Dates(ds),
-        values,
+    read.map_err(|e| match e {
+        tabular::TableError::MissingColumn { .. } => anyhow::anyhow!(
+            "{}: {e}; see --id-col, --time-col, --target-col",
+            args.file.display()
+        ),
+        e => anyhow::anyhow!("{}: {e}", args.file.display()),
     })
 }
 
-fn level_name(level: f64) -> String {
-    if level.fract() == 0.0 {
-        format!("{}", level as i64)
-    } else {
-        format!("{level}")
-    }
-}
-
-fn write_csv(
+fn write_table(
     args: &ForecastArgs,
     method: Method,
     levels: &[Level],
     outputs: &[Output],
 ) -> anyhow::Result<()> {
-    let sink: Box<dyn Write> = match &args.out {
+    let percents: Vec<f64> = levels.iter().map(|l| l.percent()).collect();
+    let layout = ForecastLayout::new(&args.id_col, &args.time_col, method.name(), &percents);
+    let sink: Box<dyn Write + Send> = match &args.out {
         Some(path) => Box::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         ),
-        None => Box::new(std::io::stdout().lock()),
+        None => Box::new(std::io::stdout()),
     };
-    let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(sink));
-    let alias = method.name();
-    let mut sorted: Vec<f64> = levels.iter().map(|l| l.percent()).collect();
-    sorted.sort_by(f64::total_cmp);
-    let mut header = vec![
-        args.id_col.clone(),
-        args.time_col.clone(),
-        alias.to_string(),
-    ];
-    for l in &sorted {
-        header.push(format!("{alias}-lo-{}", level_name(*l)));
-        header.push(format!("{alias}-hi-{}", level_name(*l)));
-    }
-    writer.write_record(&header)?;
-    for out in outputs {
-        let bands: Vec<&engine::Interval> = sorted
-            .iter()
-            .filter_map(|l| out.intervals.iter().find(|i| i.level == *l))
-            .collect();
-        for (k, mean) in out.mean.iter().enumerate() {
-            let mut row = vec![
-                out.id.clone(),
-                out.ds.get(k).cloned().unwrap_or_default(),
-                mean.to_string(),
-            ];
-            for band in &bands {
-                row.push(band.lower[k].to_string());
-                row.push(band.upper[k].to_string());
-            }
-            writer.write_record(&row)?;
+    let sink = std::io::BufWriter::new(sink);
+    if args.out.as_deref().is_some_and(is_parquet) {
+        let mut writer = ParquetForecastWriter::new(sink, layout)?;
+        for out in outputs {
+            writer.write_series(&out.id, Some(&out.ds), &out.mean, &out.intervals)?;
         }
+        writer.finish()?.flush()?;
+    } else {
+        let mut writer = CsvForecastWriter::new(sink, layout)?;
+        for out in outputs {
+            writer.write_series(&out.id, Some(&out.ds), &out.mean, &out.intervals)?;
+        }
+        writer.finish()?.flush()?;
     }
-    writer.flush()?;
     Ok(())
 }

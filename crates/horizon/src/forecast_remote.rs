@@ -6,11 +6,12 @@
 //! (`POST /v1/models/{model}/forecast`) and written exactly like the local
 //! command's output. The model stays on the server.
 
-use crate::forecast_cmd::{on_index, progress_bar, Axis, ForecastArgs, Input, Output};
+use crate::forecast_cmd::{progress_bar, ForecastArgs, Output};
 use anyhow::{bail, Context};
 use engine::{Horizon, Level};
 use serde_json::{json, Value};
 use std::time::Duration;
+use tabular::{Series, Time};
 
 /// How often the fit job is asked for its progress.
 const POLL: Duration = Duration::from_millis(250);
@@ -24,7 +25,7 @@ const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub fn forecast(
     args: &ForecastArgs,
     url: &str,
-    inputs: &[Input],
+    inputs: &[Series],
     horizon: Horizon,
     levels: &[Level],
 ) -> anyhow::Result<Vec<Output>> {
@@ -38,16 +39,19 @@ pub fn forecast(
     // indexes are computed here, as the local command does.
     let mut index_ds = Vec::with_capacity(inputs.len());
     for input in inputs {
-        match &input.axis {
-            Axis::Dates(stamps) => {
+        match &input.time {
+            Time::Dates(stamps) => {
                 let ds: Vec<String> = stamps.iter().map(ToString::to_string).collect();
                 series.push(json!({"id": input.id, "values": input.values, "ds": ds}));
                 index_ds.push(None);
             }
-            Axis::Index(index) => {
-                let (values, ds) = on_index(index, &input.values, h)
+            Time::Index(_) => {
+                let grid = input
+                    .index_grid(engine::MAX_SERIES_LEN)
+                    .context("an integer axis")?
                     .with_context(|| format!("series '{}'", input.id))?;
-                series.push(json!({"id": input.id, "values": values}));
+                let ds: Vec<String> = grid.future(h).iter().map(ToString::to_string).collect();
+                series.push(json!({"id": input.id, "values": grid.values}));
                 index_ds.push(Some(ds));
             }
         }

@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes.
     #[arg(long, env = "HORIZON_MAX_BODY_BYTES", default_value_t = gateway::DEFAULT_BODY_LIMIT)]
     pub max_body_bytes: usize,
+    /// Largest CSV or Parquet fit body in bytes (streamed, or spooled to a
+    /// temporary file for Parquet; not held in memory as it arrives).
+    #[arg(long, env = "HORIZON_MAX_BULK_BODY_BYTES", default_value_t = gateway::DEFAULT_BULK_BODY_LIMIT)]
+    pub max_bulk_body_bytes: u64,
     /// Open HTTP connections at most; one more is answered 503 and closed.
     /// Lowered to fit under the open-files limit (`ulimit -n`) when needed.
     #[arg(long, env = "HORIZON_MAX_CONNECTIONS", default_value_t = gateway::DEFAULT_MAX_CONNECTIONS)]
@@ -162,6 +166,7 @@ impl ServeArgs {
             fit_timeout: self.fit_timeout,
             forecast_timeout: self.forecast_timeout,
             body_limit: self.max_body_bytes,
+            bulk_body_limit: self.max_bulk_body_bytes,
             admission: gateway::AdmissionConfig {
                 max_fits: self.max_fits,
                 max_forecasts: self.max_forecasts,

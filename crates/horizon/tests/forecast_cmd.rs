@@ -145,3 +145,113 @@ fn bad_input_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// A Parquet file as pandas writes one: text ids, naive nanosecond
+/// timestamps, float values with a null.
+fn write_parquet(dir: &tempfile::TempDir, name: &str) -> String {
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+    use std::sync::Arc;
+    let day = 86_400_000_000_000i64;
+    // 2024-01-01 is day 19723 since 1970-01-01.
+    let start = 19_723 * day;
+    let ids = ["b", "b", "b", "a", "a", "a"];
+    let ds = [1, 0, 2, 0, 1, 3].map(|d| start + d * day);
+    let y = [
+        Some(7.0),
+        Some(5.0),
+        Some(9.0),
+        Some(10.0),
+        None,
+        Some(13.0),
+    ];
+    let batch = RecordBatch::try_from_iter([
+        (
+            "unique_id",
+            Arc::new(StringArray::from(ids.to_vec())) as ArrayRef,
+        ),
+        (
+            "ds",
+            Arc::new(TimestampNanosecondArray::from(ds.to_vec())) as ArrayRef,
+        ),
+        ("y", Arc::new(Float64Array::from(y.to_vec())) as ArrayRef),
+    ])
+    .expect("batch");
+    let path = dir.path().join(name);
+    let file = std::fs::File::create(&path).expect("create parquet");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn parquet_in_and_out_matches_the_csv_path() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float64Type;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = write_parquet(&dir, "in.parquet");
+    // The same rows as CSV: both paths must give the same forecast.
+    let csv = write(
+        &dir,
+        "in.csv",
+        "unique_id,ds,y\nb,2024-01-02,7\nb,2024-01-01,5\nb,2024-01-03,9\n\
+         a,2024-01-01,10\na,2024-01-02,\na,2024-01-04,13\n",
+    );
+    let common = ["--horizon", "2", "--method", "ets", "--level", "80"];
+    let out_path = dir.path().join("out.parquet");
+    let mut args = vec!["forecast", input.as_str()];
+    args.extend(common);
+    args.extend(["--out", out_path.to_str().expect("utf-8 path")]);
+    let out = horizon(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut args = vec!["forecast", csv.as_str()];
+    args.extend(common);
+    let from_csv = horizon(&args);
+    assert!(
+        from_csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_csv.stderr)
+    );
+    let expected: Vec<Vec<String>> = String::from_utf8(from_csv.stdout)
+        .expect("utf-8")
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert_eq!(expected.len(), 4);
+
+    let file = std::fs::File::open(&out_path).expect("output written");
+    let batches: Vec<_> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("a Parquet file")
+            .build()
+            .expect("reader")
+            .map(|b| b.expect("batch"))
+            .collect();
+    let batch = &batches[0];
+    let names: Vec<&str> = batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(names, ["unique_id", "ds", "ets", "ets-lo-80", "ets-hi-80"]);
+    assert_eq!(batch.num_rows(), expected.len());
+    for (r, row) in expected.iter().enumerate() {
+        assert_eq!(batch.column(0).as_string::<i32>().value(r), row[0]);
+        assert_eq!(batch.column(1).as_string::<i32>().value(r), row[1]);
+        for (c, text) in row.iter().enumerate().skip(2) {
+            let v = batch.column(c).as_primitive::<Float64Type>().value(r);
+            assert_eq!(
+                v,
+                text.parse::<f64>().expect("number"),
+                "row {r} column {c}"
+            );
+        }
+    }
+}

@@ -1,0 +1,754 @@
+//! Bulk data in and out: fits with a CSV (`text/csv`) or Apache Parquet
+//! (`application/vnd.apache.parquet`) body in the long format
+//! (`unique_id,ds,y`), and whole forecasts downloaded as CSV or Parquet
+//! (`Accept`), in the columns of the Python client
+//! (`unique_id, ds, <method>, <method>-lo-80, ...`).
+//!
+//! A CSV body is parsed as it arrives (the text is never held whole); a
+//! Parquet body is spooled to an unnamed temporary file (its footer comes
+//! last) and read from there. Both have their own, large limit
+//! ([`crate::GatewayConfig::bulk_body_limit`]), and the body timeout is
+//! the longest silence between two chunks, not the whole upload. The table
+//! becomes the same validated fit request as the JSON long form
+//! ([`validate::table_fit`]), and from there the fit takes the one path of
+//! every fit ([`handlers::v1_fit`]). JSON requests go straight on to the
+//! JSON handlers.
+
+use crate::body::{JsonBody, KeyedBody, ModelPath};
+use crate::handlers;
+use crate::jsend::ApiError;
+use crate::validate::{self, FitRequest, TableSeries, V1Fit, V1Forecast};
+use crate::AppState;
+use axum::body::{Body, BodyDataStream, Bytes};
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::Value;
+use sha2::Digest;
+use std::io::{Read, Seek};
+use std::time::Duration;
+use tabular::{
+    Columns, CsvForecastWriter, ForecastLayout, ParquetForecastWriter, TableError, Time,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+/// The media type of CSV bodies and downloads.
+pub const CSV: &str = "text/csv";
+/// The media type of Parquet bodies and downloads.
+pub const PARQUET: &str = "application/vnd.apache.parquet";
+/// Chunks of a CSV body queued for the parser: what the gateway holds of
+/// the text at most (hyper's chunks are up to a few hundred KiB).
+const QUEUED_CHUNKS: usize = 8;
+/// Rows formatted per chunk of a download.
+const CHUNK_ROWS: usize = 8192;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Parquet,
+}
+
+impl Format {
+    fn media_type(self) -> &'static str {
+        match self {
+            Format::Csv => CSV,
+            Format::Parquet => PARQUET,
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
+fn essence(media: &str) -> String {
+    media
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The table format a media type names, if any.
+fn format_of(media: &str) -> Option<Format> {
+    match essence(media).as_str() {
+        "text/csv" | "application/csv" => Some(Format::Csv),
+        "application/vnd.apache.parquet" | "application/x-parquet" | "application/parquet" => {
+            Some(Format::Parquet)
+        }
+        _ => None,
+    }
+}
+
+/// The table format the client accepts first, unless JSON (or anything)
+/// comes before it.
+fn accepted(headers: &HeaderMap) -> Option<Format> {
+    let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
+    for media in accept.split(',') {
+        if let Some(format) = format_of(media) {
+            return Some(format);
+        }
+        let e = essence(media);
+        if e == "application/json" || e == "*/*" || e == "application/*" {
+            return None;
+        }
+    }
+    None
+}
+
+// ---- fits ----
+
+/// `PUT /v1/models/{name}`: a CSV or Parquet body is read here into the
+/// validated fit request; JSON goes on to [`handlers::v1_fit`] as it is.
+pub async fn v1_fit(
+    State(state): State<AppState>,
+    ModelPath(model): ModelPath,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
+    let format = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(format_of);
+    let Some(format) = format else {
+        let body = KeyedBody::<V1Fit>::from_request(req, &state).await?;
+        return handlers::v1_fit(State(state), ModelPath(model), headers, body).await;
+    };
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
+        let text = encoding.to_str().unwrap_or("?").trim();
+        if !text.is_empty() && !text.eq_ignore_ascii_case("identity") {
+            return Err(ApiError::fail(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content-encoding",
+                format!(
+                    "'{text}' is not accepted; send the body uncompressed (no Content-Encoding)"
+                ),
+            ));
+        }
+    }
+    let query = TableQuery::of(req.uri())?;
+    let keyed = headers.contains_key(handlers::IDEMPOTENCY_KEY);
+    let (request, digest) = read_fit(&state, req, format, query, keyed).await?;
+    let body = KeyedBody {
+        body: V1Fit(request),
+        digest,
+    };
+    handlers::v1_fit(State(state), ModelPath(model), headers, body).await
+}
+
+/// The query string of a table fit: the fit options and the column names.
+struct TableQuery {
+    /// The fit options as a JSON object, for [`validate::table_fit`].
+    options: Vec<u8>,
+    columns: Columns,
+    /// The query as sent: part of the body's digest for idempotency keys.
+    raw: String,
+}
+
+/// Query parameters of a table fit.
+const QUERY_KEYS: [&str; 7] = [
+    "method",
+    "season_length",
+    "freq",
+    "nonnegative",
+    "id_col",
+    "time_col",
+    "target_col",
+];
+
+impl TableQuery {
+    fn of(uri: &Uri) -> Result<Self, ApiError> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
+            .map_err(|e| ApiError::field("query", e.body_text()))?;
+        let mut options = serde_json::Map::new();
+        let mut columns = Columns::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "id_col" => columns.id = value,
+                "time_col" => columns.time = value,
+                "target_col" => columns.target = value,
+                "method" | "freq" => {
+                    options.insert(key, Value::String(value));
+                }
+                // As JSON would say it; anything else is left a string, which
+                // the validation then names.
+                "nonnegative" => {
+                    let v = match value.as_str() {
+                        "true" => Value::Bool(true),
+                        "false" => Value::Bool(false),
+                        _ => Value::String(value),
+                    };
+                    options.insert(key, v);
+                }
+                "season_length" => {
+                    let number = |t: &str| {
+                        t.trim()
+                            .parse::<i64>()
+                            .map_or_else(|_| Value::String(t.to_string()), Value::from)
+                    };
+                    let v = if value.contains(',') {
+                        Value::Array(value.split(',').map(number).collect())
+                    } else {
+                        number(&value)
+                    };
+                    options.insert(key, v);
+                }
+                _ => {
+                    return Err(ApiError::field(
+                        &key,
+                        format!(
+                            "unknown query parameter; expected one of: {}",
+                            QUERY_KEYS.join(", ")
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(Self {
+            options: serde_json::to_vec(&Value::Object(options)).unwrap_or_default(),
+            columns,
+            raw: uri.query().unwrap_or("").to_string(),
+        })
+    }
+}
+
+/// The chunks of a body: within the bulk limit, each within the body
+/// timeout of the one before, digested when an idempotency key needs it.
+struct Chunks {
+    stream: BodyDataStream,
+    read: u64,
+    limit: u64,
+    idle: Duration,
+    digest: Option<sha2::Sha256>,
+}
+
+impl Chunks {
+    async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
+        let Ok(next) = tokio::time::timeout(self.idle, self.stream.next()).await else {
+            return Err(ApiError::fail(
+                StatusCode::REQUEST_TIMEOUT,
+                "body",
+                format!(
+                    "no part of the request body arrived for {}",
+                    humantime::format_duration(self.idle)
+                ),
+            ));
+        };
+        match next {
+            None => Ok(None),
+            Some(Err(e)) => Err(ApiError::field(
+                "body",
+                format!("the request body could not be read: {e}"),
+            )),
+            Some(Ok(bytes)) => {
+                self.read += bytes.len() as u64;
+                if self.read > self.limit {
+                    return Err(too_large(self.limit));
+                }
+                if let Some(d) = &mut self.digest {
+                    d.update(&bytes);
+                }
+                Ok(Some(bytes))
+            }
+        }
+    }
+
+    fn digest(self) -> Option<String> {
+        self.digest.map(|d| {
+            d.finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        })
+    }
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::fail(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body",
+        format!("the CSV or Parquet body is larger than the limit of {limit} bytes (--max-bulk-body-bytes)"),
+    )
+}
+
+fn crashed() -> ApiError {
+    tracing::error!("reading a table body panicked");
+    ApiError::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error while reading the request body",
+    )
+}
+
+/// Reads a table body into a fit request, with the digest of the query and
+/// the body when `keyed`.
+async fn read_fit(
+    state: &AppState,
+    req: Request,
+    format: Format,
+    query: TableQuery,
+    keyed: bool,
+) -> Result<(FitRequest, Option<String>), ApiError> {
+    let limit = state.config.bulk_body_limit;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    // The parsed series are held in memory: they take room in the body
+    // budget like a JSON body of the same size (capped by the budget).
+    let room = declared.map_or(state.config.body_limit, |n| {
+        usize::try_from(n).unwrap_or(usize::MAX)
+    });
+    let _room = state.admission.body(room)?;
+    let digest = keyed.then(|| {
+        let mut d = sha2::Sha256::new();
+        d.update(format.media_type().as_bytes());
+        d.update(b"\n");
+        d.update(query.raw.as_bytes());
+        d.update(b"\n");
+        d
+    });
+    let chunks = Chunks {
+        stream: req.into_body().into_data_stream(),
+        read: 0,
+        limit,
+        idle: state.config.connections.body_timeout,
+        digest,
+    };
+    match format {
+        Format::Csv => read_csv(chunks, query).await,
+        Format::Parquet => read_parquet(chunks, query).await,
+    }
+}
+
+/// A CSV body parsed on the blocking pool as its chunks arrive.
+async fn read_csv(
+    mut chunks: Chunks,
+    query: TableQuery,
+) -> Result<(FitRequest, Option<String>), ApiError> {
+    let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
+    let TableQuery {
+        options, columns, ..
+    } = query;
+    let parse = tokio::task::spawn_blocking(move || {
+        to_fit(
+            tabular::read_csv(ChannelReader::new(rx), &columns),
+            &options,
+        )
+    });
+    let mut failed = None;
+    loop {
+        match chunks.next().await {
+            // A closed channel: the parser stopped at an error, which it tells.
+            Ok(Some(bytes)) => {
+                if tx.send(Ok(bytes)).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                // The parser must not take a cut-off body for a whole one.
+                let _ = tx.send(Err(())).await;
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let parsed = parse.await.map_err(|_| crashed())?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok((parsed?, chunks.digest()))
+}
+
+/// A Parquet body spooled to an unnamed temporary file (removed when
+/// closed), then read from it on the blocking pool.
+async fn read_parquet(
+    mut chunks: Chunks,
+    query: TableQuery,
+) -> Result<(FitRequest, Option<String>), ApiError> {
+    let spool_error = |e: std::io::Error| {
+        tracing::error!(error = %e, "spooling a Parquet body");
+        ApiError::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the Parquet body could not be spooled to a temporary file: {e}"),
+        )
+    };
+    let file = tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(|_| crashed())?
+        .map_err(spool_error)?;
+    let mut file = tokio::fs::File::from_std(file);
+    while let Some(bytes) = chunks.next().await? {
+        file.write_all(&bytes).await.map_err(spool_error)?;
+    }
+    file.flush().await.map_err(spool_error)?;
+    let mut file = file.into_std().await;
+    let TableQuery {
+        options, columns, ..
+    } = query;
+    let parsed = tokio::task::spawn_blocking(move || {
+        file.rewind()
+            .map_err(|e| ApiError::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        to_fit(tabular::read_parquet(file, &columns), &options)
+    })
+    .await
+    .map_err(|_| crashed())?;
+    Ok((parsed?, chunks.digest()))
+}
+
+/// The table's series as the validated fit request: dates go to their
+/// calendars as JSON `ds` do; an integer axis is placed on its step.
+fn to_fit(
+    read: Result<Vec<tabular::Series>, TableError>,
+    options: &[u8],
+) -> Result<FitRequest, ApiError> {
+    let series = read.map_err(|e| ApiError::field("body", e.to_string()))?;
+    let mut table = Vec::with_capacity(series.len());
+    for s in series {
+        if let Some(grid) = s.index_grid(engine::MAX_SERIES_LEN) {
+            let grid = grid.map_err(|e| ApiError::field("ds", e.to_string()))?;
+            table.push(TableSeries {
+                id: s.id,
+                values: grid.values,
+                ds: None,
+            });
+        } else if let Time::Dates(ds) = s.time {
+            table.push(TableSeries {
+                id: s.id,
+                values: s.values,
+                ds: Some(ds),
+            });
+        }
+    }
+    validate::table_fit(options, table)
+}
+
+/// The body's chunks as a blocking reader, for the CSV parser.
+struct ChannelReader {
+    rx: mpsc::Receiver<Result<Bytes, ()>>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    fn new(rx: mpsc::Receiver<Result<Bytes, ()>>) -> Self {
+        Self {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(bytes)) => self.current = bytes,
+                Some(Err(())) => return Err(std::io::Error::other("the request body was cut off")),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+// ---- forecasts ----
+
+/// `POST /v1/models/{name}/forecast` with `Accept: text/csv` or Parquet:
+/// the forecast as a table, streamed; other requests go on to
+/// [`handlers::v1_forecast`].
+pub async fn v1_forecast(
+    State(state): State<AppState>,
+    ModelPath(model): ModelPath,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let format = accepted(req.headers());
+    let body = JsonBody::<V1Forecast>::from_request(req, &state).await?;
+    let Some(format) = format else {
+        return handlers::v1_forecast(State(state), ModelPath(model), body).await;
+    };
+    let JsonBody(V1Forecast(request)) = body;
+    let horizon = request.horizon.get();
+    let levels: Vec<f64> = request.levels.iter().map(|l| l.percent()).collect();
+    let (result, calendars) = handlers::forecast(&state, &model, request, || {
+        ApiError::field(
+            "model",
+            format!("model '{model}' does not exist; fit it first with PUT /v1/models/{model}"),
+        )
+    })
+    .await?;
+    metrics::histogram!(crate::metrics::FORECAST_BATCH).record(result.series.len() as f64);
+    let alias = calendars
+        .method()
+        .map_or_else(|| "forecast".to_string(), |m| m.name().to_string());
+    let layout = ForecastLayout::new("unique_id", "ds", &alias, &levels);
+    let internal =
+        |e: TableError| ApiError::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let sink: Box<dyn Sink> = match format {
+        Format::Csv => Box::new(CsvForecastWriter::new(Vec::new(), layout).map_err(internal)?),
+        Format::Parquet => {
+            Box::new(ParquetForecastWriter::new(Vec::new(), layout).map_err(internal)?)
+        }
+    };
+    let filename = format!(
+        "attachment; filename=\"{}-v{}.{}\"",
+        model.name(),
+        result.version,
+        format.extension()
+    );
+    let rows = Rows {
+        sink,
+        series: result.series.into_iter(),
+        calendars,
+        horizon,
+    };
+    let mut response = Body::from_stream(rows.stream()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.media_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&filename) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// A forecast table being written into memory, taken out chunk by chunk.
+trait Sink: Send {
+    fn series(
+        &mut self,
+        id: &str,
+        ds: Option<&[String]>,
+        mean: &[f64],
+        intervals: &[engine::Interval],
+    ) -> Result<(), TableError>;
+    /// The bytes written so far.
+    fn take(&mut self) -> Vec<u8>;
+    /// The rest, after the last series.
+    fn finish(self: Box<Self>) -> Result<Vec<u8>, TableError>;
+}
+
+macro_rules! sink {
+    ($writer:ident) => {
+        impl Sink for $writer<Vec<u8>> {
+            fn series(
+                &mut self,
+                id: &str,
+                ds: Option<&[String]>,
+                mean: &[f64],
+                intervals: &[engine::Interval],
+            ) -> Result<(), TableError> {
+                self.write_series(id, ds, mean, intervals)
+            }
+            fn take(&mut self) -> Vec<u8> {
+                std::mem::take(self.get_mut())
+            }
+            fn finish(self: Box<Self>) -> Result<Vec<u8>, TableError> {
+                (*self).finish()
+            }
+        }
+    };
+}
+sink!(CsvForecastWriter);
+sink!(ParquetForecastWriter);
+
+/// What is left to write of a download.
+struct Rows {
+    sink: Box<dyn Sink>,
+    series: std::vec::IntoIter<protocol::SeriesForecast>,
+    calendars: crate::dates::Calendars,
+    horizon: usize,
+}
+
+impl Rows {
+    /// Formats about [`CHUNK_ROWS`] rows; `None` with the last bytes.
+    fn chunk(&mut self) -> Result<Option<Vec<u8>>, TableError> {
+        let mut rows = 0;
+        while rows < CHUNK_ROWS {
+            let Some(s) = self.series.next() else {
+                return Ok(None);
+            };
+            let ds = self.calendars.future(&s.id, self.horizon);
+            self.sink.series(
+                &s.id,
+                ds.as_deref(),
+                &s.forecast.mean,
+                &s.forecast.intervals,
+            )?;
+            rows += s.forecast.mean.len().max(1);
+        }
+        Ok(Some(self.sink.take()))
+    }
+
+    /// The download as a stream of chunks: each formatted when the client
+    /// is ready for it, so only one chunk (or one Parquet row group) of
+    /// text is held at a time. An error midway ends the stream, which the
+    /// client sees as a cut-off download.
+    fn stream(self) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+        futures_util::stream::unfold(Some(self), |rows| async move {
+            let mut rows = rows?;
+            loop {
+                match rows.chunk() {
+                    Ok(Some(bytes)) if bytes.is_empty() => continue,
+                    Ok(Some(bytes)) => return Some((Ok(Bytes::from(bytes)), Some(rows))),
+                    Ok(None) => {
+                        let last = rows.sink.finish().map(Bytes::from).map_err(|e| {
+                            tracing::error!(error = %e, "writing a forecast table");
+                            std::io::Error::other(e.to_string())
+                        });
+                        return Some((last, None));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "writing a forecast table");
+                        return Some((Err(std::io::Error::other(e.to_string())), None));
+                    }
+                }
+            }
+        })
+    }
+}
+
+// ---- the OpenAPI document ----
+
+/// Adds the table content types to the fit and forecast operations of the
+/// document: the bodies a fit accepts, its query parameters, and the
+/// forecast's table answers.
+pub(crate) fn document(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{Content, RefOr, Required};
+    let text = || ObjectBuilder::new().schema_type(Type::String).build();
+    let binary = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .build()
+    };
+    let csv_in = "CSV in the long format with a header row (`unique_id,ds,y`; other names with \
+        `id_col`, `time_col`, `target_col`): one row per observation; `ds` ISO 8601 dates or \
+        date-times, or integers; `y` a number, empty / `NaN` / `NA` / `null` when missing. \
+        Parsed as it arrives; a bad row is answered 400 naming its line.";
+    let parquet_in = "Apache Parquet with the columns `unique_id` (text, integer or \
+        dictionary), `ds` (timestamp — naive, UTC or a fixed offset —, date, ISO 8601 text or \
+        integer) and `y` (float or integer, null or NaN when missing). Spooled to a temporary \
+        file, then read.";
+    if let Some(op) = doc
+        .paths
+        .paths
+        .get_mut("/v1/models/{name}")
+        .and_then(|item| item.put.as_mut())
+    {
+        if let Some(RefOr::T(body)) = op.request_body.as_mut() {
+            let mut csv = Content::new(Some(text()));
+            csv.example = Some(serde_json::json!(
+                "unique_id,ds,y\nnorth,2024-01-01,20\nnorth,2024-02-01,31\nnorth,2024-03-01,25\n"
+            ));
+            body.content.insert(CSV.to_string(), RefOr::T(csv));
+            body.content
+                .insert(PARQUET.to_string(), RefOr::T(Content::new(Some(binary()))));
+            let note = format!(
+                "\n\nAlso `{CSV}` — {csv_in} — and `{PARQUET}` — {parquet_in} Table bodies \
+                 have their own limit (4 GiB by default, `--max-bulk-body-bytes`) and take \
+                 the fit options from the query string."
+            );
+            body.description = Some(body.description.take().unwrap_or_default() + &note);
+        }
+        let params = op.parameters.get_or_insert_with(Vec::new);
+        let described = [
+            ("method", "With a CSV or Parquet body: the method (as `method` in JSON)."),
+            ("season_length", "With a CSV or Parquet body: a season length, or several separated by commas (`24,168`)."),
+            ("freq", "With a CSV or Parquet body: the frequency of every series (pandas alias)."),
+            ("nonnegative", "With a CSV or Parquet body: `true` or `false`."),
+            ("id_col", "With a CSV or Parquet body: the id column (default `unique_id`)."),
+            ("time_col", "With a CSV or Parquet body: the time column (default `ds`)."),
+            ("target_col", "With a CSV or Parquet body: the value column (default `y`)."),
+        ];
+        for (name, description) in described {
+            params.push(RefOr::T(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(description))
+                    .schema(Some(text()))
+                    .build(),
+            ));
+        }
+    }
+    if let Some(op) = doc
+        .paths
+        .paths
+        .get_mut("/v1/models/{name}/forecast")
+        .and_then(|item| item.post.as_mut())
+    {
+        if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
+            ok.content
+                .insert(CSV.to_string(), RefOr::T(Content::new(Some(text()))));
+            ok.content
+                .insert(PARQUET.to_string(), RefOr::T(Content::new(Some(binary()))));
+            let note = format!(
+                " With `Accept: {CSV}` or `Accept: {PARQUET}`: the forecast as a table, \
+                 streamed, in the columns of the Python client — `unique_id, ds, <method>, \
+                 <method>-lo-<level>, <method>-hi-<level>, ...` (levels ascending; `ds` empty \
+                 for series fitted without timestamps; Parquet stores `ds` as ISO 8601 text)."
+            );
+            ok.description.push_str(&note);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_and_accept_order() {
+        assert_eq!(format_of("text/csv; charset=utf-8"), Some(Format::Csv));
+        assert_eq!(
+            format_of("application/vnd.apache.parquet"),
+            Some(Format::Parquet)
+        );
+        assert_eq!(format_of("application/json"), None);
+        let accept = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_static(v));
+            accepted(&h)
+        };
+        assert_eq!(accept("text/csv"), Some(Format::Csv));
+        assert_eq!(accept("application/json, text/csv"), None);
+        assert_eq!(
+            accept("text/html, application/vnd.apache.parquet"),
+            Some(Format::Parquet)
+        );
+        assert_eq!(accept("*/*"), None);
+    }
+
+    #[test]
+    fn query_options_read_as_json_would_say_them() {
+        let uri: Uri = "/v1/models/m?method=ets&season_length=24,168&nonnegative=true&id_col=store"
+            .parse()
+            .unwrap();
+        let q = TableQuery::of(&uri).unwrap();
+        let options: Value = serde_json::from_slice(&q.options).unwrap();
+        assert_eq!(
+            options,
+            serde_json::json!({"method": "ets", "season_length": [24, 168], "nonnegative": true})
+        );
+        assert_eq!(q.columns.id, "store");
+        let uri: Uri = "/v1/models/m?horizon=3".parse().unwrap();
+        assert!(TableQuery::of(&uri).is_err());
+    }
+}

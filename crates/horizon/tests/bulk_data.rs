@@ -1,0 +1,379 @@
+//! Bulk data through the real HTTP API (embedded mode): fits with CSV and
+//! Parquet bodies, forecasts downloaded as CSV and Parquet, each checked
+//! against the JSON path on the same data; malformed rows, the bulk body
+//! limit and idempotency keys on table bodies.
+
+mod common;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use common::{Options, TestServer};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const CSV: &str = "text/csv";
+const PARQUET: &str = "application/vnd.apache.parquet";
+
+/// Two monthly series, in time order (as the JSON long form needs them);
+/// "south" misses 2024-03 and has an empty value.
+fn rows() -> Vec<(&'static str, String, Option<f64>)> {
+    let mut rows = Vec::new();
+    for m in 1..=12u32 {
+        let y = 20.0 + f64::from(m % 4) * 5.0 + f64::from(m);
+        rows.push(("north", format!("2024-{m:02}-01"), Some(y)));
+    }
+    for m in (1..=12u32).filter(|m| *m != 3) {
+        let v = (m != 7).then_some(5.0 + f64::from(m));
+        rows.push(("south", format!("2024-{m:02}-01"), v));
+    }
+    rows
+}
+
+/// The rows of the table bodies: each series backwards (the table readers
+/// sort each series by time), "north" still first.
+fn table_rows() -> Vec<(&'static str, String, Option<f64>)> {
+    let mut rows = rows();
+    rows[..12].reverse();
+    rows[12..].reverse();
+    rows
+}
+
+fn csv_body() -> String {
+    let mut text = String::from("unique_id,ds,y\n");
+    for (id, ds, y) in table_rows() {
+        let y = y.map(|v| v.to_string()).unwrap_or_default();
+        text.push_str(&format!("{id},{ds},{y}\n"));
+    }
+    text
+}
+
+/// The same rows as pandas writes them to Parquet (naive ns timestamps).
+fn parquet_body() -> Vec<u8> {
+    let rows = table_rows();
+    let ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    let ds: Vec<i64> = rows
+        .iter()
+        .map(|r| {
+            let date = chrono::NaiveDate::parse_from_str(&r.1, "%Y-%m-%d").expect("date");
+            date.and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc()
+                .timestamp_nanos_opt()
+                .expect("in range")
+        })
+        .collect();
+    let y: Vec<Option<f64>> = rows.iter().map(|r| r.2).collect();
+    let batch = RecordBatch::try_from_iter([
+        ("unique_id", Arc::new(StringArray::from(ids)) as ArrayRef),
+        (
+            "ds",
+            Arc::new(TimestampNanosecondArray::from(ds)) as ArrayRef,
+        ),
+        ("y", Arc::new(Float64Array::from(y)) as ArrayRef),
+    ])
+    .expect("batch");
+    let mut out = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+    out
+}
+
+/// The JSON long form of the same rows.
+fn json_body() -> Value {
+    let rows = rows();
+    json!({
+        "unique_id": rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "ds": rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+        "y": rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        "method": "ets",
+        "season_length": 4,
+    })
+}
+
+async fn put_table(
+    app: &TestServer,
+    path: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (StatusCode, Value) {
+    app.raw(reqwest::Method::PUT, path, Some(content_type), body)
+        .await
+}
+
+/// A download: the status, content type and bytes.
+async fn download(app: &TestServer, model: &str, accept: &str) -> (StatusCode, String, Vec<u8>) {
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/models/{model}/forecast")))
+        .header("accept", accept)
+        .json(&json!({"horizon": 3, "level": [95, 80]}))
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let bytes = response.bytes().await.expect("body").to_vec();
+    (status, content_type, bytes)
+}
+
+/// The JSON forecast as table rows: id, ds, mean, lo-80, hi-80, lo-95, hi-95.
+async fn json_rows(app: &TestServer, model: &str) -> Vec<(String, String, Vec<f64>)> {
+    let (status, body) = app
+        .post(
+            &format!("/v1/models/{model}/forecast"),
+            json!({"horizon": 3, "level": [95, 80]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut out = Vec::new();
+    for s in body["data"]["series"].as_array().expect("series") {
+        let band = |level: f64, side: &str, k: usize| {
+            s["intervals"]
+                .as_array()
+                .expect("intervals")
+                .iter()
+                .find(|i| i["level"].as_f64() == Some(level))
+                .expect("level")[side][k]
+                .as_f64()
+                .expect("number")
+        };
+        for k in 0..3 {
+            out.push((
+                s["id"].as_str().expect("id").to_string(),
+                s["ds"][k].as_str().expect("ds").to_string(),
+                vec![
+                    s["mean"][k].as_f64().expect("mean"),
+                    band(80.0, "lower", k),
+                    band(80.0, "upper", k),
+                    band(95.0, "lower", k),
+                    band(95.0, "upper", k),
+                ],
+            ));
+        }
+    }
+    out
+}
+
+/// What a fit answer says of its series, to compare fits of one data set.
+fn fitted(body: &Value) -> Value {
+    let data = &body["data"];
+    json!({"method": data["method"], "series": data["series"]})
+}
+
+#[tokio::test]
+async fn csv_and_parquet_fits_equal_the_json_fit_and_download_as_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = TestServer::start(dir.path()).await;
+
+    let (status, by_json) = app.put("/v1/models/bulk-json", json_body()).await;
+    assert_eq!(status, StatusCode::OK, "{by_json}");
+    let (status, by_csv) = put_table(
+        &app,
+        "/v1/models/bulk-csv?method=ets&season_length=4",
+        "text/csv; charset=utf-8",
+        csv_body(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{by_csv}");
+    let (status, by_parquet) = put_table(
+        &app,
+        "/v1/models/bulk-parquet?method=ets&season_length=4",
+        PARQUET,
+        parquet_body(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{by_parquet}");
+    // One path after parsing: the same series, calendars and gaps.
+    assert_eq!(fitted(&by_csv), fitted(&by_json));
+    assert_eq!(fitted(&by_parquet), fitted(&by_json));
+    let south = by_csv["data"]["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .find(|s| s["id"] == "south")
+        .expect("south fitted")
+        .clone();
+    assert_eq!(south["n_missing"], 2, "{south}");
+    assert_eq!(south["calendar"]["freq"], "MS", "{south}");
+
+    let expected = json_rows(&app, "bulk-json").await;
+    assert_eq!(expected.len(), 6);
+
+    // CSV download: the Python client's columns, the JSON path's numbers.
+    let (status, content_type, bytes) = download(&app, "bulk-csv", CSV).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, CSV);
+    let text = String::from_utf8(bytes).expect("utf-8");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("unique_id,ds,ets,ets-lo-80,ets-hi-80,ets-lo-95,ets-hi-95")
+    );
+    let got: Vec<(String, String, Vec<f64>)> = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let v = f[2..].iter().map(|x| x.parse().expect("number")).collect();
+            (f[0].to_string(), f[1].to_string(), v)
+        })
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(got[0].1, "2025-01-01", "monthly dates continue");
+
+    // Parquet download of the Parquet-fitted model.
+    let (status, content_type, bytes) = download(&app, "bulk-parquet", PARQUET).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, PARQUET);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(bytes),
+    )
+    .expect("a Parquet file")
+    .build()
+    .expect("reader");
+    let mut got = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let names: Vec<String> = batch
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "unique_id",
+                "ds",
+                "ets",
+                "ets-lo-80",
+                "ets-hi-80",
+                "ets-lo-95",
+                "ets-hi-95"
+            ]
+        );
+        for r in 0..batch.num_rows() {
+            let v = (2..7)
+                .map(|c| batch.column(c).as_primitive::<Float64Type>().value(r))
+                .collect();
+            got.push((
+                batch.column(0).as_string::<i32>().value(r).to_string(),
+                batch.column(1).as_string::<i32>().value(r).to_string(),
+                v,
+            ));
+        }
+    }
+    assert_eq!(got, expected);
+
+    // JSON stays the answer without a table in Accept.
+    let (status, _, bytes) = download(&app, "bulk-csv", "application/json").await;
+    assert_eq!(status, StatusCode::OK);
+    let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(body["status"], "success");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_tables_are_refused_with_the_line_or_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = Options::default();
+    options.config.bulk_body_limit = 4096;
+    let app = TestServer::start_with(dir.path(), options).await;
+
+    let body = "unique_id,ds,y\na,2024-01-01,1\na,2024-01-02,2\na,2024-01-03,two\n";
+    let (status, answer) = put_table(&app, "/v1/models/bad-csv", CSV, body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["status"], "fail");
+    assert_eq!(
+        answer["data"]["body"], "line 4: y 'two' is not a number",
+        "{answer}"
+    );
+    let body = "unique_id,ds,y\na,2024-01-01,1\na,2024-01-01,2\na,2024-01-03,3\n";
+    let (status, answer) = put_table(&app, "/v1/models/bad-csv", CSV, body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["data"]["ds"]
+            .as_str()
+            .is_some_and(|m| m.contains("series 'a'") && m.contains("repeats")),
+        "{answer}"
+    );
+    let (status, answer) = put_table(&app, "/v1/models/bad-csv", CSV, "id,ds,y\na,1,1\n").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["data"]["body"]
+            .as_str()
+            .is_some_and(|m| m.contains("no column 'unique_id'")),
+        "{answer}"
+    );
+    let (status, answer) = put_table(&app, "/v1/models/bad-csv?horizon=3", CSV, csv_body()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["data"]["horizon"].is_string(), "{answer}");
+    let (status, answer) = put_table(&app, "/v1/models/bad-pq", PARQUET, "not parquet").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["data"]["body"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("bad Parquet file")),
+        "{answer}"
+    );
+
+    // Over the bulk limit, declared or streamed without a length.
+    let big = "unique_id,ds,y\n".to_string() + &"a,2024-01-01,1\n".repeat(400);
+    let (status, answer) = put_table(&app, "/v1/models/big", CSV, big.clone()).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+        .as_bytes()
+        .chunks(1000)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let stream = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let (status, answer) = put_table(&app, "/v1/models/big", CSV, stream).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    // Nothing was registered by the refused bodies.
+    for model in ["bad-csv", "bad-pq", "big"] {
+        assert_eq!(app.latest_version(model).await, None, "{model}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_covers_the_table_and_its_options() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = TestServer::start(dir.path()).await;
+    let send = |path: &'static str, body: String| {
+        app.client
+            .put(app.url(path))
+            .header("content-type", CSV)
+            .header("idempotency-key", "bulk-key-1")
+            .body(body)
+            .send()
+    };
+    let first = send("/v1/models/keyed?method=naive", csv_body())
+        .await
+        .expect("sent");
+    assert_eq!(first.status(), StatusCode::OK);
+    let again = send("/v1/models/keyed?method=naive", csv_body())
+        .await
+        .expect("sent");
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    // The same table with other options is another request.
+    let other = send("/v1/models/keyed?method=ets", csv_body())
+        .await
+        .expect("sent");
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    app.stop().await;
+}

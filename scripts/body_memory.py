@@ -8,6 +8,7 @@ A fresh server per shape: VmHWM only grows.
 
 Shapes (330-odd series of 100,000 points of `1`, 2 bytes a point):
   compact   {"sizes": [...], "y": [...], "method": "naive"}
+  decimals  the same with values such as 12.5 (5 bytes a point)
   series    {"series": [{"id", "values"}, ...], "method": "naive"}
   long      {"unique_id": [...], "y": [...], "method": "naive"} (ids "0".."329")
   too-long  {"sizes": [30000000], "y": [30 million points]}: must be refused
@@ -40,6 +41,12 @@ def body(shape, mb):
     per_series = 2 * POINTS + 32  # "1," a point, plus the series' own text
     n_series = max(1, target // per_series)
     ones = b"1," * (POINTS - 1) + b"1"
+    if shape == "decimals":
+        ones = b",".join(b"%d.5" % (10 + t % 90) for t in range(POINTS))
+        n_series = max(1, target // (len(ones) + 8))
+        sizes = b",".join([b"%d" % POINTS] * n_series)
+        y = b",".join([ones] * n_series)
+        return b'{"sizes":[' + sizes + b'],"y":[' + y + b'],"method":"naive"}'
     if shape == "compact":
         sizes = b",".join([b"%d" % POINTS] * n_series)
         y = b",".join([ones] * n_series)

@@ -1382,27 +1382,6 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
     if !f.has("y") {
         return None;
     }
-    let mut short = false;
-    for (i, (id, &n)) in groups.names.iter().zip(&groups.counts).enumerate() {
-        if n < MIN_SERIES_LEN {
-            let field = if long {
-                "y".to_string()
-            } else {
-                format!("sizes[{i}]")
-            };
-            errors.add(
-                &field,
-                format!("series '{id}' has {n} points; at least {MIN_SERIES_LEN} are needed"),
-            );
-            short = true;
-            if errors.is_full() {
-                break;
-            }
-        }
-    }
-    if short {
-        return None;
-    }
     let n_rows: usize = groups.counts.iter().sum();
     let rows_are = |n: usize| {
         if long {
@@ -1459,6 +1438,27 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
             }),
     };
     let (y, ds) = (y?, ds?);
+    let mut short = false;
+    for (i, (id, &n)) in groups.names.iter().zip(&groups.counts).enumerate() {
+        if n < MIN_SERIES_LEN {
+            let field = if long {
+                "y".to_string()
+            } else {
+                format!("sizes[{i}]")
+            };
+            errors.add(
+                &field,
+                format!("series '{id}' has {n} points; at least {MIN_SERIES_LEN} are needed"),
+            );
+            short = true;
+            if errors.is_full() {
+                break;
+            }
+        }
+    }
+    if short {
+        return None;
+    }
     let Groups {
         names,
         counts,

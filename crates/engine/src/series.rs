@@ -48,28 +48,34 @@ impl SeriesData {
     /// values may be missing.
     pub fn with_gaps(values: Vec<Option<f64>>) -> Result<Self, SeriesError> {
         Self::check_len(values.len())?;
+        if let Some((index, value)) = values
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| v.filter(|x| !x.is_finite()).map(|x| (i, x)))
+        {
+            return Err(SeriesError::NotFinite { index, value });
+        }
+        Self::with_nan_gaps(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    }
+
+    /// A series with gaps written as NaN, kept in the vector it came in (no
+    /// copy: large request bodies are parsed straight into it). Infinite
+    /// values are refused; at most half of the values may be missing.
+    pub fn with_nan_gaps(values: Vec<f64>) -> Result<Self, SeriesError> {
+        Self::check_len(values.len())?;
         let len = values.len();
         let mut missing = 0;
-        let mut out = Vec::with_capacity(len);
-        for (index, v) in values.into_iter().enumerate() {
-            match v {
-                Some(value) if !value.is_finite() => {
-                    return Err(SeriesError::NotFinite { index, value })
-                }
-                Some(value) => out.push(value),
-                None => {
-                    missing += 1;
-                    out.push(f64::NAN);
-                }
+        for (index, &value) in values.iter().enumerate() {
+            if value.is_nan() {
+                missing += 1;
+            } else if value.is_infinite() {
+                return Err(SeriesError::NotFinite { index, value });
             }
         }
         if missing * 2 > len || missing == len {
             return Err(SeriesError::MostlyMissing { missing, len });
         }
-        Ok(Self {
-            values: out,
-            missing,
-        })
+        Ok(Self { values, missing })
     }
 
     fn check_len(len: usize) -> Result<(), SeriesError> {
@@ -209,6 +215,27 @@ mod tests {
         assert_eq!(back.n_missing(), 3);
         assert!(matches!(
             SeriesData::with_gaps(vec![None, None, Some(1.0)]),
+            Err(SeriesError::MostlyMissing { missing: 2, len: 3 })
+        ));
+        assert!(matches!(
+            SeriesData::with_gaps(vec![Some(1.0), Some(f64::NAN), Some(2.0)]),
+            Err(SeriesError::NotFinite { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn nan_gaps_keep_their_vector() {
+        let values = vec![f64::NAN, 1.0, 2.0];
+        let at = values.as_ptr();
+        let y = SeriesData::with_nan_gaps(values).unwrap();
+        assert_eq!((y.n_missing(), y.values().as_ptr()), (1, at));
+        assert_eq!(y.filled(), vec![1.0, 1.0, 2.0]);
+        assert!(matches!(
+            SeriesData::with_nan_gaps(vec![1.0, f64::INFINITY, 2.0]),
+            Err(SeriesError::NotFinite { index: 1, .. })
+        ));
+        assert!(matches!(
+            SeriesData::with_nan_gaps(vec![f64::NAN, f64::NAN, 1.0]),
             Err(SeriesError::MostlyMissing { missing: 2, len: 3 })
         ));
     }

@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// Fewest points a series may have.
 pub const MIN_SERIES_LEN: usize = 3;
@@ -279,13 +280,30 @@ impl<T> Items<T> {
 
 impl<'de, T: Item> Deserialize<'de> for Items<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        ItemsAtMost::<T>(usize::MAX, PhantomData).deserialize(d)
+        ItemsAtMost::<T>::new(usize::MAX, 0).deserialize(d)
     }
 }
 
-/// Reads an array of at most `.0` elements and stops at the first one more,
-/// so an over-long array is refused before the rest of it is decoded.
-struct ItemsAtMost<T>(usize, PhantomData<T>);
+/// Reads an array of at most `max` elements and stops at the first one more,
+/// so an over-long array is refused before the rest of it is decoded. The
+/// elements go into a vector of `capacity` (an upper bound of their number
+/// found from the array's text), so a large array is not copied while it
+/// grows; what is left over is given back at the end.
+struct ItemsAtMost<T> {
+    max: usize,
+    capacity: usize,
+    _item: PhantomData<T>,
+}
+
+impl<T> ItemsAtMost<T> {
+    fn new(max: usize, capacity: usize) -> Self {
+        Self {
+            max,
+            capacity: capacity.min(max),
+            _item: PhantomData,
+        }
+    }
+}
 
 /// Starts the error of an array longer than its [`ItemsAtMost`] limit.
 const TOO_MANY: &str = "too many elements: ";
@@ -294,16 +312,17 @@ impl<'de, T: Item> DeserializeSeed<'de> for ItemsAtMost<T> {
     type Value = Items<T>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Items<T>, D::Error> {
-        struct V<T>(usize, PhantomData<T>);
+        struct V<T>(ItemsAtMost<T>);
         impl<'de, T: Item> Visitor<'de> for V<T> {
             type Value = Items<T>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an array")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<T>, A::Error> {
-                let max = self.0;
+                let max = self.0.max;
+                let hint = seq.size_hint().unwrap_or(0).min(1 << 16);
                 let mut out = Items {
-                    items: Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16)),
+                    items: Vec::with_capacity(self.0.capacity.max(hint)),
                     bad: Vec::new(),
                     n_bad: 0,
                     len: 0,
@@ -326,20 +345,62 @@ impl<'de, T: Item> DeserializeSeed<'de> for ItemsAtMost<T> {
                     }
                     out.len += 1;
                 }
+                out.items.shrink_to_fit();
                 Ok(out)
             }
         }
-        d.deserialize_seq(V(self.0, PhantomData))
+        d.deserialize_seq(V(self))
     }
 }
 
-/// An observation: a number, or `null` for a missing one.
-struct Observation(Option<f64>);
+/// The elements of an array as raw JSON text, at most `max` of them (the
+/// error starts with [`TOO_MANY`] at the first one more).
+struct RawItemsAtMost(usize);
+
+impl<'de> DeserializeSeed<'de> for RawItemsAtMost {
+    type Value = Vec<&'de RawValue>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct V(usize);
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<&'de RawValue>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                    if out.len() == self.0 {
+                        return Err(serde::de::Error::custom(format!(
+                            "{TOO_MANY}at most {} are accepted",
+                            self.0
+                        )));
+                    }
+                    out.push(item);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(V(self.0))
+    }
+}
+
+/// An observation: a finite number, or `null` for a missing one, kept as NaN
+/// as [`SeriesData`] keeps it (so a column is read straight into the
+/// `Vec<f64>` a series keeps; see [`values`]).
+#[repr(transparent)]
+struct Observation(f64);
+
+/// The numbers of observations, in the vector they were read into (same
+/// layout: the collect reuses the allocation).
+fn values(items: Vec<Observation>) -> Vec<f64> {
+    items.into_iter().map(|o| o.0).collect()
+}
 
 impl Item for Observation {
     fn from_scalar(s: Scalar) -> Result<Self, String> {
         match s {
-            Scalar::Null => Ok(Self(None)),
+            Scalar::Null => Ok(Self(f64::NAN)),
             Scalar::Str(ref text) if text.trim().parse::<f64>().is_ok_and(|x| !x.is_finite()) => {
                 Err(format!(
                     "is the string {}; NaN and infinite values are not accepted",
@@ -347,7 +408,7 @@ impl Item for Observation {
                 ))
             }
             other => match other.number() {
-                Some(x) if x.is_finite() => Ok(Self(Some(x))),
+                Some(x) if x.is_finite() => Ok(Self(x)),
                 Some(_) => Err("is not a finite number".to_string()),
                 None => Err(format!("is not a number ({})", other.short())),
             },
@@ -576,12 +637,14 @@ impl<'a> Fields<'a> {
         array(raw, &self.path(name), what, errors)
     }
 
-    /// [`Self::items`] of an array that may hold at most `max` elements.
+    /// [`Self::items`] of an array that may hold at most `max` elements;
+    /// `too_many(max)` says why one more is refused.
     fn items_at_most<T: Item>(
         &self,
         name: &str,
         what: &str,
         max: usize,
+        too_many: impl FnOnce(usize) -> String,
         errors: &mut Errors,
     ) -> Option<Items<T>> {
         let raw = self.get(name)?;
@@ -589,14 +652,13 @@ impl<'a> Fields<'a> {
         if kind(raw) != "an array" {
             return array(raw, &path, what, errors);
         }
+        // Each element takes at least one byte and a comma.
+        let capacity = raw.get().len() / 2 + 1;
         let mut de = serde_json::Deserializer::from_str(raw.get());
-        match ItemsAtMost::<T>(max, PhantomData).deserialize(&mut de) {
+        match ItemsAtMost::<T>::new(max, capacity).deserialize(&mut de) {
             Ok(items) => Some(items),
             Err(e) if e.to_string().starts_with(TOO_MANY) => {
-                errors.add(
-                    &path,
-                    format!("has more than {max} elements; at most {max} are accepted"),
-                );
+                errors.add(&path, too_many(max));
                 None
             }
             Err(e) => {
@@ -781,7 +843,8 @@ enum When {
 /// One series as the client sent it, before it is put on its calendar.
 struct SeriesIn {
     id: String,
-    values: Vec<Option<f64>>,
+    /// NaN where a value is missing.
+    values: Vec<f64>,
     when: When,
     freq: Option<Freq>,
     /// Field names for messages.
@@ -791,8 +854,35 @@ struct SeriesIn {
     freq_field: String,
     /// Prefix of every message (`series 'a': ` in the column forms).
     label: String,
-    /// Index in the `ds` array of each timestamp (the column forms).
-    rows: Option<Vec<usize>>,
+    /// Where its timestamps are in the body.
+    rows: Rows,
+}
+
+/// Where a series' timestamps are in the body, for messages.
+enum Rows {
+    /// In its own `ds` array.
+    Own,
+    /// Compact form: consecutive rows of the `ds` column, from this one.
+    From(usize),
+    /// Long form: the rows of the `ds` column whose series (numbered in
+    /// order of first appearance) is this one.
+    Group(Arc<Vec<u32>>, u32),
+}
+
+impl Rows {
+    /// The row of the `ds` column that holds the series' `i`-th timestamp.
+    fn row(&self, i: usize) -> usize {
+        match self {
+            Rows::Own => i,
+            Rows::From(start) => start + i,
+            Rows::Group(of_row, series) => of_row
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| *s == series)
+                .nth(i)
+                .map_or(i, |(row, _)| row),
+        }
+    }
 }
 
 /// A series ready to fit, and the frequency it was given or found to have.
@@ -805,8 +895,8 @@ impl SeriesIn {
     fn stamp_name(&self, ds: &[Timestamp], i: usize) -> String {
         let shown = ds.get(i).map(|t| t.to_string()).unwrap_or_default();
         match &self.rows {
-            Some(rows) => format!("ds[{}] ({shown})", rows.get(i).copied().unwrap_or(i)),
-            None => format!("timestamp {i} ({shown})"),
+            Rows::Own => format!("timestamp {i} ({shown})"),
+            rows => format!("ds[{}] ({shown})", rows.row(i)),
         }
     }
 
@@ -844,10 +934,12 @@ impl SeriesIn {
         format!("{}{body}", self.label)
     }
 
-    fn place(self, default_freq: Option<Freq>, errors: &mut Errors) -> Option<Placed> {
+    fn place(mut self, default_freq: Option<Freq>, errors: &mut Errors) -> Option<Placed> {
         let freq = self.freq.or(default_freq);
+        // Moved, not copied: the series keeps the vector its values were read into.
+        let values = std::mem::take(&mut self.values);
         let (values, calendar) = match &self.when {
-            When::Unknown => (self.values.clone(), None),
+            When::Unknown => (values, None),
             When::Start(start) => {
                 let Some(freq) = freq else {
                     errors.add(
@@ -859,8 +951,8 @@ impl SeriesIn {
                     );
                     return None;
                 };
-                match SeriesCalendar::from_start(*start, freq, self.values.len()) {
-                    Ok(cal) => (self.values.clone(), Some(cal)),
+                match SeriesCalendar::from_start(*start, freq, values.len()) {
+                    Ok(cal) => (values, Some(cal)),
                     Err(_) => {
                         errors.add(
                             &self.start_field,
@@ -874,14 +966,14 @@ impl SeriesIn {
                 }
             }
             When::Ds(ds) => {
-                if ds.len() != self.values.len() {
+                if ds.len() != values.len() {
                     errors.add(
                         &self.ds_field,
                         format!(
                             "{}has {} timestamps but there are {} values",
                             self.label,
                             ds.len(),
-                            self.values.len()
+                            values.len()
                         ),
                     );
                     return None;
@@ -904,15 +996,21 @@ impl SeriesIn {
                     );
                     return None;
                 }
-                let mut values = vec![None; span];
-                for (&p, &v) in grid.positions.iter().zip(&self.values) {
-                    values[p] = v;
+                // Positions strictly increase from 0: as many steps as values
+                // means no gap, and the values are already in place.
+                if span == values.len() {
+                    (values, Some(grid.calendar))
+                } else {
+                    let mut placed = vec![f64::NAN; span];
+                    for (&p, &v) in grid.positions.iter().zip(&values) {
+                        placed[p] = v;
+                    }
+                    (placed, Some(grid.calendar))
                 }
-                (values, Some(grid.calendar))
             }
         };
         let freq = calendar.map(|c| c.freq).or(freq);
-        match SeriesData::with_gaps(values) {
+        match SeriesData::with_nan_gaps(values) {
             Ok(data) => Some(Placed {
                 series: NamedSeries {
                     id: self.id,
@@ -934,11 +1032,13 @@ impl SeriesIn {
     }
 }
 
-/// The values of one series: an array of numbers or `null`, between the
-/// length limits.
-fn observations(f: &Fields, name: &str, errors: &mut Errors) -> Option<Vec<Option<f64>>> {
+/// The values of one series: an array of numbers or `null` (NaN), between
+/// the length limits.
+fn observations(f: &Fields, name: &str, errors: &mut Errors) -> Option<Vec<f64>> {
     let path = f.path(name);
-    let Some(items) = f.items_at_most::<Observation>(name, "numbers", MAX_SERIES_LEN, errors)
+    let too_many = |max| format!("has more than {max} elements; at most {max} are accepted");
+    let Some(items) =
+        f.items_at_most::<Observation>(name, "numbers", MAX_SERIES_LEN, too_many, errors)
     else {
         if f.get(name).is_none() {
             errors.add(
@@ -974,17 +1074,20 @@ fn observations(f: &Fields, name: &str, errors: &mut Errors) -> Option<Vec<Optio
         );
         return None;
     }
-    Some(items.items.into_iter().map(|o| o.0).collect())
+    Some(values(items.items))
 }
 
-/// `ds` or `start` of a series given as an object.
-fn when(f: &Fields, errors: &mut Errors) -> Option<When> {
+/// `ds` or `start` of a series given as an object; `ds` holds at most
+/// `n_values` timestamps.
+fn when(f: &Fields, n_values: usize, errors: &mut Errors) -> Option<When> {
     if f.has("ds") && f.has("start") {
         errors.add(&f.path("start"), "give either 'ds' or 'start', not both");
         return None;
     }
     if f.has("ds") {
-        let items: Items<Timestamp> = f.items("ds", "date strings", errors)?;
+        let too_many = |n| format!("has more than {n} timestamps but there are {n} values");
+        let items: Items<Timestamp> =
+            f.items_at_most("ds", "date strings", n_values, too_many, errors)?;
         if let Some(message) = items.summary() {
             errors.add(&f.path("ds"), message);
             return None;
@@ -1005,7 +1108,8 @@ fn object_series(
     errors: &mut Errors,
 ) -> Option<SeriesIn> {
     let values = observations(f, values_name, errors);
-    let when = when(f, errors);
+    let n_values = values.as_ref().map_or(MAX_SERIES_LEN, Vec::len);
+    let when = when(f, n_values, errors);
     let freq = f.scalar("freq", errors, freq);
     Some(SeriesIn {
         id,
@@ -1017,7 +1121,7 @@ fn object_series(
         start_field: f.path("start"),
         freq_field: f.path("freq"),
         label: String::new(),
-        rows: None,
+        rows: Rows::Own,
     })
 }
 
@@ -1157,7 +1261,7 @@ pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest,
             } else {
                 out.push(SeriesIn {
                     id: s.id,
-                    values: s.values,
+                    values: s.values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
                     when: s.ds.map_or(When::Unknown, When::Ds),
                     freq: None,
                     values_field: "y".to_string(),
@@ -1165,7 +1269,7 @@ pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest,
                     start_field: "start".to_string(),
                     freq_field: "freq".to_string(),
                     label,
-                    rows: None,
+                    rows: Rows::Own,
                 });
             }
             if errors.is_full() {
@@ -1175,6 +1279,10 @@ pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest,
         finish_fit(out, options?, &mut errors)
     });
     errors.finish(parsed)
+}
+
+fn too_many_series(max: usize) -> String {
+    format!("has more than {max} series; at most {max} are accepted in one fit")
 }
 
 fn series_count_ok(n: usize, field: &str, errors: &mut Errors) -> bool {
@@ -1205,8 +1313,14 @@ fn listed_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
         );
         return None;
     }
-    let items: Vec<&RawValue> = match serde_json::from_str(raw.get()) {
+    // Bounded while read: past the limit the rest is not even split.
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let items = match RawItemsAtMost(MAX_SERIES_PER_FIT).deserialize(&mut de) {
         Ok(items) => items,
+        Err(e) if e.to_string().starts_with(TOO_MANY) => {
+            errors.add("series", too_many_series(MAX_SERIES_PER_FIT));
+            return None;
+        }
         Err(e) => {
             errors.add("body", json_error_message(&e));
             return None;
@@ -1255,9 +1369,12 @@ fn listed_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
     Some(out)
 }
 
-/// Ids read from an array, each checked and unique.
+/// Ids read from an array (at most as many as a fit has series), each
+/// checked and unique.
 fn unique_ids(f: &Fields, name: &str, errors: &mut Errors) -> Option<Vec<String>> {
-    let items: Items<SeriesId> = f.items(name, "strings", errors)?;
+    let too_many = |max| format!("has more than {max} ids; at most {max} are accepted");
+    let items: Items<SeriesId> =
+        f.items_at_most(name, "strings", MAX_SERIES_PER_FIT, too_many, errors)?;
     let path = f.path(name);
     if let Some((index, message)) = items.bad.first() {
         errors.add(&format!("{path}[{index}]"), message.clone());
@@ -1276,8 +1393,25 @@ fn unique_ids(f: &Fields, name: &str, errors: &mut Errors) -> Option<Vec<String>
     Some(items.items.into_iter().map(|id| id.0).collect())
 }
 
+/// The series of a column form: their names, their lengths and, in the
+/// long form, the series of each row.
+struct Groups {
+    names: Vec<String>,
+    counts: Vec<usize>,
+    /// Long form: the series of each row (its index in `names`). Compact
+    /// form: `None`, the rows of a series are consecutive.
+    of_row: Option<Arc<Vec<u32>>>,
+}
+
 /// The compact (`sizes` + `y`) and long (`unique_id` + `ds` + `y`) forms:
 /// columns of equal length, cut into series.
+///
+/// The series and their lengths are read first, so `y` and `ds` are read
+/// knowing how many rows they must have (stopped at the first one too many,
+/// and a series too long is refused before `y` is read at all). `y` is read
+/// straight into one `Vec<f64>` and cut into series from its end, giving its
+/// memory back as they fill: about one copy of the values is in memory, not
+/// two.
 fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
     if f.has("sizes") && f.has("unique_id") {
         errors.add(
@@ -1287,41 +1421,17 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
         return None;
     }
     let long = f.has("unique_id");
-    let y: Option<Items<Observation>> = match f.get("y") {
-        None => {
-            errors.add(
-                "y",
-                if long {
-                    "is required with 'unique_id': the value of each row"
-                } else {
-                    "is required with 'sizes': all values, series after series"
-                },
-            );
-            None
-        }
-        Some(_) => f.items("y", "numbers", errors),
-    };
-    let y = y.and_then(|items| match items.summary() {
-        Some(message) => {
-            errors.add("y", message);
-            None
-        }
-        None => Some(items.items.into_iter().map(|o| o.0).collect::<Vec<_>>()),
-    });
-    let ds: Option<Option<Vec<Timestamp>>> = match f.get("ds") {
-        None => Some(None),
-        Some(_) => f
-            .items::<Timestamp>("ds", "date strings", errors)
-            .and_then(|items| match items.summary() {
-                Some(message) => {
-                    errors.add("ds", message);
-                    None
-                }
-                None => Some(Some(items.items)),
-            }),
-    };
-    // Rows of each series, in order of first appearance.
-    let groups: Option<Vec<(String, Vec<usize>)>> = if long {
+    if !f.has("y") {
+        errors.add(
+            "y",
+            if long {
+                "is required with 'unique_id': the value of each row"
+            } else {
+                "is required with 'sizes': all values, series after series"
+            },
+        );
+    }
+    let groups = if long {
         if f.has("ids") {
             errors.add(
                 "ids",
@@ -1332,99 +1442,282 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
         unique_ids_of_rows(f, errors)
     } else {
         compact_groups(f, errors)
-    };
-    let (y, ds, groups) = (y?, ds?, groups?);
-    let n_rows: usize = groups.iter().map(|(_, rows)| rows.len()).sum();
-    if n_rows != y.len() {
-        let message = if long {
-            format!("has {} values but 'unique_id' has {n_rows} rows", y.len())
-        } else {
-            format!("has {} values but 'sizes' add up to {n_rows}", y.len())
-        };
-        errors.add("y", message);
+    }?;
+    if !f.has("y") {
         return None;
     }
-    if let Some(ds) = &ds {
-        if ds.len() != y.len() {
-            errors.add(
+    let n_rows: usize = groups.counts.iter().sum();
+    let rows_are = |n: usize| {
+        if long {
+            format!("'unique_id' has {n} rows")
+        } else {
+            format!("'sizes' add up to {n}")
+        }
+    };
+    let y = f
+        .items_at_most::<Observation>(
+            "y",
+            "numbers",
+            n_rows,
+            |n| format!("has more than {n} values but {}", rows_are(n)),
+            errors,
+        )
+        .and_then(|items| match items.summary() {
+            Some(message) => {
+                errors.add("y", message);
+                None
+            }
+            None if items.len != n_rows => {
+                errors.add(
+                    "y",
+                    format!("has {} values but {}", items.len, rows_are(n_rows)),
+                );
+                None
+            }
+            None => Some(values(items.items)),
+        });
+    let ds: Option<Option<Vec<Timestamp>>> = match f.get("ds") {
+        None => Some(None),
+        Some(_) => f
+            .items_at_most::<Timestamp>(
                 "ds",
-                format!("has {} timestamps but 'y' has {} values", ds.len(), y.len()),
+                "date strings",
+                n_rows,
+                |n| format!("has more than {n} timestamps but 'y' has {n} values"),
+                errors,
+            )
+            .and_then(|items| match items.summary() {
+                Some(message) => {
+                    errors.add("ds", message);
+                    None
+                }
+                None if items.len != n_rows => {
+                    errors.add(
+                        "ds",
+                        format!("has {} timestamps but 'y' has {n_rows} values", items.len),
+                    );
+                    None
+                }
+                None => Some(Some(items.items)),
+            }),
+    };
+    let (y, ds) = (y?, ds?);
+    let mut short = false;
+    for (i, (id, &n)) in groups.names.iter().zip(&groups.counts).enumerate() {
+        if n < MIN_SERIES_LEN {
+            let field = if long {
+                "y".to_string()
+            } else {
+                format!("sizes[{i}]")
+            };
+            errors.add(
+                &field,
+                format!("series '{id}' has {n} points; at least {MIN_SERIES_LEN} are needed"),
             );
-            return None;
+            short = true;
+            if errors.is_full() {
+                break;
+            }
         }
     }
-    let mut out = Vec::with_capacity(groups.len());
-    for (i, (id, rows)) in groups.into_iter().enumerate() {
-        let values_field = if long {
-            "y".to_string()
-        } else {
-            format!("sizes[{i}]")
+    if short {
+        return None;
+    }
+    let Groups {
+        names,
+        counts,
+        of_row,
+    } = groups;
+    let mut values = cut(y, &counts, of_row.as_deref().map(Vec::as_slice)).into_iter();
+    let mut stamps =
+        ds.map(|ds| cut(ds, &counts, of_row.as_deref().map(Vec::as_slice)).into_iter());
+    let mut start = 0;
+    let mut out = Vec::with_capacity(names.len());
+    for (i, (id, n)) in names.into_iter().zip(counts).enumerate() {
+        let (values_field, rows) = match &of_row {
+            Some(of_row) => ("y".to_string(), Rows::Group(of_row.clone(), i as u32)),
+            None => (format!("sizes[{i}]"), Rows::From(start)),
         };
-        let label = format!("series '{id}': ");
-        if rows.len() < MIN_SERIES_LEN {
-            let message = format!(
-                "series '{id}' has {} points; at least {MIN_SERIES_LEN} are needed",
-                rows.len()
-            );
-            errors.add(&values_field, message);
-            if errors.is_full() {
-                return None;
-            }
-            continue;
-        }
-        let when = match &ds {
-            Some(ds) => When::Ds(rows.iter().map(|&r| ds[r]).collect()),
+        start += n;
+        let when = match stamps.as_mut() {
+            Some(stamps) => When::Ds(stamps.next().unwrap_or_default()),
             None => When::Unknown,
         };
         out.push(SeriesIn {
+            label: format!("series '{id}': "),
             id,
-            values: rows.iter().map(|&r| y[r]).collect(),
+            values: values.next().unwrap_or_default(),
             when,
             freq: None,
             values_field,
             ds_field: "ds".to_string(),
             start_field: "start".to_string(),
             freq_field: "freq".to_string(),
-            label,
-            rows: Some(rows),
+            rows,
         });
     }
     Some(out)
 }
 
-/// Long form: the rows of each `unique_id`, in order of first appearance.
-fn unique_ids_of_rows(f: &Fields, errors: &mut Errors) -> Option<Vec<(String, Vec<usize>)>> {
-    let items: Items<SeriesId> = f.items("unique_id", "series ids", errors)?;
-    if let Some((index, message)) = items.bad.first() {
-        errors.add(&format!("unique_id[{index}]"), message.clone());
-        return None;
-    }
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-    for (row, id) in items.items.into_iter().enumerate() {
-        match index.get(&id.0) {
-            Some(&g) => groups[g].1.push(row),
-            None => {
-                index.insert(id.0.clone(), groups.len());
-                groups.push((id.0, vec![row]));
+/// Rows given back to the allocator at a time while a column is cut.
+const CUT_CHUNK: usize = 1 << 20;
+
+/// Cuts a column into the rows of each series: consecutive runs of
+/// `counts` rows, or with `of_row` the rows of each series wherever they
+/// are. Rows are taken from the end and the column shrinks as it goes, so
+/// the column and its series never both hold all the rows.
+fn cut<T: Copy>(mut column: Vec<T>, counts: &[usize], of_row: Option<&[u32]>) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>>;
+    let mut taken = 0;
+    match of_row {
+        None => {
+            out = Vec::with_capacity(counts.len());
+            for &n in counts.iter().rev() {
+                out.push(column.split_off(column.len().saturating_sub(n)));
+                taken += n;
+                if taken >= CUT_CHUNK {
+                    column.shrink_to_fit();
+                    taken = 0;
+                }
             }
+            out.reverse();
+        }
+        Some(of_row) => {
+            out = counts.iter().map(|&n| Vec::with_capacity(n)).collect();
+            while let Some(value) = column.pop() {
+                let series = of_row.get(column.len()).map_or(usize::MAX, |&s| s as usize);
+                if let Some(series) = out.get_mut(series) {
+                    series.push(value);
+                }
+                taken += 1;
+                if taken >= CUT_CHUNK {
+                    column.shrink_to_fit();
+                    taken = 0;
+                }
+            }
+            out.iter_mut().for_each(|series| series.reverse());
         }
     }
-    if !series_count_ok(groups.len(), "unique_id", errors) {
+    out
+}
+
+/// Long form: the series of each row of `unique_id`, numbered in order of
+/// first appearance. Read id by id (no string kept per row) and stopped at
+/// the first bad id, the first series too many, or the first row that makes
+/// a series longer than [`MAX_SERIES_LEN`].
+fn unique_ids_of_rows(f: &Fields, errors: &mut Errors) -> Option<Groups> {
+    let raw = f.get("unique_id")?;
+    if kind(raw) != "an array" {
+        errors.add(
+            "unique_id",
+            format!("must be an array of series ids, got {}", kind(raw)),
+        );
         return None;
     }
-    Some(groups)
+    let mut refused = None;
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    match (RowGroups {
+        refused: &mut refused,
+    })
+    .deserialize(&mut de)
+    {
+        Ok(groups) => series_count_ok(groups.names.len(), "unique_id", errors).then_some(groups),
+        Err(e) => {
+            match refused {
+                Some((field, message)) => errors.add(&field, message),
+                None => errors.add("body", json_error_message(&e)),
+            }
+            None
+        }
+    }
+}
+
+/// Reads `unique_id` into [`Groups`]; why it stopped early goes in `refused`
+/// (field, message), the deserializer's own error only ends the read.
+struct RowGroups<'r> {
+    refused: &'r mut Option<(String, String)>,
+}
+
+impl<'de> DeserializeSeed<'de> for RowGroups<'_> {
+    type Value = Groups;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Groups, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowGroups<'_> {
+    type Value = Groups;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of series ids")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Groups, A::Error> {
+        let mut index: HashMap<String, u32> = HashMap::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut counts: Vec<usize> = Vec::new();
+        let mut of_row: Vec<u32> = Vec::new();
+        let mut stop = |field: String, message: String| {
+            *self.refused = Some((field, message));
+            serde::de::Error::custom("refused")
+        };
+        while let Some(scalar) = seq.next_element::<Scalar>()? {
+            let row = of_row.len();
+            let id = SeriesId::from_scalar(scalar)
+                .map_err(|message| stop(format!("unique_id[{row}]"), message))?
+                .0;
+            let series = match index.get(&id) {
+                Some(&series) => series as usize,
+                None if names.len() == MAX_SERIES_PER_FIT => {
+                    return Err(stop(
+                        "unique_id".into(),
+                        too_many_series(MAX_SERIES_PER_FIT),
+                    ))
+                }
+                None => {
+                    index.insert(id.clone(), names.len() as u32);
+                    names.push(id);
+                    counts.push(0);
+                    names.len() - 1
+                }
+            };
+            counts[series] += 1;
+            if counts[series] > MAX_SERIES_LEN {
+                return Err(stop(
+                    "y".into(),
+                    format!(
+                        "series '{}': has more than {MAX_SERIES_LEN} rows; at most \
+                         {MAX_SERIES_LEN} are accepted",
+                        names[series]
+                    ),
+                ));
+            }
+            of_row.push(series as u32);
+        }
+        Ok(Groups {
+            names,
+            counts,
+            of_row: Some(Arc::new(of_row)),
+        })
+    }
 }
 
 /// Compact form: consecutive runs of `sizes[i]` rows, named by `ids`.
-fn compact_groups(f: &Fields, errors: &mut Errors) -> Option<Vec<(String, Vec<usize>)>> {
+fn compact_groups(f: &Fields, errors: &mut Errors) -> Option<Groups> {
     let sizes: Option<Vec<usize>> = match f.get("sizes") {
         None => {
             errors.add("sizes", "is required with 'y': the length of each series");
             None
         }
         Some(_) => f
-            .items::<Size>("sizes", "positive integers", errors)
+            .items_at_most::<Size>(
+                "sizes",
+                "positive integers",
+                MAX_SERIES_PER_FIT,
+                too_many_series,
+                errors,
+            )
             .and_then(|items| {
                 if let Some((index, message)) = items.bad.first() {
                     errors.add(&format!("sizes[{index}]"), message.clone());
@@ -1452,20 +1745,12 @@ fn compact_groups(f: &Fields, errors: &mut Errors) -> Option<Vec<(String, Vec<us
             return None;
         }
     }
-    let mut start = 0;
-    let groups = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| {
-            let id = ids
-                .as_ref()
-                .map_or_else(|| i.to_string(), |ids| ids[i].clone());
-            let rows = (start..start + n).collect();
-            start += n;
-            (id, rows)
-        })
-        .collect();
-    Some(groups)
+    let names = ids.unwrap_or_else(|| (0..sizes.len()).map(|i| i.to_string()).collect());
+    Some(Groups {
+        names,
+        counts: sizes,
+        of_row: None,
+    })
 }
 
 // ---- forecasts ----
@@ -1721,6 +2006,95 @@ mod tests {
         let fields =
             fail_fields(parse::<V1Fit>(json!({"sizes": [3, 5], "y": [1, 2, 3]})).unwrap_err());
         assert!(fields["y"].contains("add up to 8"), "{fields:?}");
+    }
+
+    #[test]
+    fn columns_are_refused_at_the_first_row_too_many() {
+        // A series too long in the long form: refused from 'unique_id' alone.
+        let mut body = String::from(r#"{"unique_id": ["#);
+        for _ in 0..=MAX_SERIES_LEN {
+            body.push_str("\"a\",");
+        }
+        body.push_str(r#""a"], "y": "not even read"}"#);
+        let fields = fail_fields(V1Fit::from_json(body.as_bytes()).unwrap_err());
+        assert!(
+            fields["y"].contains("series 'a': has more than"),
+            "{fields:?}"
+        );
+        // More values than 'sizes' add up to.
+        let fields =
+            fail_fields(parse::<V1Fit>(json!({"sizes": [3], "y": [1, 2, 3, 4, 5]})).unwrap_err());
+        assert!(
+            fields["y"].contains("more than 3 values but 'sizes' add up to 3"),
+            "{fields:?}"
+        );
+        // A 'sizes' over the limit: 'y' is not read (its bad element is not reported).
+        let fields =
+            fail_fields(parse::<V1Fit>(json!({"sizes": [30_000_000], "y": ["x"]})).unwrap_err());
+        assert!(fields["sizes[0]"].contains("between 1 and"), "{fields:?}");
+        assert!(!fields.contains_key("y"), "{fields:?}");
+        let fields = fail_fields(
+            parse::<V1Fit>(json!({"sizes": [3], "y": [1, 2, 3], "ds": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]}))
+                .unwrap_err(),
+        );
+        assert!(
+            fields["ds"].contains("more than 3 timestamps"),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn cut_gives_each_series_its_rows() {
+        let column: Vec<f64> = (0..10).map(f64::from).collect();
+        let runs = cut(column.clone(), &[3, 0, 7], None);
+        assert_eq!(
+            runs,
+            vec![
+                vec![0.0, 1.0, 2.0],
+                vec![],
+                (3..10).map(f64::from).collect()
+            ]
+        );
+        let of_row = [1u32, 0, 1, 1, 0, 2, 2, 2, 0, 1];
+        let groups = cut(column, &[3, 4, 3], Some(&of_row));
+        assert_eq!(
+            groups,
+            vec![
+                vec![1.0, 4.0, 8.0],
+                vec![0.0, 2.0, 3.0, 9.0],
+                vec![5.0, 6.0, 7.0]
+            ]
+        );
+    }
+
+    #[test]
+    fn column_messages_name_the_rows_of_ds() {
+        let fields = fail_fields(
+            parse::<V1Fit>(json!({
+                "unique_id": ["a", "b", "a", "b", "a", "b"],
+                "ds": ["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02", "2024-01-03", "2024-01-02"],
+                "y": [1, 10, 2, 20, 3, 30]
+            }))
+            .unwrap_err(),
+        );
+        assert!(fields["ds"].contains("series 'b': ds[5]"), "{fields:?}");
+        let fields = fail_fields(
+            parse::<V1Fit>(json!({
+                "sizes": [3, 3],
+                "ds": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-01", "2024-01-03", "2024-01-02"],
+                "y": [1, 2, 3, 4, 5, 6]
+            }))
+            .unwrap_err(),
+        );
+        assert!(fields["ds"].contains("series '1': ds[5]"), "{fields:?}");
+        // Gaps in the timestamps are missing values (NaN inside).
+        let V1Fit(fit) = parse(json!({
+            "sizes": [3], "y": [1, null, 3],
+            "ds": ["2024-01-01", "2024-01-02", "2024-01-04"]
+        }))
+        .unwrap();
+        assert_eq!(fit.series[0].values.len(), 4);
+        assert_eq!(fit.series[0].values.n_missing(), 2);
     }
 
     #[test]

@@ -295,6 +295,115 @@ async fn early_rejections_with_a_body_close_the_connection_and_say_so() {
 }
 
 #[tokio::test]
+async fn what_the_http_layer_refuses_is_answered_in_jsend_where_it_can_be() {
+    let served = Served::start(&[]);
+    let refused = |answer: &str, status: &str, field: &str| {
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+        let body = raw_body(answer);
+        assert_eq!(body["status"], "fail", "{answer}");
+        assert!(body["data"][field].is_string(), "{answer}");
+    };
+    // Headers over our limits (below hyper's own): a JSend 431.
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let answer = served.raw(big.as_bytes(), Duration::from_secs(20)).await;
+    refused(&answer, "431", "headers");
+    let many: String = (0..150).map(|i| format!("X-{i}: a\r\n")).collect();
+    let many = format!("GET /healthz HTTP/1.1\r\nHost: a\r\n{many}\r\n");
+    let answer = served.raw(many.as_bytes(), Duration::from_secs(20)).await;
+    refused(&answer, "431", "headers");
+    // Content-Length repeated with the same value (hyper takes it once), or
+    // beside Transfer-Encoding (the chunked body wins): answered in JSend,
+    // and the connection closed after the error.
+    for request in [
+        &b"PUT /v1/models/m HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n\
+           Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}"[..],
+        &b"PUT /v1/models/m HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n\
+           Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"[..],
+    ] {
+        let answer = served.raw(request, Duration::from_secs(20)).await;
+        refused(&answer, "400", "series");
+    }
+    // Two different Content-Lengths: hyper refuses the head itself, before any
+    // handler runs, with an empty 400 (see RELIABILITY.md); it still closes
+    // and says so.
+    let answer = served
+        .raw(
+            b"PUT /v1/models/m HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n\
+              Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    // A success whose request body was never read: the connection is closed
+    // after it, and the answer says so.
+    let mut request = format!(
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+        1 << 20
+    )
+    .into_bytes();
+    request.extend_from_slice(&vec![b'1'; 1 << 20]);
+    let answer = served.raw(&request, Duration::from_secs(20)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    // A request whose body was read keeps its connection.
+    let client = reqwest::Client::new();
+    let (status, headers, _) = send(
+        client
+            .put(served.url("/v1/models/kept"))
+            .json(&fit_body(&["a"])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!headers.contains_key("connection"), "{headers:?}");
+    assert_eq!(served.healthz().await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn column_bodies_over_the_limits_are_refused_before_their_values_are_read() {
+    let served = Served::start(&[]);
+    let client = reqwest::Client::new();
+    // 30 million points announced for one series: refused from 'sizes'.
+    let y = vec![1u8; 1000];
+    let (status, _, body) = send(
+        client
+            .put(served.url("/v1/models/huge"))
+            .json(&json!({"sizes": [30_000_000], "y": y})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["data"]["sizes[0]"].is_string(), "{body}");
+    // One series of the long form longer than the limit: refused from 'unique_id'.
+    let ids = vec!["a"; engine::MAX_SERIES_LEN + 1];
+    let (status, _, body) = send(
+        client
+            .put(served.url("/v1/models/huge"))
+            .json(&json!({"unique_id": ids, "y": [1, 2, 3]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["data"]["y"].as_str().unwrap_or_default();
+    assert!(message.contains("series 'a': has more than"), "{body}");
+    assert_eq!(served.healthz().await, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_body_that_stops_arriving_is_answered_408() {
     let served = Served::start(&[("HORIZON_BODY_TIMEOUT", "1s")]);
     let answer = served

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -177,6 +177,139 @@ async fn the_gateway_serves_https_with_its_certificate() {
         answer.as_ref().map_or(true, |r| !r.status().is_success()),
         "plaintext answered: {answer:?}"
     );
+}
+
+/// A TLS client of the server at `port` that trusts the test's CA.
+async fn tls_connect(
+    port: u16,
+    ca: &Path,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake")
+}
+
+/// Reads until the server closes (`Some(what came)`), or `None` if it is
+/// still open after `limit`.
+async fn read_until_closed<R: AsyncRead + Unpin>(r: &mut R, limit: Duration) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, r.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(String::from_utf8_lossy(&out).into_owned()),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// HTTPS goes through the same connection loop as HTTP: a client that
+/// stalls in the handshake or in its headers is cut off by the header
+/// timeout, and connections over the cap get a JSend 503 (over TLS).
+#[tokio::test]
+async fn slow_https_clients_are_cut_off_and_the_cap_holds() {
+    let pki = pki();
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = horizon();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&pki.cert)
+        .arg("--tls-key")
+        .arg(&pki.key)
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("HORIZON_HEADER_TIMEOUT", "2s")
+        .env("HORIZON_MAX_CONNECTIONS", "4");
+    let served = Proc::spawn(cmd);
+    let line = served.wait_for_line("listening on https://");
+    let port: u16 = line
+        .split("https://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+
+    // Stalled before the handshake: closed without a word.
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    assert!(
+        read_until_closed(&mut silent, Duration::from_secs(30))
+            .await
+            .is_some(),
+        "a connection that never started its TLS handshake stayed open"
+    );
+    // Stalled in its headers, inside TLS: closed too.
+    let mut half = tls_connect(port, &pki.ca).await;
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    assert!(
+        read_until_closed(&mut half, Duration::from_secs(30))
+            .await
+            .is_some(),
+        "an HTTPS connection stalled in its headers stayed open"
+    );
+
+    // The cap: 4 connections held open, the fifth is refused with a JSend 503.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = tls_connect(port, &pki.ca).await;
+        s.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        held.push(s);
+    }
+    let mut fifth = tls_connect(port, &pki.ca).await;
+    fifth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut fifth, Duration::from_secs(10))
+        .await
+        .unwrap_or_default();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("connection: close"), "{answer}");
+    assert!(lower.contains("retry-after:"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or(""))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"));
+    assert_eq!(body["status"], "error");
+    // Once the held ones time out, the server answers again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut s = tls_connect(port, &pki.ca).await;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_until_closed(&mut s, Duration::from_secs(10))
+            .await
+            .unwrap_or_default();
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cap never freed up: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(held);
 }
 
 #[test]

@@ -301,11 +301,13 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError>
     };
     // Distributed: the workers listening on each queue; none is not ready.
     let consumers = match &transport {
-        Ok(()) => match tokio::time::timeout(READY_TIMEOUT, state.transport.consumers()).await {
-            Ok(Ok(counts)) => Ok(counts),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
-        },
+        Ok(()) => {
+            match tokio::time::timeout(READY_TIMEOUT, state.transport.consumers(true)).await {
+                Ok(Ok(counts)) => Ok(counts),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
+            }
+        }
         Err(_) => Ok(None),
     };
     let workers = match &consumers {
@@ -981,7 +983,7 @@ async fn workers_listening(
     count: impl Fn(&transport::Consumers) -> u32,
     what: &str,
 ) -> Result<(), ApiError> {
-    let counts = tokio::time::timeout(READY_TIMEOUT, state.transport.consumers()).await;
+    let counts = tokio::time::timeout(READY_TIMEOUT, state.transport.consumers(false)).await;
     let Ok(Ok(Some(counts))) = counts else {
         return Ok(());
     };

@@ -313,7 +313,11 @@ pub async fn cancel_job(
 
 /// Cancels `tenant`'s job `id` unless it has finished (409); the job as it
 /// is afterwards.
-pub(crate) async fn cancel(state: &AppState, tenant: &Tenant, id: &str) -> Result<JobInfo, ApiError> {
+pub(crate) async fn cancel(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<JobInfo, ApiError> {
     let info = find(state, tenant, id).await?;
     if info.status.is_finished() {
         return Err(ApiError::fail(

@@ -1261,7 +1261,11 @@ pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest,
             } else {
                 out.push(SeriesIn {
                     id: s.id,
-                    values: s.values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
+                    values: s
+                        .values
+                        .into_iter()
+                        .map(|v| v.unwrap_or(f64::NAN))
+                        .collect(),
                     when: s.ds.map_or(When::Unknown, When::Ds),
                     freq: None,
                     values_field: "y".to_string(),

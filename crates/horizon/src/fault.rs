@@ -157,7 +157,7 @@ impl Transport for AbortBeforeDispatch {
         self.inner.check_fit(job)
     }
 
-    async fn consumers(&self) -> Result<Option<transport::Consumers>, TransportError> {
-        self.inner.consumers().await
+    async fn consumers(&self, fresh: bool) -> Result<Option<transport::Consumers>, TransportError> {
+        self.inner.consumers(fresh).await
     }
 }

@@ -81,7 +81,16 @@ async fn one_fit_too_large_for_the_broker_fails_no_other_request() {
     if !services_or_skip("one_fit_too_large_for_the_broker_fails_no_other_request") {
         return;
     }
-    let cluster = Arc::new(Cluster::start("oversized", 1, &[]).await);
+    let mut cluster = Cluster::start("oversized", 1, &[]).await;
+    // Shards would cut this fit into messages the broker takes: one shard.
+    cluster.kill_gateway();
+    cluster.gateway_env = vec![
+        ("HORIZON_SHARD_POINTS".into(), "1000000000".into()),
+        ("HORIZON_SHARD_SERIES".into(), "1000000".into()),
+    ];
+    cluster.start_gateway();
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    let cluster = Arc::new(cluster);
     let client = reqwest::Client::new();
     let seeded = cluster
         .fit(&client, "m", &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])

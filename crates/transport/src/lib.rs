@@ -62,7 +62,9 @@ pub trait Transport: Send + Sync + 'static {
     /// The workers listening for fits and for forecasts now, when the
     /// transport can tell (`None`: it cannot, e.g. in-process workers,
     /// which are there as long as the process is).
-    async fn consumers(&self) -> Result<Option<Consumers>, TransportError> {
+    /// `fresh`: ask the broker now rather than answer a count read a
+    /// moment ago (readiness must not report workers that just died).
+    async fn consumers(&self, _fresh: bool) -> Result<Option<Consumers>, TransportError> {
         Ok(None)
     }
 }

@@ -98,11 +98,20 @@ async fn postgres_restarts_during_fits_fail_none() {
     let mut outages = Vec::new();
     for _ in 0..RESTARTS {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let pg = pg.clone();
-        let down = Instant::now();
-        tokio::task::spawn_blocking(move || pg.restart(Duration::from_secs(2)))
+        // Down once the stop has returned: a fit that started before (its
+        // registration reached the server) and ends after the start lived
+        // through the outage; one registered while the stop was under way
+        // is not counted.
+        let stopping = pg.clone();
+        tokio::task::spawn_blocking(move || stopping.stop_server())
             .await
-            .expect("restart");
+            .expect("stop");
+        let down = Instant::now();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let starting = pg.clone();
+        tokio::task::spawn_blocking(move || starting.start_server())
+            .await
+            .expect("start");
         outages.push((down, Instant::now()));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -143,8 +152,22 @@ async fn postgres_restarts_during_fits_fail_none() {
             }
         }
     }
+    let mean_fit = outcomes
+        .iter()
+        .map(|o| o.ended - o.started)
+        .sum::<Duration>()
+        / outcomes.len().max(1) as u32;
+    let longest = outcomes
+        .iter()
+        .map(|o| o.ended - o.started)
+        .max()
+        .unwrap_or_default();
     eprintln!(
-        "fits: {}, spanning a restart: {spanning}, failed: {}, versions not ready: {}, restarts: {RESTARTS}",
+        "outages: {:?}",
+        outages.iter().map(|(d, u)| *u - *d).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "fits: {} (mean {mean_fit:?}, longest {longest:?}), spanning a restart: {spanning}, failed: {}, versions not ready: {}, restarts: {RESTARTS}",
         outcomes.len(),
         failed.len(),
         not_ready.len()

@@ -843,7 +843,10 @@ async fn job_status(
         ),
         JobStatus::Cancelled => ("cancelled", Value::Null, Value::Null),
     };
-    Ok(Json(json!({"job_id": id, "status": status, "result": result, "error": error})).into_response())
+    Ok(
+        Json(json!({"job_id": id, "status": status, "result": result, "error": error}))
+            .into_response(),
+    )
 }
 
 /// `POST /v2/async/jobs/{id}/cancel`: ends the job `cancelled` (its task

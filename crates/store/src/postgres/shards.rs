@@ -3,7 +3,10 @@
 //! first, then its version's row is locked for the count: two workers
 //! storing the last two shards at once cannot both miss that the version is
 //! complete (the second to take the lock counts the first's committed row),
-//! and the lock is never held while a large shard is written.
+//! and the lock is never held while a large shard is written. The lock is
+//! `FOR NO KEY UPDATE`: the shard's insert holds `KEY SHARE` on the same
+//! row (its foreign key), which `FOR UPDATE` would wait for in another
+//! transaction doing the same: a deadlock.
 
 use super::{db_error, PgStore, NOW_MS};
 use crate::rows::{merge_summaries, summary_counts};
@@ -29,7 +32,7 @@ impl PgStore {
             sqlx::query_scalar::<_, String>(if lock.is_empty() {
                 "SELECT status FROM versions WHERE model = $1 AND version = $2"
             } else {
-                "SELECT status FROM versions WHERE model = $1 AND version = $2 FOR UPDATE"
+                "SELECT status FROM versions WHERE model = $1 AND version = $2 FOR NO KEY UPDATE"
             })
             .bind(model.as_str())
             .bind(version)

@@ -98,7 +98,8 @@ struct Inner {
     consumers: tokio::sync::Mutex<Option<(Instant, Consumers)>>,
 }
 
-/// Consumer counts younger than this are answered without asking the broker.
+/// Consumer counts younger than this (and not zero) are answered without
+/// asking the broker, unless the caller asks for fresh ones (readiness).
 const CONSUMERS_FRESH: Duration = Duration::from_millis(500);
 
 /// The gateway's side of the RabbitMQ transport. Connects in the background
@@ -742,11 +743,13 @@ impl Transport for AmqpTransport {
         self.inner.current().map(|_| ())
     }
 
-    async fn consumers(&self) -> Result<Option<Consumers>, TransportError> {
+    async fn consumers(&self, fresh: bool) -> Result<Option<Consumers>, TransportError> {
         // One reader asks the broker at a time; the others take its answer.
         let mut cached = self.inner.consumers.lock().await;
         if let Some((at, counts)) = *cached {
-            if at.elapsed() < CONSUMERS_FRESH {
+            // A zero is asked again: trusting a stale one refuses work
+            // that a worker which just joined would take.
+            if !fresh && at.elapsed() < CONSUMERS_FRESH && counts.fit > 0 && counts.forecast > 0 {
                 return Ok(Some(counts));
             }
         }

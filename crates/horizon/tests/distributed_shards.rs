@@ -40,7 +40,28 @@ async fn a_sharded_fit_survives_a_worker_killed_mid_shard() {
     let mut cluster = Cluster::launch("shardkill", 2, &[("HORIZON_FAULT_DELAY_MS", "400")]);
     with_small_shards(&mut cluster).await;
     let client = reqwest::Client::new();
-    let n = 200;
+    // Both workers take shards from the start, so the one killed holds one.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = send(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/readyz", cluster.base),
+            None,
+        )
+        .await
+        .expect("readyz");
+        if ready.body["data"]["consumers"]["fit"].as_u64() >= Some(2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both workers never listened: {:?}",
+            ready.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let n = 400;
     let r = client
         .put(format!("{}/v1/models/big", cluster.base))
         .header("Prefer", "respond-async")
@@ -70,11 +91,6 @@ async fn a_sharded_fit_survives_a_worker_killed_mid_shard() {
     let mut killed = false;
     let mut partial = Vec::new();
     let finished = loop {
-        if !killed && started.elapsed() > Duration::from_millis(900) {
-            cluster.kill_worker(0);
-            cluster.start_plain_worker();
-            killed = true;
-        }
         let a = send(
             &client,
             reqwest::Method::GET,
@@ -91,6 +107,12 @@ async fn a_sharded_fit_survives_a_worker_killed_mid_shard() {
         assert_eq!(total, n as u64, "{data}");
         if done > 0 && done < total {
             partial.push(done);
+            // Mid-fit: shards are still queued, so both workers hold one.
+            if !killed {
+                cluster.kill_worker(0);
+                cluster.start_plain_worker();
+                killed = true;
+            }
         }
         match data["status"].as_str() {
             Some("succeeded") => break data.clone(),

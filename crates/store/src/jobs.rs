@@ -11,7 +11,8 @@
 //! [`crate::ModelStore::report_progress`], which also tells them whether the
 //! version is still worth working on.
 //!
-//! A backtest produces no version, so its job keeps its own outcome in its
+//! A backtest (or a TimeGPT-compatible job, kinds named by the gateway)
+//! produces no version, so its job keeps its own outcome in its
 //! row ([`crate::ModelStore::finish_job`]: the answer as JSON, or the error;
 //! the first finish wins, so a cancel and a late answer cannot both land).
 //! Its `model`/`version` name what it measures (version 0 and the tenant's

@@ -837,13 +837,34 @@ pub async fn gateway_kill(plan: &Plan) -> Result<FaultReport, LoadError> {
 
 async fn gateway_kill_on(cluster: &mut Cluster, plan: &Plan) -> Result<FaultReport, LoadError> {
     let addr = cluster.addr;
+    let (mut report, fits) = fits_across_a_kill(addr, "gw", plan, async {
+        cluster.kill_gateway();
+        tokio::time::sleep(plan.down).await;
+        cluster.start_gateway()
+    })
+    .await?;
+    let store = cluster.store().await?;
+    let counted = count_versions(Versions::Store(&store), &fits, &mut report).await;
+    store.close().await;
+    counted.map(|()| report)
+}
+
+/// Fit clients (keyed as `plan` says) on `addr` until the fault is over;
+/// after `plan.settle`, `kill_and_restart` kills the server and brings it
+/// back. What the clients saw, with the kill's times; versions not counted.
+async fn fits_across_a_kill(
+    addr: SocketAddr,
+    prefix: &str,
+    plan: &Plan,
+    kill_and_restart: impl std::future::Future<Output = Result<(), LoadError>>,
+) -> Result<(FaultReport, Tally), LoadError> {
     let from = Instant::now();
     let stop = from + plan.settle * 2 + plan.down;
     let fits: Vec<_> = (0..plan.fit_clients)
         .map(|c| {
             tokio::spawn(fit_client(
                 addr,
-                "gw".into(),
+                prefix.into(),
                 c,
                 stop,
                 plan.idempotency_keys,
@@ -852,9 +873,7 @@ async fn gateway_kill_on(cluster: &mut Cluster, plan: &Plan) -> Result<FaultRepo
         .collect();
     tokio::time::sleep(plan.settle).await;
     let down = Instant::now();
-    cluster.kill_gateway();
-    tokio::time::sleep(plan.down).await;
-    cluster.start_gateway()?;
+    kill_and_restart.await?;
     let back = Instant::now();
     let fits = merge(join(fits).await?);
     let mut report = FaultReport::default();
@@ -865,10 +884,7 @@ async fn gateway_kill_on(cluster: &mut Cluster, plan: &Plan) -> Result<FaultRepo
         back,
     };
     fill(&mut report, &fits, &Tally::default(), &times);
-    let store = cluster.store().await?;
-    let counted = count_versions(Versions::Store(&store), &fits, &mut report).await;
-    store.close().await;
-    counted.map(|()| report)
+    Ok((report, fits))
 }
 
 /// [`gateway_kill`] on an embedded server (`horizon serve` with its own
@@ -897,35 +913,14 @@ pub async fn embedded_kill(plan: &Plan) -> Result<FaultReport, LoadError> {
     let mut server = start()?;
     let result = async {
         wait_up(addr, "GET", "/readyz", b"").await?;
-        let from = Instant::now();
-        let stop = from + plan.settle * 2 + plan.down;
-        let fits: Vec<_> = (0..plan.fit_clients)
-            .map(|c| {
-                tokio::spawn(fit_client(
-                    addr,
-                    "em".into(),
-                    c,
-                    stop,
-                    plan.idempotency_keys,
-                ))
-            })
-            .collect();
-        tokio::time::sleep(plan.settle).await;
-        let down = Instant::now();
-        let _ = server.kill();
-        let _ = server.wait();
-        tokio::time::sleep(plan.down).await;
-        server = start()?;
-        let back = Instant::now();
-        let fits = merge(join(fits).await?);
-        let mut report = FaultReport::default();
-        let times = Times {
-            from,
-            to: stop,
-            down,
-            back,
-        };
-        fill(&mut report, &fits, &Tally::default(), &times);
+        let (mut report, fits) = fits_across_a_kill(addr, "em", plan, async {
+            let _ = server.kill();
+            let _ = server.wait();
+            tokio::time::sleep(plan.down).await;
+            server = start()?;
+            Ok(())
+        })
+        .await?;
         count_versions(Versions::Http(addr), &fits, &mut report).await?;
         Ok(report)
     }

@@ -68,7 +68,6 @@ impl<'a> Coefs<'a> {
 pub(crate) struct Work {
     a: Vec<f64>,
     b: Vec<f64>,
-    a_nz: Vec<(usize, f64)>,
     b_nz: Vec<(usize, f64)>,
     e: Vec<f64>,
     pub kf: Kalman,
@@ -99,14 +98,33 @@ pub(crate) fn css_residuals(
     let Some(mean) = expand_admissible(m, order, beta, work) else {
         return false;
     };
-    work.a_nz.clear();
-    work.a_nz.extend(
-        work.a
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v != 0.0)
-            .map(|(i, v)| (i + 1, *v)),
-    );
+    let start = work.a.len();
+    let n = w.len();
+    if out.len() != n.saturating_sub(start) {
+        return false;
+    }
+    // e_t = z_t − Σ a_k z_{t−k} − Σ b_k e_{t−k} with z = w − μ, the terms
+    // subtracted in the order of k. The AR terms do not depend on e: they
+    // are subtracted first, for all t at once (a loop per lag, which the
+    // compiler vectorises), then the MA recursion runs over what is left.
+    // The same operations in the same order per t as one loop over t.
+    work.e.clear();
+    work.e.extend(w.iter().map(|v| v - mean));
+    if start >= n {
+        return true;
+    }
+    let e = &mut work.e[..n];
+    out.copy_from_slice(&e[start..]);
+    for (i, &a) in work.a.iter().enumerate() {
+        if a != 0.0 {
+            let k = i + 1;
+            for (o, zk) in out.iter_mut().zip(&e[start - k..n - k]) {
+                *o -= a * zk;
+            }
+        }
+    }
+    // Residuals before the first one are zero.
+    e[..start].fill(0.0);
     work.b_nz.clear();
     work.b_nz.extend(
         work.b
@@ -115,27 +133,27 @@ pub(crate) fn css_residuals(
             .filter(|(_, v)| **v != 0.0)
             .map(|(i, v)| (i + 1, *v)),
     );
-    let start = work.a.len();
-    let n = w.len();
-    work.e.clear();
-    work.e.resize(n, 0.0);
-    let mu = mean;
-    for t in start..n {
-        let mut v = w[t] - mu;
-        for &(k, a) in &work.a_nz {
-            v -= a * (w[t - k] - mu);
-        }
-        for &(k, b) in &work.b_nz {
-            if k <= t {
-                v -= b * work.e[t - k];
+    let b_nz = &work.b_nz[..];
+    if !b_nz.is_empty() {
+        let longest = b_nz[b_nz.len() - 1].0;
+        for (j, o) in out.iter_mut().enumerate() {
+            let t = start + j;
+            let mut v = *o;
+            if t >= longest {
+                for &(k, b) in b_nz {
+                    v -= b * e[t - k];
+                }
+            } else {
+                for &(k, b) in b_nz {
+                    if k <= t {
+                        v -= b * e[t - k];
+                    }
+                }
             }
+            e[t] = v;
+            *o = v;
         }
-        work.e[t] = v;
     }
-    if out.len() != n.saturating_sub(start) {
-        return false;
-    }
-    out.copy_from_slice(&work.e[start..]);
     out.iter().all(|v| v.is_finite())
 }
 
@@ -446,47 +464,57 @@ impl Kalman {
         let mut steady = false;
         let mut sum_log_f = 0.0;
         let mut ssq = 0.0;
+        // ln F and √F change only with F (not at all once steady).
+        let (mut ln_f, mut sqrt_f) = (f.ln(), f.sqrt());
+        // Slices of the state length: the loops below need no bounds checks.
+        let ta = &self.ta[..r];
+        let gain = &mut self.k[..r];
+        let state = &mut self.state[..r];
+        let wv = &mut self.m2[..r];
+        let tw = &mut self.m3[..r];
         for (t, wt) in w.iter().enumerate() {
-            let v = wt - mean - self.state[0];
-            sum_log_f += f.ln();
+            let v = wt - mean - state[0];
+            sum_log_f += ln_f;
             ssq += v * v / f;
             if let Some(o) = out.as_deref_mut() {
-                o[t] = v / f.sqrt();
+                o[t] = v / sqrt_f;
             }
             // a ← T a + K v / F
             let vf = v / f;
-            let s0 = self.state[0];
+            let s0 = state[0];
             for i in 0..r - 1 {
-                self.state[i] = self.ta[i] * s0 + self.state[i + 1] + self.k[i] * vf;
+                state[i] = ta[i] * s0 + state[i + 1] + gain[i] * vf;
             }
-            self.state[r - 1] = self.ta[r - 1] * s0 + self.k[r - 1] * vf;
+            state[r - 1] = ta[r - 1] * s0 + gain[r - 1] * vf;
             if steady {
                 continue;
             }
             // Chandrasekhar step.
-            let zw = self.m2[0];
-            let w0 = self.m2[0];
+            let zw = wv[0];
+            let w0 = wv[0];
             for i in 0..r - 1 {
-                self.m3[i] = self.ta[i] * w0 + self.m2[i + 1];
+                tw[i] = ta[i] * w0 + wv[i + 1];
             }
-            self.m3[r - 1] = self.ta[r - 1] * w0;
+            tw[r - 1] = ta[r - 1] * w0;
             let f_next = f + mm * zw * zw;
             if !(f_next > 0.0 && f_next.is_finite()) {
                 return None;
             }
             let c = mm * zw;
-            for (k, tw) in self.k.iter_mut().zip(&self.m3[..r]) {
-                *k += c * tw;
+            for (k, x) in gain.iter_mut().zip(&*tw) {
+                *k += c * x;
             }
             let g = zw / f_next;
-            for ((wv, tw), k) in self.m2[..r].iter_mut().zip(&self.m3[..r]).zip(&self.k) {
-                *wv = tw - k * g;
+            for ((wi, x), k) in wv.iter_mut().zip(&*tw).zip(&*gain) {
+                *wi = x - k * g;
             }
             mm += mm * mm * zw * zw / f;
             f = f_next;
+            ln_f = f.ln();
+            sqrt_f = f.sqrt();
             // Once ΔP = M W Wᵀ is negligible the gain is constant: the filter
-            // reduces to the state update (a long series then costs O(n · nnz)).
-            let wmax = self.m2[..r].iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            // reduces to the state update (a long series then costs O(n · r)).
+            let wmax = wv.iter().fold(0.0f64, |a, v| a.max(v.abs()));
             steady = mm.abs() * wmax * wmax < 1e-14 * f;
         }
         (sum_log_f.is_finite() && ssq.is_finite() && self.state.iter().all(|v| v.is_finite()))

@@ -5,23 +5,42 @@
 //! converge in a handful of iterations where a simplex search needs hundreds
 //! of evaluations.
 
-/// Minimises `Σ r_i(x)²`; `f(x, r)` fills the residuals and returns false when
-/// `x` is inadmissible (treated as an infinitely bad point). Returns the best
+/// A least-squares objective: residuals as a function of the parameters.
+pub(crate) trait Residuals {
+    /// Fills `r` with the residuals at `x`; false when `x` is inadmissible
+    /// (treated as an infinitely bad point).
+    fn eval(&mut self, x: &[f64], r: &mut [f64]) -> bool;
+
+    /// [`Residuals::eval`] at several points: `xs` holds them one after
+    /// another, `rs` their residual vectors one after another, and `ok[i]` is
+    /// the result for point i. Must give exactly what `eval` gives; an
+    /// implementation may interleave the evaluations to run faster.
+    fn eval_many(&mut self, xs: &[f64], rs: &mut [f64], ok: &mut [bool]) {
+        let count = ok.len().max(1);
+        let (k, nres) = (xs.len() / count, rs.len() / count);
+        for ((x, r), good) in xs
+            .chunks(k.max(1))
+            .zip(rs.chunks_mut(nres.max(1)))
+            .zip(ok.iter_mut())
+        {
+            *good = self.eval(x, r);
+        }
+    }
+}
+
+/// Minimises `Σ r_i(x)²` over the `nres` residuals of `f`. Returns the best
 /// point and its cost, or `None` when `x0` itself is inadmissible.
-pub(crate) fn minimize<F>(
+pub(crate) fn minimize<F: Residuals>(
     mut f: F,
     x0: &[f64],
     nres: usize,
     max_iter: usize,
     rel_tol: f64,
-) -> Option<(Vec<f64>, f64)>
-where
-    F: FnMut(&[f64], &mut [f64]) -> bool,
-{
+) -> Option<(Vec<f64>, f64)> {
     let k = x0.len();
     let mut x = x0.to_vec();
     let mut r = vec![0.0; nres];
-    if !f(&x, &mut r) {
+    if !f.eval(&x, &mut r) {
         return None;
     }
     let mut cost = sum_sq(&r);
@@ -34,27 +53,37 @@ where
     let mut jac = vec![0.0; nres * k];
     let mut rt = vec![0.0; nres];
     let mut xt = vec![0.0; k];
+    let mut xs = vec![0.0; k * k];
+    let mut steps = vec![0.0; k];
+    let mut ok = vec![false; k];
     let mut a = vec![0.0; k * k];
     let mut g = vec![0.0; k];
     let mut mat = vec![0.0; k * k];
     let mut delta = vec![0.0; k];
     let mut lambda = 1e-3;
     for _ in 0..max_iter {
-        // Jacobian by forward differences (backward at the admissible boundary).
+        // Jacobian by forward differences (backward at the admissible
+        // boundary): the forward points all at once, each into its column.
         for j in 0..k {
-            let mut h = 1e-6 * x[j].abs().max(0.1);
-            xt.copy_from_slice(&x);
-            xt[j] += h;
-            if !f(&xt, &mut rt) {
+            steps[j] = 1e-6 * x[j].abs().max(0.1);
+            let point = &mut xs[j * k..(j + 1) * k];
+            point.copy_from_slice(&x);
+            point[j] += steps[j];
+        }
+        f.eval_many(&xs, &mut jac, &mut ok);
+        for j in 0..k {
+            let col = &mut jac[j * nres..(j + 1) * nres];
+            let mut h = steps[j];
+            if !ok[j] {
                 h = -h;
+                xt.copy_from_slice(&x);
                 xt[j] = x[j] + h;
-                if !f(&xt, &mut rt) {
-                    rt.copy_from_slice(&r);
+                if !f.eval(&xt, col) {
+                    col.copy_from_slice(&r);
                 }
             }
-            let col = &mut jac[j * nres..(j + 1) * nres];
-            for ((c, a), b) in col.iter_mut().zip(&rt).zip(&r) {
-                *c = (a - b) / h;
+            for (c, b) in col.iter_mut().zip(&r) {
+                *c = (*c - b) / h;
             }
         }
         normal_equations(&jac, &r, k, &mut a, &mut g);
@@ -72,7 +101,7 @@ where
                 for i in 0..k {
                     xt[i] = x[i] - delta[i];
                 }
-                if f(&xt, &mut rt) {
+                if f.eval(&xt, &mut rt) {
                     let c = sum_sq(&rt);
                     if c < cost {
                         x.copy_from_slice(&xt);
@@ -199,6 +228,15 @@ fn solve_spd(m: &mut [f64], b: &[f64], x: &mut [f64], k: usize) -> bool {
 mod tests {
     use super::*;
 
+    /// A closure `f(x, r) -> admissible` as [`Residuals`].
+    struct Closure<F>(F);
+
+    impl<F: FnMut(&[f64], &mut [f64]) -> bool> Residuals for Closure<F> {
+        fn eval(&mut self, x: &[f64], r: &mut [f64]) -> bool {
+            (self.0)(x, r)
+        }
+    }
+
     #[test]
     fn normal_equations_equal_the_sequential_dot_products_bit_for_bit() {
         for (k, n) in [(1, 7), (3, 50), (5, 101), (6, 33)] {
@@ -228,12 +266,12 @@ mod tests {
         let t: Vec<f64> = (0..20).map(|i| i as f64 / 4.0).collect();
         let y: Vec<f64> = t.iter().map(|t| 2.0 * (-0.7 * t).exp()).collect();
         let (x, cost) = minimize(
-            |p, r| {
+            Closure(|p: &[f64], r: &mut [f64]| {
                 for (i, t) in t.iter().enumerate() {
                     r[i] = p[0] * (-p[1] * t).exp() - y[i];
                 }
                 true
-            },
+            }),
             &[1.0, 0.1],
             20,
             100,

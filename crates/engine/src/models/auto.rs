@@ -225,20 +225,18 @@ pub(crate) fn fit_seasons(
     // forecasts from the spread origins.
     let mut scored: Vec<(f64, State, Option<String>, Option<Paths>)> = Vec::new();
     for (state, note) in candidates {
+        let (tail_paths, paths) =
+            forecasts_from_both(&state, y, shortest, tail.as_ref(), spread.as_ref());
         let score = tail
             .as_ref()
-            .and_then(|o| {
-                catch_unwind(AssertUnwindSafe(|| {
-                    o.bands(y, &o.forecasts(&state, y, shortest), &missing)
-                }))
-                .ok()
-                .flatten()
+            .zip(tail_paths)
+            .and_then(|(o, p)| {
+                catch_unwind(AssertUnwindSafe(|| o.bands(y, &p, &missing)))
+                    .ok()
+                    .flatten()
             })
             .and_then(|b| b.validation_error(n, shortest))
             .unwrap_or(f64::INFINITY);
-        let paths = spread
-            .as_ref()
-            .and_then(|o| catch_unwind(AssertUnwindSafe(|| o.forecasts(&state, y, shortest))).ok());
         scored.push((score, state, note, paths));
     }
     let bands_of = |paths: Option<&Paths>| {
@@ -290,6 +288,48 @@ pub(crate) fn fit_seasons(
             note,
         })
         .ok_or_else(|| format!("no candidate could be fitted ({})", failed.join("; ")))
+}
+
+/// The forecasts of `state` (fitted to `y`, shortest season `m`) from the
+/// origins of `a` and from those of `b`, `None` where a re-filter panicked.
+/// The two sets share some origins (the last one at least): with the same
+/// horizon, each origin is re-filtered once (each re-filter of MSTL is a
+/// whole decomposition) and its forecast used in both.
+fn forecasts_from_both(
+    state: &State,
+    y: &[f64],
+    m: usize,
+    a: Option<&Origins>,
+    b: Option<&Origins>,
+) -> (Option<Paths>, Option<Paths>) {
+    let alone = |o: Option<&Origins>| {
+        o.and_then(|o| catch_unwind(AssertUnwindSafe(|| o.forecasts(state, y, m))).ok())
+    };
+    let (Some(oa), Some(ob)) = (a, b) else {
+        return (alone(a), alone(b));
+    };
+    if oa.horizon != ob.horizon {
+        return (alone(a), alone(b));
+    }
+    let mut at: Vec<usize> = oa.at.iter().chain(&ob.at).copied().collect();
+    at.sort_unstable();
+    at.dedup();
+    let both = Origins { at, ..oa.clone() };
+    match catch_unwind(AssertUnwindSafe(|| both.forecasts(state, y, m))) {
+        Ok(paths) => {
+            let pick = |o: &Origins| -> Paths {
+                o.at.iter()
+                    .map(|k| match both.at.binary_search(k) {
+                        Ok(i) => paths[i].clone(),
+                        Err(_) => Vec::new(),
+                    })
+                    .collect()
+            };
+            (Some(pick(oa)), Some(pick(ob)))
+        }
+        // Some origin panicked: as before, each set on its own.
+        Err(_) => (alone(a), alone(b)),
+    }
 }
 
 fn combine(how: Combine, vals: &mut [f64], weights: &[f64]) -> f64 {

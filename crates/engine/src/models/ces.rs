@@ -107,8 +107,11 @@ struct Filter {
     p: CesParams,
     lag: usize,
     ring: Vec<Row>,
-    /// Index of the next row to write (rows are written at `pos % lag`).
-    pos: usize,
+    /// Index in `ring` of the next row to write (the row `lag` steps back)
+    /// and of the last one written: kept by increments, not `%`, since an
+    /// integer division per step was a large part of the filter's cost.
+    slot: usize,
+    prev: usize,
 }
 
 impl Filter {
@@ -118,15 +121,16 @@ impl Filter {
             p,
             lag: init.len(),
             ring: init.to_vec(),
-            pos: 0,
+            slot: 0,
+            prev: init.len().saturating_sub(1),
         }
     }
 
     /// One-step forecast from the current rows.
     #[inline]
     fn predict(&self) -> f64 {
-        let prev = &self.ring[(self.pos + self.lag - 1) % self.lag];
-        let back = &self.ring[self.pos % self.lag];
+        let prev = &self.ring[self.prev];
+        let back = &self.ring[self.slot];
         match self.season {
             CesSeason::None => prev[0],
             CesSeason::Simple => back[0],
@@ -144,8 +148,8 @@ impl Filter {
             beta0: b0,
             beta1: b1,
         } = self.p;
-        let prev = self.ring[(self.pos + self.lag - 1) % self.lag];
-        let back = self.ring[self.pos % self.lag];
+        let prev = self.ring[self.prev];
+        let back = self.ring[self.slot];
         let base = if self.season == CesSeason::Simple {
             back
         } else {
@@ -162,16 +166,80 @@ impl Filter {
             }
             _ => {}
         }
-        let slot = self.pos % self.lag;
-        self.ring[slot] = row;
-        self.pos += 1;
+        self.ring[self.slot] = row;
+        self.prev = self.slot;
+        self.slot += 1;
+        if self.slot == self.lag {
+            self.slot = 0;
+        }
         e
+    }
+
+    /// [`Filter::update`] on every value of `ys` in turn, passing each
+    /// one-step error to `each`. The same arithmetic, specialised to the
+    /// seasonal form once for the whole run and with the newest row kept in
+    /// registers rather than read back from the ring at every step (the
+    /// filter is most of the cost of fitting CES).
+    fn feed(&mut self, ys: impl Iterator<Item = f64>, each: impl FnMut(f64)) {
+        match self.season {
+            CesSeason::None => self.feed_as::<0>(ys, each),
+            CesSeason::Simple => self.feed_as::<1>(ys, each),
+            CesSeason::Partial => self.feed_as::<2>(ys, each),
+            CesSeason::Full => self.feed_as::<3>(ys, each),
+        }
+    }
+
+    /// [`Filter::feed`] for one seasonal form: 0 none, 1 simple, 2 partial,
+    /// 3 full.
+    #[inline(always)]
+    fn feed_as<const S: u8>(&mut self, ys: impl Iterator<Item = f64>, mut each: impl FnMut(f64)) {
+        let CesParams {
+            alpha0: a0,
+            alpha1: a1,
+            beta0: b0,
+            beta1: b1,
+        } = self.p;
+        let lag = self.lag;
+        let mut slot = self.slot;
+        let mut written = self.prev;
+        let mut prev = self.ring[self.prev];
+        for y in ys {
+            let back = self.ring[slot];
+            let predicted = match S {
+                0 => prev[0],
+                1 => back[0],
+                _ => prev[0] + back[2],
+            };
+            let e = y - predicted;
+            let base = if S == 1 { back } else { prev };
+            let mut row = [0.0; 4];
+            row[0] = base[0] - (1.0 - a1) * base[1] + (a0 - a1) * e;
+            row[1] = base[0] + (1.0 - a0) * base[1] + (a0 + a1) * e;
+            match S {
+                2 => row[2] = back[2] + b0 * e,
+                3 => {
+                    row[2] = back[2] - (1.0 - b1) * back[3] + (b0 - b1) * e;
+                    row[3] = back[2] + (1.0 - b0) * back[3] + (b0 + b1) * e;
+                }
+                _ => {}
+            }
+            self.ring[slot] = row;
+            prev = row;
+            written = slot;
+            slot += 1;
+            if slot == lag {
+                slot = 0;
+            }
+            each(e);
+        }
+        self.slot = slot;
+        self.prev = written;
     }
 
     /// The last `lag` rows, oldest first.
     fn rows(&self) -> Vec<Row> {
         (0..self.lag)
-            .map(|k| self.ring[(self.pos + k) % self.lag])
+            .map(|k| self.ring[(self.slot + k) % self.lag])
             .collect()
     }
 
@@ -182,7 +250,8 @@ impl Filter {
             p: self.p,
             lag: self.lag,
             ring: self.ring.clone(),
-            pos: self.pos,
+            slot: self.slot,
+            prev: self.prev,
         };
         for _ in 0..self.lag {
             let v = f.predict();
@@ -202,32 +271,25 @@ fn backfit(
     weights: Option<&[f64]>,
 ) -> (f64, Vec<Row>) {
     let mut f = Filter::new(season, p, init);
-    for &v in y {
-        f.update(v);
-    }
+    f.feed(y.iter().copied(), |_| {});
     let mut start = f.extended_rows();
     start.reverse();
     let mut b = Filter::new(season, p, &start);
-    for &v in y.iter().rev() {
-        b.update(v);
-    }
+    b.feed(y.iter().rev().copied(), |_| {});
     let mut start = b.extended_rows();
     start.reverse();
     let mut f = Filter::new(season, p, &start);
     let mut sse = 0.0;
     match weights {
         Some(w) => {
-            for (&v, &wt) in y.iter().zip(w) {
-                let e = f.update(v) * wt;
+            // As many steps as weights (and values); the t-th error gets w[t].
+            let mut weight = w.iter();
+            f.feed(y.iter().zip(w).map(|(&v, _)| v), |e| {
+                let e = e * weight.next().copied().unwrap_or(0.0);
                 sse += e * e;
-            }
+            });
         }
-        None => {
-            for &v in y {
-                let e = f.update(v);
-                sse += e * e;
-            }
-        }
+        None => f.feed(y.iter().copied(), |e| sse += e * e),
     }
     (sse, f.rows())
 }

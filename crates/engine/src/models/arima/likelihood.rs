@@ -63,26 +63,43 @@ impl<'a> Coefs<'a> {
     }
 }
 
-/// Reusable buffers.
+/// Reusable buffers of one evaluation.
 #[derive(Debug, Default)]
-pub(crate) struct Work {
+pub(crate) struct Lane {
     a: Vec<f64>,
     b: Vec<f64>,
-    a_nz: Vec<(usize, f64)>,
     b_nz: Vec<(usize, f64)>,
     e: Vec<f64>,
     pub kf: Kalman,
 }
 
-/// Expands the coefficients into `work.a` / `work.b` (full AR and MA
+/// Reusable buffers: one lane for single evaluations and more for the
+/// batches of [`css_residuals_many`] and [`exact_residuals_many`].
+#[derive(Debug, Default)]
+pub(crate) struct Work {
+    pub one: Lane,
+    lanes: Vec<Lane>,
+}
+
+impl Work {
+    /// At least `count` batch lanes.
+    fn lanes(&mut self, count: usize) -> &mut [Lane] {
+        if self.lanes.len() < count {
+            self.lanes.resize_with(count, Lane::default);
+        }
+        &mut self.lanes[..count]
+    }
+}
+
+/// Expands the coefficients into `lane.a` / `lane.b` (full AR and MA
 /// polynomials) and returns the mean; `None` if they are inadmissible.
-fn expand_admissible(m: usize, order: &Order, beta: &[f64], work: &mut Work) -> Option<f64> {
+fn expand_admissible(m: usize, order: &Order, beta: &[f64], lane: &mut Lane) -> Option<f64> {
     let c = Coefs::split(order, beta);
     if !c.admissible(m, 1.0) || !c.mean.is_finite() {
         return None;
     }
-    expand_ar(c.ar, c.sar, m, &mut work.a);
-    expand_ma(c.ma, c.sma, m, &mut work.b);
+    expand_ar(c.ar, c.sar, m, &mut lane.a);
+    expand_ma(c.ma, c.sma, m, &mut lane.b);
     Some(c.mean)
 }
 
@@ -96,47 +113,150 @@ pub(crate) fn css_residuals(
     work: &mut Work,
     out: &mut [f64],
 ) -> bool {
-    let Some(mean) = expand_admissible(m, order, beta, work) else {
+    let lane = &mut work.one;
+    let Some(start) = css_prepare(w, m, order, beta, lane, out) else {
         return false;
     };
-    work.a_nz.clear();
-    work.a_nz.extend(
-        work.a
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v != 0.0)
-            .map(|(i, v)| (i + 1, *v)),
-    );
-    work.b_nz.clear();
-    work.b_nz.extend(
-        work.b
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v != 0.0)
-            .map(|(i, v)| (i + 1, *v)),
-    );
-    let start = work.a.len();
-    let n = w.len();
-    work.e.clear();
-    work.e.resize(n, 0.0);
-    let mu = mean;
-    for t in start..n {
-        let mut v = w[t] - mu;
-        for &(k, a) in &work.a_nz {
-            v -= a * (w[t - k] - mu);
+    if !lane.b_nz.is_empty() {
+        for j in 0..out.len() {
+            ma_step(lane, out, start, j);
         }
-        for &(k, b) in &work.b_nz {
+    }
+    out.iter().all(|v| v.is_finite())
+}
+
+/// [`css_residuals`] at several points: `xs` holds them one after another,
+/// `rs` their residual vectors one after another, `ok[i]` is what
+/// [`css_residuals`] returns for point i (whose residuals are exactly its).
+/// The MA recursions of the points run in lockstep: each step of one is a
+/// chain of dependent operations, and interleaving independent chains lets
+/// the processor overlap them (the forward-difference Jacobian evaluates one
+/// point per coefficient).
+pub(crate) fn css_residuals_many(
+    w: &[f64],
+    m: usize,
+    order: &Order,
+    xs: &[f64],
+    work: &mut Work,
+    rs: &mut [f64],
+    ok: &mut [bool],
+) {
+    let count = ok.len();
+    let npar = order.npar();
+    if count == 0 || npar == 0 || xs.len() != npar * count || !rs.len().is_multiple_of(count) {
+        ok.iter_mut().for_each(|v| *v = false);
+        return;
+    }
+    let nres = rs.len() / count;
+    let mut active: Vec<(&mut Lane, &mut [f64], usize)> = Vec::with_capacity(count);
+    for (((lane, out), x), good) in work
+        .lanes(count)
+        .iter_mut()
+        .zip(rs.chunks_mut(nres.max(1)))
+        .zip(xs.chunks(npar))
+        .zip(ok.iter_mut())
+    {
+        match css_prepare(w, m, order, x, lane, out) {
+            Some(start) => {
+                *good = true;
+                if !lane.b_nz.is_empty() {
+                    active.push((lane, out, start));
+                }
+            }
+            None => *good = false,
+        }
+    }
+    for j in 0..nres {
+        for (lane, out, start) in active.iter_mut() {
+            ma_step(lane, out, *start, j);
+        }
+    }
+    for (out, good) in rs.chunks(nres.max(1)).zip(ok.iter_mut()) {
+        *good = *good && out.iter().all(|v| v.is_finite());
+    }
+}
+
+/// Everything of [`css_residuals`] but the MA recursion: `out` gets
+/// `z_t − Σ a_k z_{t−k}` (z = w − μ), `lane.e` z with zeros before the first
+/// residual and `lane.b_nz` the nonzero MA coefficients. Returns the index of
+/// the first residual; `None` when inadmissible or `out` has the wrong length.
+///
+/// e_t = z_t − Σ a_k z_{t−k} − Σ b_k e_{t−k}, the terms subtracted in the
+/// order of k. The AR terms do not depend on e: they are subtracted here, for
+/// all t at once (a loop per lag, which the compiler vectorises), and
+/// [`ma_step`] subtracts the rest: the same operations in the same order per
+/// t as one loop over t.
+fn css_prepare(
+    w: &[f64],
+    m: usize,
+    order: &Order,
+    beta: &[f64],
+    lane: &mut Lane,
+    out: &mut [f64],
+) -> Option<usize> {
+    let mean = expand_admissible(m, order, beta, lane)?;
+    let start = lane.a.len();
+    let n = w.len();
+    if out.len() != n.saturating_sub(start) {
+        return None;
+    }
+    lane.e.clear();
+    lane.e.extend(w.iter().map(|v| v - mean));
+    lane.b_nz.clear();
+    if start >= n {
+        return Some(start);
+    }
+    let e = &mut lane.e[..n];
+    out.copy_from_slice(&e[start..]);
+    for (i, &a) in lane.a.iter().enumerate() {
+        if a != 0.0 {
+            let k = i + 1;
+            subtract_scaled(out, &e[start - k..n - k], a);
+        }
+    }
+    // Residuals before the first one are zero.
+    e[..start].fill(0.0);
+    lane.b_nz.extend(
+        lane.b
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v != 0.0)
+            .map(|(i, v)| (i + 1, *v)),
+    );
+    Some(start)
+}
+
+/// `out −= a · x`, element by element. A function of its own so that the
+/// compiler knows the two slices apart and vectorises the loop.
+#[inline(never)]
+fn subtract_scaled(out: &mut [f64], x: &[f64], a: f64) {
+    for (o, v) in out.iter_mut().zip(x) {
+        *o -= a * v;
+    }
+}
+
+/// Residual `j` (time `start + j`) of a prepared lane: subtracts the MA terms
+/// from `out[j]` and records it in `lane.e`. `lane.b_nz` is not empty.
+#[inline(always)]
+fn ma_step(lane: &mut Lane, out: &mut [f64], start: usize, j: usize) {
+    let b_nz = &lane.b_nz[..];
+    let e = &mut lane.e[..];
+    let longest = b_nz[b_nz.len() - 1].0;
+    let t = start + j;
+    let mut v = out[j];
+    if t >= longest {
+        for &(k, b) in b_nz {
+            v -= b * e[t - k];
+        }
+    } else {
+        for &(k, b) in b_nz {
             if k <= t {
-                v -= b * work.e[t - k];
+                v -= b * e[t - k];
             }
         }
-        work.e[t] = v;
     }
-    if out.len() != n.saturating_sub(start) {
-        return false;
-    }
-    out.copy_from_slice(&work.e[start..]);
-    out.iter().all(|v| v.is_finite())
+    e[t] = v;
+    out[j] = v;
 }
 
 /// Number of CSS residuals for this order (zero if the series is too short).
@@ -155,16 +275,78 @@ pub(crate) fn exact_residuals(
     work: &mut Work,
     out: &mut [f64],
 ) -> bool {
-    let Some(mean) = expand_admissible(m, order, beta, work) else {
+    let lane = &mut work.one;
+    let Some(mean) = expand_admissible(m, order, beta, lane) else {
         return false;
     };
-    let Some(run) = work.kf.run(w, mean, &work.a, &work.b, Some(&mut *out)) else {
+    let Some(run) = lane.kf.run(w, mean, &lane.a, &lane.b, Some(&mut *out)) else {
         return false;
     };
-    if w.is_empty() {
+    scale_exact(w.len(), &run, out)
+}
+
+/// [`exact_residuals`] at several points, laid out as for
+/// [`css_residuals_many`]; the Kalman filters run in lockstep.
+pub(crate) fn exact_residuals_many(
+    w: &[f64],
+    m: usize,
+    order: &Order,
+    xs: &[f64],
+    work: &mut Work,
+    rs: &mut [f64],
+    ok: &mut [bool],
+) {
+    let count = ok.len();
+    let npar = order.npar();
+    let n = w.len();
+    if count == 0 || npar == 0 || xs.len() != npar * count || rs.len() != n * count {
+        ok.iter_mut().for_each(|v| *v = false);
+        return;
+    }
+    let mut active: Vec<(&mut Kalman, Stepper, f64, &mut [f64], &mut bool)> =
+        Vec::with_capacity(count);
+    for (((lane, out), x), good) in work
+        .lanes(count)
+        .iter_mut()
+        .zip(rs.chunks_mut(n.max(1)))
+        .zip(xs.chunks(npar))
+        .zip(ok.iter_mut())
+    {
+        *good = false;
+        let Some(mean) = expand_admissible(m, order, x, lane) else {
+            continue;
+        };
+        if let Some(stepper) = lane.kf.start(&lane.a, &lane.b) {
+            *good = true;
+            active.push((&mut lane.kf, stepper, mean, out, good));
+        }
+    }
+    for (t, wt) in w.iter().enumerate() {
+        for (kf, stepper, mean, out, good) in active.iter_mut() {
+            if **good {
+                match kf.step::<true>(stepper, wt - *mean) {
+                    Some(z) => out[t] = z,
+                    None => **good = false,
+                }
+            }
+        }
+    }
+    for (kf, stepper, _, out, good) in active {
+        *good = *good
+            && match kf.finish(&stepper) {
+                Some(run) => scale_exact(n, &run, out),
+                None => false,
+            };
+    }
+}
+
+/// Scales the standardised innovations of a run of `n` steps into the exact
+/// likelihood residuals; false if any is not finite.
+fn scale_exact(n: usize, run: &KalmanRun, out: &mut [f64]) -> bool {
+    if n == 0 {
         return true;
     }
-    let scale = (0.5 * run.sum_log_f / w.len() as f64).exp();
+    let scale = (0.5 * run.sum_log_f / n as f64).exp();
     for v in out.iter_mut() {
         *v *= scale;
     }
@@ -187,6 +369,18 @@ impl KalmanRun {
         let s2 = (self.ssq / nf).max(1e-300);
         nf * ((2.0 * std::f64::consts::PI * s2).ln() + 1.0) + self.sum_log_f
     }
+}
+
+/// The scalars of a [`Kalman::run`] in progress.
+#[derive(Debug, Clone, Copy)]
+struct Stepper {
+    f: f64,
+    mm: f64,
+    steady: bool,
+    sum_log_f: f64,
+    ssq: f64,
+    ln_f: f64,
+    sqrt_f: f64,
 }
 
 /// Kalman filter for the ARMA part in Harvey's form: state dimension
@@ -424,15 +618,34 @@ impl Kalman {
         mean: f64,
         a: &[f64],
         b: &[f64],
-        mut out: Option<&mut [f64]>,
+        out: Option<&mut [f64]>,
     ) -> Option<KalmanRun> {
+        let mut stepper = self.start(a, b)?;
+        match out {
+            Some(o) => {
+                for (t, wt) in w.iter().enumerate() {
+                    o[t] = self.step::<true>(&mut stepper, wt - mean)?;
+                }
+            }
+            None => {
+                for wt in w {
+                    self.step::<false>(&mut stepper, wt - mean)?;
+                }
+            }
+        }
+        self.finish(&stepper)
+    }
+
+    /// The stationary start of [`Kalman::run`]; `None` when the model has
+    /// no stationary covariance.
+    fn start(&mut self, a: &[f64], b: &[f64]) -> Option<Stepper> {
         self.setup(a, b);
         if !self.initial_column(a.len()) {
             return None;
         }
         let r = self.r;
         // F_1 = P[0][0], K_1 = T P e_1 (unnormalised gain), W_1 = K_1, M_1 = −1/F_1.
-        let mut f = self.k[0];
+        let f = self.k[0];
         if !(f > 0.0 && f.is_finite()) {
             return None;
         }
@@ -442,55 +655,83 @@ impl Kalman {
         }
         // W lives in m2[0..r], T W in m3[0..r].
         self.m2[..r].copy_from_slice(&self.k);
-        let mut mm = -1.0 / f;
-        let mut steady = false;
-        let mut sum_log_f = 0.0;
-        let mut ssq = 0.0;
-        for (t, wt) in w.iter().enumerate() {
-            let v = wt - mean - self.state[0];
-            sum_log_f += f.ln();
-            ssq += v * v / f;
-            if let Some(o) = out.as_deref_mut() {
-                o[t] = v / f.sqrt();
-            }
-            // a ← T a + K v / F
-            let vf = v / f;
-            let s0 = self.state[0];
-            for i in 0..r - 1 {
-                self.state[i] = self.ta[i] * s0 + self.state[i + 1] + self.k[i] * vf;
-            }
-            self.state[r - 1] = self.ta[r - 1] * s0 + self.k[r - 1] * vf;
-            if steady {
-                continue;
-            }
-            // Chandrasekhar step.
-            let zw = self.m2[0];
-            let w0 = self.m2[0];
-            for i in 0..r - 1 {
-                self.m3[i] = self.ta[i] * w0 + self.m2[i + 1];
-            }
-            self.m3[r - 1] = self.ta[r - 1] * w0;
-            let f_next = f + mm * zw * zw;
-            if !(f_next > 0.0 && f_next.is_finite()) {
-                return None;
-            }
-            let c = mm * zw;
-            for (k, tw) in self.k.iter_mut().zip(&self.m3[..r]) {
-                *k += c * tw;
-            }
-            let g = zw / f_next;
-            for ((wv, tw), k) in self.m2[..r].iter_mut().zip(&self.m3[..r]).zip(&self.k) {
-                *wv = tw - k * g;
-            }
-            mm += mm * mm * zw * zw / f;
-            f = f_next;
-            // Once ΔP = M W Wᵀ is negligible the gain is constant: the filter
-            // reduces to the state update (a long series then costs O(n · nnz)).
-            let wmax = self.m2[..r].iter().fold(0.0f64, |a, v| a.max(v.abs()));
-            steady = mm.abs() * wmax * wmax < 1e-14 * f;
+        Some(Stepper {
+            f,
+            mm: -1.0 / f,
+            steady: false,
+            sum_log_f: 0.0,
+            ssq: 0.0,
+            // ln F and √F change only with F (not at all once steady).
+            ln_f: f.ln(),
+            sqrt_f: f.sqrt(),
+        })
+    }
+
+    /// One step of [`Kalman::run`] on the observation `z` (= w_t − mean);
+    /// returns the standardised innovation v_t/√F_t when `OUT` (else 0),
+    /// `None` when the filter breaks down.
+    #[inline(always)]
+    fn step<const OUT: bool>(&mut self, s: &mut Stepper, z: f64) -> Option<f64> {
+        let r = self.r;
+        // Slices of the state length: the loops below need no bounds checks.
+        let ta = &self.ta[..r];
+        let gain = &mut self.k[..r];
+        let state = &mut self.state[..r];
+        let wv = &mut self.m2[..r];
+        let tw = &mut self.m3[..r];
+        let f = s.f;
+        let v = z - state[0];
+        s.sum_log_f += s.ln_f;
+        s.ssq += v * v / f;
+        let standardised = if OUT { v / s.sqrt_f } else { 0.0 };
+        // a ← T a + K v / F
+        let vf = v / f;
+        let s0 = state[0];
+        for i in 0..r - 1 {
+            state[i] = ta[i] * s0 + state[i + 1] + gain[i] * vf;
         }
-        (sum_log_f.is_finite() && ssq.is_finite() && self.state.iter().all(|v| v.is_finite()))
-            .then_some(KalmanRun { sum_log_f, ssq })
+        state[r - 1] = ta[r - 1] * s0 + gain[r - 1] * vf;
+        if s.steady {
+            return Some(standardised);
+        }
+        // Chandrasekhar step.
+        let zw = wv[0];
+        let w0 = wv[0];
+        for i in 0..r - 1 {
+            tw[i] = ta[i] * w0 + wv[i + 1];
+        }
+        tw[r - 1] = ta[r - 1] * w0;
+        let mm = s.mm;
+        let f_next = f + mm * zw * zw;
+        if !(f_next > 0.0 && f_next.is_finite()) {
+            return None;
+        }
+        let c = mm * zw;
+        for (k, x) in gain.iter_mut().zip(&*tw) {
+            *k += c * x;
+        }
+        let g = zw / f_next;
+        for ((wi, x), k) in wv.iter_mut().zip(&*tw).zip(&*gain) {
+            *wi = x - k * g;
+        }
+        s.mm = mm + mm * mm * zw * zw / f;
+        s.f = f_next;
+        s.ln_f = f_next.ln();
+        s.sqrt_f = f_next.sqrt();
+        // Once ΔP = M W Wᵀ is negligible the gain is constant: the filter
+        // reduces to the state update (a long series then costs O(n · r)).
+        let wmax = wv.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        s.steady = s.mm.abs() * wmax * wmax < 1e-14 * s.f;
+        Some(standardised)
+    }
+
+    /// The result of a run whose steps all succeeded.
+    fn finish(&self, s: &Stepper) -> Option<KalmanRun> {
+        (s.sum_log_f.is_finite() && s.ssq.is_finite() && self.state.iter().all(|v| v.is_finite()))
+            .then_some(KalmanRun {
+                sum_log_f: s.sum_log_f,
+                ssq: s.ssq,
+            })
     }
 
     /// The textbook filter with the full covariance update (test oracle).
@@ -773,6 +1014,60 @@ mod tests {
                 assert!((x - y).abs() < 1e-8, "{x} {y}");
             }
         }
+    }
+
+    #[test]
+    fn batched_residuals_equal_single_ones_bit_for_bit() {
+        let w: Vec<f64> = (0..90)
+            .map(|t| ((t * 7919) % 23) as f64 / 7.0 - 1.5 + 0.3 * (t as f64 * 0.9).sin())
+            .collect();
+        let order = Order {
+            p: 1,
+            q: 2,
+            sp: 1,
+            sq: 1,
+            constant: true,
+        };
+        // Ordinary points, zeros (no MA terms at all), and one inadmissible.
+        let xs = [
+            0.5, 0.3, -0.2, 0.4, -0.6, 0.1, //
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0, //
+            1.5, 0.3, -0.2, 0.4, -0.6, 0.1, //
+            -0.3, 0.0, 0.25, 0.0, 0.5, -0.2,
+        ];
+        let count = xs.len() / order.npar();
+        let mut work = Work::default();
+        let nres = css_len(w.len(), 4, &order);
+        let mut rs = vec![0.0; nres * count];
+        let mut ok = vec![true; count];
+        css_residuals_many(&w, 4, &order, &xs, &mut work, &mut rs, &mut ok);
+        for (i, x) in xs.chunks(order.npar()).enumerate() {
+            let mut r = vec![0.0; nres];
+            let single = css_residuals(&w, 4, &order, x, &mut work, &mut r);
+            assert_eq!(ok[i], single, "css point {i}");
+            if single {
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&rs[i * nres..(i + 1) * nres]),
+                    bits(&r),
+                    "css point {i}"
+                );
+            }
+        }
+        assert_eq!(ok, [true, true, false, true]);
+        let n = w.len();
+        let mut rs = vec![0.0; n * count];
+        exact_residuals_many(&w, 4, &order, &xs, &mut work, &mut rs, &mut ok);
+        for (i, x) in xs.chunks(order.npar()).enumerate() {
+            let mut r = vec![0.0; n];
+            let single = exact_residuals(&w, 4, &order, x, &mut work, &mut r);
+            assert_eq!(ok[i], single, "exact point {i}");
+            if single {
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&rs[i * n..(i + 1) * n]), bits(&r), "exact point {i}");
+            }
+        }
+        assert_eq!(ok, [true, true, false, true]);
     }
 
     #[test]

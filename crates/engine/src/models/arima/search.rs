@@ -3,8 +3,11 @@
 //! (p, q, P, Q one up or down, alone or in pairs, and the constant switched)
 //! and move to the first that lowers the AICc, until none does.
 
-use super::likelihood::{css_len, css_residuals, exact_residuals, Coefs, Order, Work};
-use super::lm;
+use super::likelihood::{
+    css_len, css_residuals, css_residuals_many, exact_residuals, exact_residuals_many, Coefs,
+    Order, Work,
+};
+use super::lm::{self, Residuals};
 use super::poly::{expand_ar, expand_ma};
 
 /// Roots closer to the unit circle than this make a model unusable (its
@@ -62,6 +65,34 @@ pub(crate) fn aicc(m2ll: f64, k: usize, n: usize) -> f64 {
     m2ll + 2.0 * kk + 2.0 * kk * (kk + 1.0) / (nf - kk - 1.0)
 }
 
+/// The residuals of one model of the differenced series `w`: conditional
+/// (CSS) or exact-likelihood ones.
+struct Objective<'a> {
+    w: &'a [f64],
+    m: usize,
+    order: &'a Order,
+    work: &'a mut Work,
+    exact: bool,
+}
+
+impl Residuals for Objective<'_> {
+    fn eval(&mut self, x: &[f64], r: &mut [f64]) -> bool {
+        if self.exact {
+            exact_residuals(self.w, self.m, self.order, x, self.work, r)
+        } else {
+            css_residuals(self.w, self.m, self.order, x, self.work, r)
+        }
+    }
+
+    fn eval_many(&mut self, xs: &[f64], rs: &mut [f64], ok: &mut [bool]) {
+        if self.exact {
+            exact_residuals_many(self.w, self.m, self.order, xs, self.work, rs, ok);
+        } else {
+            css_residuals_many(self.w, self.m, self.order, xs, self.work, rs, ok);
+        }
+    }
+}
+
 /// Fits `order` to the differenced series `w` by CSS; `None` when impossible.
 pub(crate) fn fit_css(w: &[f64], m: usize, order: &Order, work: &mut Work) -> Option<Candidate> {
     let k = order.npar();
@@ -74,7 +105,13 @@ pub(crate) fn fit_css(w: &[f64], m: usize, order: &Order, work: &mut Work) -> Op
         x0[k - 1] = w.iter().sum::<f64>() / w.len() as f64;
     }
     let (beta, cost) = lm::minimize(
-        |b, r| css_residuals(w, m, order, b, work, r),
+        Objective {
+            w,
+            m,
+            order,
+            work,
+            exact: false,
+        },
         &x0,
         nres,
         MAX_ITER,
@@ -111,7 +148,13 @@ pub(crate) fn fit_exact(
         return None;
     }
     let (beta, _) = lm::minimize(
-        |b, r| exact_residuals(w, m, &order, b, work, r),
+        Objective {
+            w,
+            m,
+            order: &order,
+            work,
+            exact: true,
+        },
         &start.beta,
         n,
         MAX_ITER,
@@ -137,7 +180,7 @@ pub(crate) fn exact_m2ll(
     let (mut a, mut b) = (Vec::new(), Vec::new());
     expand_ar(c.ar, c.sar, m, &mut a);
     expand_ma(c.ma, c.sma, m, &mut b);
-    let run = work.kf.run(w, c.mean, &a, &b, None)?;
+    let run = work.one.kf.run(w, c.mean, &a, &b, None)?;
     Some(run.minus_two_loglik(w.len()))
 }
 

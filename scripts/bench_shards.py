@@ -5,7 +5,7 @@ and the latency of forecasts of 10 series of the fitted model (cached shards).
 
 usage: python3 scripts/bench_shards.py BIN [--series N] [--points P]
        [--method ets] [--workers 1,2] [--shard-series 5000] [--forecasts 300]
-       [--bulk json|csv] [--ds int|date] [--csv-file PATH]
+       [--bulk json|csv] [--ds int|date] [--csv-file PATH] [--cache-series N]
 
 With `--bulk csv` the body is a long-format CSV file (`unique_id,ds,y`)
 written to disk first (never held whole in this script's memory) and
@@ -28,6 +28,7 @@ p.add_argument("--forecasts", type=int, default=300)
 p.add_argument("--bulk", choices=["json", "csv"], default="json")
 p.add_argument("--ds", choices=["int", "date"], default="int")
 p.add_argument("--csv-file", default=None, help="where the CSV body is written (default: /tmp)")
+p.add_argument("--cache-series", type=int, default=None, help="each worker's --cache-series (default: the worker's)")
 a = p.parse_args()
 BROKER = os.environ.get("HORIZON_BROKER", "amqp://guest:guest@127.0.0.1:5672/%2f")
 STORE = os.environ.get("HORIZON_STORE", "postgres://postgres@127.0.0.1:5432/test")
@@ -106,6 +107,8 @@ for n_workers in [int(w) for w in a.workers.split(",")]:
     workers = []
     for k in range(n_workers):
         wenv = {**env, "RAYON_NUM_THREADS": "1", "HORIZON_FIT_PREFETCH": "1"}
+        if a.cache_series is not None:
+            wenv["HORIZON_CACHE_SERIES"] = str(a.cache_series)
         w = subprocess.Popen(["taskset", "-c", str(k % CORES), a.bin, "worker"], env=wenv, stdout=log, stderr=log)
         procs.append(w)
         workers.append(w)

@@ -844,8 +844,9 @@ pub(crate) fn document(doc: &mut utoipa::openapi::OpenApi) {
                 .insert(PARQUET.to_string(), RefOr::T(Content::new(Some(binary()))));
             let note = format!(
                 "\n\nAlso `{CSV}` — {csv_in} — and `{PARQUET}` — {parquet_in} Table bodies \
-                 have their own limit (4 GiB by default, `--max-bulk-body-bytes`) and take \
-                 the fit options from the query string."
+                 have their own limit (4 GiB by default, `--max-bulk-body-bytes`), hold up to \
+                 {} series, and take the fit options from the query string.",
+                validate::MAX_TABLE_SERIES_PER_FIT
             );
             body.description = Some(body.description.take().unwrap_or_default() + &note);
         }

@@ -14,20 +14,24 @@
 //! every fit ([`handlers::v1_fit`]). JSON requests go straight on to the
 //! JSON handlers.
 
+use crate::admission::Slot;
 use crate::body::{JsonBody, KeyedBody, ModelPath};
+use crate::dates::Calendars;
 use crate::handlers;
 use crate::jsend::ApiError;
-use crate::validate::{self, FitRequest, TableSeries, V1Fit, V1Forecast};
+use crate::validate::{self, FitRequest, ForecastRequest, TableSeries, V1Fit, V1Forecast};
 use crate::AppState;
 use axum::body::{Body, BodyDataStream, Bytes};
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use protocol::{ForecastJob, JobError, ModelName, SeriesForecast, Version};
 use serde_json::Value;
 use sha2::Digest;
 use std::io::{Read, Seek};
 use std::time::Duration;
+use store::{StoreError, VersionStatus};
 use tabular::{
     Columns, CsvForecastWriter, ForecastLayout, ParquetForecastWriter, TableError, Time,
 };
@@ -468,7 +472,8 @@ impl Read for ChannelReader {
 
 /// `POST /v1/models/{name}/forecast` with `Accept: text/csv` or Parquet:
 /// the forecast as a table, streamed; other requests go on to
-/// [`handlers::v1_forecast`].
+/// [`handlers::v1_forecast`]. A forecast of every series goes shard by
+/// shard ([`whole`]); one of some series takes the path of every forecast.
 pub async fn v1_forecast(
     State(state): State<AppState>,
     ModelPath(model): ModelPath,
@@ -482,14 +487,15 @@ pub async fn v1_forecast(
     let JsonBody(V1Forecast(request)) = body;
     let horizon = request.horizon.get();
     let levels: Vec<f64> = request.levels.iter().map(|l| l.percent()).collect();
-    let (result, calendars) = handlers::forecast(&state, &model, request, || {
-        ApiError::field(
-            "model",
-            format!("model '{model}' does not exist; fit it first with PUT /v1/models/{model}"),
-        )
-    })
-    .await?;
-    metrics::histogram!(crate::metrics::FORECAST_BATCH).record(result.series.len() as f64);
+    let (version, first, calendars, rest, slot) = if request.series_ids.is_none() {
+        let w = whole(&state, &model, request).await?;
+        (w.version, w.first, w.calendars, Some(w.rest), Some(w.slot))
+    } else {
+        let (result, calendars) =
+            handlers::forecast(&state, &model, request, || unknown_model(&model)).await?;
+        (result.version, result.series, calendars, None, None)
+    };
+    metrics::histogram!(crate::metrics::FORECAST_BATCH).record(first.len() as f64);
     let alias = calendars
         .method()
         .map_or_else(|| "forecast".to_string(), |m| m.name().to_string());
@@ -505,14 +511,16 @@ pub async fn v1_forecast(
     let filename = format!(
         "attachment; filename=\"{}-v{}.{}\"",
         model.name(),
-        result.version,
+        version,
         format.extension()
     );
     let rows = Rows {
         sink,
-        series: result.series.into_iter(),
+        series: first.into_iter(),
+        rest,
         calendars,
         horizon,
+        _slot: slot,
     };
     let mut response = Body::from_stream(rows.stream()).into_response();
     let headers = response.headers_mut();
@@ -524,6 +532,162 @@ pub async fn v1_forecast(
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
+}
+
+fn unknown_model(model: &ModelName) -> ApiError {
+    ApiError::field(
+        "model",
+        format!("model '{model}' does not exist; fit it first with PUT /v1/models/{model}"),
+    )
+}
+
+/// The forecasts of the shards after the first, in shard order.
+type Parts = futures_util::stream::BoxStream<'static, Result<Vec<SeriesForecast>, ApiError>>;
+
+/// A forecast of every series, under way shard by shard.
+struct Whole {
+    version: Version,
+    /// The first shard's forecasts (asked before answering, so that the
+    /// usual errors are answered as such, not as a cut-off download).
+    first: Vec<SeriesForecast>,
+    calendars: Calendars,
+    rest: Parts,
+    /// The forecast's admission slot, held until the download ends.
+    slot: Slot,
+}
+
+/// Shards forecast at once ahead of the one being written: the download
+/// holds at most this many shards' forecasts (plus the one being written),
+/// whatever the version's size.
+const SHARDS_AHEAD: usize = 2;
+
+/// Every series of the newest (or the pinned) version, one forecast job per
+/// shard (a version stored whole is one shard), so that no answer holds
+/// every series: neither a worker's reply nor the gateway's memory grows
+/// with the version, and the broker's message limit bounds a shard, not the
+/// model. The version is settled as for every forecast (the consistency
+/// rule of [`handlers`]); each shard's answer is held to the size limit
+/// (`--max-forecast-values`), not the whole download.
+async fn whole(
+    state: &AppState,
+    model: &ModelName,
+    request: ForecastRequest,
+) -> Result<Whole, ApiError> {
+    let slot = state.admission.forecast()?;
+    state
+        .transport
+        .ready()
+        .await
+        .map_err(|e| handlers::transport_error(e, "forecast"))?;
+    let Some(latest) = state
+        .store
+        .latest_version(model)
+        .await
+        .map_err(handlers::store_error)?
+    else {
+        return Err(unknown_model(model));
+    };
+    let version = request.version.unwrap_or(latest);
+    let info = state
+        .store
+        .wait_settled(model, version, state.config.wait_timeout)
+        .await
+        .map_err(|e| match e {
+            StoreError::UnknownVersion { .. } => crate::life::no_such_version(model, version),
+            e => handlers::pending_error(e, model, version),
+        })?;
+    match info.status {
+        VersionStatus::Ready => {}
+        VersionStatus::Failed { reason } if request.version.is_some() => {
+            return Err(crate::life::pinned_failed(model, version, &reason))
+        }
+        VersionStatus::Failed { reason } => {
+            return Err(handlers::version_failed(model, version, &reason))
+        }
+        VersionStatus::Pending => {
+            return Err(handlers::pending_error(
+                StoreError::WaitTimeout(state.config.wait_timeout),
+                model,
+                version,
+            ))
+        }
+    }
+    let calendars = Calendars::of(info.summary.as_ref());
+    let n_series = info.n_series;
+    drop(info);
+    let count = state
+        .store
+        .shard_count(model, version)
+        .await
+        .map_err(handlers::store_error)?;
+    // Shards are even to a few percent (FNV of the ids); a tenth more is
+    // allowed for the largest.
+    let per_shard = n_series.div_ceil(count as usize);
+    let per_shard = (per_shard + per_shard / 10).min(n_series);
+    state
+        .admission
+        .forecast_size(request.horizon.get(), per_shard, request.levels.len())?;
+    handlers::workers_listening(state, |c| c.forecast, "forecast").await?;
+    let ask = {
+        let (state, model) = (state.clone(), model.clone());
+        move |shard: u32| {
+            let job = ForecastJob {
+                model: model.clone(),
+                version,
+                horizon: request.horizon,
+                levels: request.levels.clone(),
+                series_ids: None,
+                shard: Some(shard),
+            };
+            let state = state.clone();
+            async move { shard_answer(&state, job).await }
+        }
+    };
+    let first = ask(0).await?;
+    let rest = futures_util::stream::iter(1..count)
+        .map(ask)
+        .buffered(SHARDS_AHEAD)
+        .boxed();
+    Ok(Whole {
+        version,
+        first,
+        calendars,
+        rest,
+        slot,
+    })
+}
+
+/// One shard's forecasts, or the error its forecast answers.
+async fn shard_answer(state: &AppState, job: ForecastJob) -> Result<Vec<SeriesForecast>, ApiError> {
+    let (model, version) = (job.model.clone(), job.version);
+    let timeout = state.config.forecast_timeout;
+    let failed = |status: StatusCode, what: &str, reason: String| {
+        ApiError::error(
+            status,
+            format!("forecasting version {version} of model '{model}' {what}: {reason}"),
+        )
+        .with_data(serde_json::json!({"model": model.name(), "version": version, "reason": reason}))
+    };
+    match tokio::time::timeout(timeout, state.transport.forecast(job)).await {
+        Ok(Ok(Ok(result))) => Ok(result.series),
+        Ok(Ok(Err(JobError::Invalid(message)))) => Err(ApiError::field("series", message)),
+        Ok(Ok(Err(JobError::Unavailable(reason)))) => Err(failed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "is not possible now",
+            format!("{reason}; retry later"),
+        )),
+        Ok(Ok(Err(JobError::Failed(reason)))) => {
+            Err(failed(StatusCode::INTERNAL_SERVER_ERROR, "failed", reason))
+        }
+        Ok(Err(e)) => Err(handlers::transport_error(e, "forecast")),
+        Err(_) => Err(ApiError::error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "no forecast of a shard of version {version} of model '{model}' within {}",
+                humantime::format_duration(timeout)
+            ),
+        )),
+    }
 }
 
 /// A forecast table being written into memory, taken out chunk by chunk.
@@ -568,9 +732,12 @@ sink!(ParquetForecastWriter);
 /// What is left to write of a download.
 struct Rows {
     sink: Box<dyn Sink>,
-    series: std::vec::IntoIter<protocol::SeriesForecast>,
-    calendars: crate::dates::Calendars,
+    series: std::vec::IntoIter<SeriesForecast>,
+    /// The shards still to come, when the download goes by shard.
+    rest: Option<Parts>,
+    calendars: Calendars,
     horizon: usize,
+    _slot: Option<Slot>,
 }
 
 impl Rows {
@@ -595,7 +762,8 @@ impl Rows {
 
     /// The download as a stream of chunks: each formatted when the client
     /// is ready for it, so only one chunk (or one Parquet row group) of
-    /// text is held at a time. An error midway ends the stream, which the
+    /// text is held at a time, and the next shard is asked for as the one
+    /// before is written. An error midway ends the stream, which the
     /// client sees as a cut-off download.
     fn stream(self) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
         futures_util::stream::unfold(Some(self), |rows| async move {
@@ -604,6 +772,21 @@ impl Rows {
                 match rows.chunk() {
                     Ok(Some(bytes)) if bytes.is_empty() => continue,
                     Ok(Some(bytes)) => return Some((Ok(Bytes::from(bytes)), Some(rows))),
+                    Ok(None) if rows.rest.is_some() => {
+                        let next = match rows.rest.as_mut() {
+                            Some(rest) => rest.next().await,
+                            None => None,
+                        };
+                        match next {
+                            Some(Ok(series)) => rows.series = series.into_iter(),
+                            Some(Err(e)) => {
+                                tracing::error!(error = ?e, "a shard of a download failed");
+                                let e = std::io::Error::other(format!("{e:?}"));
+                                return Some((Err(e), None));
+                            }
+                            None => rows.rest = None,
+                        }
+                    }
                     Ok(None) => {
                         let last = rows.sink.finish().map(Bytes::from).map_err(|e| {
                             tracing::error!(error = %e, "writing a forecast table");
@@ -661,8 +844,9 @@ pub(crate) fn document(doc: &mut utoipa::openapi::OpenApi) {
                 .insert(PARQUET.to_string(), RefOr::T(Content::new(Some(binary()))));
             let note = format!(
                 "\n\nAlso `{CSV}` — {csv_in} — and `{PARQUET}` — {parquet_in} Table bodies \
-                 have their own limit (4 GiB by default, `--max-bulk-body-bytes`) and take \
-                 the fit options from the query string."
+                 have their own limit (4 GiB by default, `--max-bulk-body-bytes`), hold up to \
+                 {} series, and take the fit options from the query string.",
+                validate::MAX_TABLE_SERIES_PER_FIT
             );
             body.description = Some(body.description.take().unwrap_or_default() + &note);
         }

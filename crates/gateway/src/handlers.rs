@@ -886,6 +886,7 @@ pub(crate) async fn forecast(
         horizon: request.horizon,
         levels: request.levels,
         series_ids: request.series_ids,
+        shard: None,
     };
     let timeout = state.config.forecast_timeout;
     match tokio::time::timeout(timeout, state.transport.forecast(job)).await {
@@ -978,7 +979,7 @@ fn no_workers(c: &transport::Consumers) -> Option<String> {
 /// Counts are cached by the transport (half a second), so this is not a
 /// round trip to the broker per request; when they cannot be read, the job
 /// is sent and the transport's own errors decide.
-async fn workers_listening(
+pub(crate) async fn workers_listening(
     state: &AppState,
     count: impl Fn(&transport::Consumers) -> u32,
     what: &str,

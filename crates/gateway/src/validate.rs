@@ -26,6 +26,10 @@ use std::sync::Arc;
 pub const MIN_SERIES_LEN: usize = 3;
 /// Most series one fit may hold.
 pub const MAX_SERIES_PER_FIT: usize = 100_000;
+/// Most series one fit with a CSV or Parquet body may hold: bulk fits are
+/// sharded across the workers, but the gateway still holds the parsed
+/// series (about 0.5 KiB per series of 60 points) while it splits them.
+pub const MAX_TABLE_SERIES_PER_FIT: usize = 1_000_000;
 /// Largest accepted season length.
 pub const MAX_SEASON_LENGTH: i64 = 10_000;
 /// Most season lengths one fit may give.
@@ -1238,7 +1242,12 @@ pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest,
     let mut errors = Errors::default();
     let parsed = body_fields(options, &TABLE_OPTIONS, &mut errors)?.and_then(|f| {
         let options = fit_options(&f, &mut errors);
-        if !series_count_ok(series.len(), "unique_id", &mut errors) {
+        if !series_count_within(
+            series.len(),
+            MAX_TABLE_SERIES_PER_FIT,
+            "unique_id",
+            &mut errors,
+        ) {
             return None;
         }
         let mut out = Vec::with_capacity(series.len());
@@ -1290,13 +1299,17 @@ fn too_many_series(max: usize) -> String {
 }
 
 fn series_count_ok(n: usize, field: &str, errors: &mut Errors) -> bool {
+    series_count_within(n, MAX_SERIES_PER_FIT, field, errors)
+}
+
+fn series_count_within(n: usize, max: usize, field: &str, errors: &mut Errors) -> bool {
     if n == 0 {
         errors.add(field, "must not be empty");
         false
-    } else if n > MAX_SERIES_PER_FIT {
+    } else if n > max {
         errors.add(
             field,
-            format!("has {n} series; at most {MAX_SERIES_PER_FIT} are accepted in one fit"),
+            format!("has {n} series; at most {max} are accepted in one fit"),
         );
         false
     } else {

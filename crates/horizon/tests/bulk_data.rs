@@ -377,3 +377,88 @@ async fn an_idempotency_key_covers_the_table_and_its_options() {
     assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
     app.stop().await;
 }
+
+/// A fit in shards from a CSV whose rows of each series are spread across
+/// the whole body (time-major: every series' first row, then every
+/// series' second, ...), downloaded whole shard by shard: every series
+/// once, each its own forecast, and the download is held to the answer
+/// limit per shard, not for the whole model (the same forecast as one
+/// JSON answer is refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_csv_fit_downloads_whole_shard_by_shard() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = Options::default();
+    options.config.shard_sizes = protocol::shard::ShardSizes {
+        series: 25,
+        points: 1_000_000,
+    };
+    // 120 series × 2 steps = 240 values: more than one answer may hold,
+    // more than a shard (about 30 series, 60 values) needs.
+    options.config.admission.max_forecast_values = 200;
+    let app = TestServer::start_with(dir.path(), options).await;
+    let n = 120usize;
+    let mut body = String::from("unique_id,ds,y\n");
+    for t in 1..=6 {
+        for i in 0..n {
+            // Series i ends on 1000 + i: naive forecasts that value.
+            let y = if t == 6 { 1000 + i } else { t * 7 + i % 5 };
+            body.push_str(&format!("s{i},{t},{y}\n"));
+        }
+    }
+    let (status, answer) = put_table(&app, "/v1/models/spread?method=naive", CSV, body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["data"]["series"].as_array().map(Vec::len), Some(n));
+    let model = protocol::ModelName::parse("spread").expect("name");
+    assert_eq!(app.store.shard_count(&model, 1).await.expect("count"), 5);
+
+    let (status, whole) = app
+        .post("/v1/models/spread/forecast", json!({"horizon": 2}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{whole}");
+
+    let response = app
+        .client
+        .post(app.url("/v1/models/spread/forecast"))
+        .header("accept", CSV)
+        .json(&json!({"horizon": 2}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("body");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("unique_id,ds,naive"));
+    let mut seen = std::collections::HashMap::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields.len(), 3, "{line}");
+        let i: usize = fields[0]
+            .strip_prefix('s')
+            .and_then(|k| k.parse().ok())
+            .expect("an id s<k>");
+        let mean: f64 = fields[2].parse().expect("a number");
+        assert_eq!(mean, (1000 + i) as f64, "{line}");
+        *seen.entry(i).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), n, "every series");
+    assert!(seen.values().all(|&k| k == 2), "two steps of each series");
+
+    // Some series still take the one answer of every forecast.
+    let response = app
+        .client
+        .post(app.url("/v1/models/spread/forecast"))
+        .header("accept", CSV)
+        .json(&json!({"horizon": 2, "series": ["s7", "s100"]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("body");
+    let ids: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| &l[..l.find(',').unwrap_or(0)])
+        .collect();
+    assert_eq!(ids, ["s7", "s7", "s100", "s100"]);
+    app.stop().await;
+}

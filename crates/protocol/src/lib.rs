@@ -259,6 +259,12 @@ pub struct ForecastJob {
     pub levels: Vec<Level>,
     /// Only these series; all when `None`.
     pub series_ids: Option<Vec<String>>,
+    /// Only the series of this shard of a version stored in shards (see
+    /// [`shard`]), all of them in stored order; with `series_ids` `None`.
+    /// A whole download of a large version asks shard by shard, so no
+    /// answer (and no process) holds every series at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }
 
 /// The forecast of one series.

@@ -158,6 +158,7 @@ mod tests {
                 horizon: Horizon::parse(1).unwrap(),
                 levels: vec![],
                 series_ids: None,
+                shard: None,
             };
             let reply = tokio::time::timeout(Duration::from_secs(10), transport.forecast(job))
                 .await
@@ -205,6 +206,7 @@ mod tests {
                 horizon: Horizon::parse(1).unwrap(),
                 levels: vec![],
                 series_ids: None,
+                shard: None,
             };
             let reply = tokio::time::timeout(Duration::from_secs(10), transport.forecast(job))
                 .await

@@ -206,6 +206,7 @@ fn forecast_job(model: &str) -> ForecastJob {
         horizon: Horizon::parse(2).expect("horizon"),
         levels: vec![],
         series_ids: None,
+        shard: None,
     }
 }
 
@@ -267,6 +268,7 @@ async fn fit_and_forecast_round_trip() {
             horizon: Horizon::parse(4).expect("horizon"),
             levels: vec![],
             series_ids: None,
+            shard: None,
         };
         answers.push(gw.forecast(job));
     }

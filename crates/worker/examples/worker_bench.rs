@@ -93,6 +93,7 @@ fn forecast_job(
         horizon: Horizon::parse(steps)?,
         levels: vec![Level::parse(80.0)?, Level::parse(95.0)?],
         series_ids: ids,
+        shard: None,
     })
 }
 

@@ -175,6 +175,18 @@ impl Worker {
         version: Version,
         shard: u32,
     ) -> Result<Arc<LoadedModel>, JobError> {
+        let loaded = self.read_shard(model, version, shard).await?;
+        self.cache.insert(model, version, shard, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// One shard read and decoded from the store, not cached.
+    async fn read_shard(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<Arc<LoadedModel>, JobError> {
         let bytes = self
             .store
             .load_shard(model, version, shard)
@@ -185,9 +197,7 @@ impl Worker {
             .await
             .map_err(|_| JobError::Failed("decoding a stored model panicked".into()))?
             .map_err(|e| state_error(model, version, e))?;
-        let loaded = Arc::new(loaded);
-        self.cache.insert(model, version, shard, loaded.clone());
-        Ok(loaded)
+        Ok(Arc::new(loaded))
     }
 
     /// Forecasts the series `ids` (all when `None`) of a sharded version:
@@ -256,6 +266,40 @@ impl Worker {
             forecasts.sort_by_key(|f| at.get(f.id.as_str()).copied().unwrap_or(usize::MAX));
         }
         Ok(forecasts)
+    }
+
+    /// Forecasts every series of one shard (a version stored whole is its
+    /// own shard 0), in stored order: a part of a whole download.
+    async fn forecast_one_shard(&self, job: ForecastJob, shard: u32, count: u32) -> ForecastReply {
+        if shard >= count || job.series_ids.is_some() {
+            return Err(JobError::Invalid(format!(
+                "shard {shard} of version {} of model '{}' (stored in {count}) cannot be forecast{}",
+                job.version,
+                job.model,
+                if job.series_ids.is_some() {
+                    " with a list of series"
+                } else {
+                    ""
+                }
+            )));
+        }
+        // A download passes over every shard once: read through the cache,
+        // not into it, so that it neither grows the worker by the whole
+        // model nor evicts the shards that forecasts of a few series use.
+        let loaded = match self.cache.get(&job.model, job.version, shard) {
+            Some(hit) => hit,
+            None => self.read_shard(&job.model, job.version, shard).await?,
+        };
+        let (horizon, levels) = (job.horizon, job.levels);
+        let series =
+            tokio::task::spawn_blocking(move || forecast_all(&loaded, horizon, &levels, None))
+                .await
+                .map_err(|_| JobError::Failed("the engine crashed while forecasting".into()))??;
+        Ok(ForecastResult {
+            model: job.model,
+            version: job.version,
+            series,
+        })
     }
 
     async fn fail_version(&self, model: &ModelName, version: Version, reason: String) -> JobError {
@@ -461,6 +505,9 @@ impl JobHandler for Worker {
     async fn forecast(&self, job: ForecastJob) -> ForecastReply {
         let _forecasting = InFlight::new("horizon_worker_forecasts_running");
         let count = self.shard_count(&job.model, job.version).await?;
+        if let Some(shard) = job.shard {
+            return self.forecast_one_shard(job, shard, count).await;
+        }
         if count > 1 {
             let series = self.forecast_shards(&job, count).await?;
             return Ok(ForecastResult {
@@ -476,6 +523,7 @@ impl JobHandler for Worker {
             horizon,
             levels,
             series_ids,
+            shard: _,
         } = job;
         let series = tokio::task::spawn_blocking(move || {
             forecast_all(&loaded, horizon, &levels, series_ids.as_deref())
@@ -826,6 +874,7 @@ mod tests {
             horizon: Horizon::parse(3).unwrap(),
             levels: vec![Level::parse(90.0).unwrap()],
             series_ids: Some(vec!["b".into()]),
+            shard: None,
         };
         let result = fresh.forecast(job.clone()).await.unwrap();
         assert_eq!(result.series.len(), 1);
@@ -836,6 +885,7 @@ mod tests {
 
         let unknown = ForecastJob {
             series_ids: Some(vec!["a".into(), "zz".into()]),
+            shard: None,
             ..result_job(&model, version)
         };
         match fresh.forecast(unknown).await {
@@ -851,6 +901,7 @@ mod tests {
             horizon: Horizon::parse(1).unwrap(),
             levels: vec![],
             series_ids: None,
+            shard: None,
         }
     }
 
@@ -885,6 +936,7 @@ mod tests {
             horizon: Horizon::parse(12).unwrap(),
             levels: vec![Level::parse(80.0).unwrap(), Level::parse(95.0).unwrap()],
             series_ids: ids,
+            shard: None,
         };
         let large = worker.forecast(job(None)).await.unwrap();
         assert_eq!(large.series.len(), n);
@@ -931,6 +983,7 @@ mod tests {
                     start.wait().await;
                     let job = ForecastJob {
                         series_ids: Some(vec![format!("s{i}")]),
+                        shard: None,
                         ..result_job(&model, version)
                     };
                     fresh.forecast(job).await
@@ -1077,6 +1130,7 @@ mod tests {
             .collect();
         let asked = ForecastJob {
             series_ids: Some(same_shard.clone()),
+            shard: None,
             ..result_job(&model, version)
         };
         let answer = fresh.forecast(asked).await.unwrap();
@@ -1088,6 +1142,7 @@ mod tests {
         let answer = fresh
             .forecast(ForecastJob {
                 series_ids: Some(mixed.clone()),
+                shard: None,
                 ..result_job(&model, version)
             })
             .await
@@ -1102,6 +1157,7 @@ mod tests {
         match fresh
             .forecast(ForecastJob {
                 series_ids: Some(vec!["s1".into(), "nope".into()]),
+                shard: None,
                 ..result_job(&model, version)
             })
             .await
@@ -1117,6 +1173,38 @@ mod tests {
         let got: Vec<String> = all.series.iter().map(|s| s.id.clone()).collect();
         assert_eq!(got, expected);
         assert_eq!(fresh.decodes(), 3);
+        // One shard whole, as a download asks for it: that shard's series
+        // only, in stored order, read alone.
+        let one = Worker::new(store.clone());
+        let answer = one
+            .forecast(ForecastJob {
+                shard: Some(2),
+                ..result_job(&model, version)
+            })
+            .await
+            .unwrap();
+        let got: Vec<&str> = answer.series.iter().map(|s| s.id.as_str()).collect();
+        let expected: Vec<&str> = shards[2].series.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(got, expected);
+        assert_eq!(one.decodes(), 1, "read more than the one shard");
+        // Read through the cache, not into it: asked again, read again.
+        one.forecast(ForecastJob {
+            shard: Some(2),
+            ..result_job(&model, version)
+        })
+        .await
+        .unwrap();
+        assert_eq!(one.decodes(), 2, "a download's shard was cached");
+        match one
+            .forecast(ForecastJob {
+                shard: Some(3),
+                ..result_job(&model, version)
+            })
+            .await
+        {
+            Err(JobError::Invalid(msg)) => assert!(msg.contains("shard 3"), "{msg}"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
         // Work that needs every series sees the shards as one model.
         let merged = fresh.load(&model, version).await.unwrap();
         assert_eq!((merged.len(), merged.inputs().len()), (n, n));

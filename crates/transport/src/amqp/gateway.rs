@@ -611,10 +611,11 @@ impl Inner {
     }
 
     /// A fit whose answer was lost with the connection: the job is safe in
-    /// the durable queue, so its outcome will reach the store.
+    /// the durable queue, so its outcome will reach the store. Needs only
+    /// the job's version, not its series (which are let go once published).
     async fn fit_from_store(
         &self,
-        job: &FitJob,
+        (model, version): &(ModelName, Version),
         why: String,
         deadline: Instant,
     ) -> Result<FitReply, TransportError> {
@@ -626,13 +627,12 @@ impl Inner {
         let remaining = deadline
             .saturating_duration_since(Instant::now())
             .min(LOST_REPLY_WAIT);
-        match store.wait_settled(&job.model, job.version, remaining).await {
+        match store.wait_settled(model, *version, remaining).await {
             Ok(info) => match info.status {
                 VersionStatus::Ready => match info.summary {
                     Some(s) => Ok(Ok(s)),
                     None => Err(TransportError::Internal(format!(
-                        "version {} of '{}' is ready without a summary",
-                        job.version, job.model
+                        "version {version} of '{model}' is ready without a summary"
                     ))),
                 },
                 VersionStatus::Failed { reason } => Ok(Err(JobError::Failed(reason))),
@@ -649,8 +649,8 @@ impl Transport for AmqpTransport {
     async fn fit(&self, job: FitJob) -> Result<FitReply, TransportError> {
         let deadline = Instant::now() + self.inner.cfg.fit_timeout;
         let (model, version) = (job.model.clone(), job.version);
-        let job = Arc::new(job);
-        let body = encode_fit(job.clone()).await?;
+        // The series go with the encoding: only the body is held from here.
+        let body = encode_fit(Arc::new(job)).await?;
         // Never published: the broker would close the channel.
         let limit = self.inner.cfg.max_message_bytes;
         if body.len() > limit {
@@ -663,7 +663,11 @@ impl Transport for AmqpTransport {
             RawReply::Data(d) => serde_json::from_slice(&d)
                 .map_err(|e| TransportError::Internal(format!("bad fit answer: {e}"))),
             RawReply::DeadLettered(r) => Err(TransportError::DeadLettered(r)),
-            RawReply::Lost(why) => self.inner.fit_from_store(&job, why, deadline).await,
+            RawReply::Lost(why) => {
+                self.inner
+                    .fit_from_store(&(model, version), why, deadline)
+                    .await
+            }
             RawReply::NotSent(e) => Err(e),
         }
     }
@@ -678,9 +682,11 @@ impl Transport for AmqpTransport {
         let deadline = Instant::now() + timeout;
         let limit = self.inner.cfg.max_message_bytes;
         let mut sent = Vec::with_capacity(shards.len());
+        // Each shard's series are let go once it is published: while the
+        // fit runs (and waits for its answers) only (model, version) stay.
         for job in shards {
-            let job = Arc::new(job);
-            let published = match encode_fit(job.clone()).await {
+            let key = (job.model.clone(), job.version);
+            let published = match encode_fit(Arc::new(job)).await {
                 Ok(body) if body.len() > limit => Err(TransportError::TooLarge {
                     bytes: body.len(),
                     limit,
@@ -688,11 +694,11 @@ impl Transport for AmqpTransport {
                 Ok(body) => self.inner.send_fit(&body).await,
                 Err(e) => Err(e),
             };
-            sent.push((job, published));
+            sent.push((key, published));
         }
-        if let Some((job, _)) = sent.first() {
+        if let Some(((model, version), _)) = sent.first() {
             if sent.iter().all(|(_, p)| p.is_ok()) {
-                self.inner.mark_dispatched(&job.model, job.version).await;
+                self.inner.mark_dispatched(model, *version).await;
             }
         }
         let inner = &self.inner;

@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use protocol::ModelName;
 use sha2::Digest;
 use std::io::{BufReader, Read};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{self, error::TryRecvError};
@@ -186,26 +186,27 @@ pub(crate) async fn parse_streamed<T: FromJson>(
     keyed: bool,
 ) -> Result<(T, Option<String>), ApiError> {
     let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
+    let seen = Arc::new(Mutex::new(Seen {
+        digest: keyed.then(sha2::Sha256::new),
+        text: false,
+    }));
     let chunks = Chunks {
         rx,
         current: Bytes::new(),
-        digest: keyed.then(sha2::Sha256::new),
-        text: false,
+        seen: seen.clone(),
         slot: None,
         runtime: Handle::current(),
     };
     let parse = tokio::task::spawn_blocking(move || {
-        let mut reader = BufReader::with_capacity(READ_BUFFER, chunks);
-        // The rest of a parsed body is whitespace: read for the digest.
-        let parsed = T::from_reader(&mut reader).and_then(|body| {
-            std::io::copy(&mut reader, &mut std::io::sink())
-                .map(|_| body)
-                .map_err(|e| ApiError::field("body", format!("malformed JSON: {e}")))
-        });
-        let chunks = reader.into_inner();
+        // Given by value: the JSON reader takes its bytes one at a time,
+        // which std's `BufReader` serves from its buffer. A parsed body was
+        // read to its end (only whitespace may follow the value), so every
+        // chunk has been digested.
+        let parsed = T::from_reader(BufReader::with_capacity(READ_BUFFER, chunks));
+        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
         match parsed {
-            Ok(body) => Ok((body, chunks.digest.map(|d| hex(d.finalize())))),
-            Err(_) if !chunks.text => Err(empty_body()),
+            Ok(body) => Ok((body, seen.digest.take().map(|d| hex(d.finalize())))),
+            Err(_) if !seen.text => Err(empty_body()),
             Err(e) => Err(e),
         }
     });
@@ -263,11 +264,16 @@ pub(crate) async fn parse_streamed<T: FromJson>(
 struct Chunks {
     rx: mpsc::Receiver<Bytes>,
     current: Bytes,
+    seen: Arc<Mutex<Seen>>,
+    slot: Option<SemaphorePermit<'static>>,
+    runtime: Handle,
+}
+
+/// What the parser's reader has seen of the body.
+struct Seen {
     digest: Option<sha2::Sha256>,
     /// Whether anything but whitespace has arrived.
     text: bool,
-    slot: Option<SemaphorePermit<'static>>,
-    runtime: Handle,
 }
 
 impl Read for Chunks {
@@ -288,10 +294,11 @@ impl Read for Chunks {
                 let slot = self.runtime.block_on(parse_slots().acquire());
                 self.slot = Some(slot.map_err(|_| std::io::Error::other("shutting down"))?);
             }
-            if let Some(d) = &mut self.digest {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(d) = &mut seen.digest {
                 d.update(&chunk);
             }
-            self.text = self.text || !chunk.iter().all(u8::is_ascii_whitespace);
+            seen.text = seen.text || !chunk.iter().all(u8::is_ascii_whitespace);
             self.current = chunk;
         }
         let n = buf.len().min(self.current.len());

@@ -8,6 +8,8 @@ A fresh server per shape: VmHWM only grows.
 
 Shapes (330-odd series of 100,000 points of `1`, 2 bytes a point):
   compact   {"sizes": [...], "y": [...], "method": "naive"}
+  y-first   the same with "y" before "sizes" (y is read whole, then cut)
+  chunked   compact sent with Transfer-Encoding: chunked (no Content-Length)
   decimals  the same with values such as 12.5 (5 bytes a point)
   series    {"series": [{"id", "values"}, ...], "method": "naive"}
   long      {"unique_id": [...], "y": [...], "method": "naive"} (ids "0".."329")
@@ -47,10 +49,14 @@ def body(shape, mb):
         sizes = b",".join([b"%d" % POINTS] * n_series)
         y = b",".join([ones] * n_series)
         return b'{"sizes":[' + sizes + b'],"y":[' + y + b'],"method":"naive"}'
-    if shape == "compact":
+    if shape in ("compact", "chunked"):
         sizes = b",".join([b"%d" % POINTS] * n_series)
         y = b",".join([ones] * n_series)
         return b'{"sizes":[' + sizes + b'],"y":[' + y + b'],"method":"naive"}'
+    if shape == "y-first":
+        sizes = b",".join([b"%d" % POINTS] * n_series)
+        y = b",".join([ones] * n_series)
+        return b'{"y":[' + y + b'],"sizes":[' + sizes + b'],"method":"naive"}'
     if shape == "series":
         items = b",".join(b'{"id":"s%d","values":[' % i + ones + b"]}" for i in range(n_series))
         return b'{"series":[' + items + b'],"method":"naive"}'
@@ -61,6 +67,17 @@ def body(shape, mb):
         y = b",".join([ones] * n_series)
         return b'{"unique_id":[' + ids + b'],"y":[' + y + b'],"method":"naive"}'
     raise SystemExit(f"unknown shape {shape}")
+
+
+def send(conn, shape, payload):
+    if shape == "chunked":
+        pieces = (payload[i:i + 65536] for i in range(0, len(payload), 65536))
+        conn.request("PUT", "/v1/models/big", body=pieces, encode_chunked=True,
+                     headers={"Content-Type": "application/json",
+                              "Transfer-Encoding": "chunked"})
+    else:
+        conn.request("PUT", "/v1/models/big", body=payload,
+                     headers={"Content-Type": "application/json"})
 
 
 def measure(binary, shape, mb):
@@ -87,8 +104,10 @@ def measure(binary, shape, mb):
         idle = vm(proc.pid, "VmRSS")
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         t = time.perf_counter()
-        conn.request("PUT", "/v1/models/big", body=payload,
-                     headers={"Content-Type": "application/json"})
+        try:
+            send(conn, shape, payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the whole body was sent: the answer is there
         r = conn.getresponse()
         answer = r.read()
         secs = time.perf_counter() - t

@@ -8,6 +8,15 @@
 //! built), which catches unknown and repeated keys; each member is then
 //! deserialized into its own type. Arrays are read element by element, so a
 //! bad element is reported with its index without stopping the others.
+//!
+//! The large arrays of a fit (`y`, `ds`, `data`, `values`, `unique_id`,
+//! `sizes`, `series`) are not kept as text: they are read into their types
+//! as they arrive ([`Early`]), so a fit body can be parsed while it is
+//! received (`body.rs`) and its text is never held whole. Each is bounded
+//! by what came before it: `y` and `ds` after `sizes` or `unique_id` go
+//! straight into their series and stop at the first row too many; before
+//! them they are read whole (bounded by the body limit only) and cut
+//! afterwards. A limit broken stops the body there ([`Refusal`]).
 
 use crate::jsend::{ApiError, FieldErrors};
 use engine::{Horizon, Level, Method, ModelSpec, SeriesData, MAX_HORIZON, MAX_SERIES_LEN};
@@ -17,10 +26,11 @@ use serde::de::{
     Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::value::RawValue;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Fewest points a series may have.
 pub const MIN_SERIES_LEN: usize = 3;
@@ -45,7 +55,19 @@ const MAX_MESSAGES: usize = 20;
 
 /// A request type read from a JSON body.
 pub trait FromJson: Sized + Send + 'static {
+    /// Reads the request from a whole body.
     fn from_json(body: &[u8]) -> Result<Self, ApiError>;
+
+    /// Reads the request from a body that is still arriving. By default the
+    /// body is read whole first; fits read their arrays as they arrive, so
+    /// the body's text is never held whole.
+    fn from_reader(mut body: impl std::io::Read) -> Result<Self, ApiError> {
+        let mut whole = Vec::new();
+        body.read_to_end(&mut whole).map_err(|e| {
+            ApiError::field("body", format!("the request body could not be read: {e}"))
+        })?;
+        Self::from_json(&whole)
+    }
 }
 
 /// A validated fit request.
@@ -259,11 +281,20 @@ impl<'de> Deserialize<'de> for Scalar {
 /// (`"is not a number (\"x\")"`, read after `element 3 `).
 trait Item: Sized {
     fn from_scalar(s: Scalar) -> Result<Self, String>;
+
+    /// The array of these read as it arrived, if `early` is one.
+    fn from_early(early: Early) -> Option<Items<Self>> {
+        let _ = early;
+        None
+    }
 }
 
 /// An array read element by element: the good ones, and the first bad ones.
 struct Items<T> {
     items: Vec<T>,
+    /// A column read straight into its series (see [`Split`]): the good
+    /// elements are here, `items` is empty.
+    parts: Option<Vec<Vec<T>>>,
     bad: Vec<(usize, String)>,
     n_bad: usize,
     len: usize,
@@ -291,11 +322,13 @@ impl<'de, T: Item> Deserialize<'de> for Items<T> {
 /// Reads an array of at most `max` elements and stops at the first one more,
 /// so an over-long array is refused before the rest of it is decoded. The
 /// elements go into a vector of `capacity` (an upper bound of their number
-/// found from the array's text), so a large array is not copied while it
-/// grows; what is left over is given back at the end.
+/// when it is known), so a large array is not copied while it grows; what is
+/// left over is given back at the end. With a [`Split`], a column goes
+/// straight into the vectors of its series instead.
 struct ItemsAtMost<T> {
     max: usize,
     capacity: usize,
+    split: Option<Split>,
     _item: PhantomData<T>,
 }
 
@@ -304,6 +337,7 @@ impl<T> ItemsAtMost<T> {
         Self {
             max,
             capacity: capacity.min(max),
+            split: None,
             _item: PhantomData,
         }
     }
@@ -311,6 +345,87 @@ impl<T> ItemsAtMost<T> {
 
 /// Starts the error of an array longer than its [`ItemsAtMost`] limit.
 const TOO_MANY: &str = "too many elements: ";
+
+/// The rows of a column cut into series as they are read, when the series
+/// came before the column in the body.
+#[derive(Clone)]
+enum Split {
+    /// Compact form: consecutive runs of these lengths.
+    Runs(Vec<usize>),
+    /// Long form: the series of each row, and the rows of each series.
+    Rows(Arc<Vec<u32>>, Vec<usize>),
+}
+
+impl Split {
+    fn counts(&self) -> &[usize] {
+        match self {
+            Split::Runs(counts) | Split::Rows(_, counts) => counts,
+        }
+    }
+}
+
+impl<T: Item> ItemsAtMost<T> {
+    fn read<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<T>, A::Error> {
+        let max = self.max;
+        let hint = seq.size_hint().unwrap_or(0).min(1 << 16);
+        let mut parts: Option<Vec<Vec<T>>> = self.split.as_ref().map(|split| {
+            let counts = split.counts();
+            counts.iter().map(|&n| Vec::with_capacity(n)).collect()
+        });
+        let mut out = Items {
+            items: Vec::with_capacity(if parts.is_some() {
+                0
+            } else {
+                self.capacity.max(hint)
+            }),
+            parts: None,
+            bad: Vec::new(),
+            n_bad: 0,
+            len: 0,
+        };
+        // Compact form: the series being filled and the rows it still takes.
+        let (mut run, mut left) = (0usize, 0usize);
+        while let Some(scalar) = seq.next_element::<Scalar>()? {
+            if out.len == max {
+                return Err(serde::de::Error::custom(format!(
+                    "{TOO_MANY}at most {max} are accepted"
+                )));
+            }
+            match T::from_scalar(scalar) {
+                Ok(item) if out.n_bad == 0 => match (&mut parts, &self.split) {
+                    (Some(parts), Some(Split::Runs(counts))) => {
+                        while left == 0 && run < counts.len() {
+                            left = counts[run];
+                            run += 1;
+                        }
+                        left = left.saturating_sub(1);
+                        if let Some(part) = parts.get_mut(run.wrapping_sub(1)) {
+                            part.push(item);
+                        }
+                    }
+                    (Some(parts), Some(Split::Rows(of_row, _))) => {
+                        let series = of_row.get(out.len).map_or(usize::MAX, |&s| s as usize);
+                        if let Some(part) = parts.get_mut(series) {
+                            part.push(item);
+                        }
+                    }
+                    _ => out.items.push(item),
+                },
+                Ok(_) => {}
+                Err(message) => {
+                    out.n_bad += 1;
+                    if out.bad.len() < MAX_MESSAGES {
+                        out.bad.push((out.len, message));
+                    }
+                }
+            }
+            out.len += 1;
+        }
+        out.items.shrink_to_fit();
+        out.parts = parts;
+        Ok(out)
+    }
+}
 
 impl<'de, T: Item> DeserializeSeed<'de> for ItemsAtMost<T> {
     type Value = Items<T>;
@@ -322,70 +437,11 @@ impl<'de, T: Item> DeserializeSeed<'de> for ItemsAtMost<T> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an array")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<T>, A::Error> {
-                let max = self.0.max;
-                let hint = seq.size_hint().unwrap_or(0).min(1 << 16);
-                let mut out = Items {
-                    items: Vec::with_capacity(self.0.capacity.max(hint)),
-                    bad: Vec::new(),
-                    n_bad: 0,
-                    len: 0,
-                };
-                while let Some(scalar) = seq.next_element::<Scalar>()? {
-                    if out.len == max {
-                        return Err(serde::de::Error::custom(format!(
-                            "{TOO_MANY}at most {max} are accepted"
-                        )));
-                    }
-                    match T::from_scalar(scalar) {
-                        Ok(item) if out.n_bad == 0 => out.items.push(item),
-                        Ok(_) => {}
-                        Err(message) => {
-                            out.n_bad += 1;
-                            if out.bad.len() < MAX_MESSAGES {
-                                out.bad.push((out.len, message));
-                            }
-                        }
-                    }
-                    out.len += 1;
-                }
-                out.items.shrink_to_fit();
-                Ok(out)
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Items<T>, A::Error> {
+                self.0.read(seq)
             }
         }
         d.deserialize_seq(V(self))
-    }
-}
-
-/// The elements of an array as raw JSON text, at most `max` of them (the
-/// error starts with [`TOO_MANY`] at the first one more).
-struct RawItemsAtMost(usize);
-
-impl<'de> DeserializeSeed<'de> for RawItemsAtMost {
-    type Value = Vec<&'de RawValue>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        struct V(usize);
-        impl<'de> Visitor<'de> for V {
-            type Value = Vec<&'de RawValue>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(item) = seq.next_element::<&'de RawValue>()? {
-                    if out.len() == self.0 {
-                        return Err(serde::de::Error::custom(format!(
-                            "{TOO_MANY}at most {} are accepted",
-                            self.0
-                        )));
-                    }
-                    out.push(item);
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_seq(V(self.0))
     }
 }
 
@@ -402,6 +458,13 @@ fn values(items: Vec<Observation>) -> Vec<f64> {
 }
 
 impl Item for Observation {
+    fn from_early(early: Early) -> Option<Items<Self>> {
+        match early {
+            Early::Numbers(items) => Some(items),
+            _ => None,
+        }
+    }
+
     fn from_scalar(s: Scalar) -> Result<Self, String> {
         match s {
             Scalar::Null => Ok(Self(f64::NAN)),
@@ -421,6 +484,13 @@ impl Item for Observation {
 }
 
 impl Item for Timestamp {
+    fn from_early(early: Early) -> Option<Items<Self>> {
+        match early {
+            Early::Stamps(items) => Some(items),
+            _ => None,
+        }
+    }
+
     fn from_scalar(s: Scalar) -> Result<Self, String> {
         match s {
             Scalar::Str(ref text) => Timestamp::parse(text).map_err(|_| {
@@ -476,6 +546,13 @@ pub fn is_hidden_char(c: char) -> bool {
 struct Size(usize);
 
 impl Item for Size {
+    fn from_early(early: Early) -> Option<Items<Self>> {
+        match early {
+            Early::Sizes(items) => Some(items),
+            _ => None,
+        }
+    }
+
     fn from_scalar(s: Scalar) -> Result<Self, String> {
         s.integer(1, MAX_SERIES_LEN as i64)
             .map(|n| Self(n as usize))
@@ -503,89 +580,71 @@ impl Item for Level {
     }
 }
 
-/// A JSON object's members as raw text, in order, with the keys that were
-/// repeated.
-struct Members<'a> {
-    members: Vec<(String, &'a RawValue)>,
-    repeated: Vec<String>,
+/// A member of an object as it was kept while the body was read.
+enum Member {
+    /// Its JSON text. A column key whose value is not an array keeps a
+    /// stand-in of the same JSON kind instead (only its kind is looked at).
+    Raw(Box<RawValue>),
+    /// An array read into its type as it arrived; taken once.
+    Early(RefCell<Option<Early>>),
+    /// An unknown key: its value was skipped.
+    Skipped,
 }
 
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-                let mut out = Members {
-                    members: Vec::new(),
-                    repeated: Vec::new(),
-                };
-                while let Some(key) = map.next_key::<String>()? {
-                    let value: &'de RawValue = map.next_value()?;
-                    if out.members.iter().any(|(k, _)| *k == key) {
-                        out.repeated.push(key);
-                    } else {
-                        out.members.push((key, value));
-                    }
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(V)
-    }
+/// The large arrays of a fit, read into their types as they arrive, so that
+/// their text is never held (the body is parsed while it is received).
+enum Early {
+    Numbers(Items<Observation>),
+    Stamps(Items<Timestamp>),
+    Sizes(Items<Size>),
+    Groups(Groups),
+    Series(Vec<Entry>),
+    /// Not decoded: the series it would be cut into were refused already.
+    Skipped,
+}
+
+/// An item of `series`: an object, or the JSON kind of what is not one.
+type Entry = Result<Fields, &'static str>;
+
+/// Why the reading of a body stopped before its end (a limit was broken):
+/// the field and the message.
+type Refusal = RefCell<Option<(String, String)>>;
+
+/// `[]`, what [`Fields::get`] shows of an array read as it arrived.
+fn empty_array() -> &'static RawValue {
+    static EMPTY: OnceLock<Box<RawValue>> = OnceLock::new();
+    EMPTY.get_or_init(|| RawValue::from_string("[]".to_string()).expect("[] is JSON"))
+}
+
+/// A member kept as a constant JSON text of the kind its value had.
+fn stand_in(text: &str) -> Member {
+    Member::Raw(RawValue::from_string(text.to_string()).expect("a JSON constant"))
 }
 
 /// The members of one object of the body, with the path that names them.
-struct Fields<'a> {
+struct Fields {
     at: String,
-    members: Vec<(String, &'a RawValue)>,
+    members: Vec<(String, Member)>,
+    repeated: Vec<String>,
 }
 
-impl<'a> Fields<'a> {
-    /// Splits the object at `at` (`""` for the body) into its members;
-    /// reports unknown and repeated keys. `what` describes the expected
-    /// object for the message when `raw` is not one.
-    fn read(
-        raw: &'a RawValue,
-        at: &str,
-        allowed: &[&str],
-        what: &str,
-        errors: &mut Errors,
-    ) -> Option<Self> {
-        let self_name = if at.is_empty() { "body" } else { at };
-        if kind(raw) != "an object" {
-            errors.add(self_name, format!("must be {what}, got {}", kind(raw)));
-            return None;
-        }
-        let members: Members<'a> = match serde_json::from_str(raw.get()) {
-            Ok(m) => m,
-            Err(e) => {
-                errors.add("body", json_error_message(&e));
-                return None;
-            }
-        };
-        let fields = Self {
-            at: at.to_string(),
-            members: members.members,
-        };
-        for key in &members.repeated {
+impl Fields {
+    /// Reports repeated and unknown keys.
+    fn check(&self, allowed: &[&str], errors: &mut Errors) {
+        for key in &self.repeated {
             errors.add(
-                &fields.path(key),
+                &self.path(key),
                 "appears more than once in the object; send each field once",
             );
         }
-        for (key, _) in &fields.members {
+        for (key, _) in &self.members {
             if !allowed.contains(&key.as_str()) {
                 errors.add(
-                    &fields.path(key),
+                    &self.path(key),
                     format!("unknown field; expected one of: {}", allowed.join(", ")),
                 );
             }
         }
-        Some(fields)
     }
 
     fn path(&self, name: &str) -> String {
@@ -596,17 +655,38 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A member that is present and not `null`.
-    fn get(&self, name: &str) -> Option<&'a RawValue> {
-        self.members
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| *v)
-            .filter(|v| !is_null(v))
+    fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|(k, _)| k == name).map(|(_, m)| m)
+    }
+
+    /// A member that is present and not `null` (`[]` for an array read as
+    /// it arrived).
+    fn get(&self, name: &str) -> Option<&RawValue> {
+        match self.member(name)? {
+            Member::Raw(raw) => Some(&**raw).filter(|v| !is_null(v)),
+            Member::Early(_) => Some(empty_array()),
+            Member::Skipped => None,
+        }
     }
 
     fn has(&self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+
+    /// Takes the array `name` read as it arrived.
+    fn early(&self, name: &str) -> Option<Early> {
+        match self.member(name)? {
+            Member::Early(cell) => cell.borrow_mut().take(),
+            _ => None,
+        }
+    }
+
+    /// Looks at the array `name` read as it arrived.
+    fn peek<R>(&self, name: &str, look: impl FnOnce(&Early) -> Option<R>) -> Option<R> {
+        match self.member(name)? {
+            Member::Early(cell) => cell.borrow().as_ref().and_then(look),
+            _ => None,
+        }
     }
 
     /// A scalar member turned into its type by `convert`.
@@ -642,7 +722,8 @@ impl<'a> Fields<'a> {
     }
 
     /// [`Self::items`] of an array that may hold at most `max` elements;
-    /// `too_many(max)` says why one more is refused.
+    /// `too_many(max)` says why one more is refused. An array read as it
+    /// arrived was bounded then (and refused there).
     fn items_at_most<T: Item>(
         &self,
         name: &str,
@@ -655,6 +736,9 @@ impl<'a> Fields<'a> {
         let path = self.path(name);
         if kind(raw) != "an array" {
             return array(raw, &path, what, errors);
+        }
+        if let Some(Member::Early(_)) = self.member(name) {
+            return self.early(name).and_then(T::from_early);
         }
         // Each element takes at least one byte and a comma.
         let capacity = raw.get().len() / 2 + 1;
@@ -670,6 +754,400 @@ impl<'a> Fields<'a> {
                 None
             }
         }
+    }
+}
+
+/// Which members of an object are read into their types as they arrive.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// None: a small body (options, forecasts).
+    Plain,
+    /// `/fit_model`: `data` and `ds`.
+    Seed,
+    /// `PUT /v1/models/{name}`: `series`, `sizes`, `unique_id`, `y`, `ds`.
+    V1,
+    /// An item of `series`: `values` and `ds`.
+    Item,
+}
+
+/// How an array member is read as it arrives.
+enum Column {
+    /// Observations, refused past `max` with the message `too_many`.
+    Numbers {
+        max: usize,
+        capacity: usize,
+        split: Option<Split>,
+        too_many: String,
+    },
+    /// Timestamps, likewise.
+    Stamps {
+        max: usize,
+        split: Option<Split>,
+        too_many: String,
+    },
+    Sizes,
+    Groups,
+    Series,
+    /// Skipped: the series it would be cut into were refused.
+    Skip,
+}
+
+/// Reads one object of the body member by member as it arrives: small
+/// members are kept as text, unknown ones skipped, and the large arrays
+/// ([`Early`]) read into their types at once, within the limits known from
+/// the members before them.
+struct ObjectSeed<'r> {
+    shape: Shape,
+    allowed: &'r [&'r str],
+    at: String,
+    /// Capacity for `values` (the previous item's length: series are often
+    /// equally long).
+    hint: usize,
+    refusal: &'r Refusal,
+}
+
+impl ObjectSeed<'_> {
+    /// How the member `key` is read, if it is one of the large arrays;
+    /// `fields` holds the members read before it.
+    fn column(&self, key: &str, fields: &Fields) -> Option<Column> {
+        match (self.shape, key) {
+            (Shape::Seed, "data") | (Shape::Item, "values") => Some(Column::Numbers {
+                max: MAX_SERIES_LEN,
+                capacity: self.hint,
+                split: None,
+                too_many: format!(
+                    "has more than {MAX_SERIES_LEN} elements; at most {MAX_SERIES_LEN} are accepted"
+                ),
+            }),
+            (Shape::Seed | Shape::Item, "ds") => {
+                // As many timestamps as values, when the values came first.
+                let values = if self.shape == Shape::Seed {
+                    "data"
+                } else {
+                    "values"
+                };
+                let n = fields
+                    .peek(values, |early| match early {
+                        Early::Numbers(items)
+                            if items.n_bad == 0 && items.len >= MIN_SERIES_LEN =>
+                        {
+                            Some(items.len)
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or(MAX_SERIES_LEN);
+                Some(Column::Stamps {
+                    max: n,
+                    split: None,
+                    too_many: format!("has more than {n} timestamps but there are {n} values"),
+                })
+            }
+            (Shape::V1, "sizes") => Some(Column::Sizes),
+            (Shape::V1, "unique_id") => Some(Column::Groups),
+            (Shape::V1, "series") => Some(Column::Series),
+            (Shape::V1, "y" | "ds") => Some(column_plan(key, fields)),
+            _ => None,
+        }
+    }
+}
+
+/// How `y` or `ds` of the column forms is read: cut into its series as it
+/// arrives when `sizes` or `unique_id` came before it (and stopped at the
+/// first row too many); whole, and cut afterwards, when it comes first (it
+/// is then bounded only by the body limit: two bytes a row at least);
+/// skipped when the series were refused.
+fn column_plan(key: &str, fields: &Fields) -> Column {
+    let split = match (fields.has("sizes"), fields.has("unique_id")) {
+        (false, false) => None,
+        (true, false) => fields.peek("sizes", |early| match early {
+            Early::Sizes(items)
+                if items.bad.is_empty() && (1..=MAX_SERIES_PER_FIT).contains(&items.len) =>
+            {
+                Some(Split::Runs(items.items.iter().map(|s| s.0).collect()))
+            }
+            _ => None,
+        }),
+        (false, true) => fields.peek("unique_id", |early| match early {
+            Early::Groups(groups) if (1..=MAX_SERIES_PER_FIT).contains(&groups.names.len()) => {
+                let of_row = groups.of_row.clone()?;
+                Some(Split::Rows(of_row, groups.counts.clone()))
+            }
+            _ => None,
+        }),
+        (true, true) => None,
+    };
+    let Some(split) = split else {
+        return if fields.has("sizes") || fields.has("unique_id") {
+            Column::Skip
+        } else if key == "y" {
+            Column::Numbers {
+                max: usize::MAX,
+                capacity: 0,
+                split: None,
+                too_many: String::new(),
+            }
+        } else {
+            Column::Stamps {
+                max: usize::MAX,
+                split: None,
+                too_many: String::new(),
+            }
+        };
+    };
+    let n: usize = split.counts().iter().sum();
+    if key == "y" {
+        let rows = match split {
+            Split::Runs(_) => format!("'sizes' add up to {n}"),
+            Split::Rows(..) => format!("'unique_id' has {n} rows"),
+        };
+        Column::Numbers {
+            max: n,
+            capacity: 0,
+            split: Some(split),
+            too_many: format!("has more than {n} values but {rows}"),
+        }
+    } else {
+        Column::Stamps {
+            max: n,
+            split: Some(split),
+            too_many: format!("has more than {n} timestamps but 'y' has {n} values"),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
+    type Value = Entry;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Entry, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectSeed<'_> {
+    type Value = Entry;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+        let mut fields = Fields {
+            at: self.at.clone(),
+            members: Vec::new(),
+            repeated: Vec::new(),
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            // The first one counts; the repeated one is reported.
+            if fields.member(&key).is_some() {
+                map.next_value::<IgnoredAny>()?;
+                fields.repeated.push(key);
+                continue;
+            }
+            let member = if let Some(column) = self.column(&key, &fields) {
+                map.next_value_seed(EarlySeed {
+                    column,
+                    path: fields.path(&key),
+                    refusal: self.refusal,
+                })?
+            } else if self.allowed.contains(&key.as_str()) {
+                Member::Raw(map.next_value()?)
+            } else {
+                map.next_value::<IgnoredAny>()?;
+                Member::Skipped
+            };
+            fields.members.push((key, member));
+        }
+        Ok(Ok(fields))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entry, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err("an array"))
+    }
+
+    fn visit_unit<E>(self) -> Result<Entry, E> {
+        Ok(Err("null"))
+    }
+
+    fn visit_none<E>(self) -> Result<Entry, E> {
+        Ok(Err("null"))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Entry, E> {
+        Ok(Err("a boolean"))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Entry, E> {
+        Ok(Err("a number"))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Entry, E> {
+        Ok(Err("a number"))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Entry, E> {
+        Ok(Err("a number"))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Entry, E> {
+        Ok(Err("a string"))
+    }
+}
+
+/// Reads one of the large arrays as it arrives ([`Column`]); a value that
+/// is not an array is kept as a stand-in of its kind. A limit broken stops
+/// the whole body there, told in `refusal`.
+struct EarlySeed<'r> {
+    column: Column,
+    path: String,
+    refusal: &'r Refusal,
+}
+
+impl EarlySeed<'_> {
+    fn refuse<E: serde::de::Error>(&self, e: E, message: String) -> E {
+        if e.to_string().starts_with(TOO_MANY) {
+            *self.refusal.borrow_mut() = Some((self.path.clone(), message));
+        }
+        e
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for EarlySeed<'_> {
+    type Value = Member;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Member, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EarlySeed<'_> {
+    type Value = Member;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
+        let early = match &self.column {
+            Column::Numbers {
+                max,
+                capacity,
+                split,
+                too_many,
+            } => {
+                let mut read = ItemsAtMost::new(*max, *capacity);
+                read.split = split.clone();
+                Early::Numbers(
+                    read.read(seq)
+                        .map_err(|e| self.refuse(e, too_many.clone()))?,
+                )
+            }
+            Column::Stamps {
+                max,
+                split,
+                too_many,
+            } => {
+                let mut read = ItemsAtMost::new(*max, 0);
+                read.split = split.clone();
+                Early::Stamps(
+                    read.read(seq)
+                        .map_err(|e| self.refuse(e, too_many.clone()))?,
+                )
+            }
+            Column::Sizes => Early::Sizes(
+                ItemsAtMost::new(MAX_SERIES_PER_FIT, 0)
+                    .read(seq)
+                    .map_err(|e| self.refuse(e, too_many_series(MAX_SERIES_PER_FIT)))?,
+            ),
+            Column::Groups => {
+                let mut refused = None;
+                match (RowGroups {
+                    refused: &mut refused,
+                })
+                .visit_seq(seq)
+                {
+                    Ok(groups) => Early::Groups(groups),
+                    Err(e) => {
+                        if let Some(refused) = refused {
+                            *self.refusal.borrow_mut() = Some(refused);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Column::Series => {
+                let mut entries: Vec<Entry> = Vec::new();
+                let mut hint = 0;
+                loop {
+                    if entries.len() == MAX_SERIES_PER_FIT {
+                        // Refused at the first item too many, not read.
+                        if seq.next_element::<IgnoredAny>()?.is_some() {
+                            let e: A::Error = serde::de::Error::custom(format!("{TOO_MANY}series"));
+                            return Err(self.refuse(e, too_many_series(MAX_SERIES_PER_FIT)));
+                        }
+                        break;
+                    }
+                    let item = ObjectSeed {
+                        shape: Shape::Item,
+                        allowed: &ITEM_FIELDS,
+                        at: format!("series[{}]", entries.len()),
+                        hint,
+                        refusal: self.refusal,
+                    };
+                    let Some(entry) = seq.next_element_seed(item)? else {
+                        break;
+                    };
+                    if let Ok(fields) = &entry {
+                        hint = fields
+                            .peek("values", |early| match early {
+                                Early::Numbers(items) => Some(items.len),
+                                _ => None,
+                            })
+                            .unwrap_or(hint);
+                    }
+                    entries.push(entry);
+                }
+                Early::Series(entries)
+            }
+            Column::Skip => {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Early::Skipped
+            }
+        };
+        Ok(Member::Early(RefCell::new(Some(early))))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(stand_in("{}"))
+    }
+
+    fn visit_unit<E>(self) -> Result<Member, E> {
+        Ok(stand_in("null"))
+    }
+
+    fn visit_none<E>(self) -> Result<Member, E> {
+        Ok(stand_in("null"))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Member, E> {
+        Ok(stand_in("true"))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Member, E> {
+        Ok(stand_in("0"))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Member, E> {
+        Ok(stand_in("0"))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Member, E> {
+        Ok(stand_in("0"))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Member, E> {
+        Ok(stand_in("\"\""))
     }
 }
 
@@ -690,15 +1168,54 @@ fn array<T: Item>(raw: &RawValue, path: &str, what: &str, errors: &mut Errors) -
     }
 }
 
-/// Parses the body and splits the top-level object.
-fn body_fields<'a>(
-    body: &'a [u8],
+/// Reads the body's top-level object from `de` (a whole body, or one still
+/// arriving), the large arrays of `shape` read as they come.
+fn read_fields<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+    shape: Shape,
     allowed: &[&str],
     errors: &mut Errors,
-) -> Result<Option<Fields<'a>>, ApiError> {
-    let raw: &RawValue = serde_json::from_slice(body)
-        .map_err(|e| ApiError::field("body", json_error_message(&e)))?;
-    Ok(Fields::read(raw, "", allowed, "a JSON object", errors))
+) -> Result<Option<Fields>, ApiError> {
+    let refusal = Refusal::default();
+    let seed = ObjectSeed {
+        shape,
+        allowed,
+        at: String::new(),
+        hint: 0,
+        refusal: &refusal,
+    };
+    let read = seed
+        .deserialize(&mut *de)
+        .and_then(|entry| de.end().map(|()| entry));
+    let entry = match read {
+        Ok(entry) => entry,
+        Err(e) => {
+            return Err(match refusal.take() {
+                Some((field, message)) => ApiError::field(&field, message),
+                None => ApiError::field("body", json_error_message(&e)),
+            })
+        }
+    };
+    match entry {
+        Ok(fields) => {
+            fields.check(allowed, errors);
+            Ok(Some(fields))
+        }
+        Err(kind) => {
+            errors.add("body", format!("must be a JSON object, got {kind}"));
+            Ok(None)
+        }
+    }
+}
+
+/// Parses a small body and splits the top-level object.
+fn body_fields(
+    body: &[u8],
+    allowed: &[&str],
+    errors: &mut Errors,
+) -> Result<Option<Fields>, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    read_fields(&mut de, Shape::Plain, allowed, errors)
 }
 
 // ---- fit options ----
@@ -1164,8 +1681,21 @@ const SEED_FIELDS: [&str; 7] = [
 
 impl FromJson for SeedFit {
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        Self::read(serde_json::Deserializer::from_slice(body))
+    }
+
+    fn from_reader(body: impl std::io::Read) -> Result<Self, ApiError> {
+        Self::read(serde_json::Deserializer::from_reader(body))
+    }
+}
+
+impl SeedFit {
+    fn read<'de, R: serde_json::de::Read<'de>>(
+        mut de: serde_json::Deserializer<R>,
+    ) -> Result<Self, ApiError> {
         let mut errors = Errors::default();
-        let parsed = body_fields(body, &SEED_FIELDS, &mut errors)?.and_then(|f| {
+        let fields = read_fields(&mut de, Shape::Seed, &SEED_FIELDS, &mut errors)?;
+        let parsed = fields.and_then(|f| {
             let options = fit_options(&f, &mut errors);
             // The top-level `freq` is the series' own here.
             let series = object_series(&f, SEED_SERIES_ID.to_string(), "data", &mut errors);
@@ -1192,8 +1722,21 @@ const ITEM_FIELDS: [&str; 5] = ["id", "values", "ds", "start", "freq"];
 
 impl FromJson for V1Fit {
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        Self::read(serde_json::Deserializer::from_slice(body))
+    }
+
+    fn from_reader(body: impl std::io::Read) -> Result<Self, ApiError> {
+        Self::read(serde_json::Deserializer::from_reader(body))
+    }
+}
+
+impl V1Fit {
+    fn read<'de, R: serde_json::de::Read<'de>>(
+        mut de: serde_json::Deserializer<R>,
+    ) -> Result<Self, ApiError> {
         let mut errors = Errors::default();
-        let parsed = body_fields(body, &V1_FIELDS, &mut errors)?.and_then(|f| {
+        let fields = read_fields(&mut de, Shape::V1, &V1_FIELDS, &mut errors)?;
+        let parsed = fields.and_then(|f| {
             let options = fit_options(&f, &mut errors);
             let columns = ["sizes", "y", "ids", "unique_id", "ds"];
             let has_columns = columns.iter().any(|c| f.has(c));
@@ -1330,34 +1873,28 @@ fn listed_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
         );
         return None;
     }
-    // Bounded while read: past the limit the rest is not even split.
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    let items = match RawItemsAtMost(MAX_SERIES_PER_FIT).deserialize(&mut de) {
-        Ok(items) => items,
-        Err(e) if e.to_string().starts_with(TOO_MANY) => {
-            errors.add("series", too_many_series(MAX_SERIES_PER_FIT));
-            return None;
-        }
-        Err(e) => {
-            errors.add("body", json_error_message(&e));
-            return None;
-        }
+    // Read as it arrived, and stopped there past the limit.
+    let Some(Early::Series(items)) = f.early("series") else {
+        return None;
     };
     if !series_count_ok(items.len(), "series", errors) {
         return None;
     }
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let at = format!("series[{i}]");
-        let Some(fields) = Fields::read(
-            item,
-            &at,
-            &ITEM_FIELDS,
-            "an object {\"id\", \"values\"}",
-            errors,
-        ) else {
-            continue;
+    for (i, item) in items.into_iter().enumerate() {
+        let fields = match item {
+            Ok(fields) => {
+                fields.check(&ITEM_FIELDS, errors);
+                fields
+            }
+            Err(kind) => {
+                errors.add(
+                    &format!("series[{i}]"),
+                    format!("must be an object {{\"id\", \"values\"}}, got {kind}"),
+                );
+                continue;
+            }
         };
         let id = match fields.get("id") {
             None => {
@@ -1491,9 +2028,12 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
                 );
                 None
             }
-            None => Some(values(items.items)),
+            None => Some(match items.parts {
+                Some(parts) => ColumnIn::Cut(parts.into_iter().map(values).collect()),
+                None => ColumnIn::Whole(values(items.items)),
+            }),
         });
-    let ds: Option<Option<Vec<Timestamp>>> = match f.get("ds") {
+    let ds: Option<Option<ColumnIn<Timestamp>>> = match f.get("ds") {
         None => Some(None),
         Some(_) => f
             .items_at_most::<Timestamp>(
@@ -1515,7 +2055,10 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
                     );
                     None
                 }
-                None => Some(Some(items.items)),
+                None => Some(Some(match items.parts {
+                    Some(parts) => ColumnIn::Cut(parts),
+                    None => ColumnIn::Whole(items.items),
+                })),
             }),
     };
     let (y, ds) = (y?, ds?);
@@ -1545,9 +2088,9 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
         counts,
         of_row,
     } = groups;
-    let mut values = cut(y, &counts, of_row.as_deref().map(Vec::as_slice)).into_iter();
-    let mut stamps =
-        ds.map(|ds| cut(ds, &counts, of_row.as_deref().map(Vec::as_slice)).into_iter());
+    let of_rows = of_row.as_deref().map(Vec::as_slice);
+    let mut values = y.into_series(&counts, of_rows).into_iter();
+    let mut stamps = ds.map(|ds| ds.into_series(&counts, of_rows).into_iter());
     let mut start = 0;
     let mut out = Vec::with_capacity(names.len());
     for (i, (id, n)) in names.into_iter().zip(counts).enumerate() {
@@ -1574,6 +2117,21 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
         });
     }
     Some(out)
+}
+
+/// A column as read: whole, or cut into its series as it arrived.
+enum ColumnIn<T> {
+    Whole(Vec<T>),
+    Cut(Vec<Vec<T>>),
+}
+
+impl<T: Copy> ColumnIn<T> {
+    fn into_series(self, counts: &[usize], of_row: Option<&[u32]>) -> Vec<Vec<T>> {
+        match self {
+            ColumnIn::Whole(column) => cut(column, counts, of_row),
+            ColumnIn::Cut(series) => series,
+        }
+    }
 }
 
 /// Rows given back to the allocator at a time while a column is cut.
@@ -1631,21 +2189,12 @@ fn unique_ids_of_rows(f: &Fields, errors: &mut Errors) -> Option<Groups> {
         );
         return None;
     }
-    let mut refused = None;
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    match (RowGroups {
-        refused: &mut refused,
-    })
-    .deserialize(&mut de)
-    {
-        Ok(groups) => series_count_ok(groups.names.len(), "unique_id", errors).then_some(groups),
-        Err(e) => {
-            match refused {
-                Some((field, message)) => errors.add(&field, message),
-                None => errors.add("body", json_error_message(&e)),
-            }
-            None
+    // Read as it arrived (and stopped there at a refusal).
+    match f.early("unique_id") {
+        Some(Early::Groups(groups)) => {
+            series_count_ok(groups.names.len(), "unique_id", errors).then_some(groups)
         }
+        _ => None,
     }
 }
 
@@ -1653,14 +2202,6 @@ fn unique_ids_of_rows(f: &Fields, errors: &mut Errors) -> Option<Groups> {
 /// (field, message), the deserializer's own error only ends the read.
 struct RowGroups<'r> {
     refused: &'r mut Option<(String, String)>,
-}
-
-impl<'de> DeserializeSeed<'de> for RowGroups<'_> {
-    type Value = Groups;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Groups, D::Error> {
-        d.deserialize_seq(self)
-    }
 }
 
 impl<'de> Visitor<'de> for RowGroups<'_> {
@@ -2050,12 +2591,55 @@ mod tests {
             fail_fields(parse::<V1Fit>(json!({"sizes": [30_000_000], "y": ["x"]})).unwrap_err());
         assert!(fields["sizes[0]"].contains("between 1 and"), "{fields:?}");
         assert!(!fields.contains_key("y"), "{fields:?}");
+        // 'ds' after 'sizes': stopped at the first timestamp too many.
+        let body = br#"{"sizes": [3], "y": [1, 2, 3], "ds": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]}"#;
+        let fields = fail_fields(V1Fit::from_json(body).unwrap_err());
+        assert!(
+            fields["ds"].contains("more than 3 timestamps"),
+            "{fields:?}"
+        );
+        // 'ds' (or 'y') before 'sizes' is read whole, then counted.
+        let body = br#"{"ds": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"], "y": [1, 2, 3, 4], "sizes": [3]}"#;
+        let fields = fail_fields(V1Fit::from_json(body).unwrap_err());
+        assert!(
+            fields["ds"].contains("has 4 timestamps but 'y' has 3 values"),
+            "{fields:?}"
+        );
+        assert!(
+            fields["y"].contains("has 4 values but 'sizes' add up to 3"),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn the_order_of_the_keys_does_not_change_the_fit() {
+        let orders: [&[u8]; 3] = [
+            br#"{"sizes": [3, 4], "ids": ["a", "b"], "y": [1, 2, 3, 4, 5, 6, 7], "ds": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-01", "2024-01-02", "2024-01-04", "2024-01-05"]}"#,
+            br#"{"y": [1, 2, 3, 4, 5, 6, 7], "ds": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-01", "2024-01-02", "2024-01-04", "2024-01-05"], "sizes": [3, 4], "ids": ["a", "b"]}"#,
+            br#"{"ids": ["a", "b"], "y": [1, 2, 3, 4, 5, 6, 7], "sizes": [3, 4], "ds": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-01", "2024-01-02", "2024-01-04", "2024-01-05"]}"#,
+        ];
+        let fits: Vec<String> = orders
+            .iter()
+            .map(|body| format!("{:?}", V1Fit::from_json(body).unwrap().0))
+            .collect();
+        assert!(fits.iter().all(|f| *f == fits[0]), "{fits:#?}");
+        let V1Fit(fit) = V1Fit::from_json(orders[1]).unwrap();
+        assert_eq!(fit.series[1].id, "b");
+        assert_eq!(fit.series[1].values.values()[..2], [4.0, 5.0]);
+        assert!(fit.series[1].values.values()[2].is_nan());
+        // A seed fit with its timestamps first, and a series with its
+        // values after its timestamps.
+        let SeedFit(seed) = SeedFit::from_json(
+            br#"{"ds": ["2024-01-01", "2024-01-03", "2024-01-04"], "data": [1, 2, 3]}"#,
+        )
+        .unwrap();
+        assert_eq!(seed.series[0].values.len(), 4);
         let fields = fail_fields(
-            parse::<V1Fit>(json!({"sizes": [3], "y": [1, 2, 3], "ds": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]}))
+            V1Fit::from_json(br#"{"series": [{"ds": ["2024-01-01", "2024-01-02"], "values": [1, 2, 3], "id": "a"}]}"#)
                 .unwrap_err(),
         );
         assert!(
-            fields["ds"].contains("more than 3 timestamps"),
+            fields["series[0].ds"].contains("has 2 timestamps but there are 3 values"),
             "{fields:?}"
         );
     }

@@ -847,22 +847,23 @@ pub(crate) async fn forecast(
     else {
         return Err(unknown_model());
     };
-    // A pinned version is forecast exactly; otherwise the newest.
+    // A pinned version is forecast exactly; otherwise the newest. Its
+    // status and counts only: what it costs does not grow with its series.
     let version = request.version.unwrap_or(latest);
     let info = state
         .store
-        .wait_settled(model, version, state.config.wait_timeout)
+        .wait_status(model, version, state.config.wait_timeout)
         .await
         .map_err(|e| match e {
             StoreError::UnknownVersion { .. } => crate::life::no_such_version(model, version),
             e => pending_error(e, model, version),
         })?;
-    let calendars = match info.status {
-        VersionStatus::Ready => Calendars::of(info.summary.as_ref()),
+    match &info.status {
+        VersionStatus::Ready => {}
         VersionStatus::Failed { reason } if request.version.is_some() => {
-            return Err(crate::life::pinned_failed(model, version, &reason))
+            return Err(crate::life::pinned_failed(model, version, reason))
         }
-        VersionStatus::Failed { reason } => return Err(version_failed(model, version, &reason)),
+        VersionStatus::Failed { reason } => return Err(version_failed(model, version, reason)),
         VersionStatus::Pending => {
             return Err(pending_error(
                 StoreError::WaitTimeout(state.config.wait_timeout),
@@ -870,7 +871,7 @@ pub(crate) async fn forecast(
                 version,
             ))
         }
-    };
+    }
     // The answer's size is known now: refuse it before any worker works.
     let n_series = match &request.series_ids {
         Some(ids) => ids.len(),
@@ -885,12 +886,23 @@ pub(crate) async fn forecast(
         version,
         horizon: request.horizon,
         levels: request.levels,
-        series_ids: request.series_ids,
+        series_ids: request.series_ids.clone(),
         shard: None,
     };
     let timeout = state.config.forecast_timeout;
-    match tokio::time::timeout(timeout, state.transport.forecast(job)).await {
-        Ok(Ok(Ok(result))) => Ok((result, calendars)),
+    // The calendars of the series' shards are read (or found cached) while
+    // the worker forecasts.
+    let (answer, calendars) = tokio::join!(
+        tokio::time::timeout(timeout, state.transport.forecast(job)),
+        state.calendars.calendars(
+            state.store.as_ref(),
+            model,
+            &info,
+            request.series_ids.as_deref()
+        ),
+    );
+    match answer {
+        Ok(Ok(Ok(result))) => Ok((result, calendars.map_err(store_error)?)),
         Ok(Ok(Err(JobError::Invalid(message)))) => Err(ApiError::field("series", message)),
         Ok(Ok(Err(JobError::Unavailable(reason)))) => Err(ApiError::error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -112,6 +112,8 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     /// API keys, tenants and quotas; open (no keys) unless [`Self::with_auth`].
     pub auth: Arc<Auth>,
+    /// The calendars of the shards forecasts read (future timestamps).
+    pub calendars: Arc<dates::CalendarCache>,
 }
 
 impl AppState {
@@ -126,6 +128,7 @@ impl AppState {
             admission: Arc::new(Admission::new(config.admission.clone())),
             config: Arc::new(config),
             auth: Arc::new(Auth::open()),
+            calendars: Arc::new(dates::CalendarCache::new(dates::CALENDAR_CACHE_BYTES)),
         }
     }
 

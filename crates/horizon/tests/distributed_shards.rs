@@ -2,7 +2,9 @@
 //! split into shards survives a worker killed mid-shard (the shard is
 //! redelivered and stored once), reports its progress shard by shard, and a
 //! forecast sent meanwhile waits for every shard; a shard that keeps killing
-//! workers is dead-lettered and fails its whole version, naming the shard.
+//! workers is dead-lettered and fails its whole version, naming the shard;
+//! a forecast of some series of a dated sharded model reads the calendars
+//! of their shards only, and dates each series' steps.
 
 mod distributed_support;
 
@@ -208,4 +210,109 @@ async fn a_dead_lettered_shard_fails_its_version() {
         "{:?}",
         f.body
     );
+}
+
+/// The first date of daily series `d{i}`: 2024-01-01 plus `i` days.
+fn first_day(i: usize) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::Days::new(i as u64)
+}
+
+/// The sum of a counter's samples in a `/metrics` scrape whose labels
+/// include all of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            series.split('{').next() == Some(name) && labels.iter().all(|l| series.contains(l))
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}
+
+/// Shard summaries the gateway has read from the store, from its `/metrics`.
+async fn shard_summaries_read(client: &reqwest::Client, base: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    sample(
+        &text,
+        "horizon_store_operation_duration_seconds_count",
+        &["op=\"shard_summary\""],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forecasts_of_a_sharded_dated_model_read_their_shards_and_date_their_steps() {
+    if !services_or_skip(
+        "forecasts_of_a_sharded_dated_model_read_their_shards_and_date_their_steps",
+    ) {
+        return;
+    }
+    let mut cluster = Cluster::launch("sharddates", 1, &[]);
+    with_small_shards(&mut cluster).await;
+    let client = reqwest::Client::new();
+    let n = 200;
+    let series: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"id": format!("d{i}"), "values": vec![i as f64; 6],
+                   "start": first_day(i).to_string(), "freq": "D"})
+        })
+        .collect();
+    let fit = send(
+        &client,
+        reqwest::Method::PUT,
+        format!("{}/v1/models/dated", cluster.base),
+        Some(json!({"series": series, "method": "naive"})),
+    )
+    .await
+    .expect("fit answered");
+    assert_eq!(fit.status, 200, "{:?}", fit.body);
+    // A new gateway and a new worker: nothing of the version is cached.
+    cluster.kill_worker(0);
+    cluster.start_plain_worker();
+    cluster.kill_gateway();
+    cluster.start_gateway();
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    assert_eq!(shard_summaries_read(&client, &cluster.base).await, 0.0);
+
+    let asked = ["d199", "d0", "d64", "d13"];
+    let shards: HashSet<u32> = asked
+        .iter()
+        .map(|id| protocol::shard::shard_of(id, 8))
+        .collect();
+    assert!(shards.len() < 8);
+    for round in 0..2 {
+        let f = send(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/v1/models/dated/forecast", cluster.base),
+            Some(json!({"horizon": 3, "series": asked})),
+        )
+        .await
+        .expect("forecast answered");
+        assert_eq!(f.status, 200, "{:?}", f.body);
+        let got = f.body["data"]["series"].as_array().expect("series");
+        assert_eq!(got.len(), asked.len());
+        for (s, id) in got.iter().zip(asked) {
+            let i: usize = id[1..].parse().unwrap();
+            let days: Vec<String> = (6..9)
+                .map(|k| (first_day(i) + chrono::Days::new(k)).to_string())
+                .collect();
+            assert_eq!(s["id"], id);
+            assert_eq!(s["ds"], json!(days), "round {round}: {s}");
+            assert_eq!(s["mean"], json!(vec![i as f64; 3]), "{s}");
+        }
+        // The gateway read the calendars of those shards once, no others.
+        assert_eq!(
+            shard_summaries_read(&client, &cluster.base).await,
+            shards.len() as f64,
+            "round {round}"
+        );
+    }
 }

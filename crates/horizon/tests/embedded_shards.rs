@@ -1,16 +1,25 @@
 //! Embedded mode shards a large fit across its worker pool like the
 //! distributed mode does: the version is stored in shards, ready once all
-//! are stored, and forecasts of some series read only their shards.
+//! are stored, and forecasts of some series read only their shards (the
+//! worker their states, the gateway their calendars; never the whole
+//! version) and date their steps from each series' calendar.
 
 mod common;
 
+use async_trait::async_trait;
 use common::{Options, TestServer};
 use gateway::GatewayConfig;
-use protocol::shard::ShardSizes;
-use protocol::ModelName;
+use protocol::shard::{shard_of, Shard, ShardSizes};
+use protocol::{FitSummary, ModelName, Tenant, Version};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::{
+    JobInfo, ModelEntry, ModelInfo, ModelStore, Page, Registered, SqliteStore, StoreError,
+    VersionInfo,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_fit_is_sharded_across_the_worker_pool() {
@@ -89,5 +98,374 @@ async fn a_large_fit_is_sharded_across_the_worker_pool() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let small = ModelName::parse("small").unwrap();
     assert_eq!(server.store.shard_count(&small, 1).await.unwrap(), 1);
+    server.stop().await;
+}
+
+/// A store that records what forecasts read: the shards loaded by the
+/// worker, the shard summaries read by the gateway, and every read of a
+/// whole version (its merged summary or its whole state).
+struct Recording {
+    inner: SqliteStore,
+    log: Mutex<Vec<String>>,
+}
+
+impl Recording {
+    fn note(&self, what: String) {
+        self.log.lock().unwrap().push(what);
+    }
+
+    /// What was recorded since the last call, sorted.
+    fn take(&self) -> Vec<String> {
+        let mut got = std::mem::take(&mut *self.log.lock().unwrap());
+        got.sort();
+        got
+    }
+}
+
+#[async_trait]
+impl ModelStore for Recording {
+    async fn register_pending(
+        &self,
+        model: &ModelName,
+        n_series: usize,
+        key: Option<&str>,
+    ) -> Result<Registered, StoreError> {
+        self.inner.register_pending(model, n_series, key).await
+    }
+    async fn register_pending_keyed(
+        &self,
+        model: &ModelName,
+        n_series: usize,
+        key: Option<&str>,
+        body_hash: Option<&str>,
+    ) -> Result<Registered, StoreError> {
+        self.inner
+            .register_pending_keyed(model, n_series, key, body_hash)
+            .await
+    }
+    async fn complete(
+        &self,
+        model: &ModelName,
+        version: Version,
+        state: &[u8],
+        summary: &FitSummary,
+    ) -> Result<(), StoreError> {
+        self.inner.complete(model, version, state, summary).await
+    }
+    async fn fail(
+        &self,
+        model: &ModelName,
+        version: Version,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.fail(model, version, reason).await
+    }
+    async fn heartbeat(&self, model: &ModelName, version: Version) -> Result<(), StoreError> {
+        self.inner.heartbeat(model, version).await
+    }
+    async fn is_orphaned(
+        &self,
+        model: &ModelName,
+        version: Version,
+        idle: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.is_orphaned(model, version, idle).await
+    }
+    async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError> {
+        self.inner.latest_version(model).await
+    }
+    async fn wait_settled(
+        &self,
+        model: &ModelName,
+        version: Version,
+        timeout: Duration,
+    ) -> Result<VersionInfo, StoreError> {
+        self.note("whole summary".into());
+        self.inner.wait_settled(model, version, timeout).await
+    }
+    async fn wait_status(
+        &self,
+        model: &ModelName,
+        version: Version,
+        timeout: Duration,
+    ) -> Result<VersionInfo, StoreError> {
+        self.inner.wait_status(model, version, timeout).await
+    }
+    async fn shard_summary(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<FitSummary, StoreError> {
+        self.note(format!("summary {shard}"));
+        self.inner.shard_summary(model, version, shard).await
+    }
+    async fn load_state(&self, model: &ModelName, version: Version) -> Result<Vec<u8>, StoreError> {
+        self.note("whole state".into());
+        self.inner.load_state(model, version).await
+    }
+    async fn versions(
+        &self,
+        model: &ModelName,
+        page: Page<Version>,
+    ) -> Result<Option<ModelInfo>, StoreError> {
+        self.inner.versions(model, page).await
+    }
+    async fn list_models(
+        &self,
+        tenant: &Tenant,
+        page: Page<ModelName>,
+    ) -> Result<Vec<ModelEntry>, StoreError> {
+        self.inner.list_models(tenant, page).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+    async fn complete_shard(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: Shard,
+        state: &[u8],
+        summary: &FitSummary,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .complete_shard(model, version, shard, state, summary)
+            .await
+    }
+    async fn shard_count(&self, model: &ModelName, version: Version) -> Result<u32, StoreError> {
+        self.inner.shard_count(model, version).await
+    }
+    async fn load_shard(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.note(format!("state {shard}"));
+        self.inner.load_shard(model, version, shard).await
+    }
+    async fn count_pending(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.count_pending().await
+    }
+    async fn create_job(
+        &self,
+        kind: &str,
+        model: &ModelName,
+        version: Version,
+        total: u64,
+    ) -> Result<JobInfo, StoreError> {
+        self.inner.create_job(kind, model, version, total).await
+    }
+    async fn job(&self, id: &str) -> Result<Option<JobInfo>, StoreError> {
+        self.inner.job(id).await
+    }
+    async fn job_of_version(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Option<JobInfo>, StoreError> {
+        self.inner.job_of_version(model, version).await
+    }
+    async fn report_progress(
+        &self,
+        model: &ModelName,
+        version: Version,
+        done: u64,
+        total: u64,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .report_progress(model, version, done, total)
+            .await
+    }
+    async fn job_progress(&self, id: &str, done: u64, total: u64) -> Result<(), StoreError> {
+        self.inner.job_progress(id, done, total).await
+    }
+    async fn finish_job(&self, id: &str, outcome: Result<&str, &str>) -> Result<bool, StoreError> {
+        self.inner.finish_job(id, outcome).await
+    }
+    async fn delete_model(&self, model: &ModelName) -> Result<bool, StoreError> {
+        self.inner.delete_model(model).await
+    }
+    async fn delete_version(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete_version(model, version).await
+    }
+    async fn prune(
+        &self,
+        model: &ModelName,
+        keep: usize,
+        grace: Duration,
+    ) -> Result<u64, StoreError> {
+        self.inner.prune(model, keep, grace).await
+    }
+}
+
+/// The app with shards of 25 series on a recording store in `dir`.
+async fn recorded(dir: &std::path::Path) -> (TestServer, Arc<Recording>) {
+    let store = Arc::new(Recording {
+        inner: SqliteStore::open(dir).await.unwrap(),
+        log: Mutex::new(Vec::new()),
+    });
+    let defaults = Options::default();
+    let options = Options {
+        config: GatewayConfig {
+            shard_sizes: ShardSizes {
+                series: 25,
+                points: 1_000_000,
+            },
+            ..defaults.config
+        },
+        ..defaults
+    };
+    let server = TestServer::start_on(store.clone(), options).await;
+    (server, store)
+}
+
+/// The first date of daily series `s{i}`: 2024-01-01 plus `i` days.
+fn first_day(i: usize) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::Days::new(i as u64)
+}
+
+/// The dates of the `horizon` steps after daily series `s{i}` of 6 values.
+fn next_days(i: usize, horizon: u64) -> Vec<String> {
+    (6..6 + horizon)
+        .map(|k| (first_day(i) + chrono::Days::new(k)).to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forecast_reads_only_the_shards_of_its_series_and_dates_their_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 120;
+    {
+        let (server, _) = recorded(dir.path()).await;
+        // Daily series, each from its own first day; `s7` has no dates.
+        let series: Vec<_> = (0..n)
+            .map(|i| {
+                if i == 7 {
+                    json!({"id": "s7", "values": vec![7.0; 6]})
+                } else {
+                    json!({"id": format!("s{i}"), "values": vec![i as f64; 6],
+                           "start": first_day(i).to_string(), "freq": "D"})
+                }
+            })
+            .collect();
+        let (status, body) = server
+            .put(
+                "/v1/models/dated",
+                json!({"series": series, "method": "naive"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        server.stop().await;
+    }
+    // A new process: nothing of the version is cached anywhere.
+    let (server, store) = recorded(dir.path()).await;
+    let model = ModelName::parse("dated").unwrap();
+    let count = server.store.shard_count(&model, 1).await.unwrap();
+    assert_eq!(count, 5);
+    store.take();
+
+    let asked = ["s119", "s0", "s64", "s7", "s3"];
+    let mut shards: Vec<u32> = asked.iter().map(|id| shard_of(id, count)).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    assert!(shards.len() < 5, "the ids were meant to miss a shard");
+    let forecast = json!({"horizon": 3, "series": asked});
+    let (status, body) = server
+        .post("/v1/models/dated/forecast", forecast.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut expected: Vec<String> = shards
+        .iter()
+        .flat_map(|s| [format!("state {s}"), format!("summary {s}")])
+        .collect();
+    expected.sort();
+    assert_eq!(
+        store.take(),
+        expected,
+        "read other shards, or a whole version"
+    );
+    let got = body["data"]["series"].as_array().unwrap();
+    assert_eq!(got.len(), asked.len());
+    for (s, id) in got.iter().zip(asked) {
+        assert_eq!(s["id"], id);
+        let i: usize = id[1..].parse().unwrap();
+        assert_eq!(s["mean"], json!(vec![i as f64; 3]), "{s}");
+        if i == 7 {
+            assert!(s.get("ds").is_none(), "{s}");
+        } else {
+            assert_eq!(s["ds"], json!(next_days(i, 3)), "{s}");
+        }
+    }
+    // Asked again: everything is cached.
+    let (status, again) = server.post("/v1/models/dated/forecast", forecast).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["data"], body["data"]);
+    assert_eq!(store.take(), Vec::<String>::new());
+
+    // Every series: each shard once (those read before stay cached), and
+    // each series dated from its own calendar.
+    let (status, body) = server
+        .post("/v1/models/dated/forecast", json!({"horizon": 2}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rest: Vec<u32> = (0..count).filter(|s| !shards.contains(s)).collect();
+    let mut expected: Vec<String> = rest
+        .iter()
+        .flat_map(|s| [format!("state {s}"), format!("summary {s}")])
+        .collect();
+    expected.sort();
+    assert_eq!(store.take(), expected);
+    let all = body["data"]["series"].as_array().unwrap();
+    assert_eq!(all.len(), n);
+    for s in all {
+        let i: usize = s["id"].as_str().unwrap()[1..].parse().unwrap();
+        if i == 7 {
+            assert!(s.get("ds").is_none(), "{s}");
+        } else {
+            assert_eq!(s["ds"], json!(next_days(i, 2)), "{s}");
+        }
+    }
+    // The same as a CSV download.
+    let csv = server
+        .client
+        .post(server.url("/v1/models/dated/forecast"))
+        .header("accept", "text/csv")
+        .json(&json!({"horizon": 1, "series": ["s5", "s7"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    let text = csv.text().await.unwrap();
+    let day = next_days(5, 1).remove(0);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "unique_id,ds,naive",
+            &format!("s5,{day},5") as &str,
+            "s7,,7"
+        ],
+    );
+
+    // An unknown id is the client's error, as before.
+    let (status, body) = server
+        .post(
+            "/v1/models/dated/forecast",
+            json!({"horizon": 1, "series": ["s1", "nope"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["data"]["series"].as_str().unwrap().contains("nope"),
+        "{body}"
+    );
     server.stop().await;
 }

@@ -52,6 +52,28 @@ pub struct VersionInfo {
     pub summary: Option<FitSummary>,
 }
 
+impl VersionInfo {
+    /// A copy without the per-series summary (which is not cloned).
+    pub fn without_summary(&self) -> VersionInfo {
+        VersionInfo {
+            version: self.version,
+            status: self.status.clone(),
+            created_at: self.created_at,
+            n_series: self.n_series,
+            method: self.method,
+            n_fallbacks: self.n_fallbacks,
+            summary: None,
+        }
+    }
+
+    /// Whether a ready version's summary was left out (read by
+    /// [`ModelStore::wait_status`]): [`ModelStore::wait_settled`] reads it
+    /// again rather than answer without it.
+    pub(crate) fn lacks_summary(&self) -> bool {
+        self.status == VersionStatus::Ready && self.summary.is_none()
+    }
+}
+
 /// Most items in one page of a listing.
 pub const MAX_PAGE: usize = 1000;
 
@@ -230,6 +252,20 @@ pub trait ModelStore: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<VersionInfo, StoreError>;
 
+    /// [`Self::wait_settled`] without the per-series summary (`summary` is
+    /// `None`): what a forecast needs, at a cost that does not grow with the
+    /// version's series. The calendars of some series are in their shards'
+    /// summaries ([`Self::shard_summary`]).
+    async fn wait_status(
+        &self,
+        model: &ModelName,
+        version: Version,
+        timeout: Duration,
+    ) -> Result<VersionInfo, StoreError> {
+        let info = self.wait_settled(model, version, timeout).await?;
+        Ok(info.without_summary())
+    }
+
     /// The fitted state of a ready version.
     async fn load_state(&self, model: &ModelName, version: Version) -> Result<Vec<u8>, StoreError>;
 
@@ -296,6 +332,28 @@ pub trait ModelStore: Send + Sync + 'static {
         Err(StoreError::Internal(format!(
             "version {version} of model '{model}' has no shard {shard}"
         )))
+    }
+
+    /// The per-series summary of one shard of a ready version: only the
+    /// series of that shard; shard 0 of a version stored whole is its whole
+    /// summary.
+    async fn shard_summary(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<FitSummary, StoreError> {
+        if shard != 0 {
+            return Err(StoreError::Internal(format!(
+                "version {version} of model '{model}' has no shard {shard}"
+            )));
+        }
+        let info = self.wait_settled(model, version, Duration::ZERO).await?;
+        info.summary.ok_or_else(|| {
+            StoreError::Internal(format!(
+                "version {version} of model '{model}' has no fit summary"
+            ))
+        })
     }
 
     // ---- dispatch tracking: a registration whose fit was never sent ----

@@ -273,12 +273,41 @@ impl PgStore {
         row.map(to_info).transpose()
     }
 
-    fn cached_settled(&self, model: &ModelName, version: Version) -> Option<VersionInfo> {
-        lock(&self.shared.settled)
-            .get(&(model.clone(), version))
-            .cloned()
+    /// A version's row without its per-series summary.
+    async fn version_status(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Option<VersionInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {LISTED_VERSION_COLUMNS} FROM versions WHERE model = $1 AND version = $2"
+        );
+        let row: Option<VersionRow> = sqlx::query_as(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(to_info).transpose()
     }
 
+    /// A cached settled version; `whole`: only with its summary, if ready.
+    fn cached_settled(
+        &self,
+        model: &ModelName,
+        version: Version,
+        whole: bool,
+    ) -> Option<VersionInfo> {
+        let settled = lock(&self.shared.settled);
+        let info = settled.get(&(model.clone(), version))?;
+        if !whole {
+            return Some(info.without_summary());
+        }
+        (!info.lacks_summary()).then(|| info.clone())
+    }
+
+    /// Keeps a settled version; one read without its summary never
+    /// replaces one read with it.
     fn cache_settled(&self, model: &ModelName, info: &VersionInfo) {
         if info.status == VersionStatus::Pending {
             return;
@@ -287,7 +316,11 @@ impl PgStore {
         if settled.len() >= SETTLED_CACHE {
             settled.clear();
         }
-        settled.insert((model.clone(), info.version), info.clone());
+        let key = (model.clone(), info.version);
+        if info.lacks_summary() && settled.contains_key(&key) {
+            return;
+        }
+        settled.insert(key, info.clone());
     }
 
     /// Runs an `UPDATE ... WHERE status = 'pending'` that settles a version,
@@ -599,7 +632,7 @@ impl ModelStore for PgStore {
         version: Version,
         timeout: Duration,
     ) -> Result<VersionInfo, StoreError> {
-        if let Some(info) = self.cached_settled(model, version) {
+        if let Some(info) = self.cached_settled(model, version, true) {
             return Ok(info);
         }
         let info = self
@@ -611,6 +644,35 @@ impl ModelStore for PgStore {
             .await?;
         self.cache_settled(model, &info);
         Ok(info)
+    }
+
+    async fn wait_status(
+        &self,
+        model: &ModelName,
+        version: Version,
+        timeout: Duration,
+    ) -> Result<VersionInfo, StoreError> {
+        if let Some(info) = self.cached_settled(model, version, false) {
+            return Ok(info);
+        }
+        let info = self
+            .shared
+            .signals
+            .wait_settled(model, version, timeout, || {
+                self.version_status(model, version)
+            })
+            .await?;
+        self.cache_settled(model, &info);
+        Ok(info)
+    }
+
+    async fn shard_summary(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<FitSummary, StoreError> {
+        self.read_shard_summary(model, version, shard).await
     }
 
     async fn complete_shard(

@@ -118,3 +118,31 @@ pub(crate) fn merge_summaries(
         StoreError::Internal(format!("version {version} of '{model}' has no shards"))
     })
 }
+
+/// The answer of `shard_summary` from a row of (version status, shard
+/// count: `None` when stored whole, the summary's text).
+pub(crate) fn shard_summary_of(
+    model: &ModelName,
+    version: protocol::Version,
+    shard: u32,
+    row: Option<(String, Option<i64>, Option<String>)>,
+) -> Result<FitSummary, StoreError> {
+    match row {
+        None => Err(StoreError::UnknownVersion {
+            model: model.clone(),
+            version,
+        }),
+        Some((_, None, _)) if shard != 0 => Err(StoreError::Internal(format!(
+            "version {version} of model '{model}' is stored whole: it has no shard {shard}"
+        ))),
+        Some((status, _, Some(text))) if status == "ready" => serde_json::from_str(&text)
+            .map_err(|e| {
+                StoreError::Internal(format!(
+                    "the summary of shard {shard} of version {version} of '{model}' is unreadable: {e}"
+                ))
+            }),
+        Some((status, _, _)) => Err(StoreError::Internal(format!(
+            "version {version} of model '{model}' has no fitted shard {shard} (status {status})"
+        ))),
+    }
+}

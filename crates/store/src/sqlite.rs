@@ -76,8 +76,16 @@ struct Settled {
 }
 
 impl Settled {
+    /// A settled version, only with its summary if it is ready.
     fn get(&self, model: &ModelName, version: Version) -> Option<VersionInfo> {
-        self.by_model.get(model)?.get(&version).cloned()
+        let info = self.by_model.get(model)?.get(&version)?;
+        (!info.lacks_summary()).then(|| info.clone())
+    }
+
+    /// A settled version without its summary.
+    fn status(&self, model: &ModelName, version: Version) -> Option<VersionInfo> {
+        let info = self.by_model.get(model)?.get(&version)?;
+        Some(info.without_summary())
     }
 
     /// Forgets the versions of a model some of which were deleted.
@@ -87,17 +95,21 @@ impl Settled {
         }
     }
 
+    /// Keeps a settled version; one read without its summary never
+    /// replaces one read with it.
     fn insert(&mut self, model: &ModelName, info: &VersionInfo) {
+        if info.status == crate::VersionStatus::Pending {
+            return;
+        }
         if self.len >= SETTLED_CACHE {
             self.by_model.clear();
             self.len = 0;
         }
-        let old = self
-            .by_model
-            .entry(model.clone())
-            .or_default()
-            .insert(info.version, info.clone());
-        if old.is_none() {
+        let versions = self.by_model.entry(model.clone()).or_default();
+        if info.lacks_summary() && versions.contains_key(&info.version) {
+            return;
+        }
+        if versions.insert(info.version, info.clone()).is_none() {
             self.len += 1;
         }
     }
@@ -243,6 +255,24 @@ impl SqliteStore {
         .await
         .map_err(db_error)?;
         Ok(done.rows_affected())
+    }
+
+    /// A version's row without its per-series summary.
+    async fn version_status(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Option<VersionInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {LISTED_VERSION_COLUMNS} FROM versions WHERE model = ? AND version = ?"
+        );
+        let row: Option<VersionRow> = sqlx::query_as(&sql)
+            .bind(model.as_str())
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(to_info).transpose()
     }
 
     async fn version_info(
@@ -461,6 +491,36 @@ impl ModelStore for SqliteStore {
         // Settled versions never change again.
         lock(&self.settled).insert(model, &info);
         Ok(info)
+    }
+
+    async fn wait_status(
+        &self,
+        model: &ModelName,
+        version: Version,
+        timeout: Duration,
+    ) -> Result<VersionInfo, StoreError> {
+        self.check_open()?;
+        if let Some(info) = lock(&self.settled).status(model, version) {
+            return Ok(info);
+        }
+        let info = self
+            .signals
+            .wait_settled(model, version, timeout, || {
+                self.version_status(model, version)
+            })
+            .await?;
+        lock(&self.settled).insert(model, &info);
+        Ok(info)
+    }
+
+    async fn shard_summary(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<FitSummary, StoreError> {
+        self.check_open()?;
+        self.read_shard_summary(model, version, shard).await
     }
 
     async fn complete_shard(

@@ -1,6 +1,7 @@
 //! Sharded versions in both stores: a version is ready only once every
-//! shard is stored, a shard is stored once (first wins), each shard reads
-//! back alone, and a version stored whole reads as one shard.
+//! shard is stored, a shard is stored once (first wins), each shard (its
+//! state and its summary) reads back alone, a version's status reads
+//! without its summary, and a version stored whole reads as one shard.
 
 use protocol::shard::Shard;
 use protocol::{FitSummary, ModelName, SeriesFit};
@@ -78,6 +79,21 @@ async fn shards_settle_the_version_when_all_are_stored(store: Arc<dyn ModelStore
         "the shards' summaries in shard order"
     );
     assert_eq!(store.shard_count(&m, v).await.unwrap(), 3);
+    // The status alone, without the summary; each shard's summary alone.
+    let light = store.wait_status(&m, v, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        (light.status, light.summary, light.n_series),
+        (VersionStatus::Ready, None, 5)
+    );
+    for (i, ids) in [&["a", "b"][..], &["c", "d"], &["e"]]
+        .into_iter()
+        .enumerate()
+    {
+        let part = store.shard_summary(&m, v, i as u32).await.unwrap();
+        let got: Vec<&str> = part.series.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(got, ids, "shard {i}");
+    }
+    assert!(store.shard_summary(&m, v, 3).await.is_err());
     for (i, bytes) in [&b"zero"[..], b"one", b"two"].into_iter().enumerate() {
         assert_eq!(store.load_shard(&m, v, i as u32).await.unwrap(), bytes);
     }
@@ -99,6 +115,14 @@ async fn shards_settle_the_version_when_all_are_stored(store: Arc<dyn ModelStore
         status(store.as_ref(), &m, v2).await,
         VersionStatus::Failed { reason } if reason == "shard 2 of 2: boom"
     ));
+    assert!(matches!(
+        store.wait_status(&m, v2, Duration::ZERO).await.unwrap().status,
+        VersionStatus::Failed { reason } if reason == "shard 2 of 2: boom"
+    ));
+    assert!(
+        store.shard_summary(&m, v2, 0).await.is_err(),
+        "failed: no shard"
+    );
 
     // A version stored whole is one shard.
     let v3 = store.register_pending(&m, 1, None).await.unwrap().version();
@@ -108,6 +132,28 @@ async fn shards_settle_the_version_when_all_are_stored(store: Arc<dyn ModelStore
         .unwrap();
     assert_eq!(store.shard_count(&m, v3).await.unwrap(), 1);
     assert_eq!(store.load_shard(&m, v3, 0).await.unwrap(), b"whole");
+    // Read without its summary first: a later full read still has it.
+    let light = store.wait_status(&m, v3, Duration::ZERO).await.unwrap();
+    assert_eq!((light.status, light.summary), (VersionStatus::Ready, None));
+    let full = store.wait_settled(&m, v3, Duration::ZERO).await.unwrap();
+    assert_eq!(full.summary, Some(summary(&m, v3, &["a"])));
+    assert_eq!(
+        store.shard_summary(&m, v3, 0).await.unwrap(),
+        summary(&m, v3, &["a"])
+    );
+    assert!(store.shard_summary(&m, v3, 1).await.is_err());
+    assert!(matches!(
+        store.shard_summary(&m, 99, 0).await,
+        Err(StoreError::UnknownVersion { .. })
+    ));
+    // Pending: no status yet, and no shard to read.
+    let v4 = store.register_pending(&m, 1, None).await.unwrap().version();
+    assert!(matches!(
+        store.wait_status(&m, v4, Duration::from_millis(20)).await,
+        Err(StoreError::WaitTimeout(_))
+    ));
+    assert!(store.shard_summary(&m, v4, 0).await.is_err());
+    store.fail(&m, v4, "not needed").await.unwrap();
     assert!(matches!(
         store.shard_count(&m, 99).await,
         Err(StoreError::UnknownVersion { .. })

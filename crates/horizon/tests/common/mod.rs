@@ -59,6 +59,11 @@ impl TestServer {
     pub async fn start_with(dir: &Path, options: Options) -> Self {
         let store: Arc<dyn ModelStore> =
             Arc::new(SqliteStore::open(dir).await.expect("store opens"));
+        Self::start_on(store, options).await
+    }
+
+    /// The app on a store of the test's making (e.g. one that records calls).
+    pub async fn start_on(store: Arc<dyn ModelStore>, options: Options) -> Self {
         let worker: Arc<dyn JobHandler> = Arc::new(worker::Worker::new(store.clone()));
         let control = Arc::new(Control::new(worker));
         let transport = Arc::new(InProcessTransport::new(

@@ -9,7 +9,7 @@
 //! transaction doing the same: a deadlock.
 
 use super::{db_error, PgStore, NOW_MS};
-use crate::rows::{merge_summaries, summary_counts};
+use crate::rows::{merge_summaries, shard_summary_of, summary_counts};
 use crate::StoreError;
 use protocol::shard::Shard;
 use protocol::{FitSummary, ModelName, Version};
@@ -193,5 +193,29 @@ impl PgStore {
                 "version {version} of model '{model}' has no fitted shard {shard} (status {status})"
             ))),
         }
+    }
+
+    pub(super) async fn read_shard_summary(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<FitSummary, StoreError> {
+        let _timed = crate::Timed::new("postgres", "shard_summary");
+        // The version's own summary only when it is stored whole: a sharded
+        // version's merged summary holds every series and is never read here.
+        let row: Option<(String, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT v.status, v.n_shards, \
+             CASE WHEN v.n_shards IS NULL THEN v.summary ELSE s.summary END FROM versions v \
+             LEFT JOIN shards s ON s.model = v.model AND s.version = v.version AND s.shard = $3 \
+             WHERE v.model = $1 AND v.version = $2",
+        )
+        .bind(model.as_str())
+        .bind(version)
+        .bind(i64::from(shard))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        shard_summary_of(model, version, shard, row)
     }
 }

@@ -1,7 +1,7 @@
 //! The shards of a sharded version in SQLite (see [`crate::ModelStore::complete_shard`]).
 
 use super::{db_error, now_ms, SqliteStore};
-use crate::rows::{merge_summaries, summary_counts};
+use crate::rows::{merge_summaries, shard_summary_of, summary_counts};
 use crate::StoreError;
 use protocol::shard::Shard;
 use protocol::{FitSummary, ModelName, Version};
@@ -166,5 +166,29 @@ impl SqliteStore {
                 "version {version} of model '{model}' has no fitted shard {shard} (status {status})"
             ))),
         }
+    }
+
+    pub(super) async fn read_shard_summary(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+    ) -> Result<FitSummary, StoreError> {
+        let _timed = crate::Timed::new("sqlite", "shard_summary");
+        // The version's own summary only when it is stored whole: a sharded
+        // version's merged summary holds every series and is never read here.
+        let row: Option<(String, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT v.status, v.n_shards, \
+             CASE WHEN v.n_shards IS NULL THEN v.summary ELSE s.summary END FROM versions v \
+             LEFT JOIN shards s ON s.model = v.model AND s.version = v.version AND s.shard = ? \
+             WHERE v.model = ? AND v.version = ?",
+        )
+        .bind(i64::from(shard))
+        .bind(model.as_str())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        shard_summary_of(model, version, shard, row)
     }
 }

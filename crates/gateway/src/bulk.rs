@@ -31,7 +31,6 @@ use serde_json::Value;
 use sha2::Digest;
 use std::io::{Read, Seek};
 use std::time::Duration;
-use store::{StoreError, VersionStatus};
 use tabular::{
     Columns, CsvForecastWriter, ForecastLayout, ParquetForecastWriter, TableError, Time,
 };
@@ -579,42 +578,15 @@ async fn whole(
         .ready()
         .await
         .map_err(|e| handlers::transport_error(e, "forecast"))?;
-    let Some(latest) = state
-        .store
-        .latest_version(model)
-        .await
-        .map_err(handlers::store_error)?
-    else {
-        return Err(unknown_model(model));
-    };
-    let version = request.version.unwrap_or(latest);
-    let info = state
-        .store
-        .wait_settled(model, version, state.config.wait_timeout)
-        .await
-        .map_err(|e| match e {
-            StoreError::UnknownVersion { .. } => crate::life::no_such_version(model, version),
-            e => handlers::pending_error(e, model, version),
-        })?;
-    match info.status {
-        VersionStatus::Ready => {}
-        VersionStatus::Failed { reason } if request.version.is_some() => {
-            return Err(crate::life::pinned_failed(model, version, &reason))
-        }
-        VersionStatus::Failed { reason } => {
-            return Err(handlers::version_failed(model, version, &reason))
-        }
-        VersionStatus::Pending => {
-            return Err(handlers::pending_error(
-                StoreError::WaitTimeout(state.config.wait_timeout),
-                model,
-                version,
-            ))
-        }
-    }
-    let calendars = Calendars::of(info.summary.as_ref());
+    let info =
+        handlers::settled_version(state, model, request.version, || unknown_model(model)).await?;
+    let version = info.version;
     let n_series = info.n_series;
-    drop(info);
+    let calendars = state
+        .calendars
+        .calendars(state.store.as_ref(), model, &info, None)
+        .await
+        .map_err(handlers::store_error)?;
     let count = state
         .store
         .shard_count(model, version)

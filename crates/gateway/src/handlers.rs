@@ -823,6 +823,46 @@ async fn replay(
     }
 }
 
+/// The version a forecast reads, once settled and ready: the one pinned by
+/// `pinned`, else the newest. Its status and counts only, never its
+/// summary: what it costs does not grow with the version's series.
+pub(crate) async fn settled_version(
+    state: &AppState,
+    model: &ModelName,
+    pinned: Option<Version>,
+    unknown_model: impl FnOnce() -> ApiError,
+) -> Result<VersionInfo, ApiError> {
+    let Some(latest) = state
+        .store
+        .latest_version(model)
+        .await
+        .map_err(store_error)?
+    else {
+        return Err(unknown_model());
+    };
+    let version = pinned.unwrap_or(latest);
+    let info = state
+        .store
+        .wait_status(model, version, state.config.wait_timeout)
+        .await
+        .map_err(|e| match e {
+            StoreError::UnknownVersion { .. } => crate::life::no_such_version(model, version),
+            e => pending_error(e, model, version),
+        })?;
+    match &info.status {
+        VersionStatus::Ready => Ok(info),
+        VersionStatus::Failed { reason } if pinned.is_some() => {
+            Err(crate::life::pinned_failed(model, version, reason))
+        }
+        VersionStatus::Failed { reason } => Err(version_failed(model, version, reason)),
+        VersionStatus::Pending => Err(pending_error(
+            StoreError::WaitTimeout(state.config.wait_timeout),
+            model,
+            version,
+        )),
+    }
+}
+
 /// Forecasts the newest version registered before this call, waiting for it.
 pub(crate) async fn forecast(
     state: &AppState,
@@ -839,39 +879,8 @@ pub(crate) async fn forecast(
         .ready()
         .await
         .map_err(|e| transport_error(e, "forecast"))?;
-    let Some(latest) = state
-        .store
-        .latest_version(model)
-        .await
-        .map_err(store_error)?
-    else {
-        return Err(unknown_model());
-    };
-    // A pinned version is forecast exactly; otherwise the newest. Its
-    // status and counts only: what it costs does not grow with its series.
-    let version = request.version.unwrap_or(latest);
-    let info = state
-        .store
-        .wait_status(model, version, state.config.wait_timeout)
-        .await
-        .map_err(|e| match e {
-            StoreError::UnknownVersion { .. } => crate::life::no_such_version(model, version),
-            e => pending_error(e, model, version),
-        })?;
-    match &info.status {
-        VersionStatus::Ready => {}
-        VersionStatus::Failed { reason } if request.version.is_some() => {
-            return Err(crate::life::pinned_failed(model, version, reason))
-        }
-        VersionStatus::Failed { reason } => return Err(version_failed(model, version, reason)),
-        VersionStatus::Pending => {
-            return Err(pending_error(
-                StoreError::WaitTimeout(state.config.wait_timeout),
-                model,
-                version,
-            ))
-        }
-    }
+    let info = settled_version(state, model, request.version, unknown_model).await?;
+    let version = info.version;
     // The answer's size is known now: refuse it before any worker works.
     let n_series = match &request.series_ids {
         Some(ids) => ids.len(),

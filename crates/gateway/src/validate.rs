@@ -1225,7 +1225,8 @@ impl FromJson for V1Fit {
 /// sorted by time.
 pub struct TableSeries {
     pub id: String,
-    pub values: Vec<Option<f64>>,
+    /// NaN for a missing value.
+    pub values: Vec<f64>,
     /// Timestamps, one per value; `None` for values already in order
     /// (an integer axis placed on its step).
     pub ds: Option<Vec<Timestamp>>,
@@ -1270,11 +1271,7 @@ pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest,
             } else {
                 out.push(SeriesIn {
                     id: s.id,
-                    values: s
-                        .values
-                        .into_iter()
-                        .map(|v| v.unwrap_or(f64::NAN))
-                        .collect(),
+                    values: s.values,
                     when: s.ds.map_or(When::Unknown, When::Ds),
                     freq: None,
                     values_field: "y".to_string(),

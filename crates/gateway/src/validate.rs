@@ -17,6 +17,7 @@ use serde::de::{
     Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
@@ -851,11 +852,12 @@ struct SeriesIn {
     values: Vec<f64>,
     when: When,
     freq: Option<Freq>,
-    /// Field names for messages.
-    values_field: String,
-    ds_field: String,
-    start_field: String,
-    freq_field: String,
+    /// Field names for messages (borrowed where fixed: no allocation per
+    /// series of a big table).
+    values_field: Cow<'static, str>,
+    ds_field: Cow<'static, str>,
+    start_field: Cow<'static, str>,
+    freq_field: Cow<'static, str>,
     /// Prefix of every message (`series 'a': ` in the column forms).
     label: String,
     /// Where its timestamps are in the body.
@@ -1120,10 +1122,10 @@ fn object_series(
         values: values?,
         when: when?,
         freq: freq?,
-        values_field: f.path(values_name),
-        ds_field: f.path("ds"),
-        start_field: f.path("start"),
-        freq_field: f.path("freq"),
+        values_field: f.path(values_name).into(),
+        ds_field: f.path("ds").into(),
+        start_field: f.path("start").into(),
+        freq_field: f.path("freq").into(),
         label: String::new(),
         rows: Rows::Own,
     })
@@ -1274,10 +1276,10 @@ pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest,
                     values: s.values,
                     when: s.ds.map_or(When::Unknown, When::Ds),
                     freq: None,
-                    values_field: "y".to_string(),
-                    ds_field: "ds".to_string(),
-                    start_field: "start".to_string(),
-                    freq_field: "freq".to_string(),
+                    values_field: "y".into(),
+                    ds_field: "ds".into(),
+                    start_field: "start".into(),
+                    freq_field: "freq".into(),
                     label,
                     rows: Rows::Own,
                 });
@@ -1548,9 +1550,9 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
     let mut start = 0;
     let mut out = Vec::with_capacity(names.len());
     for (i, (id, n)) in names.into_iter().zip(counts).enumerate() {
-        let (values_field, rows) = match &of_row {
-            Some(of_row) => ("y".to_string(), Rows::Group(of_row.clone(), i as u32)),
-            None => (format!("sizes[{i}]"), Rows::From(start)),
+        let (values_field, rows): (Cow<'static, str>, _) = match &of_row {
+            Some(of_row) => ("y".into(), Rows::Group(of_row.clone(), i as u32)),
+            None => (format!("sizes[{i}]").into(), Rows::From(start)),
         };
         start += n;
         let when = match stamps.as_mut() {
@@ -1564,9 +1566,9 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
             when,
             freq: None,
             values_field,
-            ds_field: "ds".to_string(),
-            start_field: "start".to_string(),
-            freq_field: "freq".to_string(),
+            ds_field: "ds".into(),
+            start_field: "start".into(),
+            freq_field: "freq".into(),
             rows,
         });
     }

@@ -418,20 +418,26 @@ fn to_fit(
 ) -> Result<FitRequest, ApiError> {
     let series = read.map_err(|e| ApiError::field("body", e.to_string()))?;
     let mut table = Vec::with_capacity(series.len());
+    // Series by series, each moved on: a run's values are not copied.
     for s in series {
-        if let Some(grid) = s.index_grid(engine::MAX_SERIES_LEN) {
-            let grid = grid.map_err(|e| ApiError::field("ds", e.to_string()))?;
-            table.push(TableSeries {
-                id: s.id,
-                values: grid.values,
-                ds: None,
-            });
-        } else if let Time::Dates(ds) = s.time {
-            table.push(TableSeries {
-                id: s.id,
-                values: s.values,
-                ds: Some(ds),
-            });
+        match s.into_index_grid(engine::MAX_SERIES_LEN) {
+            Ok(grid) => {
+                let (id, grid) = grid.map_err(|e| ApiError::field("ds", e.to_string()))?;
+                table.push(TableSeries {
+                    id,
+                    values: grid.values,
+                    ds: None,
+                });
+            }
+            Err(s) => {
+                if let Time::Dates(ds) = s.time {
+                    table.push(TableSeries {
+                        id: s.id,
+                        values: s.values,
+                        ds: Some(ds),
+                    });
+                }
+            }
         }
     }
     validate::table_fit(options, table)

@@ -26,6 +26,7 @@ use serde::de::{
     Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -1368,11 +1369,12 @@ struct SeriesIn {
     values: Vec<f64>,
     when: When,
     freq: Option<Freq>,
-    /// Field names for messages.
-    values_field: String,
-    ds_field: String,
-    start_field: String,
-    freq_field: String,
+    /// Field names for messages (borrowed where fixed: no allocation per
+    /// series of a big table).
+    values_field: Cow<'static, str>,
+    ds_field: Cow<'static, str>,
+    start_field: Cow<'static, str>,
+    freq_field: Cow<'static, str>,
     /// Prefix of every message (`series 'a': ` in the column forms).
     label: String,
     /// Where its timestamps are in the body.
@@ -1637,10 +1639,10 @@ fn object_series(
         values: values?,
         when: when?,
         freq: freq?,
-        values_field: f.path(values_name),
-        ds_field: f.path("ds"),
-        start_field: f.path("start"),
-        freq_field: f.path("freq"),
+        values_field: f.path(values_name).into(),
+        ds_field: f.path("ds").into(),
+        start_field: f.path("start").into(),
+        freq_field: f.path("freq").into(),
         label: String::new(),
         rows: Rows::Own,
     })
@@ -1768,7 +1770,8 @@ impl V1Fit {
 /// sorted by time.
 pub struct TableSeries {
     pub id: String,
-    pub values: Vec<Option<f64>>,
+    /// NaN for a missing value.
+    pub values: Vec<f64>,
     /// Timestamps, one per value; `None` for values already in order
     /// (an integer axis placed on its step).
     pub ds: Option<Vec<Timestamp>>,
@@ -1813,17 +1816,13 @@ pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest,
             } else {
                 out.push(SeriesIn {
                     id: s.id,
-                    values: s
-                        .values
-                        .into_iter()
-                        .map(|v| v.unwrap_or(f64::NAN))
-                        .collect(),
+                    values: s.values,
                     when: s.ds.map_or(When::Unknown, When::Ds),
                     freq: None,
-                    values_field: "y".to_string(),
-                    ds_field: "ds".to_string(),
-                    start_field: "start".to_string(),
-                    freq_field: "freq".to_string(),
+                    values_field: "y".into(),
+                    ds_field: "ds".into(),
+                    start_field: "start".into(),
+                    freq_field: "freq".into(),
                     label,
                     rows: Rows::Own,
                 });
@@ -2094,9 +2093,9 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
     let mut start = 0;
     let mut out = Vec::with_capacity(names.len());
     for (i, (id, n)) in names.into_iter().zip(counts).enumerate() {
-        let (values_field, rows) = match &of_row {
-            Some(of_row) => ("y".to_string(), Rows::Group(of_row.clone(), i as u32)),
-            None => (format!("sizes[{i}]"), Rows::From(start)),
+        let (values_field, rows): (Cow<'static, str>, _) = match &of_row {
+            Some(of_row) => ("y".into(), Rows::Group(of_row.clone(), i as u32)),
+            None => (format!("sizes[{i}]").into(), Rows::From(start)),
         };
         start += n;
         let when = match stamps.as_mut() {
@@ -2110,9 +2109,9 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
             when,
             freq: None,
             values_field,
-            ds_field: "ds".to_string(),
-            start_field: "start".to_string(),
-            freq_field: "freq".to_string(),
+            ds_field: "ds".into(),
+            start_field: "start".into(),
+            freq_field: "freq".into(),
             rows,
         });
     }

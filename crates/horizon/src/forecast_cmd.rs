@@ -137,6 +137,11 @@ pub(crate) fn progress_bar(len: u64) -> ProgressBar {
     bar
 }
 
+/// A table value as the engine takes it: NaN is a missing one.
+fn known(v: f64) -> Option<f64> {
+    (!v.is_nan()).then_some(v)
+}
+
 fn forecast_one(
     input: &Series,
     args: &ForecastArgs,
@@ -153,7 +158,7 @@ fn forecast_one(
             let len = grid.positions.last().map_or(0, |p| p + 1);
             let mut values = vec![None; len];
             for (&pos, &v) in grid.positions.iter().zip(&input.values) {
-                values[pos] = v;
+                values[pos] = known(v);
             }
             let ds = grid
                 .calendar
@@ -163,12 +168,12 @@ fn forecast_one(
                 .collect();
             (values, ds, Some(grid.calendar.freq))
         }
-        Time::Index(_) => {
+        Time::Index(_) | Time::Steps { .. } => {
             let grid = input
                 .index_grid(engine::MAX_SERIES_LEN)
                 .context("an integer axis")??;
             let ds = grid.future(h).iter().map(ToString::to_string).collect();
-            (grid.values, ds, freq)
+            (grid.values.into_iter().map(known).collect(), ds, freq)
         }
     };
     let series = SeriesData::with_gaps(values).map_err(|e| anyhow::anyhow!("y: {e}"))?;

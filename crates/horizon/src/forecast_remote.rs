@@ -45,7 +45,8 @@ pub fn forecast(
                 series.push(json!({"id": input.id, "values": input.values, "ds": ds}));
                 index_ds.push(None);
             }
-            Time::Index(_) => {
+            // Missing values (NaN) go as JSON nulls.
+            Time::Index(_) | Time::Steps { .. } => {
                 let grid = input
                     .index_grid(engine::MAX_SERIES_LEN)
                     .context("an integer axis")?

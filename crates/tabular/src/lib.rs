@@ -49,6 +49,10 @@ pub enum Time {
     Dates(Vec<Timestamp>),
     /// Integer positions (`ds` of whole numbers).
     Index(Vec<i64>),
+    /// Integer positions `first + k * step` (`step` ≥ 1), one per value:
+    /// what rows that arrive in order on a constant step are kept as, so a
+    /// big table does not hold a position per row.
+    Steps { first: i64, step: i64 },
 }
 
 /// One series of a table, its rows sorted by time (ties keep file order).
@@ -56,17 +60,18 @@ pub enum Time {
 pub struct Series {
     pub id: String,
     pub time: Time,
-    /// One value per row, `None` where it was missing.
-    pub values: Vec<Option<f64>>,
+    /// One value per row, NaN where it was missing (8 bytes a row, not
+    /// the 16 of an `Option<f64>`).
+    pub values: Vec<f64>,
 }
 
 /// A series with an integer time axis placed on its own step: positions
-/// that no row names are missing values.
+/// that no row names are missing values (NaN).
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexGrid {
     pub first: i64,
     pub step: i64,
-    pub values: Vec<Option<f64>>,
+    pub values: Vec<f64>,
 }
 
 impl IndexGrid {
@@ -81,24 +86,57 @@ impl Series {
     /// Places an integer axis on the step between its first and last
     /// position (the mean step, at least 1); `None` for a date axis.
     pub fn index_grid(&self, max_len: usize) -> Option<Result<IndexGrid, TableError>> {
-        let Time::Index(index) = &self.time else {
-            return None;
-        };
-        Some(self.place_index(index, max_len))
+        match &self.time {
+            Time::Dates(_) => None,
+            Time::Index(index) => Some(self.place_index(index.iter().copied(), max_len)),
+            &Time::Steps { first, step } => {
+                let at = move |k: usize| first + k as i64 * step;
+                Some(self.place_index((0..self.values.len()).map(at), max_len))
+            }
+        }
     }
 
-    fn place_index(&self, index: &[i64], max_len: usize) -> Result<IndexGrid, TableError> {
+    /// As [`Series::index_grid`] with the id, but a run on its step gives
+    /// up its values instead of copying them; `Err(self)` for a date axis.
+    #[allow(clippy::type_complexity)]
+    pub fn into_index_grid(
+        self,
+        max_len: usize,
+    ) -> Result<Result<(String, IndexGrid), TableError>, Self> {
+        match self.time {
+            Time::Dates(_) => Err(self),
+            Time::Steps { first, step } if self.values.len() <= max_len => {
+                let grid = IndexGrid {
+                    first,
+                    step,
+                    values: self.values,
+                };
+                Ok(Ok((self.id, grid)))
+            }
+            _ => match self.index_grid(max_len) {
+                Some(grid) => Ok(grid.map(|grid| (self.id, grid))),
+                None => Err(self),
+            },
+        }
+    }
+
+    fn place_index(
+        &self,
+        index: impl ExactSizeIterator<Item = i64> + Clone,
+        max_len: usize,
+    ) -> Result<IndexGrid, TableError> {
         let fail = |message: String| TableError::Series {
             id: self.id.clone(),
             message,
         };
-        let step = match index {
-            [first, .., last] => (last.saturating_sub(*first) / (index.len() as i64 - 1)).max(1),
+        let n = index.len();
+        let first = index.clone().next().unwrap_or(0);
+        let step = match index.clone().last() {
+            Some(last) if n > 1 => (last.saturating_sub(first) / (n as i64 - 1)).max(1),
             _ => 1,
         };
-        let first = index.first().copied().unwrap_or(0);
-        let mut values: Vec<Option<f64>> = Vec::with_capacity(index.len());
-        for (&t, &v) in index.iter().zip(&self.values) {
+        let mut values: Vec<f64> = Vec::with_capacity(n);
+        for (t, &v) in index.zip(&self.values) {
             let offset = t.saturating_sub(first);
             if offset % step != 0 {
                 return Err(fail(format!(
@@ -111,11 +149,11 @@ impl Series {
                     "the ds span more than {max_len} steps of {step}"
                 )));
             }
-            if pos < values.len() && values[pos].is_some() && v.is_some() {
+            if pos < values.len() && !values[pos].is_nan() && !v.is_nan() {
                 return Err(fail(format!("ds {t} appears twice")));
             }
             if pos >= values.len() {
-                values.resize(pos + 1, None);
+                values.resize(pos + 1, f64::NAN);
             }
             values[pos] = v;
         }
@@ -186,26 +224,27 @@ mod tests {
         assert!(parse_value("inf").is_err());
     }
 
+    fn missing(values: &[f64]) -> Vec<bool> {
+        values.iter().map(|v| v.is_nan()).collect()
+    }
+
     #[test]
     fn index_axis_keeps_gaps_and_refuses_off_step() {
         let series = Series {
             id: "a".into(),
             time: Time::Index(vec![10, 12, 16]),
-            values: vec![Some(1.0), Some(2.0), Some(4.0)],
+            values: vec![1.0, 2.0, 4.0],
         };
         // The mean step is 3, which 12 - 10 is not on: refused.
         assert!(series.index_grid(100).unwrap().is_err());
         let series = Series {
             time: Time::Index(vec![10, 12, 14, 18]),
-            values: vec![Some(1.0); 4],
+            values: vec![1.0; 4],
             ..series
         };
         let grid = series.index_grid(100).unwrap().unwrap();
         assert_eq!(grid.step, 2);
-        assert_eq!(
-            grid.values,
-            [Some(1.0), Some(1.0), Some(1.0), None, Some(1.0)]
-        );
+        assert_eq!(missing(&grid.values), [false, false, false, true, false]);
         assert_eq!(grid.future(2), [20, 22]);
         let off = Series {
             time: Time::Index(vec![0, 3, 4]),

@@ -27,10 +27,54 @@ impl At {
     }
 }
 
-/// The rows of one series as read.
-enum Rows {
-    Dates(Vec<(Timestamp, Option<f64>)>),
-    Index(Vec<(i64, Option<f64>)>),
+/// The times of one series' rows as read.
+enum Times {
+    Dates(Vec<Timestamp>),
+    Index(Vec<i64>),
+    /// Integer rows so far in order on a constant step: `first + k * step`
+    /// for the k-th row (`step` is 0 until the second row). Left for
+    /// [`Times::Index`] at the first row that breaks the run.
+    Run {
+        first: i64,
+        step: i64,
+    },
+}
+
+/// The rows of one series as read: 8 bytes a value (NaN for a missing
+/// one) and, while the rows come in order on a step, no bytes a time.
+struct Rows {
+    times: Times,
+    values: Vec<f64>,
+}
+
+impl Rows {
+    fn push_index(&mut self, i: i64) {
+        let n = self.values.len() as i64;
+        if let Times::Run { first, step } = &mut self.times {
+            match n {
+                0 => {
+                    *first = i;
+                    return;
+                }
+                1 if i > *first => {
+                    *step = i - *first;
+                    return;
+                }
+                _ if n > 1 && step.checked_mul(n).and_then(|d| first.checked_add(d)) == Some(i) => {
+                    return
+                }
+                _ => {
+                    let (first, step) = (*first, *step);
+                    let mut index = Vec::with_capacity(self.values.capacity());
+                    index.extend((0..n).map(|k| first + k * step));
+                    self.times = Times::Index(index);
+                }
+            }
+        }
+        if let Times::Index(index) = &mut self.times {
+            index.push(i);
+        }
+    }
 }
 
 /// Groups rows into series while they are read.
@@ -46,63 +90,84 @@ impl Collector {
         let slot = match self.slots.get(id) {
             Some(&slot) => slot,
             None => {
-                let rows = match at {
-                    At::Date(_) => Rows::Dates(Vec::new()),
-                    At::Index(_) => Rows::Index(Vec::new()),
+                let times = match at {
+                    At::Date(_) => Times::Dates(Vec::new()),
+                    At::Index(_) => Times::Run { first: 0, step: 0 },
+                };
+                let rows = Rows {
+                    times,
+                    values: Vec::new(),
                 };
                 self.slots.insert(id.to_string(), self.series.len());
                 self.series.push((id.to_string(), rows));
                 self.series.len() - 1
             }
         };
-        match (&mut self.series[slot].1, at) {
-            (Rows::Dates(rows), At::Date(t)) => rows.push((t, value)),
-            (Rows::Index(rows), At::Index(i)) => rows.push((i, value)),
-            (Rows::Dates(_), At::Index(_)) => {
+        let rows = &mut self.series[slot].1;
+        match (&mut rows.times, at) {
+            (Times::Dates(ds), At::Date(t)) => ds.push(t),
+            (Times::Index(_) | Times::Run { .. }, At::Index(i)) => rows.push_index(i),
+            (Times::Dates(_), At::Index(_)) => {
                 return Err(format!(
                     "series '{id}' has dates in earlier rows but an integer here"
                 ))
             }
-            (Rows::Index(_), At::Date(_)) => {
+            (Times::Index(_) | Times::Run { .. }, At::Date(_)) => {
                 return Err(format!(
                     "series '{id}' has integers in earlier rows but a date here"
                 ))
             }
         }
+        rows.values.push(value.unwrap_or(f64::NAN));
         Ok(())
     }
 
-    /// The series, each sorted by time.
+    /// The series, each sorted by time; each series' rows are moved, not
+    /// copied, unless they must be sorted.
     pub(crate) fn finish(self) -> Result<Vec<Series>, TableError> {
         if self.series.is_empty() {
             return Err(TableError::Empty);
         }
+        drop(self.slots);
         Ok(self
             .series
             .into_iter()
-            .map(|(id, rows)| match rows {
-                Rows::Dates(mut rows) => {
+            .map(|(id, rows)| {
+                let Rows { times, values } = rows;
+                let (time, values) = match times {
                     // Stable: equal times keep file order, so duplicates are reported as sent.
-                    rows.sort_by_key(|r| r.0.local());
-                    let (ds, values) = rows.into_iter().unzip();
-                    Series {
-                        id,
-                        time: Time::Dates(ds),
-                        values,
+                    Times::Dates(ds) => {
+                        let (ds, values) = sorted(ds, values, |t| t.local());
+                        (Time::Dates(ds), values)
                     }
-                }
-                Rows::Index(mut rows) => {
-                    rows.sort_by_key(|r| r.0);
-                    let (ds, values) = rows.into_iter().unzip();
-                    Series {
-                        id,
-                        time: Time::Index(ds),
-                        values,
+                    Times::Index(index) => {
+                        let (index, values) = sorted(index, values, |&i| i);
+                        (Time::Index(index), values)
                     }
-                }
+                    // A single row has no step; any step places it alike.
+                    Times::Run { first, step } => (
+                        Time::Steps {
+                            first,
+                            step: step.max(1),
+                        },
+                        values,
+                    ),
+                };
+                Series { id, time, values }
             })
             .collect())
     }
+}
+
+/// Times and their values sorted by time, stably; untouched when already
+/// in order (no copy).
+fn sorted<T, K: Ord>(times: Vec<T>, values: Vec<f64>, key: impl Fn(&T) -> K) -> (Vec<T>, Vec<f64>) {
+    if times.windows(2).all(|w| key(&w[0]) <= key(&w[1])) {
+        return (times, values);
+    }
+    let mut rows: Vec<(T, f64)> = times.into_iter().zip(values).collect();
+    rows.sort_by_key(|r| key(&r.0));
+    rows.into_iter().unzip()
 }
 
 /// The positions of the three columns among the names found.
@@ -205,8 +270,9 @@ mod tests {
         .unwrap();
         assert_eq!(series.len(), 2);
         assert_eq!(series[0].id, "b");
-        assert_eq!(series[0].values, [Some(1.0), Some(2.0)]);
-        assert_eq!(series[1].values, [Some(1.0), None]);
+        assert_eq!(series[0].values, [1.0, 2.0]);
+        assert_eq!(series[1].values[0], 1.0);
+        assert!(series[1].values[1].is_nan());
         match &series[0].time {
             Time::Dates(ds) => assert_eq!(ds[0].to_string(), "2024-01-01"),
             other => panic!("expected dates, got {other:?}"),
@@ -222,7 +288,7 @@ mod tests {
         };
         let series = read_csv("sales,t,store\n5,3,x\n4,1,x\n".as_bytes(), &columns).unwrap();
         assert_eq!(series[0].time, Time::Index(vec![1, 3]));
-        assert_eq!(series[0].values, [Some(4.0), Some(5.0)]);
+        assert_eq!(series[0].values, [4.0, 5.0]);
         let missing = read_csv("a,b\n1,2\n".as_bytes(), &columns).unwrap_err();
         assert!(
             missing.to_string().contains("no column 'store'"),
@@ -244,5 +310,109 @@ mod tests {
             "{e}"
         );
         assert!(matches!(read("unique_id,ds,y\n"), Err(TableError::Empty)));
+    }
+
+    /// The integer axis as positions, whichever way it is kept.
+    fn positions(s: &Series) -> Vec<i64> {
+        match &s.time {
+            Time::Index(index) => index.clone(),
+            &Time::Steps { first, step } => (0..s.values.len() as i64)
+                .map(|k| first + k * step)
+                .collect(),
+            Time::Dates(_) => panic!("expected an integer axis"),
+        }
+    }
+
+    /// `y` as text: `-` for a missing value.
+    fn ys(s: &Series) -> Vec<String> {
+        let text = |v: &f64| {
+            if v.is_nan() {
+                "-".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        s.values.iter().map(text).collect()
+    }
+
+    fn one(rows: &str) -> Series {
+        let mut series = read(&format!("unique_id,ds,y\n{rows}")).unwrap();
+        assert_eq!(series.len(), 1);
+        series.remove(0)
+    }
+
+    #[test]
+    fn rows_in_order_on_a_step_keep_no_positions() {
+        let s = one("a,10,1\na,13,2\na,16,\na,19,4\n");
+        assert_eq!(s.time, Time::Steps { first: 10, step: 3 });
+        assert_eq!(ys(&s), ["1", "2", "-", "4"]);
+        let grid = s.index_grid(100).unwrap().unwrap();
+        assert_eq!((grid.first, grid.step), (10, 3));
+        assert_eq!(grid.future(1), [22]);
+        // A single row: a run of one, on step 1 as before.
+        let s = one("a,5,1\n");
+        assert_eq!(s.time, Time::Steps { first: 5, step: 1 });
+        assert_eq!(s.index_grid(100).unwrap().unwrap().future(2), [6, 7]);
+    }
+
+    #[test]
+    fn rows_that_break_the_run_are_kept_and_sorted_as_before() {
+        // Out of order, from the first pair or later.
+        let s = one("a,3,3\na,1,1\na,2,2\n");
+        assert_eq!(s.time, Time::Index(vec![1, 2, 3]));
+        assert_eq!(ys(&s), ["1", "2", "3"]);
+        let s = one("a,1,1\na,2,2\na,4,4\na,3,3\n");
+        assert_eq!(s.time, Time::Index(vec![1, 2, 3, 4]));
+        assert_eq!(ys(&s), ["1", "2", "3", "4"]);
+        // A gap: in order, but off the run's step; the grid fills it.
+        let s = one("a,1,1\na,2,2\na,4,4\n");
+        assert_eq!(positions(&s), [1, 2, 4]);
+        let grid = s.index_grid(100).unwrap().unwrap();
+        assert_eq!(grid.step, 1);
+        let filled = Series {
+            time: Time::Index(vec![1, 2, 3]),
+            values: grid.values,
+            ..s.clone()
+        };
+        assert_eq!(ys(&filled), ["1", "2", "-", "4"]);
+        // Duplicates keep file order and are refused where they were.
+        let s = one("a,1,1\na,2,2\na,2,3\n");
+        assert_eq!(positions(&s), [1, 2, 2]);
+        assert_eq!(ys(&s), ["1", "2", "3"]);
+        let e = s.index_grid(100).unwrap().unwrap_err();
+        assert_eq!(e.to_string(), "series 'a': ds 2 appears twice");
+        let s = one("a,1,1\na,1,2\n");
+        assert_eq!(positions(&s), [1, 1]);
+        // A duplicate beside a missing value is taken, as before.
+        let s = one("a,1,1\na,2,2\na,2,\n");
+        let grid = s.index_grid(100).unwrap().unwrap();
+        assert_eq!(grid.values[0], 1.0);
+        assert!(grid.values[1].is_nan());
+    }
+
+    #[test]
+    fn a_run_and_the_same_rows_sorted_give_the_same_grid() {
+        let ordered = one("a,0,1\na,2,\na,4,3\na,6,4\n");
+        let shuffled = one("a,4,3\na,0,1\na,6,4\na,2,\n");
+        assert!(matches!(ordered.time, Time::Steps { .. }));
+        assert!(matches!(shuffled.time, Time::Index(_)));
+        assert_eq!(positions(&ordered), positions(&shuffled));
+        assert_eq!(ys(&ordered), ys(&shuffled));
+        let a = ordered.index_grid(100).unwrap().unwrap();
+        let b = shuffled.index_grid(100).unwrap().unwrap();
+        assert_eq!(
+            (a.first, a.step, a.values.len()),
+            (b.first, b.step, b.values.len())
+        );
+        let (id, moved) = ordered.clone().into_index_grid(100).unwrap().unwrap();
+        assert_eq!(id, "a");
+        assert_eq!((moved.first, moved.step), (a.first, a.step));
+        // Too long a run is refused as the positions were.
+        let e = ordered.clone().into_index_grid(3).unwrap().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "series 'a': the ds span more than 3 steps of 2"
+        );
+        assert!(shuffled.index_grid(3).unwrap().is_err());
     }
 }

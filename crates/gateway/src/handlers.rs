@@ -491,6 +491,8 @@ enum Registration {
     /// An earlier request with the same idempotency key registered this
     /// version and sent its fit: its outcome is read from the store.
     Earlier(Version),
+    /// A fit in shards, settled in the store: its answer is read from there.
+    Stored(Version),
 }
 
 /// Registers a pending version, dispatches its fit and waits for the answer.
@@ -567,7 +569,9 @@ async fn fit_within(
     };
     match outcome {
         Registration::Fitted(summary) => Ok(summary),
-        Registration::Earlier(version) => replay(state, model, version, deadline).await,
+        Registration::Earlier(version) | Registration::Stored(version) => {
+            replay(state, model, version, deadline).await
+        }
     }
 }
 
@@ -664,9 +668,20 @@ async fn register_and_dispatch(
         tracing::info!(%model, version, n_series = job.n_series(), "fit registered");
     }
     job.set_version(version);
-    dispatch(store, transport, job)
-        .await
-        .map(Registration::Fitted)
+    dispatch(store, transport, job).await.map(|d| match d {
+        Dispatched::Answer(summary) => Registration::Fitted(summary),
+        Dispatched::Ready(version) => Registration::Stored(version),
+    })
+}
+
+/// What a dispatched fit ended with.
+pub(crate) enum Dispatched {
+    /// The worker's answer (a fit in one piece).
+    Answer(FitSummary),
+    /// A fit in shards, ready in the store. Its summary (every shard's
+    /// series: a million entries for a million series) is read from there
+    /// only by a caller that answers with it.
+    Ready(Version),
 }
 
 /// Sends the fit of a registered version and waits for its answer, making
@@ -675,9 +690,11 @@ pub(crate) async fn dispatch(
     store: Arc<dyn ModelStore>,
     transport: Arc<dyn Transport>,
     mut job: PreparedFit,
-) -> Result<FitSummary, FitError> {
+) -> Result<Dispatched, FitError> {
     if job.shards.len() > 1 {
-        return dispatch_shards(store, transport, job.shards).await;
+        return dispatch_shards(store, transport, job.shards)
+            .await
+            .map(Dispatched::Ready);
     }
     let Some(job) = job.shards.pop() else {
         return Err(FitError::Crashed);
@@ -700,7 +717,7 @@ pub(crate) async fn dispatch(
         }
     }
     match reply {
-        Ok(Ok(summary)) => Ok(summary),
+        Ok(Ok(summary)) => Ok(Dispatched::Answer(summary)),
         Ok(Err(JobError::Invalid(message))) => Err(FitError::Invalid(message)),
         Ok(Err(JobError::Failed(reason))) => Err(FitError::Failed { version, reason }),
         Ok(Err(JobError::Unavailable(reason))) => Err(FitError::Unavailable { version, reason }),
@@ -723,7 +740,7 @@ async fn dispatch_shards(
     store: Arc<dyn ModelStore>,
     transport: Arc<dyn Transport>,
     shards: Vec<FitJob>,
-) -> Result<FitSummary, FitError> {
+) -> Result<Version, FitError> {
     let (model, version) = (shards[0].model.clone(), shards[0].version);
     let labels: Vec<String> = shards
         .iter()
@@ -734,7 +751,7 @@ async fn dispatch_shards(
     // in the store at once: the answer need not wait for the other shards.
     let failed = async {
         loop {
-            match store.wait_settled(&model, version, SHARDS_WATCH).await {
+            match store.wait_status(&model, version, SHARDS_WATCH).await {
                 Ok(info) => match info.status {
                     VersionStatus::Failed { reason } => return reason,
                     // Ready: the last shard's answer is on its way.
@@ -793,11 +810,11 @@ async fn dispatch_shards(
         SHARDS_SETTLE
     };
     let info = store
-        .wait_settled(&model, version, wait)
+        .wait_status(&model, version, wait)
         .await
         .map_err(FitError::Store)?;
     match info.status {
-        VersionStatus::Ready => info.summary.ok_or(FitError::NoSummary(version)),
+        VersionStatus::Ready => Ok(version),
         VersionStatus::Failed { reason } => Err(FitError::Failed { version, reason }),
         VersionStatus::Pending => Err(FitError::Store(StoreError::WaitTimeout(wait))),
     }

@@ -30,6 +30,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use protocol::{ModelName, Tenant};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime};
 use store::jobs::{valid_id, CANCELLED, KIND_FIT};
@@ -268,13 +269,16 @@ pub async fn get_job(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let info = find(&state, &tenant, &id).await?;
+    // Kept as JSON text, not a `Value` tree: a fit of a million series
+    // answers with a million entries, and a tree would take several times
+    // their text in memory.
     let result = if info.status != JobStatus::Succeeded {
         None
     } else if info.kind != KIND_FIT {
         // Its own answer, kept as JSON by the store.
         info.result
             .as_deref()
-            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+            .and_then(|text| RawValue::from_string(text.to_string()).ok())
     } else {
         // The fit's answer, from its version.
         match state
@@ -283,7 +287,7 @@ pub async fn get_job(
             .await
         {
             Ok(v) if v.status == VersionStatus::Ready => v.summary.and_then(|summary| {
-                serde_json::to_value(V1FitAnswer {
+                serde_json::to_string(&V1FitAnswer {
                     model: summary.model,
                     version: summary.version,
                     status: "ready",
@@ -291,6 +295,7 @@ pub async fn get_job(
                     series: summary.series,
                 })
                 .ok()
+                .and_then(|text| RawValue::from_string(text).ok())
             }),
             _ => None,
         }
@@ -396,7 +401,7 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-pub(crate) fn job_answer(info: &JobInfo, result: Option<Value>) -> JobAnswer<'_> {
+pub(crate) fn job_answer(info: &JobInfo, result: Option<Box<RawValue>>) -> JobAnswer<'_> {
     // A backtest of data in the body measures no model (version 0).
     let of_model = info.kind == KIND_FIT || info.version > 0;
     JobAnswer {
@@ -445,7 +450,7 @@ pub(crate) struct JobAnswer<'a> {
     /// (a fit's or a backtest's `data`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<crate::openapi::JobResult>)]
-    result: Option<Value>,
+    result: Option<Box<RawValue>>,
     /// Why the job failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,

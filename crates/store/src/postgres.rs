@@ -257,13 +257,20 @@ impl PgStore {
         Ok(())
     }
 
-    async fn version_info(
+    /// A version's row; with its per-series summary only when `whole`
+    /// (the summary grows with the version's series).
+    async fn version_row(
         &self,
         model: &ModelName,
         version: Version,
+        whole: bool,
     ) -> Result<Option<VersionInfo>, StoreError> {
-        let sql =
-            format!("SELECT {VERSION_COLUMNS} FROM versions WHERE model = $1 AND version = $2");
+        let columns = if whole {
+            VERSION_COLUMNS
+        } else {
+            LISTED_VERSION_COLUMNS
+        };
+        let sql = format!("SELECT {columns} FROM versions WHERE model = $1 AND version = $2");
         let row: Option<VersionRow> = sqlx::query_as(&sql)
             .bind(model.as_str())
             .bind(version)
@@ -273,22 +280,29 @@ impl PgStore {
         row.map(to_info).transpose()
     }
 
-    /// A version's row without its per-series summary.
-    async fn version_status(
+    /// A settled version (with its summary only when `whole`), from the
+    /// cache of settled versions or else once it settles.
+    async fn wait_for(
         &self,
         model: &ModelName,
         version: Version,
-    ) -> Result<Option<VersionInfo>, StoreError> {
-        let sql = format!(
-            "SELECT {LISTED_VERSION_COLUMNS} FROM versions WHERE model = $1 AND version = $2"
-        );
-        let row: Option<VersionRow> = sqlx::query_as(&sql)
-            .bind(model.as_str())
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.map(to_info).transpose()
+        timeout: Duration,
+        whole: bool,
+    ) -> Result<VersionInfo, StoreError> {
+        let cached = self.cached_settled(model, version, whole);
+        if let Some(info) = cached {
+            return Ok(info);
+        }
+        let info = self
+            .shared
+            .signals
+            .wait_settled(model, version, timeout, || {
+                self.version_row(model, version, whole)
+            })
+            .await?;
+        // Settled versions never change again.
+        self.cache_settled(model, &info);
+        Ok(info)
     }
 
     /// A cached settled version; `whole`: only with its summary, if ready.
@@ -352,7 +366,7 @@ impl PgStore {
             .await
             .map_err(db_error)?
             .len();
-        if changed == 0 && self.version_info(model, version).await?.is_none() {
+        if changed == 0 && self.version_row(model, version, false).await?.is_none() {
             return Err(StoreError::UnknownVersion {
                 model: model.clone(),
                 version,
@@ -632,18 +646,7 @@ impl ModelStore for PgStore {
         version: Version,
         timeout: Duration,
     ) -> Result<VersionInfo, StoreError> {
-        if let Some(info) = self.cached_settled(model, version, true) {
-            return Ok(info);
-        }
-        let info = self
-            .shared
-            .signals
-            .wait_settled(model, version, timeout, || {
-                self.version_info(model, version)
-            })
-            .await?;
-        self.cache_settled(model, &info);
-        Ok(info)
+        self.wait_for(model, version, timeout, true).await
     }
 
     async fn wait_status(
@@ -652,18 +655,7 @@ impl ModelStore for PgStore {
         version: Version,
         timeout: Duration,
     ) -> Result<VersionInfo, StoreError> {
-        if let Some(info) = self.cached_settled(model, version, false) {
-            return Ok(info);
-        }
-        let info = self
-            .shared
-            .signals
-            .wait_settled(model, version, timeout, || {
-                self.version_status(model, version)
-            })
-            .await?;
-        self.cache_settled(model, &info);
-        Ok(info)
+        self.wait_for(model, version, timeout, false).await
     }
 
     async fn shard_summary(

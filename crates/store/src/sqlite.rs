@@ -257,15 +257,20 @@ impl SqliteStore {
         Ok(done.rows_affected())
     }
 
-    /// A version's row without its per-series summary.
-    async fn version_status(
+    /// A version's row; with its per-series summary only when `whole`
+    /// (the summary grows with the version's series).
+    async fn version_row(
         &self,
         model: &ModelName,
         version: Version,
+        whole: bool,
     ) -> Result<Option<VersionInfo>, StoreError> {
-        let sql = format!(
-            "SELECT {LISTED_VERSION_COLUMNS} FROM versions WHERE model = ? AND version = ?"
-        );
+        let columns = if whole {
+            VERSION_COLUMNS
+        } else {
+            LISTED_VERSION_COLUMNS
+        };
+        let sql = format!("SELECT {columns} FROM versions WHERE model = ? AND version = ?");
         let row: Option<VersionRow> = sqlx::query_as(&sql)
             .bind(model.as_str())
             .bind(version)
@@ -275,19 +280,33 @@ impl SqliteStore {
         row.map(to_info).transpose()
     }
 
-    async fn version_info(
+    /// A settled version (with its summary only when `whole`), from the
+    /// cache of settled versions or else once it settles.
+    async fn wait_for(
         &self,
         model: &ModelName,
         version: Version,
-    ) -> Result<Option<VersionInfo>, StoreError> {
-        let sql = format!("SELECT {VERSION_COLUMNS} FROM versions WHERE model = ? AND version = ?");
-        let row: Option<VersionRow> = sqlx::query_as(&sql)
-            .bind(model.as_str())
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.map(to_info).transpose()
+        timeout: Duration,
+        whole: bool,
+    ) -> Result<VersionInfo, StoreError> {
+        self.check_open()?;
+        let cached = if whole {
+            lock(&self.settled).get(model, version)
+        } else {
+            lock(&self.settled).status(model, version)
+        };
+        if let Some(info) = cached {
+            return Ok(info);
+        }
+        let info = self
+            .signals
+            .wait_settled(model, version, timeout, || {
+                self.version_row(model, version, whole)
+            })
+            .await?;
+        // Settled versions never change again.
+        lock(&self.settled).insert(model, &info);
+        Ok(info)
     }
 
     /// Settles a pending version; a version already settled is left alone.
@@ -305,7 +324,7 @@ impl SqliteStore {
                 .map_err(db_error)?
                 .rows_affected()
         };
-        if changed == 0 && self.version_info(model, version).await?.is_none() {
+        if changed == 0 && self.version_row(model, version, false).await?.is_none() {
             return Err(StoreError::UnknownVersion {
                 model: model.clone(),
                 version,
@@ -478,19 +497,7 @@ impl ModelStore for SqliteStore {
         version: Version,
         timeout: Duration,
     ) -> Result<VersionInfo, StoreError> {
-        self.check_open()?;
-        if let Some(info) = lock(&self.settled).get(model, version) {
-            return Ok(info);
-        }
-        let info = self
-            .signals
-            .wait_settled(model, version, timeout, || {
-                self.version_info(model, version)
-            })
-            .await?;
-        // Settled versions never change again.
-        lock(&self.settled).insert(model, &info);
-        Ok(info)
+        self.wait_for(model, version, timeout, true).await
     }
 
     async fn wait_status(
@@ -499,18 +506,7 @@ impl ModelStore for SqliteStore {
         version: Version,
         timeout: Duration,
     ) -> Result<VersionInfo, StoreError> {
-        self.check_open()?;
-        if let Some(info) = lock(&self.settled).status(model, version) {
-            return Ok(info);
-        }
-        let info = self
-            .signals
-            .wait_settled(model, version, timeout, || {
-                self.version_status(model, version)
-            })
-            .await?;
-        lock(&self.settled).insert(model, &info);
-        Ok(info)
+        self.wait_for(model, version, timeout, false).await
     }
 
     async fn shard_summary(

@@ -734,8 +734,9 @@ const SHARDS_WATCH: Duration = Duration::from_secs(600);
 
 /// [`dispatch`] of a fit in shards: all are sent at once, any worker takes
 /// any of them; the first shard (in shard order) that failed fails the
-/// version, naming itself. The answer is the version as the store settled
-/// it (its summary joins the shards'), so it never contradicts the store.
+/// version, naming itself. The answer is the version's status as the store
+/// settled it (never its merged summary of every series), so it never
+/// contradicts the store.
 async fn dispatch_shards(
     store: Arc<dyn ModelStore>,
     transport: Arc<dyn Transport>,

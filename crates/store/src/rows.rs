@@ -146,3 +146,41 @@ pub(crate) fn shard_summary_of(
         ))),
     }
 }
+
+/// The answer of `shard_count` from the version's `n_shards` (`None` for an
+/// unknown version; a version stored whole is one shard).
+pub(crate) fn shard_count_of(
+    model: &ModelName,
+    version: protocol::Version,
+    n: Option<Option<i64>>,
+) -> Result<u32, StoreError> {
+    match n {
+        None => Err(StoreError::UnknownVersion {
+            model: model.clone(),
+            version,
+        }),
+        Some(n) => Ok(n.and_then(|n| u32::try_from(n).ok()).unwrap_or(1).max(1)),
+    }
+}
+
+/// The answer of `load_shard` from a row of (version status, shard count:
+/// `None` when stored whole, the shard's state): `None` when the version is
+/// stored whole and its own state is the shard asked for.
+pub(crate) fn shard_state_of(
+    model: &ModelName,
+    version: protocol::Version,
+    shard: u32,
+    row: Option<(String, Option<i64>, Option<Vec<u8>>)>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match row {
+        None => Err(StoreError::UnknownVersion {
+            model: model.clone(),
+            version,
+        }),
+        Some((_, None, _)) if shard == 0 => Ok(None),
+        Some((status, _, Some(state))) if status == "ready" => Ok(Some(state)),
+        Some((status, _, _)) => Err(StoreError::Internal(format!(
+            "version {version} of model '{model}' has no fitted shard {shard} (status {status})"
+        ))),
+    }
+}

@@ -1,7 +1,9 @@
 //! The shards of a sharded version in SQLite (see [`crate::ModelStore::complete_shard`]).
 
 use super::{db_error, now_ms, SqliteStore};
-use crate::rows::{merge_summaries, shard_summary_of, summary_counts};
+use crate::rows::{
+    merge_summaries, shard_count_of, shard_state_of, shard_summary_of, summary_counts,
+};
 use crate::StoreError;
 use protocol::shard::Shard;
 use protocol::{FitSummary, ModelName, Version};
@@ -125,13 +127,7 @@ impl SqliteStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;
-        match n {
-            None => Err(StoreError::UnknownVersion {
-                model: model.clone(),
-                version,
-            }),
-            Some(n) => Ok(n.and_then(|n| u32::try_from(n).ok()).unwrap_or(1).max(1)),
-        }
+        shard_count_of(model, version, n)
     }
 
     pub(super) async fn read_shard(
@@ -152,19 +148,10 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        match row {
-            None => Err(StoreError::UnknownVersion {
-                model: model.clone(),
-                version,
-            }),
+        match shard_state_of(model, version, shard, row)? {
+            Some(state) => Ok(state),
             // Stored whole: the version's own state is its only shard.
-            Some((_, None, _)) if shard == 0 => {
-                crate::ModelStore::load_state(self, model, version).await
-            }
-            Some((status, _, Some(state))) if status == "ready" => Ok(state),
-            Some((status, _, _)) => Err(StoreError::Internal(format!(
-                "version {version} of model '{model}' has no fitted shard {shard} (status {status})"
-            ))),
+            None => crate::ModelStore::load_state(self, model, version).await,
         }
     }
 

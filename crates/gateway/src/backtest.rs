@@ -262,7 +262,11 @@ async fn run_async(
 ) -> Result<Response, ApiError> {
     let task_state = state.clone();
     let model_and_version = (version > 0).then(|| (model.clone(), version));
-    let work = async move {
+    let work = |id| async move {
+        let job = BacktestJob {
+            job: Some(id),
+            ..job
+        };
         let result = run(&task_state, job).await?;
         answer(result, model_and_version.as_ref())
     };
@@ -308,6 +312,7 @@ pub async fn backtest_data(
         series: body.fit.series,
         source: None,
         options: body.options,
+        job: None,
     };
     if let Some(preferred) = preferred {
         let model = ModelName::default_model_in(&tenant);
@@ -365,6 +370,7 @@ pub async fn backtest_model(
         series: vec![],
         source: Some((model.clone(), version)),
         options: body.options,
+        job: None,
     };
     if let Some(preferred) = preferred {
         return run_async(&state, &model, version, job, info.n_series, preferred).await;

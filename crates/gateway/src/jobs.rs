@@ -190,20 +190,23 @@ async fn handed_off(
 const CANCEL_POLL: Duration = Duration::from_millis(250);
 
 /// Records a job of `kind` whose outcome is its own (a backtest, a
-/// TimeGPT-compatible forecast: no version holds it), runs `work` in a task
-/// of its own and records its answer or error in the job's row. The task
-/// stops waiting once the job is cancelled: the first finish wins in the
-/// store, so a late answer is dropped. `model`/`version` name what the job
-/// measures (the tenant's `default` model and version 0 when nothing).
-pub(crate) async fn spawn_own<F>(
+/// TimeGPT-compatible forecast: no version holds it), runs the work `work`
+/// makes of the job's id in a task of its own and records its answer or
+/// error in the job's row. The task stops waiting once the job is
+/// cancelled: the first finish wins in the store, so a late answer is
+/// dropped (a worker given the id stops too). `model`/`version` name what
+/// the job measures (the tenant's `default` model and version 0 when
+/// nothing).
+pub(crate) async fn spawn_own<W, F>(
     state: &AppState,
     kind: &str,
     model: &ModelName,
     version: protocol::Version,
     total: u64,
-    work: F,
+    work: W,
 ) -> Result<JobInfo, ApiError>
 where
+    W: FnOnce(String) -> F,
     F: std::future::Future<Output = Result<Value, ApiError>> + Send + 'static,
 {
     let store = state.store.clone();
@@ -213,6 +216,7 @@ where
         .map_err(store_error)?;
     tracing::info!(%model, version, job = %info.id, kind, total, "job registered");
     let id = info.id.clone();
+    let work = work(id.clone());
     tokio::spawn(async move {
         if let Err(e) = store.job_progress(&id, 0, total).await {
             tracing::warn!(job = %id, error = %e, "could not mark a job running");

@@ -307,6 +307,10 @@ pub struct BacktestJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<(ModelName, Version)>,
     pub options: BacktestOptions,
+    /// The job that runs this backtest, when it runs as one: the worker
+    /// reports its progress there and stops once it is cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
 }
 
 /// One window of a series' backtest (with `include_forecasts`).

@@ -385,13 +385,21 @@ impl JobHandler for Worker {
                     .map(|s| (s.values.n_missing(), s.calendar))
                     .collect();
                 let progress = Arc::new(progress::Progress::default());
+                let subject = match shard {
+                    Some(_) => progress::Subject::Shard {
+                        model: model.clone(),
+                        version,
+                    },
+                    None => progress::Subject::Fit {
+                        model: model.clone(),
+                        version,
+                    },
+                };
                 let reporter = progress::report(
                     self.store.clone(),
-                    model.clone(),
-                    version,
+                    subject,
                     n_series as u64,
                     progress.clone(),
-                    shard.is_some(),
                 );
                 let fitted = {
                     let progress = progress.clone();
@@ -479,6 +487,7 @@ impl JobHandler for Worker {
             series,
             source,
             options,
+            job,
         } = job;
         let (spec, series) = match source {
             None => (spec, series),
@@ -497,9 +506,22 @@ impl JobHandler for Worker {
                 }
             }
         };
-        tokio::task::spawn_blocking(move || backtest_all(&spec, &series, &options))
-            .await
-            .map_err(|_| JobError::Failed("the engine crashed while backtesting".into()))?
+        let progress = Arc::new(progress::Progress::default());
+        let reporter = job.map(|id| {
+            progress::report(
+                self.store.clone(),
+                progress::Subject::Job(id),
+                series.len() as u64,
+                progress.clone(),
+            )
+        });
+        let result =
+            tokio::task::spawn_blocking(move || backtest_all(&spec, &series, &options, &progress))
+                .await;
+        if let Some(reporter) = reporter {
+            reporter.abort();
+        }
+        result.map_err(|_| JobError::Failed("the engine crashed while backtesting".into()))?
     }
 
     async fn forecast(&self, job: ForecastJob) -> ForecastReply {
@@ -684,15 +706,21 @@ fn observe_all(
     Ok((loaded, bytes, summaries))
 }
 
-/// Backtests every series (in parallel).
+/// Backtests every series (in parallel). Stops early (failing with
+/// [`store::jobs::CANCELLED`]) once `progress` says the work is no longer
+/// wanted.
 fn backtest_all(
     spec: &ModelSpec,
     series: &[NamedSeries],
     options: &BacktestOptions,
+    progress: &progress::Progress,
 ) -> BacktestReply {
     let results = series
         .par_iter()
         .map(|s| {
+            if progress.is_stopped() {
+                return Err(JobError::Failed(store::jobs::CANCELLED.to_string()));
+            }
             let run = backtest::backtest(spec, &s.values, options).map_err(|e| match e {
                 backtest::BacktestError::Invalid(why) => {
                     JobError::Invalid(format!("series '{}': {why}", s.id))
@@ -701,6 +729,7 @@ fn backtest_all(
                     JobError::Failed(format!("series '{}' could not be fitted: {why}", s.id))
                 }
             })?;
+            progress.series_done();
             Ok((s, run))
         })
         .collect::<Result<Vec<_>, JobError>>()?;
@@ -1219,5 +1248,54 @@ mod tests {
             worker.forecast(result_job(&model, 1)).await,
             Err(JobError::Failed(_))
         ));
+    }
+
+    /// A backtest run as a job reports its progress there and stops once
+    /// the job is cancelled, instead of finishing work nobody will read.
+    #[tokio::test]
+    async fn a_cancelled_backtest_job_stops_its_work() {
+        let (_dir, store) = setup().await;
+        let model = ModelName::parse("m").unwrap();
+        // Enough refits that the work outlasts the cancel by far.
+        let n = 400;
+        let job = store.create_job("backtest", &model, 0, n).await.unwrap();
+        let data = (0..n)
+            .map(|i| {
+                let values = (0..150)
+                    .map(|t| ((t * 7 + i) % 13) as f64 + 0.1 * t as f64)
+                    .collect();
+                series(&format!("s{i}"), values)
+            })
+            .collect();
+        let worker = Worker::new(store.clone());
+        let backtest = worker.backtest(BacktestJob {
+            spec: ModelSpec::new(Method::Auto, None),
+            series: data,
+            source: None,
+            options: BacktestOptions {
+                horizon: Horizon::parse(6).unwrap(),
+                n_windows: 5,
+                step_size: 1,
+                refit: true,
+                levels: vec![],
+                include_forecasts: false,
+            },
+            job: Some(job.id.clone()),
+        });
+        let cancel = async {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            store
+                .finish_job(&job.id, Err(store::jobs::CANCELLED))
+                .await
+                .unwrap()
+        };
+        let (reply, cancelled) = tokio::join!(backtest, cancel);
+        assert!(cancelled, "the job had ended before it was cancelled");
+        assert_eq!(
+            reply.map(|_| ()),
+            Err(JobError::Failed(store::jobs::CANCELLED.to_string()))
+        );
+        let seen = store.job(&job.id).await.unwrap().unwrap();
+        assert!(seen.done < n, "{} of {n} series done", seen.done);
     }
 }

@@ -7,7 +7,9 @@
 //! the next series instead of finishing work nobody will keep.
 //!
 //! A shard of a sharded fit only listens: its version's progress is the
-//! shards stored so far (the store counts them), not one shard's count.
+//! shards stored so far (the store counts them), not one shard's count. A
+//! backtest run as a job reports to its job, and stops once the job has
+//! ended (cancelled).
 
 use protocol::{ModelName, Version};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,15 +40,69 @@ impl Progress {
     }
 }
 
-/// Reports `progress` of `version` until dropped (abort the handle when the
-/// fit ends).
+/// What a running piece of work reports to.
+#[derive(Debug, Clone)]
+pub(crate) enum Subject {
+    /// The fit of a whole version: its progress, and whether it is still
+    /// pending.
+    Fit { model: ModelName, version: Version },
+    /// A shard of a sharded fit: only whether its version is still pending.
+    Shard { model: ModelName, version: Version },
+    /// A job with its own outcome (a backtest): its progress, and whether it
+    /// is still unfinished.
+    Job(String),
+}
+
+impl Subject {
+    /// Reports `done` of `total`; answers whether the work is still wanted.
+    async fn tell(
+        &self,
+        store: &dyn ModelStore,
+        done: u64,
+        total: u64,
+    ) -> Result<bool, store::StoreError> {
+        match self {
+            Subject::Fit { model, version } => {
+                store.report_progress(model, *version, done, total).await
+            }
+            Subject::Shard { model, version } => store
+                .wait_settled(model, *version, Duration::ZERO)
+                .await
+                .map(|v| v.status == store::VersionStatus::Pending)
+                .or_else(|e| match e {
+                    store::StoreError::WaitTimeout(_) => Ok(true),
+                    e => Err(e),
+                }),
+            Subject::Job(id) => {
+                store.job_progress(id, done, total).await?;
+                // A job deleted with its model is no longer wanted either.
+                Ok(store
+                    .job(id)
+                    .await?
+                    .is_some_and(|j| !j.status.is_finished()))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Fit { model, version } | Subject::Shard { model, version } => {
+                write!(f, "version {version} of '{model}'")
+            }
+            Subject::Job(id) => write!(f, "job {id}"),
+        }
+    }
+}
+
+/// Reports `progress` of the work on `subject` until dropped (abort the
+/// handle when the work ends).
 pub(crate) fn report(
     store: Arc<dyn ModelStore>,
-    model: ModelName,
-    version: Version,
+    subject: Subject,
     total: u64,
     progress: Arc<Progress>,
-    shard: bool,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let first = tokio::time::Instant::now() + FIRST_REPORT;
@@ -54,27 +110,15 @@ pub(crate) fn report(
         loop {
             tick.tick().await;
             let done = progress.done.load(Ordering::Relaxed);
-            let pending = if shard {
-                store
-                    .wait_settled(&model, version, Duration::ZERO)
-                    .await
-                    .map(|v| v.status == store::VersionStatus::Pending)
-                    .or_else(|e| match e {
-                        store::StoreError::WaitTimeout(_) => Ok(true),
-                        e => Err(e),
-                    })
-            } else {
-                store.report_progress(&model, version, done, total).await
-            };
-            match pending {
+            match subject.tell(store.as_ref(), done, total).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::info!(%model, version, "version no longer pending; stopping its fit");
+                    tracing::info!(%subject, "no longer wanted; stopping its work");
                     progress.stopped.store(true, Ordering::Relaxed);
                     return;
                 }
                 // Progress is a courtesy: a store that is down only delays it.
-                Err(e) => tracing::debug!(%model, version, error = %e, "could not report progress"),
+                Err(e) => tracing::debug!(%subject, error = %e, "could not report progress"),
             }
         }
     })

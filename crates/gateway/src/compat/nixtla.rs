@@ -257,12 +257,18 @@ enum Work {
 }
 
 impl Work {
-    /// Runs the translation; the answer's `data` as JSON.
-    async fn run(self, state: &AppState, tenant: &Tenant) -> Result<Value, ApiError> {
+    /// Runs the translation (as the job `job`, when one); the answer's
+    /// `data` as JSON.
+    async fn run(
+        self,
+        state: &AppState,
+        tenant: &Tenant,
+        job: Option<String>,
+    ) -> Result<Value, ApiError> {
         let answer = match self {
             Work::Forecast(r) => to_value(forecast_via_workers(state, tenant, r).await?),
             Work::CrossValidation(r, opts) => {
-                to_value(cross_validate_via_workers(state, r, opts).await?)
+                to_value(cross_validate_via_workers(state, r, opts, job).await?)
             }
         };
         answer.map_err(|e| ApiError::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
@@ -281,7 +287,7 @@ pub async fn forecast(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (work, _) = read(&headers, body, Kind::Forecast).await?;
-    Ok(success(work.run(&state, &tenant).await?))
+    Ok(success(work.run(&state, &tenant, None).await?))
 }
 
 /// `POST /v2/cross_validation`.
@@ -292,7 +298,7 @@ pub async fn cross_validation(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (work, _) = read(&headers, body, Kind::CrossValidation).await?;
-    Ok(success(work.run(&state, &tenant).await?))
+    Ok(success(work.run(&state, &tenant, None).await?))
 }
 
 /// Reads and checks a body as `kind` asks; also its job timeout, if any.
@@ -658,11 +664,13 @@ async fn forecast_via_workers(
 
 /// The workers' rolling-origin backtest of the sent series, its windows
 /// laid out as the client reads them: `idxs` of the forecast steps in the
-/// sent `y`, one `sizes` entry (rows) per series.
+/// sent `y`, one `sizes` entry (rows) per series. `job`: the job it runs
+/// as, if any (the worker reports there and stops when it is cancelled).
 async fn cross_validate_via_workers(
     state: &AppState,
     r: Request,
     opts: BacktestOptions,
+    job: Option<String>,
 ) -> Result<CrossValidationAnswer, ApiError> {
     let h = opts.horizon.get();
     let lengths: Vec<usize> = r.series.iter().map(|s| s.values.len()).collect();
@@ -672,6 +680,7 @@ async fn cross_validate_via_workers(
         series: r.series,
         source: None,
         options: opts,
+        job,
     };
     let result = crate::backtest::run(state, job).await?;
     if result.series.len() != lengths.len() {
@@ -757,8 +766,8 @@ async fn submit(
     };
     let model = ModelName::default_model_in(&tenant);
     let task_state = state.clone();
-    let run = async move {
-        let run = work.run(&task_state, &tenant);
+    let run = |id| async move {
+        let run = work.run(&task_state, &tenant, Some(id));
         match timeout {
             Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
                 Err(ApiError::error(

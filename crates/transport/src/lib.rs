@@ -42,7 +42,8 @@ pub trait Transport: Send + Sync + 'static {
     async fn fit(&self, job: FitJob) -> Result<FitReply, TransportError>;
     /// Sends the shards of one version's fit (see [`protocol::shard`]), each
     /// a fit any worker may take, and waits for every answer (in shard
-    /// order, one per shard). The shards are taken from `shards` one at a
+    /// order, one per shard; each without its series, see
+    /// [`without_series`]). The shards are taken from `shards` one at a
     /// time and let go once sent, so that a fit of any size is never held
     /// whole. By default each is an ordinary [`Self::fit`], at most
     /// [`SHARDS_IN_FLIGHT`] at once.
@@ -73,6 +74,16 @@ pub trait Transport: Send + Sync + 'static {
     async fn consumers(&self, _fresh: bool) -> Result<Option<Consumers>, TransportError> {
         Ok(None)
     }
+}
+
+/// A shard's answer without its per-series summary, which the store keeps
+/// (a fit in shards is answered from there): held until every shard has
+/// answered, the summaries would grow with the fit's series.
+pub fn without_series(reply: FitReply) -> FitReply {
+    reply.map(|summary| protocol::FitSummary {
+        series: Vec::new(),
+        ..summary
+    })
 }
 
 /// Shards of one fit taken from their source at once by the default
@@ -160,7 +171,10 @@ impl FitShards {
         loop {
             while running.len() < at_once.max(1) {
                 let sent: BoxFuture<'a, _> = match self.next().await {
-                    Some(Ok(job)) => Box::pin(fit(job)),
+                    Some(Ok(job)) => {
+                        let reply = fit(job);
+                        Box::pin(async move { reply.await.map(without_series) })
+                    }
                     Some(Err(e)) => Box::pin(futures_util::future::ready(Err(e))),
                     None => break,
                 };

@@ -708,13 +708,14 @@ impl Transport for AmqpTransport {
         let inner = &self.inner;
         futures_util::future::join_all(sent.into_iter().map(|(job, published)| async move {
             let (id, rx) = published?;
-            match inner.wait_reply(id, rx, deadline, timeout).await? {
+            let reply = match inner.wait_reply(id, rx, deadline, timeout).await? {
                 RawReply::Data(d) => serde_json::from_slice(&d)
                     .map_err(|e| TransportError::Internal(format!("bad fit answer: {e}"))),
                 RawReply::DeadLettered(r) => Err(TransportError::DeadLettered(r)),
                 RawReply::Lost(why) => inner.fit_from_store(&job, why, deadline).await,
                 RawReply::NotSent(e) => Err(e),
-            }
+            };
+            reply.map(crate::without_series)
         }))
         .await
     }

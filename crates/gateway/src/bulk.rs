@@ -323,8 +323,9 @@ async fn read_fit(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
-    // A table of one shard is read back into memory: it takes room in the
-    // body budget like a JSON body of the same size (capped by the budget).
+    // The upload takes room in the body budget like a JSON body of the same
+    // size (capped by the budget) while it is read, as before the rows were
+    // spooled: the budget still bounds how many large uploads run at once.
     let room = declared.map_or(state.config.body_limit, |n| {
         usize::try_from(n).unwrap_or(usize::MAX)
     });

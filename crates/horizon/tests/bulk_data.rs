@@ -51,8 +51,12 @@ fn csv_body() -> String {
 
 /// The same rows as pandas writes them to Parquet (naive ns timestamps).
 fn parquet_body() -> Vec<u8> {
-    let rows = table_rows();
-    let ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    parquet_of(&table_rows())
+}
+
+/// Rows `(id, date, y)` as pandas writes them to Parquet.
+fn parquet_of<S: AsRef<str>>(rows: &[(S, String, Option<f64>)]) -> Vec<u8> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.0.as_ref()).collect();
     let ds: Vec<i64> = rows
         .iter()
         .map(|r| {
@@ -542,6 +546,22 @@ async fn a_sharded_table_fit_is_the_same_whatever_the_order_of_its_rows() {
     assert_eq!(a.len(), n);
     assert_eq!(a, b);
     assert!(a.iter().all(|s| s["ds"][0].is_string()), "dated forecasts");
+
+    // The interleaved rows as Parquet: spooled alike, the same forecasts.
+    let rows: Vec<(String, String, Option<f64>)> = interleaved
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            (f[0].to_string(), f[1].to_string(), f[2].parse().ok())
+        })
+        .collect();
+    let (status, answer) =
+        put_table(&app, "/v1/models/pq?method=ets", PARQUET, parquet_of(&rows)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let name = protocol::ModelName::parse("pq").expect("name");
+    assert_eq!(app.store.shard_count(&name, 1).await.expect("count"), 4);
+    assert_eq!(forecasts_by_id(&app, "pq").await, a);
 
     // The same rows as one fit in memory: one shard, the same forecasts.
     let mut one = Options::default();

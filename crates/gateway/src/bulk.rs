@@ -8,17 +8,20 @@
 //! Parquet body is spooled to an unnamed temporary file (its footer comes
 //! last) and read from there. Both have their own, large limit
 //! ([`crate::GatewayConfig::bulk_body_limit`]), and the body timeout is
-//! the longest silence between two chunks, not the whole upload. The table
-//! becomes the same validated fit request as the JSON long form
-//! ([`validate::table_fit`]), and from there the fit takes the one path of
-//! every fit ([`handlers::v1_fit`]). JSON requests go straight on to the
-//! JSON handlers.
+//! the longest silence between two chunks, not the whole upload. The rows
+//! go to a spool, not into memory (see [`crate::spooled`]): a table of one
+//! shard then becomes the same validated fit request as the JSON long form
+//! ([`validate::table_fit`]), a larger one is checked the same way shard by
+//! shard, and from there the fit takes the one path of every fit
+//! ([`handlers::fit_or_job`]). JSON requests go straight on to the JSON
+//! handlers.
 
 use crate::admission::Slot;
 use crate::body::{JsonBody, KeyedBody, ModelPath};
 use crate::dates::Calendars;
-use crate::handlers;
+use crate::handlers::{self, FitInput};
 use crate::jsend::ApiError;
+use crate::spooled::{self, TableFit};
 use crate::validate::{self, FitRequest, ForecastRequest, TableSeries, V1Fit, V1Forecast};
 use crate::AppState;
 use axum::body::{Body, BodyDataStream, Bytes};
@@ -32,7 +35,8 @@ use sha2::Digest;
 use std::io::{Read, Seek};
 use std::time::Duration;
 use tabular::{
-    Columns, CsvForecastWriter, ForecastLayout, ParquetForecastWriter, TableError, Time,
+    Columns, CsvForecastWriter, ForecastLayout, ParquetForecastWriter, RowSpool, SpooledRows,
+    TableError, Time,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -137,12 +141,28 @@ pub async fn v1_fit(
     }
     let query = TableQuery::of(req.uri())?;
     let keyed = headers.contains_key(handlers::IDEMPOTENCY_KEY);
-    let (request, digest) = read_fit(&state, req, format, query, keyed).await?;
-    let body = KeyedBody {
-        body: V1Fit(request),
-        digest,
+    let key = handlers::idempotency_key(&headers)?;
+    let (rows, digest) = read_fit(&state, req, format, &query.columns, keyed).await?;
+    let fit = {
+        let (state, model) = (state.clone(), model.clone());
+        tokio::task::spawn_blocking(move || {
+            let check = spooled::Check {
+                model: &model,
+                sizes: state.config.shard_sizes,
+                transport: state.transport.as_ref(),
+                fit_timeout: state.config.fit_timeout,
+            };
+            spooled::table_fit(rows, &query.options, &check)
+        })
+        .await
+        .map_err(|_| crashed())??
     };
-    handlers::v1_fit(State(state), ModelPath(model), headers, body).await
+    let input = match fit {
+        TableFit::Whole(request) => FitInput::Request(request),
+        TableFit::Spooled(spooled) => FitInput::Spooled(spooled),
+    };
+    let key = key.map(|key| handlers::Keyed { key, digest });
+    handlers::fit_or_job(&state, model, &headers, input, key).await
 }
 
 /// The query string of a table fit: the fit options and the column names.
@@ -150,8 +170,6 @@ struct TableQuery {
     /// The fit options as a JSON object, for [`validate::table_fit`].
     options: Vec<u8>,
     columns: Columns,
-    /// The query as sent: part of the body's digest for idempotency keys.
-    raw: String,
 }
 
 /// Query parameters of a table fit.
@@ -216,7 +234,6 @@ impl TableQuery {
         Ok(Self {
             options: serde_json::to_vec(&Value::Object(options)).unwrap_or_default(),
             columns,
-            raw: uri.query().unwrap_or("").to_string(),
         })
     }
 }
@@ -288,15 +305,15 @@ fn crashed() -> ApiError {
     )
 }
 
-/// Reads a table body into a fit request, with the digest of the query and
+/// Reads a table body's rows into a spool, with the digest of the query and
 /// the body when `keyed`.
 async fn read_fit(
     state: &AppState,
     req: Request,
     format: Format,
-    query: TableQuery,
+    columns: &Columns,
     keyed: bool,
-) -> Result<(FitRequest, Option<String>), ApiError> {
+) -> Result<(SpooledRows, Option<String>), ApiError> {
     let limit = state.config.bulk_body_limit;
     let declared = req
         .headers()
@@ -306,8 +323,9 @@ async fn read_fit(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
-    // The parsed series are held in memory: they take room in the body
-    // budget like a JSON body of the same size (capped by the budget).
+    // The upload takes room in the body budget like a JSON body of the same
+    // size (capped by the budget) while it is read, as before the rows were
+    // spooled: the budget still bounds how many large uploads run at once.
     let room = declared.map_or(state.config.body_limit, |n| {
         usize::try_from(n).unwrap_or(usize::MAX)
     });
@@ -316,7 +334,8 @@ async fn read_fit(
         let mut d = sha2::Sha256::new();
         d.update(format.media_type().as_bytes());
         d.update(b"\n");
-        d.update(query.raw.as_bytes());
+        // The query as sent: the fit options are part of what is keyed.
+        d.update(req.uri().query().unwrap_or("").as_bytes());
         d.update(b"\n");
         d
     });
@@ -327,26 +346,52 @@ async fn read_fit(
         idle: state.config.connections.body_timeout,
         digest,
     };
+    let columns = columns.clone();
     match format {
-        Format::Csv => read_csv(chunks, query).await,
-        Format::Parquet => read_parquet(chunks, query).await,
+        Format::Csv => read_csv(chunks, columns).await,
+        Format::Parquet => read_parquet(chunks, columns).await,
     }
+}
+
+/// A spool for a table's rows, which holds per series only its id and row
+/// count (and refuses more series than a table fit takes).
+fn row_spool() -> Result<RowSpool, ApiError> {
+    RowSpool::new(validate::MAX_TABLE_SERIES_PER_FIT).map_err(|e| spool_error("rows", e))
+}
+
+fn spool_error(what: &str, e: std::io::Error) -> ApiError {
+    tracing::error!(error = %e, "spooling a table body's {what}");
+    ApiError::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("the table body's {what} could not be spooled to a temporary file: {e}"),
+    )
+}
+
+/// The rows read into `spool`, or why not: a failure of the spool itself
+/// is the server's, anything else the body's.
+fn spooled(mut spool: RowSpool, read: Result<(), TableError>) -> Result<SpooledRows, ApiError> {
+    if let Err(e) = read {
+        return Err(match spool.io_error() {
+            Some(io) => spool_error("rows", io),
+            None => ApiError::field("body", e.to_string()),
+        });
+    }
+    spool.finish().map_err(|e| match e {
+        TableError::Io(io) => spool_error("rows", io),
+        e => ApiError::field("body", e.to_string()),
+    })
 }
 
 /// A CSV body parsed on the blocking pool as its chunks arrive.
 async fn read_csv(
     mut chunks: Chunks,
-    query: TableQuery,
-) -> Result<(FitRequest, Option<String>), ApiError> {
+    columns: Columns,
+) -> Result<(SpooledRows, Option<String>), ApiError> {
     let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
-    let TableQuery {
-        options, columns, ..
-    } = query;
     let parse = tokio::task::spawn_blocking(move || {
-        to_fit(
-            tabular::read_csv(ChannelReader::new(rx), &columns),
-            &options,
-        )
+        let mut spool = row_spool()?;
+        let read = tabular::csv_rows(ChannelReader::new(rx), &columns, &mut spool);
+        spooled(spool, read)
     });
     let mut failed = None;
     loop {
@@ -375,18 +420,13 @@ async fn read_csv(
 }
 
 /// A Parquet body spooled to an unnamed temporary file (removed when
-/// closed), then read from it on the blocking pool.
+/// closed), then read from it on the blocking pool, row group by row
+/// group, into the spool of rows.
 async fn read_parquet(
     mut chunks: Chunks,
-    query: TableQuery,
-) -> Result<(FitRequest, Option<String>), ApiError> {
-    let spool_error = |e: std::io::Error| {
-        tracing::error!(error = %e, "spooling a Parquet body");
-        ApiError::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the Parquet body could not be spooled to a temporary file: {e}"),
-        )
-    };
+    columns: Columns,
+) -> Result<(SpooledRows, Option<String>), ApiError> {
+    let spool_error = |e: std::io::Error| spool_error("Parquet file", e);
     let file = tokio::task::spawn_blocking(tempfile::tempfile)
         .await
         .map_err(|_| crashed())?
@@ -397,13 +437,11 @@ async fn read_parquet(
     }
     file.flush().await.map_err(spool_error)?;
     let mut file = file.into_std().await;
-    let TableQuery {
-        options, columns, ..
-    } = query;
     let parsed = tokio::task::spawn_blocking(move || {
-        file.rewind()
-            .map_err(|e| ApiError::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        to_fit(tabular::read_parquet(file, &columns), &options)
+        file.rewind().map_err(spool_error)?;
+        let mut spool = row_spool()?;
+        let read = tabular::parquet_rows(file, &columns, &mut spool);
+        spooled(spool, read)
     })
     .await
     .map_err(|_| crashed())?;
@@ -412,7 +450,7 @@ async fn read_parquet(
 
 /// The table's series as the validated fit request: dates go to their
 /// calendars as JSON `ds` do; an integer axis is placed on its step.
-fn to_fit(
+pub(crate) fn to_fit(
     read: Result<Vec<tabular::Series>, TableError>,
     options: &[u8],
 ) -> Result<FitRequest, ApiError> {

@@ -12,6 +12,7 @@ use crate::auth::Caller;
 use crate::body::{JsonBody, KeyedBody, ModelPath};
 use crate::dates::Calendars;
 use crate::jsend::{success, ApiError};
+use crate::spooled::SpooledFit;
 use crate::validate::{FitRequest, ForecastRequest, SeedFit, SeedForecast, V1Fit, V1Forecast};
 use crate::AppState;
 use axum::extract::{Query, State};
@@ -26,7 +27,7 @@ use std::time::Duration;
 use store::{ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo, VersionStatus};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use transport::{Transport, TransportError};
+use transport::{FitShards, Transport, TransportError};
 
 /// Header that makes a fit idempotent: the same key answers with the same version.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -50,10 +51,11 @@ pub async fn seed_fit(
     let key = keyed(&headers, body.digest)?;
     let SeedFit(request) = body.body;
     let model = ModelName::default_model_in(&tenant);
-    if let Some(prefer) = crate::jobs::wants_async(&state.config, &headers, &request) {
-        return crate::jobs::fit_async(&state, model, request, key, prefer).await;
+    let input = FitInput::Request(request);
+    if let Some(prefer) = crate::jobs::wants_async(&state.config, &headers, input.points()) {
+        return crate::jobs::fit_async(&state, model, input, key, prefer).await;
     }
-    let answer = fit(&state, model, request, key).await;
+    let answer = fit(&state, model, input, key).await;
     Ok(answer.respond(|summary| {
         let first = summary.series.first();
         success(SeedFitAnswer {
@@ -120,10 +122,22 @@ pub async fn v1_fit(
 ) -> Result<Response, ApiError> {
     let key = keyed(&headers, body.digest)?;
     let V1Fit(request) = body.body;
-    if let Some(prefer) = crate::jobs::wants_async(&state.config, &headers, &request) {
-        return crate::jobs::fit_async(&state, model, request, key, prefer).await;
+    fit_or_job(&state, model, &headers, FitInput::Request(request), key).await
+}
+
+/// A fit of `PUT /v1/models/{name}`, run now or as a job (see
+/// [`crate::jobs::wants_async`]).
+pub(crate) async fn fit_or_job(
+    state: &AppState,
+    model: ModelName,
+    headers: &HeaderMap,
+    input: FitInput,
+    key: Option<Keyed>,
+) -> Result<Response, ApiError> {
+    if let Some(prefer) = crate::jobs::wants_async(&state.config, headers, input.points()) {
+        return crate::jobs::fit_async(state, model, input, key, prefer).await;
     }
-    let answer = fit(&state, model, request, key).await;
+    let answer = fit(state, model, input, key).await;
     Ok(answer.respond(|summary| {
         success(V1FitAnswer {
             model: summary.model,
@@ -495,14 +509,26 @@ enum Registration {
     Stored(Version),
 }
 
+/// What a fit is made of: a validated request in memory, or a table fit
+/// checked shard by shard into a spool (see [`crate::spooled`]).
+pub(crate) enum FitInput {
+    Request(FitRequest),
+    Spooled(SpooledFit),
+}
+
+impl FitInput {
+    /// Values in all.
+    pub(crate) fn points(&self) -> u64 {
+        match self {
+            FitInput::Request(r) => r.series.iter().map(|s| s.values.len() as u64).sum(),
+            FitInput::Spooled(s) => s.n_points(),
+        }
+    }
+}
+
 /// Registers a pending version, dispatches its fit and waits for the answer.
-async fn fit(
-    state: &AppState,
-    model: ModelName,
-    request: FitRequest,
-    key: Option<Keyed>,
-) -> FitAnswer {
-    fit_from(state, model, request, key, None).await
+async fn fit(state: &AppState, model: ModelName, input: FitInput, key: Option<Keyed>) -> FitAnswer {
+    fit_input(state, model, input, key, None).await
 }
 
 /// [`fit`], or with `base` new observations filtered forward from version
@@ -511,6 +537,16 @@ pub(crate) async fn fit_from(
     state: &AppState,
     model: ModelName,
     request: FitRequest,
+    key: Option<Keyed>,
+    base: Option<Version>,
+) -> FitAnswer {
+    fit_input(state, model, FitInput::Request(request), key, base).await
+}
+
+async fn fit_input(
+    state: &AppState,
+    model: ModelName,
+    input: FitInput,
     key: Option<Keyed>,
     base: Option<Version>,
 ) -> FitAnswer {
@@ -528,7 +564,7 @@ pub(crate) async fn fit_from(
     let _in_flight = crate::metrics::InFlight::new(crate::metrics::FITS_IN_FLIGHT);
     let timeout = state.config.fit_timeout;
     let (registered_tx, mut registered_rx) = oneshot::channel();
-    let summary = match prepare_fit(state, &model, request, base).await {
+    let summary = match prepare_fit(state, &model, input, base).await {
         Ok(job) => fit_within(state, &model, job, key, slot, registered_tx, timeout).await,
         Err(e) => Err(e),
     };
@@ -579,8 +615,16 @@ async fn fit_within(
 /// [`protocol::shard`]; one, the whole fit, unless it is large), each
 /// checked to travel, with version 0 until registered.
 pub(crate) struct PreparedFit {
-    shards: Vec<FitJob>,
+    model: ModelName,
+    version: Version,
+    shards: Shards,
     n_series: usize,
+}
+
+/// The shards of a prepared fit: in memory, or spooled (a large table).
+enum Shards {
+    Jobs(Vec<FitJob>),
+    Spooled(SpooledFit),
 }
 
 impl PreparedFit {
@@ -589,19 +633,22 @@ impl PreparedFit {
     }
 
     pub(crate) fn set_version(&mut self, version: Version) {
-        for shard in &mut self.shards {
-            shard.version = version;
+        self.version = version;
+        if let Shards::Jobs(jobs) = &mut self.shards {
+            for shard in jobs {
+                shard.version = version;
+            }
         }
     }
 }
 
 /// The fit of a request, once the transport is up and can carry it. With
 /// `base`, the series are new observations filtered forward from that
-/// version (never sharded).
+/// version (never sharded). A spooled fit was checked to travel already.
 pub(crate) async fn prepare_fit(
     state: &AppState,
     model: &ModelName,
-    request: FitRequest,
+    input: FitInput,
     base: Option<Version>,
 ) -> Result<PreparedFit, FitError> {
     // Fail fast while jobs cannot be delivered (e.g. the broker is down, or
@@ -611,6 +658,17 @@ pub(crate) async fn prepare_fit(
     workers_listening(state, |c| c.fit, "fit")
         .await
         .map_err(FitError::Refused)?;
+    let request = match input {
+        FitInput::Request(request) => request,
+        FitInput::Spooled(spooled) => {
+            return Ok(PreparedFit {
+                model: model.clone(),
+                version: 0,
+                n_series: spooled.n_series(),
+                shards: Shards::Spooled(spooled),
+            })
+        }
+    };
     let job = FitJob {
         shard: None,
         base,
@@ -625,9 +683,16 @@ pub(crate) async fn prepare_fit(
     let sizes = state.config.shard_sizes;
     let (prepared, fits) = tokio::task::spawn_blocking(move || {
         let n_series = job.series.len();
+        let model = job.model.clone();
         let shards = protocol::shard::split(job, &sizes);
         let fits = shards.iter().try_for_each(|s| transport.check_fit(s));
-        (PreparedFit { shards, n_series }, fits)
+        let prepared = PreparedFit {
+            model,
+            version: 0,
+            shards: Shards::Jobs(shards),
+            n_series,
+        };
+        (prepared, fits)
     })
     .await
     .map_err(|_| FitError::Crashed)?;
@@ -646,7 +711,7 @@ async fn register_and_dispatch(
     _slot: Slot,
     registered: oneshot::Sender<(Version, bool)>,
 ) -> Result<Registration, FitError> {
-    let model = job.shards[0].model.clone();
+    let model = job.model.clone();
     let registration = register(store.as_ref(), &model, job.n_series(), key.as_ref())
         .await
         .map_err(FitError::Store)?;
@@ -689,14 +754,30 @@ pub(crate) enum Dispatched {
 pub(crate) async fn dispatch(
     store: Arc<dyn ModelStore>,
     transport: Arc<dyn Transport>,
-    mut job: PreparedFit,
+    job: PreparedFit,
 ) -> Result<Dispatched, FitError> {
-    if job.shards.len() > 1 {
-        return dispatch_shards(store, transport, job.shards)
-            .await
-            .map(Dispatched::Ready);
-    }
-    let Some(job) = job.shards.pop() else {
+    let PreparedFit {
+        model,
+        version,
+        shards,
+        ..
+    } = job;
+    let mut jobs = match shards {
+        Shards::Spooled(spooled) => {
+            let shards = spooled.shards(model, version);
+            return dispatch_shards(store, transport, shards)
+                .await
+                .map(Dispatched::Ready);
+        }
+        Shards::Jobs(jobs) if jobs.len() > 1 => {
+            let shards = FitShards::from_jobs(model, version, jobs);
+            return dispatch_shards(store, transport, shards)
+                .await
+                .map(Dispatched::Ready);
+        }
+        Shards::Jobs(jobs) => jobs,
+    };
+    let Some(job) = jobs.pop() else {
         return Err(FitError::Crashed);
     };
     let (model, version) = (job.model.clone(), job.version);
@@ -740,14 +821,14 @@ const SHARDS_WATCH: Duration = Duration::from_secs(600);
 async fn dispatch_shards(
     store: Arc<dyn ModelStore>,
     transport: Arc<dyn Transport>,
-    shards: Vec<FitJob>,
+    shards: FitShards,
 ) -> Result<Version, FitError> {
-    let (model, version) = (shards[0].model.clone(), shards[0].version);
-    let labels: Vec<String> = shards
-        .iter()
-        .map(|s| s.shard.map(|s| s.to_string()).unwrap_or_default())
+    let (model, version) = (shards.model().clone(), shards.version());
+    let count = u32::try_from(shards.count()).unwrap_or(u32::MAX);
+    let labels: Vec<String> = (0..count)
+        .map(|index| protocol::shard::Shard { index, count }.to_string())
         .collect();
-    tracing::info!(%model, version, shards = shards.len(), "fit sent in shards");
+    tracing::info!(%model, version, shards = count, "fit sent in shards");
     // A shard that failed (in a worker, or dead-lettered) fails the version
     // in the store at once: the answer need not wait for the other shards.
     let failed = async {

@@ -20,10 +20,9 @@
 
 use crate::auth::Caller;
 use crate::handlers::{
-    dispatch, prepare_fit, store_error, with_replay_header, FitError, Keyed, V1FitAnswer,
+    dispatch, prepare_fit, store_error, with_replay_header, FitError, FitInput, Keyed, V1FitAnswer,
 };
 use crate::jsend::{success, ApiError};
-use crate::validate::FitRequest;
 use crate::{AppState, GatewayConfig};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -43,12 +42,11 @@ use store::{JobInfo, JobStatus, Registered, VersionStatus};
 pub(crate) fn wants_async(
     config: &GatewayConfig,
     headers: &HeaderMap,
-    request: &FitRequest,
+    points: u64,
 ) -> Option<bool> {
     if prefers_async(headers) {
         return Some(true);
     }
-    let points: u64 = request.series.iter().map(|s| s.values.len() as u64).sum();
     (points > config.async_points).then_some(false)
 }
 
@@ -87,7 +85,7 @@ pub(crate) fn accepted(info: &JobInfo, preferred: bool) -> Response {
 pub(crate) async fn fit_async(
     state: &AppState,
     model: ModelName,
-    request: FitRequest,
+    input: FitInput,
     key: Option<Keyed>,
     preferred: bool,
 ) -> Result<Response, ApiError> {
@@ -95,7 +93,7 @@ pub(crate) async fn fit_async(
     let fail = |e: FitError, version| e.answer(&model, version, timeout);
     // Held by the job until its fit settles, like a synchronous fit's.
     let slot = state.admission.fit()?;
-    let mut job = prepare_fit(state, &model, request, None)
+    let mut job = prepare_fit(state, &model, input, None)
         .await
         .map_err(|e| fail(e, None))?;
     let store = state.store.clone();

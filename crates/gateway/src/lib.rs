@@ -21,6 +21,7 @@ pub mod metrics;
 mod observations;
 pub mod openapi;
 mod server;
+mod spooled;
 pub mod tls;
 mod ui;
 pub mod validate;

@@ -1798,22 +1798,8 @@ pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest,
         }
         let mut out = Vec::with_capacity(series.len());
         for s in series {
-            let label = format!("series '{}': ", s.id);
-            if let Err(message) = SeriesId::from_scalar(Scalar::Str(s.id.clone())) {
-                errors.add("unique_id", format!("{label}{message}"));
-            } else if s.values.len() < MIN_SERIES_LEN {
-                let n = s.values.len();
-                errors.add(
-                    "y",
-                    format!("{label}has {n} points; at least {MIN_SERIES_LEN} are needed"),
-                );
-            } else if s.values.len() > MAX_SERIES_LEN {
-                let n = s.values.len();
-                errors.add(
-                    "y",
-                    format!("{label}has {n} points; at most {MAX_SERIES_LEN} are accepted"),
-                );
-            } else {
+            if table_series_ok(&s.id, s.values.len(), &mut errors) {
+                let label = format!("series '{}': ", s.id);
                 out.push(SeriesIn {
                     id: s.id,
                     values: s.values,
@@ -1832,6 +1818,76 @@ pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest,
             }
         }
         finish_fit(out, options?, &mut errors)
+    });
+    errors.finish(parsed)
+}
+
+/// Whether series `id` of a table, with `n` rows, may be fitted (its id
+/// and length); the message why not goes to `errors`.
+fn table_series_ok(id: &str, n: usize, errors: &mut Errors) -> bool {
+    let label = || format!("series '{id}': ");
+    if let Err(message) = SeriesId::from_scalar(Scalar::Str(id.to_string())) {
+        errors.add("unique_id", format!("{}{message}", label()));
+    } else if n < MIN_SERIES_LEN {
+        errors.add(
+            "y",
+            format!(
+                "{}has {n} points; at least {MIN_SERIES_LEN} are needed",
+                label()
+            ),
+        );
+    } else if n > MAX_SERIES_LEN {
+        errors.add(
+            "y",
+            format!(
+                "{}has {n} points; at most {MAX_SERIES_LEN} are accepted",
+                label()
+            ),
+        );
+    } else {
+        return true;
+    }
+    false
+}
+
+/// The checks of [`table_fit`] that need each series' id and row count
+/// only, for a table whose rows are spooled rather than held (see
+/// `bulk.rs`): the fit options, the number of series, each id and length.
+/// The series then go through [`table_fit`] shard by shard.
+pub fn table_rows<'a>(
+    options: &[u8],
+    n_series: usize,
+    series: impl Iterator<Item = (&'a str, usize)>,
+) -> Result<(), ApiError> {
+    let mut errors = Errors::default();
+    let parsed = body_fields(options, &TABLE_OPTIONS, &mut errors)?.and_then(|f| {
+        fit_options(&f, &mut errors)?;
+        if !series_count_within(n_series, MAX_TABLE_SERIES_PER_FIT, "unique_id", &mut errors) {
+            return None;
+        }
+        for (id, n) in series {
+            table_series_ok(id, n, &mut errors);
+            if errors.is_full() {
+                return None;
+            }
+        }
+        Some(())
+    });
+    errors.finish(parsed)
+}
+
+/// The model spec of a table fit checked shard by shard with
+/// [`table_fit`]: as [`table_fit`] would find it for every series at once,
+/// from the options and the frequencies every shard's series were found
+/// to have (a shard's own spec knows only its own series).
+pub fn table_spec(options: &[u8], freqs: &[Freq]) -> Result<ModelSpec, ApiError> {
+    let mut errors = Errors::default();
+    let parsed = body_fields(options, &TABLE_OPTIONS, &mut errors)?.and_then(|f| {
+        let options = fit_options(&f, &mut errors)?;
+        // Series without dates have the given freq, as in `SeriesIn::place`.
+        let mut all = freqs.to_vec();
+        all.extend(options.freq);
+        spec(&options, &all, &mut errors)
     });
     errors.finish(parsed)
 }

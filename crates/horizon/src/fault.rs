@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use protocol::{FitJob, FitReply, ForecastJob, ForecastReply};
 use std::sync::Arc;
 use std::time::Duration;
-use transport::{JobHandler, Transport, TransportError};
+use transport::{FitShards, JobHandler, Transport, TransportError};
 
 /// Names the environment variable that makes a worker abort when it takes a
 /// fit of this model; `model#i`: only shard `i` (0-based) of a sharded fit.
@@ -136,6 +136,14 @@ impl Transport for AbortBeforeDispatch {
             std::process::abort();
         }
         self.inner.fit(job).await
+    }
+
+    async fn fit_shards(&self, shards: FitShards) -> Vec<Result<FitReply, TransportError>> {
+        if shards.model().as_str() == self.model {
+            tracing::error!(model = %shards.model(), version = shards.version(), "fault injection: aborting the gateway before sending the fit's shards");
+            std::process::abort();
+        }
+        self.inner.fit_shards(shards).await
     }
 
     async fn forecast(&self, job: ForecastJob) -> Result<ForecastReply, TransportError> {

@@ -51,8 +51,12 @@ fn csv_body() -> String {
 
 /// The same rows as pandas writes them to Parquet (naive ns timestamps).
 fn parquet_body() -> Vec<u8> {
-    let rows = table_rows();
-    let ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    parquet_of(&table_rows())
+}
+
+/// Rows `(id, date, y)` as pandas writes them to Parquet.
+fn parquet_of<S: AsRef<str>>(rows: &[(S, String, Option<f64>)]) -> Vec<u8> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.0.as_ref()).collect();
     let ds: Vec<i64> = rows
         .iter()
         .map(|r| {
@@ -460,5 +464,186 @@ async fn a_sharded_csv_fit_downloads_whole_shard_by_shard() {
         .map(|l| &l[..l.find(',').unwrap_or(0)])
         .collect();
     assert_eq!(ids, ["s7", "s7", "s100", "s100"]);
+    app.stop().await;
+}
+
+/// Rows of `n` monthly series of 14 months from 2023-01 (series `i` misses
+/// one month when `i % 5 == 0`, and has an empty value when `i % 7 == 0`):
+/// grouped by series, or interleaved (every series' first row, then every
+/// series' second, ...), each series' rows backwards.
+fn monthly_csv(n: usize, interleaved: bool) -> String {
+    let mut rows = Vec::new();
+    for i in 0..n {
+        for t in 0..14usize {
+            if i % 5 == 0 && t == 6 {
+                continue;
+            }
+            let ds = format!("{}-{:02}-01", 2023 + t / 12, t % 12 + 1);
+            let y = if i % 7 == 0 && t == 3 {
+                String::new()
+            } else {
+                let season = [0.0, 3.0, 5.0, 2.0][t % 4];
+                format!("{:.2}", 50.0 + i as f64 + season + 0.3 * t as f64)
+            };
+            rows.push((t, i, format!("s{i},{ds},{y}\n")));
+        }
+    }
+    if interleaved {
+        rows.sort_by_key(|r| (r.0, r.1));
+    }
+    rows.reverse();
+    std::iter::once("unique_id,ds,y\n".to_string())
+        .chain(rows.into_iter().map(|r| r.2))
+        .collect()
+}
+
+/// The JSON forecast of every series of `model`, by id.
+async fn forecasts_by_id(app: &TestServer, model: &str) -> Vec<Value> {
+    let (status, body) = app
+        .post(
+            &format!("/v1/models/{model}/forecast"),
+            json!({"horizon": 3, "level": [80]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut series = body["data"]["series"].as_array().expect("series").clone();
+    series.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    series
+}
+
+/// A table fit in shards is checked shard by shard from a spool, not held
+/// whole: a CSV whose rows are interleaved across series gives the same
+/// series, spec, dated forecasts and shards as the same rows grouped by
+/// series, and as one fit in memory (one shard); as a job too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_table_fit_is_the_same_whatever_the_order_of_its_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = Options::default();
+    options.config.shard_sizes = protocol::shard::ShardSizes {
+        series: 16,
+        points: 1_000_000,
+    };
+    let app = TestServer::start_with(dir.path(), options).await;
+    let n = 60;
+    let grouped = monthly_csv(n, false);
+    let interleaved = monthly_csv(n, true);
+    assert_ne!(grouped, interleaved);
+    // No season length: the candidates come from the frequency every
+    // shard's series were found to have.
+    for (model, body) in [("grouped", &grouped), ("interleaved", &interleaved)] {
+        let path = format!("/v1/models/{model}?method=ets");
+        let (status, answer) = put_table(&app, &path, CSV, body.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{model}: {answer}");
+        assert_eq!(answer["data"]["series"].as_array().map(Vec::len), Some(n));
+        let name = protocol::ModelName::parse(model).expect("name");
+        assert_eq!(app.store.shard_count(&name, 1).await.expect("count"), 4);
+    }
+    let spec = app.control.last_spec("grouped").expect("a spec");
+    assert!(!spec.season_candidates.is_empty(), "{spec:?}");
+    assert_eq!(app.control.last_spec("interleaved"), Some(spec.clone()));
+    let a = forecasts_by_id(&app, "grouped").await;
+    let b = forecasts_by_id(&app, "interleaved").await;
+    assert_eq!(a.len(), n);
+    assert_eq!(a, b);
+    assert!(a.iter().all(|s| s["ds"][0].is_string()), "dated forecasts");
+
+    // The interleaved rows as Parquet: spooled alike, the same forecasts.
+    let rows: Vec<(String, String, Option<f64>)> = interleaved
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            (f[0].to_string(), f[1].to_string(), f[2].parse().ok())
+        })
+        .collect();
+    let (status, answer) =
+        put_table(&app, "/v1/models/pq?method=ets", PARQUET, parquet_of(&rows)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let name = protocol::ModelName::parse("pq").expect("name");
+    assert_eq!(app.store.shard_count(&name, 1).await.expect("count"), 4);
+    assert_eq!(forecasts_by_id(&app, "pq").await, a);
+
+    // The same rows as one fit in memory: one shard, the same forecasts.
+    let mut one = Options::default();
+    one.config.shard_sizes.series = 1_000;
+    let whole_dir = tempfile::tempdir().expect("tempdir");
+    let whole = TestServer::start_with(whole_dir.path(), one).await;
+    let (status, answer) = put_table(&whole, "/v1/models/grouped?method=ets", CSV, grouped).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(whole.control.last_spec("grouped"), Some(spec));
+    assert_eq!(forecasts_by_id(&whole, "grouped").await, a);
+    whole.stop().await;
+
+    // As a job (`Prefer: respond-async`): the same forecasts once it ends.
+    let response = app
+        .client
+        .put(app.url("/v1/models/job?method=ets"))
+        .header("content-type", CSV)
+        .header("prefer", "respond-async")
+        .body(interleaved)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let job: Value = response.json().await.expect("json");
+    let id = job["data"]["id"].as_str().expect("job id").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, body) = app.get(&format!("/v1/jobs/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        match body["data"]["status"].as_str() {
+            Some("succeeded") => break,
+            Some("queued" | "running") => {}
+            other => panic!("job ended {other:?}: {body}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(forecasts_by_id(&app, "job").await, a);
+    app.stop().await;
+}
+
+/// A bad series found only once its shard is read back (a repeated date,
+/// in the last shard checked) is answered 400 before any version is
+/// registered, as are bad counts found while the rows are spooled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_series_in_the_last_shard_registers_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = Options::default();
+    options.config.shard_sizes = protocol::shard::ShardSizes {
+        series: 16,
+        points: 1_000_000,
+    };
+    let app = TestServer::start_with(dir.path(), options).await;
+    let n = 60;
+    let count = 4;
+    let last = (0..n)
+        .map(|i| format!("s{i}"))
+        .rfind(|id| protocol::shard::shard_of(id, count) == count - 1)
+        .expect("a series of the last shard");
+    let good = monthly_csv(n, true);
+    let repeated = format!("{good}{last},2023-05-01,1\n");
+    let (status, answer) = put_table(&app, "/v1/models/bad?method=naive", CSV, repeated).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["data"]["ds"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("series '{last}'")) && m.contains("repeats")),
+        "{answer}"
+    );
+    // Too short a series: found from the counts, before any shard is read.
+    let short = format!("{good}tiny,2023-01-01,1\ntiny,2023-02-01,2\n");
+    let (status, answer) = put_table(&app, "/v1/models/bad?method=naive", CSV, short).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["data"]["y"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("series 'tiny': has 2 points")),
+        "{answer}"
+    );
+    assert_eq!(app.latest_version("bad").await, None);
+    let (status, answer) = put_table(&app, "/v1/models/bad?method=naive", CSV, good).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(app.latest_version("bad").await, Some(1));
     app.stop().await;
 }

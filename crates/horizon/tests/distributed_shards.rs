@@ -316,3 +316,58 @@ async fn forecasts_of_a_sharded_dated_model_read_their_shards_and_date_their_ste
         );
     }
 }
+
+/// A CSV fit in shards through the broker: its rows interleaved across
+/// series (every series' first row, then every second, ...), spooled and
+/// sent shard by shard from the spool; every series is fitted on its own
+/// dates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spooled_csv_fit_in_shards_goes_through_the_broker() {
+    if !services_or_skip("a_spooled_csv_fit_in_shards_goes_through_the_broker") {
+        return;
+    }
+    let mut cluster = Cluster::launch("shardcsv", 1, &[]);
+    with_small_shards(&mut cluster).await;
+    let client = reqwest::Client::new();
+    let n = 200;
+    let mut body = String::from("unique_id,ds,y\n");
+    for k in 0..6 {
+        for i in 0..n {
+            body.push_str(&format!(
+                "d{i},{},{i}\n",
+                first_day(i) + chrono::Days::new(k)
+            ));
+        }
+    }
+    let response = client
+        .put(format!("{}/v1/models/csv?method=naive", cluster.base))
+        .header("content-type", "text/csv")
+        .body(body)
+        .send()
+        .await
+        .expect("fit answered");
+    let status = response.status();
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["series"].as_array().map(Vec::len), Some(n));
+    let asked = ["d199", "d0", "d64", "d13"];
+    let f = send(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/models/csv/forecast", cluster.base),
+        Some(json!({"horizon": 3, "series": asked})),
+    )
+    .await
+    .expect("forecast answered");
+    assert_eq!(f.status, 200, "{:?}", f.body);
+    let got = f.body["data"]["series"].as_array().expect("series");
+    for (s, id) in got.iter().zip(asked) {
+        let i: usize = id[1..].parse().unwrap();
+        let days: Vec<String> = (6..9)
+            .map(|k| (first_day(i) + chrono::Days::new(k)).to_string())
+            .collect();
+        assert_eq!(s["id"], id);
+        assert_eq!(s["ds"], json!(days), "{s}");
+        assert_eq!(s["mean"], json!(vec![i as f64; 3]), "{s}");
+    }
+}

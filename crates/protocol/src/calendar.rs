@@ -458,6 +458,39 @@ impl Timestamp {
         self.offset
     }
 
+    /// The timestamp in 16 bytes, for spooling rows to a file (see
+    /// [`Timestamp::from_bytes`]): seconds of the wall-clock time since
+    /// 1970, its nanoseconds (the top bit: a plain date) and the offset in
+    /// seconds (`i32::MIN`: none), little-endian.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        let utc = self.local.and_utc();
+        let nanos = utc.timestamp_subsec_nanos() | if self.date_only { 1 << 31 } else { 0 };
+        let offset = self.offset.map_or(i32::MIN, |o| o.local_minus_utc());
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&utc.timestamp().to_le_bytes());
+        out[8..12].copy_from_slice(&nanos.to_le_bytes());
+        out[12..].copy_from_slice(&offset.to_le_bytes());
+        out
+    }
+
+    /// The timestamp [`Timestamp::to_bytes`] wrote; `None` for bytes it
+    /// cannot have written.
+    pub fn from_bytes(bytes: &[u8; 16]) -> Option<Self> {
+        let seconds = i64::from_le_bytes(bytes[..8].try_into().ok()?);
+        let nanos = u32::from_le_bytes(bytes[8..12].try_into().ok()?);
+        let offset = i32::from_le_bytes(bytes[12..].try_into().ok()?);
+        let local = chrono::DateTime::from_timestamp(seconds, nanos & !(1 << 31))?.naive_utc();
+        let offset = match offset {
+            i32::MIN => None,
+            seconds => Some(FixedOffset::east_opt(seconds)?),
+        };
+        Some(Self {
+            local,
+            offset,
+            date_only: nanos & (1 << 31) != 0,
+        })
+    }
+
     /// This timestamp moved `steps` steps of `freq`, in the same offset.
     pub fn step(&self, freq: &Freq, steps: i64) -> Option<Self> {
         Some(Self {
@@ -876,5 +909,27 @@ mod tests {
         assert_eq!(back, cal);
         let bytes = postcard::to_allocvec(&cal).unwrap();
         assert_eq!(postcard::from_bytes::<SeriesCalendar>(&bytes).unwrap(), cal);
+    }
+
+    #[test]
+    fn timestamps_round_trip_through_their_bytes() {
+        for text in [
+            "2024-01-31",
+            "1700-03-01",
+            "2024-01-31T13:30:00.25",
+            "2024-01-31T13:30:00Z",
+            "2024-01-31T13:30:00+05:30",
+            "1969-12-31T23:59:59-08:00",
+        ] {
+            let t = Timestamp::parse(text).unwrap();
+            let back = Timestamp::from_bytes(&t.to_bytes()).unwrap();
+            assert_eq!(back, t, "{text}");
+            assert_eq!(back.to_string(), t.to_string());
+        }
+        let mut bad = Timestamp::parse("2024-01-31T00:00:00+01:00")
+            .unwrap()
+            .to_bytes();
+        bad[12..].copy_from_slice(&(100_000i32).to_le_bytes());
+        assert_eq!(Timestamp::from_bytes(&bad), None);
     }
 }

@@ -6,17 +6,20 @@
 //!
 //! Readers are streaming: CSV record by record from any [`std::io::Read`],
 //! Parquet record batch by record batch, so only the parsed series are
-//! held, never the file's text. Writers are streaming too: a forecast is
+//! held, never the file's text; or, into a [`RowSpool`], not even those
+//! (rows go to a temporary file, split by shard later). Writers are streaming too: a forecast is
 //! written series by series (Parquet in row groups). Used by the CLI
 //! (`horizon forecast FILE`) and the gateway's bulk bodies; what a series
 //! means (calendars, limits) is decided by their callers.
 
 mod parquet_io;
 mod read;
+mod spool;
 mod write;
 
-pub use parquet_io::{read_parquet, ParquetForecastWriter};
-pub use read::read_csv;
+pub use parquet_io::{parquet_rows, read_parquet, ParquetForecastWriter};
+pub use read::{csv_rows, read_csv, At, RowSink};
+pub use spool::{Parts, RowSpool, SpooledRows};
 pub use write::{CsvForecastWriter, ForecastLayout};
 
 use protocol::calendar::Timestamp;

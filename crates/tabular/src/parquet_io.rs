@@ -2,7 +2,7 @@
 //! only the three columns, batch by batch; the writer writes row groups of
 //! [`ROWS_PER_GROUP`] rows as series come, so its output can be streamed.
 
-use crate::read::{positions, At, Collector};
+use crate::read::{positions, At, Collector, RowSink};
 use crate::{Columns, ForecastLayout, Series, TableError};
 use arrow_array::cast::AsArray;
 use arrow_array::temporal_conversions::{as_date, as_datetime};
@@ -36,6 +36,18 @@ pub fn read_parquet<R: ChunkReader + 'static>(
     reader: R,
     columns: &Columns,
 ) -> Result<Vec<Series>, TableError> {
+    let mut collector = Collector::default();
+    parquet_rows(reader, columns, &mut collector)?;
+    collector.finish()
+}
+
+/// Reads the long format from a Parquet file as [`read_parquet`] does,
+/// into `sink` instead of series.
+pub fn parquet_rows<R: ChunkReader + 'static>(
+    reader: R,
+    columns: &Columns,
+    sink: &mut impl RowSink,
+) -> Result<(), TableError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(format_error)?;
     let schema = builder.schema().clone();
     let names = schema.fields().iter().map(|f| f.name().as_str());
@@ -47,7 +59,6 @@ pub fn read_parquet<R: ChunkReader + 'static>(
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(format_error)?;
-    let mut collector = Collector::default();
     let mut row0: u64 = 0;
     for batch in batches {
         let batch = batch.map_err(format_error)?;
@@ -70,11 +81,11 @@ pub fn read_parquet<R: ChunkReader + 'static>(
             let at = at
                 .ok_or_else(|| bad(format!("{} is null", columns.time)))?
                 .map_err(|m| bad(format!("{} {m}", columns.time)))?;
-            collector.push(&id, at, y).map_err(bad)?;
+            sink.push(&id, at, y).map_err(bad)?;
         }
         row0 += batch.num_rows() as u64;
     }
-    collector.finish()
+    Ok(())
 }
 
 fn unsupported(name: &str, data_type: &DataType, wanted: &str) -> TableError {

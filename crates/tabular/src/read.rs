@@ -1,6 +1,6 @@
 //! Rows into series: a collector that groups rows by id (in order of first
-//! appearance) as they stream past, and the CSV reader that feeds it record
-//! by record.
+//! appearance) as they stream past, and the CSV reader that feeds it (or
+//! any other [`RowSink`], e.g. a [`crate::RowSpool`]) record by record.
 
 use crate::{parse_value, Columns, Series, TableError, Time};
 use protocol::calendar::Timestamp;
@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::io::Read;
 
 /// One row's time.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum At {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum At {
     Date(Timestamp),
     Index(i64),
 }
@@ -74,6 +74,18 @@ impl Rows {
         if let Times::Index(index) = &mut self.times {
             index.push(i);
         }
+    }
+}
+
+/// Where the readers put the rows they read, one at a time.
+pub trait RowSink {
+    /// Takes a row; the message says what is wrong with it.
+    fn push(&mut self, id: &str, at: At, value: Option<f64>) -> Result<(), String>;
+}
+
+impl RowSink for Collector {
+    fn push(&mut self, id: &str, at: At, value: Option<f64>) -> Result<(), String> {
+        Collector::push(self, id, at, value)
     }
 }
 
@@ -194,12 +206,23 @@ pub(crate) fn positions<'a>(
 /// Reads a long-format CSV with a header row, record by record; fields are
 /// trimmed. Errors name the line (the header is line 1).
 pub fn read_csv<R: Read>(reader: R, columns: &Columns) -> Result<Vec<Series>, TableError> {
+    let mut collector = Collector::default();
+    csv_rows(reader, columns, &mut collector)?;
+    collector.finish()
+}
+
+/// Reads a long-format CSV as [`read_csv`] does, into `sink` instead of
+/// series.
+pub fn csv_rows<R: Read>(
+    reader: R,
+    columns: &Columns,
+    sink: &mut impl RowSink,
+) -> Result<(), TableError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(reader);
     let headers = reader.headers().map_err(csv_error)?.clone();
     let [id_at, ds_at, y_at] = positions(headers.iter(), columns)?;
-    let mut collector = Collector::default();
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -218,9 +241,9 @@ pub fn read_csv<R: Read>(reader: R, columns: &Columns) -> Result<Vec<Series>, Ta
         let at = At::parse(text).map_err(|m| bad(format!("{} '{text}' {m}", columns.time)))?;
         let text = field(y_at);
         let y = parse_value(text).map_err(|m| bad(format!("{} '{text}' {m}", columns.target)))?;
-        collector.push(id, at, y).map_err(bad)?;
+        sink.push(id, at, y).map_err(bad)?;
     }
-    collector.finish()
+    Ok(())
 }
 
 fn csv_error(e: csv::Error) -> TableError {

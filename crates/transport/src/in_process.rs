@@ -9,7 +9,7 @@
 //! task (no hand-off to another task and back); a panic in it is still
 //! caught and answered as an error.
 
-use crate::{JobHandler, Transport, TransportError};
+use crate::{FitShards, JobHandler, Transport, TransportError};
 use async_trait::async_trait;
 use futures_util::FutureExt;
 use protocol::{BacktestJob, BacktestReply, FitJob, FitReply, ForecastJob, ForecastReply};
@@ -22,6 +22,8 @@ use tokio::sync::Semaphore;
 pub struct InProcessTransport {
     handler: Arc<dyn JobHandler>,
     fit_lane: Arc<Semaphore>,
+    /// Fits run at once.
+    fit_slots: usize,
     forecast_lane: Arc<Semaphore>,
 }
 
@@ -32,6 +34,7 @@ impl InProcessTransport {
         Self {
             handler,
             fit_lane: Arc::new(Semaphore::new(fit_slots.max(1))),
+            fit_slots: fit_slots.max(1),
             forecast_lane: Arc::new(Semaphore::new(forecast_slots.max(1))),
         }
     }
@@ -69,6 +72,14 @@ impl Transport for InProcessTransport {
     async fn fit(&self, job: FitJob) -> Result<FitReply, TransportError> {
         let handler = self.handler.clone();
         run_in_lane(&self.fit_lane, async move { handler.fit(job).await }).await
+    }
+
+    /// As many shards at once as fits run, and one ready for the next free
+    /// slot: a fit of any size holds that many shards at most.
+    async fn fit_shards(&self, shards: FitShards) -> Vec<Result<FitReply, TransportError>> {
+        shards
+            .fit_each(self.fit_slots + 1, |job| self.fit(job))
+            .await
     }
 
     async fn backtest(&self, job: BacktestJob) -> Result<BacktestReply, TransportError> {

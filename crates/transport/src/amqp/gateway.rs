@@ -4,7 +4,7 @@
 //! waiting at that moment as one message, so the batch size follows the load
 //! without any waiting on purpose.
 
-use crate::{Consumers, Transport, TransportError};
+use crate::{Consumers, FitShards, Transport, TransportError};
 use async_trait::async_trait;
 use futures_util::{stream::FuturesUnordered, StreamExt};
 use lapin::{
@@ -676,22 +676,26 @@ impl Transport for AmqpTransport {
     /// version is recorded dispatched only once all of them are in the
     /// broker: a gateway that dies midway leaves it undispatched, so a retry
     /// sends the fit again (shards stored before are kept: first wins).
-    async fn fit_shards(&self, shards: Vec<FitJob>) -> Vec<Result<FitReply, TransportError>> {
+    async fn fit_shards(&self, mut shards: FitShards) -> Vec<Result<FitReply, TransportError>> {
         let _timed = Timed::new("horizon_broker_request_duration_seconds", "fit_shards");
         let timeout = self.inner.cfg.fit_timeout;
         let deadline = Instant::now() + timeout;
         let limit = self.inner.cfg.max_message_bytes;
-        let mut sent = Vec::with_capacity(shards.len());
-        // Each shard's series are let go once it is published: while the
-        // fit runs (and waits for its answers) only (model, version) stay.
-        for job in shards {
-            let key = (job.model.clone(), job.version);
-            let published = match encode_fit(Arc::new(job)).await {
-                Ok(body) if body.len() > limit => Err(TransportError::TooLarge {
-                    bytes: body.len(),
-                    limit,
-                }),
-                Ok(body) => self.inner.send_fit(&body).await,
+        let mut sent = Vec::with_capacity(shards.count());
+        // One shard at a time is taken from the source and let go once
+        // published: while the fit runs (and waits for its answers) only
+        // (model, version) stay.
+        while let Some(job) = shards.next().await {
+            let key = (shards.model().clone(), shards.version());
+            let published = match job {
+                Ok(job) => match encode_fit(Arc::new(job)).await {
+                    Ok(body) if body.len() > limit => Err(TransportError::TooLarge {
+                        bytes: body.len(),
+                        limit,
+                    }),
+                    Ok(body) => self.inner.send_fit(&body).await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             sent.push((key, published));
@@ -704,13 +708,14 @@ impl Transport for AmqpTransport {
         let inner = &self.inner;
         futures_util::future::join_all(sent.into_iter().map(|(job, published)| async move {
             let (id, rx) = published?;
-            match inner.wait_reply(id, rx, deadline, timeout).await? {
+            let reply = match inner.wait_reply(id, rx, deadline, timeout).await? {
                 RawReply::Data(d) => serde_json::from_slice(&d)
                     .map_err(|e| TransportError::Internal(format!("bad fit answer: {e}"))),
                 RawReply::DeadLettered(r) => Err(TransportError::DeadLettered(r)),
                 RawReply::Lost(why) => inner.fit_from_store(&job, why, deadline).await,
                 RawReply::NotSent(e) => Err(e),
-            }
+            };
+            reply.map(crate::without_series)
         }))
         .await
     }

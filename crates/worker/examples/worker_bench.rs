@@ -166,7 +166,9 @@ fn naive() -> ModelSpec {
 async fn cache() -> Result<(), Error> {
     let (_dir, store) = open().await?;
     let small = 40_000;
-    let worker = Arc::new(Worker::with_cache(store.clone(), small));
+    // Less than these one-series models weigh (about 1 KiB each): the cache
+    // is full, and evicts them when the large model goes in.
+    let worker = Arc::new(Worker::with_cache_mib(store.clone(), 24));
     let started = Instant::now();
     let fits: Vec<_> = (0..8)
         .map(|k| {

@@ -247,6 +247,7 @@ pub(crate) fn init_logging() {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::metrics_exporter::install()?;
+    crate::worker_cmd::warn_if_cache_series_set();
     let sec = &args.security;
     if sec.admin_key.as_ref().is_some_and(|k| k.trim().len() < 32) {
         anyhow::bail!(

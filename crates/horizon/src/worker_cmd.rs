@@ -46,8 +46,21 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     runtime.block_on(work(args))
 }
 
+/// Says that `HORIZON_CACHE_SERIES` (the cache in series, before it was
+/// sized in bytes) is no longer read, so a deployment that still sets it
+/// learns why its setting has no effect.
+pub(crate) fn warn_if_cache_series_set() {
+    if std::env::var_os("HORIZON_CACHE_SERIES").is_some() {
+        tracing::warn!(
+            "HORIZON_CACHE_SERIES is no longer read: the model cache is sized in MiB \
+             (--cache-mib, HORIZON_CACHE_MIB)"
+        );
+    }
+}
+
 async fn work(args: WorkerArgs) -> anyhow::Result<()> {
     args.cluster.check()?;
+    warn_if_cache_series_set();
     if let Some(addr) = args.metrics_listen {
         crate::metrics_exporter::serve_worker_metrics(addr).await?;
     }

@@ -3,9 +3,9 @@
 //!
 //! - `cold`: peak memory of 64 concurrent forecasts of a 100,000-series model
 //!   on a worker that has not loaded it yet;
-//! - `cache`: fitting a 10,000-series model into a cache full of 40,000
-//!   one-series models: how long the fit takes and how long forecasts of a
-//!   cached model wait meanwhile;
+//! - `cache`: fitting a 10,000-series model into a cache (24 MiB) full of
+//!   one-series models (40,000 fitted into it): how long the fit takes and
+//!   how long forecasts of a cached model wait meanwhile;
 //! - `runtime`: how late a trivial task (what `/healthz` is) runs on the
 //!   async threads while 8 clients forecast 512 steps of a season-10,000
 //!   model.

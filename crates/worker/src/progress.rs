@@ -55,8 +55,10 @@ pub(crate) fn report(
             tick.tick().await;
             let done = progress.done.load(Ordering::Relaxed);
             let pending = if shard {
+                // Its status only: the summary of a ready version is every
+                // shard's series.
                 store
-                    .wait_settled(&model, version, Duration::ZERO)
+                    .wait_status(&model, version, Duration::ZERO)
                     .await
                     .map(|v| v.status == store::VersionStatus::Pending)
                     .or_else(|e| match e {

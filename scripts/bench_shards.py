@@ -5,7 +5,7 @@ and the latency of forecasts of 10 series of the fitted model (cached shards).
 
 usage: python3 scripts/bench_shards.py BIN [--series N] [--points P]
        [--method ets] [--workers 1,2] [--shard-series 5000] [--forecasts 300]
-       [--bulk json|csv] [--ds int|date] [--csv-file PATH] [--cache-series N]
+       [--bulk json|csv] [--ds int|date] [--csv-file PATH] [--cache-mib N]
        [--seed SEED_BIN [--embedded]] [--warm-shards]
 
 With `--bulk csv` the body is a long-format CSV file (`unique_id,ds,y`)
@@ -41,11 +41,12 @@ p.add_argument("--ds", choices=["int", "date"], default="int")
 p.add_argument("--csv-file", default=None, help="where the CSV body is written (default: /tmp)")
 p.add_argument("--seed", help="store the model with this program instead of fitting it over HTTP")
 p.add_argument("--embedded", action="store_true", help="with --seed: horizon serve on SQLite")
-p.add_argument("--cache-series", type=int, help="workers' cache (default: every series, at least 500,000)")
+p.add_argument("--cache-mib", type=int, help="workers' model cache in MiB (default: the workers' own default)")
 p.add_argument("--warm-shards", action="store_true", help="forecast one series of every shard first")
 a = p.parse_args()
 assert not a.embedded or a.seed, "--embedded needs --seed"
-CACHE_SERIES = a.cache_series or max(a.series, 500_000)
+# HORIZON_CACHE_MIB for every process that runs a worker, if asked.
+CACHE = {"HORIZON_CACHE_MIB": str(a.cache_mib)} if a.cache_mib is not None else {}
 BROKER = os.environ.get("HORIZON_BROKER", "amqp://guest:guest@127.0.0.1:5672/%2f")
 STORE = os.environ.get("HORIZON_STORE", "postgres://postgres@127.0.0.1:5432/test")
 CORES = os.cpu_count() or 1
@@ -169,7 +170,7 @@ if a.embedded:
     try:
         seeded = seed(["--data-dir", data])
         env = {k: v for k, v in os.environ.items() if k not in ("HORIZON_BROKER", "HORIZON_STORE")}
-        env.update({"RUST_LOG": "warn", "HORIZON_CACHE_SERIES": str(CACHE_SERIES)})
+        env.update({"RUST_LOG": "warn", **CACHE})
         gw = subprocess.Popen([a.bin, "serve", "--listen", f"127.0.0.1:{PORT}", "--data-dir", data],
                               env=env, stdout=log, stderr=log)
         try:
@@ -226,7 +227,7 @@ for n_workers in [int(w) for w in a.workers.split(",")]:
     env = {**os.environ, "HORIZON_NAMESPACE": ns, "HORIZON_BROKER": BROKER, "HORIZON_STORE": STORE,
            "RUST_LOG": "warn", "HORIZON_FIT_TIMEOUT": "3600s", "HORIZON_WAIT_TIMEOUT": "3600s",
            "HORIZON_SHARD_SERIES": str(a.shard_series), "HORIZON_MAX_BODY_BYTES": str(2**30), "HORIZON_BODY_BUDGET_BYTES": str(2**31),
-           "HORIZON_CACHE_SERIES": str(CACHE_SERIES),
+           **CACHE,
            "HORIZON_MAX_FORECAST_VALUES": str(max(2_000_000, 12 * a.series)), "HORIZON_FORECAST_TIMEOUT": "3600s"}
     procs = []
     log = open(f"/tmp/bench_shards_{ns}.log", "w")

@@ -55,7 +55,12 @@ impl SeriesData {
         {
             return Err(SeriesError::NotFinite { index, value });
         }
-        Self::with_nan_gaps(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        // A vector of its own, not `into_iter().collect()`: that would reuse
+        // the options' allocation, twice the size the values need, for as
+        // long as the series lives (every decoded model's training series).
+        let mut nan_gaps = Vec::with_capacity(values.len());
+        nan_gaps.extend(values.iter().map(|v| v.unwrap_or(f64::NAN)));
+        Self::with_nan_gaps(nan_gaps)
     }
 
     /// A series with gaps written as NaN, kept in the vector it came in (no

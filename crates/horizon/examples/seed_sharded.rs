@@ -130,11 +130,11 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The real worker, with a cache of one series (nothing kept).
+/// The real worker, with no cache (nothing kept).
 struct Worker(worker::Worker);
 
 impl Worker {
     fn new(store: Arc<dyn ModelStore>) -> Self {
-        Self(worker::Worker::with_cache(store, 1))
+        Self(worker::Worker::with_cache_mib(store, 0))
     }
 }

@@ -156,7 +156,7 @@ pub fn gateway_transport(
     fit_timeout: Duration,
     forecast_timeout: Duration,
     workers: usize,
-    cache_series: usize,
+    cache_mib: usize,
     store: Arc<dyn ModelStore>,
 ) -> Arc<dyn Transport> {
     let mut cfg = cluster.amqp(broker);
@@ -164,7 +164,7 @@ pub fn gateway_transport(
     cfg.forecast_timeout = forecast_timeout;
     if workers > 0 {
         let handler = Arc::new(Redeliverable::new(
-            worker::Worker::with_cache(store.clone(), cache_series),
+            worker::Worker::with_cache_mib(store.clone(), cache_mib),
             store.clone(),
         ));
         for _ in 0..workers {

@@ -66,9 +66,9 @@ pub struct ServeArgs {
     /// Fits that run at once in this process (default: the number of cores).
     #[arg(long, env = "HORIZON_FIT_CONCURRENCY")]
     pub fit_concurrency: Option<usize>,
-    /// Fitted series the in-process worker keeps decoded in memory.
-    #[arg(long, env = "HORIZON_CACHE_SERIES", default_value_t = worker::DEFAULT_CACHE_SERIES)]
-    pub cache_series: usize,
+    /// MiB of fitted models the in-process worker keeps decoded in memory.
+    #[arg(long, env = "HORIZON_CACHE_MIB", default_value_t = worker::DEFAULT_CACHE_MIB)]
+    pub cache_mib: usize,
     /// Distributed mode: the RabbitMQ broker, e.g. amqp://guest:guest@127.0.0.1:5672/%2f.
     /// The gateway then runs no workers (start `horizon worker`s) unless --workers asks.
     #[arg(long, env = "HORIZON_BROKER", requires = "store")]
@@ -247,6 +247,7 @@ pub(crate) fn init_logging() {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::metrics_exporter::install()?;
+    crate::worker_cmd::warn_if_cache_series_set();
     let sec = &args.security;
     if sec.admin_key.as_ref().is_some_and(|k| k.trim().len() < 32) {
         anyhow::bail!(
@@ -318,11 +319,11 @@ fn build_transport(args: &ServeArgs, store: Arc<dyn ModelStore>) -> Arc<dyn Tran
             args.fit_timeout,
             args.forecast_timeout,
             args.workers,
-            args.cache_series,
+            args.cache_mib,
             store,
         );
     }
-    let worker = worker::Worker::with_cache(store, args.cache_series);
+    let worker = worker::Worker::with_cache_mib(store, args.cache_mib);
     // Test-only faults (e.g. a slow worker, so a test can restart the
     // service or cancel a job while a fit runs); production sets none.
     let worker: Arc<dyn transport::JobHandler> = match crate::fault::Faults::from_env() {

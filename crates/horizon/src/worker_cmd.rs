@@ -20,9 +20,9 @@ pub struct WorkerArgs {
     /// The PostgreSQL model registry, e.g. postgres://postgres@127.0.0.1:5432/horizon
     #[arg(long, env = "HORIZON_STORE")]
     pub store: String,
-    /// Fitted series kept in the memory cache.
-    #[arg(long, env = "HORIZON_CACHE_SERIES")]
-    pub cache_series: Option<usize>,
+    /// MiB of fitted models kept decoded in the memory cache.
+    #[arg(long, env = "HORIZON_CACHE_MIB", default_value_t = worker::DEFAULT_CACHE_MIB)]
+    pub cache_mib: usize,
     /// Serve this worker's Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9101.
     #[arg(long, env = "HORIZON_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -46,18 +46,28 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     runtime.block_on(work(args))
 }
 
+/// Says that `HORIZON_CACHE_SERIES` (the cache in series, before it was
+/// sized in bytes) is no longer read, so a deployment that still sets it
+/// learns why its setting has no effect.
+pub(crate) fn warn_if_cache_series_set() {
+    if std::env::var_os("HORIZON_CACHE_SERIES").is_some() {
+        tracing::warn!(
+            "HORIZON_CACHE_SERIES is no longer read: the model cache is sized in MiB \
+             (--cache-mib, HORIZON_CACHE_MIB)"
+        );
+    }
+}
+
 async fn work(args: WorkerArgs) -> anyhow::Result<()> {
     args.cluster.check()?;
+    warn_if_cache_series_set();
     if let Some(addr) = args.metrics_listen {
         crate::metrics_exporter::serve_worker_metrics(addr).await?;
     }
     let amqp = args.cluster.amqp(&args.broker);
     let pg = args.cluster.connect_store(&args.store).await?;
     let store: Arc<dyn ModelStore> = pg.clone();
-    let inner = match args.cache_series {
-        Some(n) => worker::Worker::with_cache(store.clone(), n),
-        None => worker::Worker::new(store.clone()),
-    };
+    let inner = worker::Worker::with_cache_mib(store.clone(), args.cache_mib);
     let redeliverable = Redeliverable::new(inner, store.clone());
     let handler: Arc<dyn JobHandler> = match Faults::from_env() {
         Some(faults) => Arc::new(faults.around(redeliverable)),

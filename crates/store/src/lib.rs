@@ -295,8 +295,10 @@ pub trait ModelStore: Send + Sync + 'static {
     /// Stores one shard of a pending version, first wins: a shard stored
     /// before (a redelivery), or a version settled meanwhile, is left as it
     /// is. The shard's series count as its job's progress. The store that
-    /// stores the last of the `shard.count` shards makes the version ready,
-    /// its summary the shards' summaries in shard order, in the same write.
+    /// stores the last of the `shard.count` shards makes the version ready
+    /// in the same write, its fallback count the sum of its shards'. Its
+    /// summary stays in the shards' rows: [`Self::wait_settled`] assembles
+    /// it (the shards' summaries in shard order) for a caller that asks.
     async fn complete_shard(
         &self,
         model: &ModelName,

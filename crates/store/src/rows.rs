@@ -82,7 +82,9 @@ pub(crate) fn model_name(name: &str) -> Result<ModelName, StoreError> {
     ModelName::from_key(name).map_err(|e| StoreError::Internal(format!("stored model name: {e}")))
 }
 
-/// What `complete` stores besides the summary: its method and fallback count.
+/// What `complete` stores besides the summary: its method and fallback
+/// count (`complete_shard` stores the count of each shard in its row, and
+/// the version's count is their sum).
 pub(crate) fn summary_counts(summary: &FitSummary) -> (&'static str, i64) {
     let fallbacks = summary
         .series
@@ -95,28 +97,46 @@ pub(crate) fn summary_counts(summary: &FitSummary) -> (&'static str, i64) {
     )
 }
 
-/// The summary of a sharded version: its shards' summaries (JSON, in shard
-/// order) one after the other.
-pub(crate) fn merge_summaries(
-    model: &ModelName,
+/// The summary of a sharded version, assembled when a reader asks for it:
+/// its shards' summaries (JSON, pushed in shard order) one after the other.
+/// The version's row holds none (a million series would make the worker
+/// storing the last shard hold a million entries); one shard's text is
+/// decoded at a time.
+pub(crate) struct ShardSummaries<'a> {
+    model: &'a ModelName,
     version: protocol::Version,
-    shards: Vec<String>,
-) -> Result<FitSummary, StoreError> {
-    let mut merged: Option<FitSummary> = None;
-    for text in shards {
-        let part: FitSummary = serde_json::from_str(&text).map_err(|e| {
-            StoreError::Internal(format!(
-                "a shard summary of version {version} of '{model}' is unreadable: {e}"
-            ))
-        })?;
-        match &mut merged {
-            None => merged = Some(part),
-            Some(all) => all.series.extend(part.series),
+    merged: Option<FitSummary>,
+}
+
+impl<'a> ShardSummaries<'a> {
+    pub(crate) fn new(model: &'a ModelName, version: protocol::Version) -> Self {
+        Self {
+            model,
+            version,
+            merged: None,
         }
     }
-    merged.ok_or_else(|| {
-        StoreError::Internal(format!("version {version} of '{model}' has no shards"))
-    })
+
+    /// Appends the next shard's summary.
+    pub(crate) fn push(&mut self, text: &str) -> Result<(), StoreError> {
+        let part: FitSummary = serde_json::from_str(text).map_err(|e| {
+            StoreError::Internal(format!(
+                "a shard summary of version {} of '{}' is unreadable: {e}",
+                self.version, self.model
+            ))
+        })?;
+        match &mut self.merged {
+            None => self.merged = Some(part),
+            Some(all) => all.series.extend(part.series),
+        }
+        Ok(())
+    }
+
+    /// The whole summary; `None` when no shard was pushed (the version is
+    /// not stored in shards).
+    pub(crate) fn finish(self) -> Option<FitSummary> {
+        self.merged
+    }
 }
 
 /// The answer of `shard_summary` from a row of (version status, shard

@@ -277,7 +277,14 @@ impl SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
-        row.map(to_info).transpose()
+        let Some(mut info) = row.map(to_info).transpose()? else {
+            return Ok(None);
+        };
+        // A sharded version's summary is in its shards' rows.
+        if whole && info.lacks_summary() {
+            info.summary = self.assemble_summary(model, version).await?;
+        }
+        Ok(Some(info))
     }
 
     /// A settled version (with its summary only when `whole`), from the

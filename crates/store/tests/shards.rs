@@ -1,7 +1,9 @@
 //! Sharded versions in both stores: a version is ready only once every
 //! shard is stored, a shard is stored once (first wins), each shard (its
 //! state and its summary) reads back alone, a version's status reads
-//! without its summary, and a version stored whole reads as one shard.
+//! without its summary, a version stored whole reads as one shard, and a
+//! sharded version's summary is assembled from its shards when read (its
+//! own row holds none) with its fallbacks counted from the shards' rows.
 
 use protocol::shard::Shard;
 use protocol::{FitSummary, ModelName, SeriesFit};
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::jobs::KIND_FIT;
 use store::postgres::{PgConfig, PgStore};
-use store::{ModelStore, SqliteStore, StoreError, VersionStatus};
+use store::{ModelStore, Page, SqliteStore, StoreError, VersionStatus};
 
 fn summary(model: &ModelName, version: i64, ids: &[&str]) -> FitSummary {
     FitSummary {
@@ -28,6 +30,23 @@ fn summary(model: &ModelName, version: i64, ids: &[&str]) -> FitSummary {
             })
             .collect(),
     }
+}
+
+/// A summary of `series`: (id, whether it fell back).
+fn summary_with(model: &ModelName, version: i64, series: &[(&str, bool)]) -> FitSummary {
+    let mut s = summary(model, version, &[]);
+    s.series = series
+        .iter()
+        .map(|(id, fell)| SeriesFit {
+            id: id.to_string(),
+            chosen: "Naive".into(),
+            fallback: fell.then(|| "ETS failed: too short".to_string()),
+            n_obs: 3,
+            n_missing: 0,
+            calendar: None,
+        })
+        .collect();
+    s
 }
 
 fn shard(index: u32, count: u32) -> Shard {
@@ -164,11 +183,140 @@ async fn shards_settle_the_version_when_all_are_stored(store: Arc<dyn ModelStore
     assert!(store.load_shard(&m, v, 1).await.is_err());
 }
 
+/// SQL run on a store's own database, behind its back.
+enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool, String),
+}
+
+impl Raw {
+    /// Runs `sql`, where `{t}` is the schema's prefix of a table name.
+    async fn run(&self, sql: &str) {
+        match self {
+            Raw::Sqlite(pool) => {
+                sqlx::query(&sql.replace("{t}", ""))
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            Raw::Postgres(pool, schema) => {
+                sqlx::query(&sql.replace("{t}", &format!("\"{schema}\".")))
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Raw::Sqlite(pool) => sqlx::query_scalar(&sql.replace("{t}", ""))
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+            Raw::Postgres(pool, schema) => {
+                sqlx::query_scalar(&sql.replace("{t}", &format!("\"{schema}\".")))
+                    .fetch_one(pool)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+}
+
+/// The worker storing a sharded version's last shard does not merge every
+/// shard's summary: the version's row holds no summary, a reader gets the
+/// shards' summaries in shard order, and the fallback count is the sum of
+/// the shards' (a shard stored before they kept a count: from its summary).
+async fn a_sharded_summary_is_assembled_when_read(store: Arc<dyn ModelStore>, raw: &Raw) {
+    let m = ModelName::parse("assembled").unwrap();
+    let v = store.register_pending(&m, 6, None).await.unwrap().version();
+    let parts: [&[(&str, bool)]; 3] = [
+        &[("a", false), ("b", true)],
+        &[("c", false)],
+        &[("d", true), ("e", false), ("f", true)],
+    ];
+    let put = |i: usize| {
+        let (store, m) = (store.clone(), m.clone());
+        async move {
+            store
+                .complete_shard(
+                    &m,
+                    v,
+                    shard(i as u32, 3),
+                    b"s",
+                    &summary_with(&m, v, parts[i]),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    put(2).await;
+    put(1).await;
+    // Shard 2 as a build before the count was kept stored it.
+    raw.run(&format!(
+        "UPDATE {{t}}shards SET n_fallbacks = NULL WHERE model = 'assembled' AND version = {v} AND shard = 2"
+    ))
+    .await;
+    put(0).await;
+    let info = store.wait_settled(&m, v, Duration::ZERO).await.unwrap();
+    assert_eq!(info.status, VersionStatus::Ready);
+    assert_eq!(
+        (info.method, info.n_fallbacks, info.n_series),
+        (Some(engine::Method::Naive), Some(3), 6)
+    );
+    let whole = parts.concat();
+    assert_eq!(
+        info.summary,
+        Some(summary_with(&m, v, &whole)),
+        "every shard's series, in shard order"
+    );
+    let listed = store.versions(&m, Page::default()).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            listed.versions[0].n_fallbacks,
+            listed.versions[0].summary.is_none()
+        ),
+        (Some(3), true)
+    );
+    let merged = raw
+        .count(&format!(
+            "SELECT COUNT(*) FROM {{t}}versions WHERE model = 'assembled' AND version = {v} \
+             AND summary IS NOT NULL"
+        ))
+        .await;
+    assert_eq!(merged, 0, "the version's row holds no merged summary");
+    // Every shard stored with its count: none fell back.
+    let v2 = store.register_pending(&m, 2, None).await.unwrap().version();
+    for i in [1, 0] {
+        let s = summary_with(&m, v2, &[(["x", "y"][i], false)]);
+        store
+            .complete_shard(&m, v2, shard(i as u32, 2), b"s", &s)
+            .await
+            .unwrap();
+    }
+    let info = store.wait_settled(&m, v2, Duration::ZERO).await.unwrap();
+    assert_eq!(info.n_fallbacks, Some(0));
+    assert_eq!(
+        info.summary,
+        Some(summary_with(&m, v2, &[("x", false), ("y", false)]))
+    );
+}
+
 #[tokio::test]
 async fn sqlite_shards() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-    shards_settle_the_version_when_all_are_stored(store).await;
+    shards_settle_the_version_when_all_are_stored(store.clone()).await;
+    let raw = Raw::Sqlite(
+        sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}",
+            dir.path().join(store::sqlite::DB_FILE).display()
+        ))
+        .await
+        .unwrap(),
+    );
+    a_sharded_summary_is_assembled_when_read(store, &raw).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,6 +332,23 @@ async fn postgres_shards() {
             .unwrap(),
     );
     shards_settle_the_version_when_all_are_stored(store.clone()).await;
+    let raw = Raw::Postgres(sqlx::PgPool::connect(url).await.unwrap(), schema.clone());
+    a_sharded_summary_is_assembled_when_read(store.clone(), &raw).await;
+    // Read by another process, which has not cached it: the same summary.
+    let other = PgStore::connect(&PgConfig::new(url, &schema))
+        .await
+        .unwrap();
+    let m = ModelName::parse("assembled").unwrap();
+    let info = other.wait_settled(&m, 1, Duration::ZERO).await.unwrap();
+    let ids: Vec<String> = info
+        .summary
+        .unwrap()
+        .series
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, ["a", "b", "c", "d", "e", "f"]);
+    other.close().await;
 
     // The last two shards stored at once: the version still becomes ready.
     let m = ModelName::parse("race").unwrap();

@@ -1,5 +1,8 @@
-//! A least-recently-used cache of decoded model versions, sized in series,
-//! so forecasts do not decode the store's bytes every time. Entries are
+//! A least-recently-used cache of decoded model versions, sized in bytes
+//! (each entry weighs its estimated heap bytes, [`LoadedModel::heap_bytes`]),
+//! so forecasts do not decode the store's bytes every time. Bytes, not
+//! series: a series of one method or length can weigh ten times one of
+//! another, and what must stay bounded is the worker's memory. Entries are
 //! shards (see `protocol::shard`): a version stored whole is its shard 0,
 //! and a forecast of a few series of a huge version keeps only their shards.
 //!
@@ -13,9 +16,13 @@ use lru::LruCache;
 use protocol::{ModelName, Version};
 use std::sync::{Arc, Mutex};
 
+/// A cached model and its weight, computed once when it was inserted (so
+/// eviction, under the lock, subtracts exactly what was added, in O(1)).
+type Entry = (Arc<LoadedModel>, usize);
+
 struct Inner {
-    entries: LruCache<(ModelName, Version, u32), Arc<LoadedModel>>,
-    /// Series held in all.
+    entries: LruCache<(ModelName, Version, u32), Entry>,
+    /// Bytes held in all.
     weight: usize,
 }
 
@@ -25,7 +32,7 @@ pub struct ModelCache {
 }
 
 impl ModelCache {
-    /// A cache holding up to `capacity` series in all.
+    /// A cache holding up to `capacity` bytes in all.
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
@@ -42,7 +49,10 @@ impl ModelCache {
 
     pub fn get(&self, model: &ModelName, version: Version, shard: u32) -> Option<Arc<LoadedModel>> {
         let key = (model.clone(), version, shard);
-        self.lock().entries.get(&key).cloned()
+        self.lock()
+            .entries
+            .get(&key)
+            .map(|(loaded, _)| loaded.clone())
     }
 
     pub fn insert(
@@ -52,30 +62,44 @@ impl ModelCache {
         shard: u32,
         loaded: Arc<LoadedModel>,
     ) {
-        let weight = loaded.weight();
+        // Outside the lock: weighing walks every series.
+        let weight = loaded.heap_bytes();
+        self.insert_weighing(model, version, shard, loaded, weight)
+    }
+
+    /// [`Self::insert`] of a model weighing `weight` bytes.
+    fn insert_weighing(
+        &self,
+        model: &ModelName,
+        version: Version,
+        shard: u32,
+        loaded: Arc<LoadedModel>,
+        weight: usize,
+    ) {
         if weight > self.capacity {
             return;
         }
         let mut evicted = Vec::new();
         {
             let mut inner = self.lock();
-            if let Some(old) = inner.entries.put((model.clone(), version, shard), loaded) {
-                inner.weight -= old.weight();
+            let key = (model.clone(), version, shard);
+            if let Some((old, old_weight)) = inner.entries.put(key, (loaded, weight)) {
+                inner.weight -= old_weight;
                 evicted.push(old);
             }
             inner.weight += weight;
             while inner.weight > self.capacity {
-                let Some((_, gone)) = inner.entries.pop_lru() else {
+                let Some((_, (gone, gone_weight))) = inner.entries.pop_lru() else {
                     break;
                 };
-                inner.weight -= gone.weight();
+                inner.weight -= gone_weight;
                 evicted.push(gone);
             }
         }
         drop(evicted);
     }
 
-    /// Series held now.
+    /// Bytes held now.
     #[cfg(test)]
     fn weight(&self) -> usize {
         self.lock().weight
@@ -100,14 +124,20 @@ mod tests {
         ))
     }
 
+    /// Inserts a model said to weigh `weight` (the eviction order on round
+    /// numbers).
+    fn put(cache: &ModelCache, model: &ModelName, version: Version, weight: usize) {
+        cache.insert_weighing(model, version, 0, empty(), weight);
+    }
+
     #[test]
     fn evicts_the_least_recently_used() {
         let cache = ModelCache::new(2);
         let m = ModelName::parse("m").unwrap();
-        cache.insert(&m, 1, 0, empty());
-        cache.insert(&m, 2, 0, empty());
+        put(&cache, &m, 1, 1);
+        put(&cache, &m, 2, 1);
         assert!(cache.get(&m, 1, 0).is_some());
-        cache.insert(&m, 3, 0, empty());
+        put(&cache, &m, 3, 1);
         assert!(cache.get(&m, 1, 0).is_some());
         assert!(cache.get(&m, 2, 0).is_none());
         assert!(cache.get(&m, 3, 0).is_some());
@@ -120,10 +150,10 @@ mod tests {
             ModelName::parse("a").unwrap(),
             ModelName::parse("b").unwrap(),
         );
-        cache.insert(&a, 1, 0, empty());
-        cache.insert(&b, 1, 0, empty());
+        put(&cache, &a, 1, 1);
+        put(&cache, &b, 1, 1);
         assert!(cache.get(&a, 1, 0).is_some());
-        cache.insert(&b, 2, 0, empty());
+        put(&cache, &b, 2, 1);
         assert!(cache.get(&a, 1, 0).is_some());
         assert!(cache.get(&b, 1, 0).is_none());
         assert!(cache.get(&b, 2, 0).is_some());
@@ -131,17 +161,17 @@ mod tests {
     }
 
     #[test]
-    fn evicts_by_series_count_from_the_cold_end() {
+    fn evicts_by_weight_from_the_cold_end() {
         let cache = ModelCache::new(10);
         let m = ModelName::parse("m").unwrap();
         for v in 1..=10 {
-            cache.insert(&m, v, 0, of_series(1));
+            put(&cache, &m, v, 1);
         }
         assert_eq!(cache.weight(), 10);
         // Version 1 becomes the most recently used.
         assert!(cache.get(&m, 1, 0).is_some());
-        // Four series must make room: versions 2 to 5 (the coldest) go.
-        cache.insert(&m, 11, 0, of_series(4));
+        // Four units must make room: versions 2 to 5 (the coldest) go.
+        put(&cache, &m, 11, 4);
         assert_eq!(cache.weight(), 10);
         for v in 2..=5 {
             assert!(cache.get(&m, v, 0).is_none(), "version {v} kept");
@@ -150,16 +180,44 @@ mod tests {
             assert!(cache.get(&m, v, 0).is_some(), "version {v} evicted");
         }
         // Replacing a version counts its new weight only.
-        cache.insert(&m, 11, 0, of_series(2));
+        put(&cache, &m, 11, 2);
         assert_eq!(cache.weight(), 8);
         // A model larger than the whole cache is not kept, and evicts nothing.
-        cache.insert(&m, 12, 0, of_series(11));
+        put(&cache, &m, 12, 11);
         assert!(cache.get(&m, 12, 0).is_none());
         assert_eq!(cache.weight(), 8);
         // A model as large as the cache evicts everything else.
-        cache.insert(&m, 13, 0, of_series(10));
+        put(&cache, &m, 13, 10);
         assert_eq!(cache.weight(), 10);
         assert!(cache.get(&m, 13, 0).is_some());
         assert!(cache.get(&m, 1, 0).is_none());
+    }
+
+    /// Models are weighed by their estimated heap bytes: a cache of bytes
+    /// keeps many small models, or few large ones.
+    #[test]
+    fn weighs_models_by_their_bytes() {
+        let (small, large) = (of_series(1), of_series(1000));
+        let (s, l) = (small.heap_bytes(), large.heap_bytes());
+        assert!(l > 100 * s, "1000 series weigh {l} bytes, one {s}");
+        let cache = ModelCache::new(l + 2 * s);
+        let m = ModelName::parse("m").unwrap();
+        cache.insert(&m, 1, 0, small.clone());
+        cache.insert(&m, 2, 0, small.clone());
+        assert_eq!(cache.weight(), 2 * s);
+        cache.insert(&m, 3, 0, large.clone());
+        assert_eq!(cache.weight(), l + 2 * s);
+        // One more small model: the coldest goes, and only it.
+        cache.insert(&m, 4, 0, small);
+        assert!(cache.get(&m, 1, 0).is_none());
+        for v in 2..=4 {
+            assert!(cache.get(&m, v, 0).is_some(), "version {v} evicted");
+        }
+        // A second large model evicts the first (and the small ones colder
+        // than it), never itself.
+        cache.insert(&m, 5, 0, large);
+        assert!(cache.get(&m, 5, 0).is_some());
+        assert!(cache.get(&m, 3, 0).is_none());
+        assert!(cache.weight() <= l + 2 * s);
     }
 }

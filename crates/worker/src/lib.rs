@@ -19,6 +19,7 @@
 //! retried (see [`retry`]) and never turns into a failed version.
 
 mod cache;
+mod heap;
 mod progress;
 mod redelivery;
 mod retry;
@@ -47,8 +48,13 @@ use store::{ModelStore, StoreError};
 use tokio::sync::OnceCell;
 use transport::JobHandler;
 
-/// Default size of the model cache, in series.
-pub const DEFAULT_CACHE_SERIES: usize = 500_000;
+/// Default size of the model cache, in MiB of decoded models (as
+/// `LoadedModel::heap_bytes` estimates them). 256 MiB keeps a worker well
+/// under 1 GiB on the largest fit of issue 12 (1,000,000 ETS series of 60
+/// points): the cache (about 150,000 such series), plus the shard being
+/// fitted, plus the allocator's slack. A cache in series could not promise
+/// that: an ETS series weighs several times a naive one.
+pub const DEFAULT_CACHE_MIB: usize = 256;
 
 /// Shard counts of versions remembered (a count never changes once the
 /// version is ready).
@@ -72,16 +78,17 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker whose cache keeps up to [`DEFAULT_CACHE_SERIES`] fitted series.
+    /// A worker whose cache keeps up to [`DEFAULT_CACHE_MIB`] MiB of models.
     pub fn new(store: Arc<dyn ModelStore>) -> Self {
-        Self::with_cache(store, DEFAULT_CACHE_SERIES)
+        Self::with_cache_mib(store, DEFAULT_CACHE_MIB)
     }
 
-    /// A worker whose cache keeps up to `cache_series` fitted series.
-    pub fn with_cache(store: Arc<dyn ModelStore>, cache_series: usize) -> Self {
+    /// A worker whose cache keeps up to `cache_mib` MiB of decoded models
+    /// (0: none kept).
+    pub fn with_cache_mib(store: Arc<dyn ModelStore>, cache_mib: usize) -> Self {
         Self {
             store,
-            cache: ModelCache::new(cache_series),
+            cache: ModelCache::new(cache_mib.saturating_mul(1 << 20)),
             loading: Mutex::new(HashMap::new()),
             shard_counts: Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(SHARD_COUNTS).expect("non-zero"),

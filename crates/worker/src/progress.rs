@@ -65,8 +65,10 @@ impl Subject {
             Subject::Fit { model, version } => {
                 store.report_progress(model, *version, done, total).await
             }
+            // Its status only: the summary of a ready version is every
+            // shard's series.
             Subject::Shard { model, version } => store
-                .wait_settled(model, *version, Duration::ZERO)
+                .wait_status(model, *version, Duration::ZERO)
                 .await
                 .map(|v| v.status == store::VersionStatus::Pending)
                 .or_else(|e| match e {

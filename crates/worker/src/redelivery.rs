@@ -73,11 +73,30 @@ impl<H> Redeliverable<H> {
         self
     }
 
-    /// The version's status, waiting out an unavailable store.
+    /// The version's status, waiting out an unavailable store. A shard of a
+    /// ready version is answered with its own series' summary, never the
+    /// version's (which the store assembles from every shard: a million
+    /// entries for a million series).
     async fn status(&self, job: &FitJob) -> Result<Option<FitReply>, JobError> {
-        let read = while_unavailable("reading a fit's version", self.store_retry, || {
-            self.store
-                .wait_settled(&job.model, job.version, Duration::ZERO)
+        let read = while_unavailable("reading a fit's version", self.store_retry, || async {
+            let Some(shard) = job.shard else {
+                return self
+                    .store
+                    .wait_settled(&job.model, job.version, Duration::ZERO)
+                    .await;
+            };
+            let mut info = self
+                .store
+                .wait_status(&job.model, job.version, Duration::ZERO)
+                .await?;
+            if info.status == VersionStatus::Ready {
+                info.summary = Some(
+                    self.store
+                        .shard_summary(&job.model, job.version, shard.index)
+                        .await?,
+                );
+            }
+            Ok(info)
         })
         .await;
         match read {
@@ -257,5 +276,48 @@ mod tests {
         // Delivered again: answered from the store.
         assert_eq!(r.fit(job(&m, v)).await.expect("answered"), summary);
         assert_eq!(r.inner.fits.load(Ordering::SeqCst), 1, "fitted twice");
+    }
+
+    /// A shard delivered again once its version is ready is answered with
+    /// its own series, not the whole version's (every shard's).
+    #[tokio::test]
+    async fn a_shard_of_a_ready_version_is_answered_with_its_own_series() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn ModelStore> =
+            Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+        let m = ModelName::parse("m").expect("name");
+        let v = store
+            .register_pending(&m, 3, None)
+            .await
+            .expect("register")
+            .version();
+        let part = |ids: &[&str]| FitSummary {
+            model: m.clone(),
+            version: v,
+            method: Method::Naive,
+            series: ids
+                .iter()
+                .map(|id| protocol::SeriesFit {
+                    id: id.to_string(),
+                    chosen: "Naive".into(),
+                    fallback: None,
+                    n_obs: 3,
+                    n_missing: 0,
+                    calendar: None,
+                })
+                .collect(),
+        };
+        for (index, ids) in [(0, &["a", "b"][..]), (1, &["c"])] {
+            let shard = protocol::shard::Shard { index, count: 2 };
+            store
+                .complete_shard(&m, v, shard, b"state", &part(ids))
+                .await
+                .expect("shard");
+        }
+        let r = Redeliverable::new(Counting::new(&store), store.clone());
+        let mut again = job(&m, v);
+        again.shard = Some(protocol::shard::Shard { index: 1, count: 2 });
+        assert_eq!(r.fit(again).await.expect("answered"), part(&["c"]));
+        assert_eq!(r.inner.fits.load(Ordering::SeqCst), 0, "fitted again");
     }
 }

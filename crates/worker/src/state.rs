@@ -27,6 +27,7 @@
 //! there), then regenerate them with one command:
 //! `HORIZON_BLESS=1 cargo test -p worker --lib golden`.
 
+use crate::heap;
 use engine::SeriesData;
 use engine::{FittedModel, FittedModelV2, ModelSpec};
 use protocol::calendar::SeriesCalendar;
@@ -233,9 +234,30 @@ impl LoadedModel {
         model
     }
 
-    /// How much of the cache this model takes.
-    pub fn weight(&self) -> usize {
-        self.series.len().max(1)
+    /// An estimate of the heap bytes this model holds, which is what the
+    /// cache weighs it by (see [`crate::heap`]): the fitted models and
+    /// their vectors, the series ids (kept twice: in `series` and as the
+    /// index's keys), the index's table and the training series. O(series):
+    /// computed once, when the model is cached.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let series = self.series.capacity() * size_of::<(String, FittedModel)>()
+            + self
+                .series
+                .iter()
+                .map(|(id, fitted)| heap::heap_bytes(id) + heap::heap_bytes(fitted))
+                .sum::<usize>();
+        // hashbrown: a bucket per 7/8 of capacity, each an entry and a control byte.
+        let index = self.index.capacity() * 8 / 7 * (size_of::<(String, usize)>() + 1)
+            + self.index.keys().map(heap::heap_bytes).sum::<usize>();
+        let inputs = self.inputs.capacity() * size_of::<NamedSeries>()
+            + self
+                .inputs
+                .iter()
+                // Values as `f64`s (their serde form is of options).
+                .map(|s| heap::heap_bytes(&s.id) + s.values.len() * 8 + heap::ALLOCATION)
+                .sum::<usize>();
+        size_of::<Self>() + series + index + inputs + heap::heap_bytes(&self.spec)
     }
 }
 
@@ -411,6 +433,137 @@ mod tests {
         let older = postcard::to_stdvec(&(0u32, engine::FORMAT_VERSION)).unwrap();
         let e = LoadedModel::decode(&older).unwrap_err();
         assert!(!e.is_newer(), "{e}");
+    }
+
+    /// `n` series of `points` points fitted by ETS, kept with their inputs.
+    fn ets_model(n: usize, points: usize) -> LoadedModel {
+        let spec = ModelSpec::new(Method::Ets, Some(4));
+        let inputs: Vec<NamedSeries> = (0..n)
+            .map(|i| NamedSeries {
+                id: format!("series-{i}"),
+                values: SeriesData::parse(
+                    (0..points)
+                        .map(|t| 50.0 + (t % 4) as f64 * 3.0 + ((t * 7 + i) % 5) as f64)
+                        .collect(),
+                )
+                .expect("series"),
+                calendar: None,
+            })
+            .collect();
+        LoadedModel::new(
+            inputs
+                .iter()
+                .map(|s| (s.id.clone(), spec.fit(&s.values).expect("fit")))
+                .collect(),
+        )
+        .with_inputs(spec, inputs)
+    }
+
+    /// The cache's weight of a model grows with its series and their
+    /// points, and is never below what the model's encoding holds (the
+    /// decoded form holds all of it, and more).
+    #[test]
+    fn the_estimated_bytes_grow_with_series_and_points() {
+        let (few, many, longer) = (ets_model(4, 24), ets_model(8, 24), ets_model(4, 96));
+        let bytes = |m: &LoadedModel| m.heap_bytes();
+        for m in [&few, &many, &longer] {
+            let encoded = m.encode().expect("encode").len();
+            assert!(bytes(m) >= encoded, "{} < {encoded} encoded", bytes(m));
+        }
+        // Twice the series, about twice the bytes.
+        assert!(
+            bytes(&many) > bytes(&few) * 17 / 10,
+            "{} vs {}",
+            bytes(&many),
+            bytes(&few)
+        );
+        // 72 more points in each of 4 series: at least their f64s.
+        assert!(
+            bytes(&longer) >= bytes(&few) + 4 * 72 * 8,
+            "{} vs {}",
+            bytes(&longer),
+            bytes(&few)
+        );
+    }
+
+    /// Bytes allocated and not freed by this thread (a test's own work,
+    /// whatever the other tests' threads do meanwhile).
+    mod counted {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        thread_local! {
+            // Const, without a destructor: usable from the allocator.
+            static LIVE: Cell<isize> = const { Cell::new(0) };
+        }
+
+        fn add(n: isize) {
+            let _ = LIVE.try_with(|live| live.set(live.get() + n));
+        }
+
+        pub fn live() -> isize {
+            LIVE.with(Cell::get)
+        }
+
+        struct Counting;
+
+        unsafe impl GlobalAlloc for Counting {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                add(layout.size() as isize);
+                System.alloc(layout)
+            }
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                add(-(layout.size() as isize));
+                System.dealloc(ptr, layout)
+            }
+            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+                add(size as isize - layout.size() as isize);
+                System.realloc(ptr, layout, size)
+            }
+        }
+
+        #[global_allocator]
+        static COUNTING: Counting = Counting;
+    }
+
+    /// The estimate is honest: never below the bytes a decoded model keeps
+    /// allocated (the allocator's own overhead comes on top of those), and
+    /// not far above them.
+    #[test]
+    fn the_estimated_bytes_are_what_a_decoded_model_keeps() {
+        for method in [Method::Naive, Method::Ets, Method::Theta] {
+            let bytes = {
+                let spec = ModelSpec::new(method, Some(4));
+                let inputs: Vec<NamedSeries> = (0..50)
+                    .map(|i| NamedSeries {
+                        id: format!("s{i}"),
+                        values: SeriesData::with_gaps(
+                            (0..60)
+                                .map(|t| (t != 7).then_some(20.0 + ((t * 3 + i) % 9) as f64))
+                                .collect(),
+                        )
+                        .expect("series"),
+                        calendar: None,
+                    })
+                    .collect();
+                let fitted = inputs
+                    .iter()
+                    .map(|s| (s.id.clone(), spec.fit(&s.values).expect("fit")))
+                    .collect();
+                LoadedModel::new(fitted)
+                    .with_inputs(spec, inputs)
+                    .encode()
+                    .expect("encode")
+            };
+            let before = counted::live();
+            let model = LoadedModel::decode(&bytes).expect("decode");
+            let kept = usize::try_from(counted::live() - before).expect("allocated");
+            let estimate = model.heap_bytes();
+            assert!(
+                estimate >= kept && estimate <= kept * 3 / 2,
+                "{method}: estimated {estimate} bytes, the decode keeps {kept}"
+            );
+        }
     }
 
     #[test]

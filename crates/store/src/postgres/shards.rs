@@ -10,9 +10,10 @@
 
 use super::{db_error, PgStore, NOW_MS};
 use crate::rows::{
-    merge_summaries, shard_count_of, shard_state_of, shard_summary_of, summary_counts,
+    shard_count_of, shard_state_of, shard_summary_of, summary_counts, ShardSummaries,
 };
 use crate::StoreError;
+use futures_util::TryStreamExt;
 use protocol::shard::Shard;
 use protocol::{FitSummary, ModelName, Version};
 
@@ -29,6 +30,7 @@ impl PgStore {
         let text = serde_json::to_string(summary)
             .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
         let n_series = i64::try_from(summary.series.len()).unwrap_or(i64::MAX);
+        let (method, n_fallbacks) = summary_counts(summary);
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let status = |lock: &'static str| {
             sqlx::query_scalar::<_, String>(if lock.is_empty() {
@@ -55,8 +57,8 @@ impl PgStore {
             Some(_) => {}
         }
         sqlx::query(
-            "INSERT INTO shards (model, version, shard, n_series, summary, state) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            "INSERT INTO shards (model, version, shard, n_series, summary, state, n_fallbacks) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         )
         .bind(model.as_str())
         .bind(version)
@@ -64,6 +66,7 @@ impl PgStore {
         .bind(n_series)
         .bind(&text)
         .bind(state)
+        .bind(n_fallbacks)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -99,27 +102,28 @@ impl PgStore {
             .map_err(db_error)?;
         let complete = stored >= i64::from(shard.count);
         if complete {
-            let texts: Vec<String> = sqlx::query_scalar(
-                "SELECT summary FROM shards WHERE model = $1 AND version = $2 ORDER BY shard",
+            // The version's counts from its shards' rows; its summary stays
+            // in them (see `ShardSummaries`). A shard stored before the
+            // rows kept their count is counted from its summary, here.
+            let n_fallbacks: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(SUM(COALESCE(n_fallbacks, (SELECT COUNT(*) \
+                 FROM jsonb_array_elements(summary::jsonb -> 'series') e \
+                 WHERE e ->> 'fallback' IS NOT NULL))), 0)::bigint \
+                 FROM shards WHERE model = $1 AND version = $2",
             )
             .bind(model.as_str())
             .bind(version)
-            .fetch_all(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
-            let merged = merge_summaries(model, version, texts)?;
-            let (method, n_fallbacks) = summary_counts(&merged);
-            let merged = serde_json::to_string(&merged)
-                .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
             let sql = format!(
-                "UPDATE versions SET status = 'ready', summary = $3, method = $4, \
-                 n_fallbacks = $5, n_shards = $6, settled_at_ms = {NOW_MS} \
+                "UPDATE versions SET status = 'ready', method = $3, \
+                 n_fallbacks = $4, n_shards = $5, settled_at_ms = {NOW_MS} \
                  WHERE model = $1 AND version = $2 AND status = 'pending'"
             );
             sqlx::query(&sql)
                 .bind(model.as_str())
                 .bind(version)
-                .bind(merged)
                 .bind(method)
                 .bind(n_fallbacks)
                 .bind(i64::from(shard.count))
@@ -189,8 +193,8 @@ impl PgStore {
         shard: u32,
     ) -> Result<FitSummary, StoreError> {
         let _timed = crate::Timed::new("postgres", "shard_summary");
-        // The version's own summary only when it is stored whole: a sharded
-        // version's merged summary holds every series and is never read here.
+        // The version's own summary only when it is stored whole (a sharded
+        // version's row holds none, or, stored before, every series).
         let row: Option<(String, Option<i64>, Option<String>)> = sqlx::query_as(
             "SELECT v.status, v.n_shards, \
              CASE WHEN v.n_shards IS NULL THEN v.summary ELSE s.summary END FROM versions v \
@@ -204,5 +208,26 @@ impl PgStore {
         .await
         .map_err(db_error)?;
         shard_summary_of(model, version, shard, row)
+    }
+
+    /// The summary of a sharded version, assembled from its shards' rows
+    /// (`None` when it has none: stored whole).
+    pub(super) async fn assemble_summary(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Option<FitSummary>, StoreError> {
+        let _timed = crate::Timed::new("postgres", "assemble_summary");
+        let mut parts = ShardSummaries::new(model, version);
+        let mut rows = sqlx::query_scalar::<_, String>(
+            "SELECT summary FROM shards WHERE model = $1 AND version = $2 ORDER BY shard",
+        )
+        .bind(model.as_str())
+        .bind(version)
+        .fetch(&self.pool);
+        while let Some(text) = rows.try_next().await.map_err(db_error)? {
+            parts.push(&text)?;
+        }
+        Ok(parts.finish())
     }
 }

@@ -2,9 +2,10 @@
 
 use super::{db_error, now_ms, SqliteStore};
 use crate::rows::{
-    merge_summaries, shard_count_of, shard_state_of, shard_summary_of, summary_counts,
+    shard_count_of, shard_state_of, shard_summary_of, summary_counts, ShardSummaries,
 };
 use crate::StoreError;
+use futures_util::TryStreamExt;
 use protocol::shard::Shard;
 use protocol::{FitSummary, ModelName, Version};
 
@@ -21,6 +22,7 @@ impl SqliteStore {
         let text = serde_json::to_string(summary)
             .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
         let n_series = i64::try_from(summary.series.len()).unwrap_or(i64::MAX);
+        let (method, n_fallbacks) = summary_counts(summary);
         let settled = {
             let _turn = self.write.lock().await;
             let mut tx = self.pool.begin().await.map_err(db_error)?;
@@ -44,8 +46,9 @@ impl SqliteStore {
                 Some(_) => {}
             }
             sqlx::query(
-                "INSERT OR IGNORE INTO shards (model, version, shard, n_series, summary, state) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO shards \
+                 (model, version, shard, n_series, summary, state, n_fallbacks) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(model.as_str())
             .bind(version)
@@ -53,6 +56,7 @@ impl SqliteStore {
             .bind(n_series)
             .bind(&text)
             .bind(state)
+            .bind(n_fallbacks)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -78,24 +82,25 @@ impl SqliteStore {
             .map_err(db_error)?;
             let complete = stored >= i64::from(shard.count);
             if complete {
-                let texts: Vec<String> = sqlx::query_scalar(
-                    "SELECT summary FROM shards WHERE model = ? AND version = ? ORDER BY shard",
+                // The version's counts from its shards' rows; its summary
+                // stays in them (see `ShardSummaries`). A shard stored before
+                // the rows kept their count is counted from its summary, here.
+                let n_fallbacks: i64 = sqlx::query_scalar(
+                    "SELECT COALESCE(SUM(COALESCE(n_fallbacks, (SELECT COUNT(*) \
+                     FROM json_each(summary, '$.series') \
+                     WHERE json_extract(value, '$.fallback') IS NOT NULL))), 0) \
+                     FROM shards WHERE model = ? AND version = ?",
                 )
                 .bind(model.as_str())
                 .bind(version)
-                .fetch_all(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(db_error)?;
-                let merged = merge_summaries(model, version, texts)?;
-                let (method, n_fallbacks) = summary_counts(&merged);
-                let merged = serde_json::to_string(&merged)
-                    .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
                 sqlx::query(
-                    "UPDATE versions SET status = 'ready', summary = ?, method = ?, \
+                    "UPDATE versions SET status = 'ready', method = ?, \
                      n_fallbacks = ?, n_shards = ?, settled_at_ms = ? \
                      WHERE model = ? AND version = ? AND status = 'pending'",
                 )
-                .bind(merged)
                 .bind(method)
                 .bind(n_fallbacks)
                 .bind(i64::from(shard.count))
@@ -162,8 +167,8 @@ impl SqliteStore {
         shard: u32,
     ) -> Result<FitSummary, StoreError> {
         let _timed = crate::Timed::new("sqlite", "shard_summary");
-        // The version's own summary only when it is stored whole: a sharded
-        // version's merged summary holds every series and is never read here.
+        // The version's own summary only when it is stored whole (a sharded
+        // version's row holds none, or, stored before, every series).
         let row: Option<(String, Option<i64>, Option<String>)> = sqlx::query_as(
             "SELECT v.status, v.n_shards, \
              CASE WHEN v.n_shards IS NULL THEN v.summary ELSE s.summary END FROM versions v \
@@ -177,5 +182,26 @@ impl SqliteStore {
         .await
         .map_err(db_error)?;
         shard_summary_of(model, version, shard, row)
+    }
+
+    /// The summary of a sharded version, assembled from its shards' rows
+    /// (`None` when it has none: stored whole).
+    pub(super) async fn assemble_summary(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Option<FitSummary>, StoreError> {
+        let _timed = crate::Timed::new("sqlite", "assemble_summary");
+        let mut parts = ShardSummaries::new(model, version);
+        let mut rows = sqlx::query_scalar::<_, String>(
+            "SELECT summary FROM shards WHERE model = ? AND version = ? ORDER BY shard",
+        )
+        .bind(model.as_str())
+        .bind(version)
+        .fetch(&self.pool);
+        while let Some(text) = rows.try_next().await.map_err(db_error)? {
+            parts.push(&text)?;
+        }
+        Ok(parts.finish())
     }
 }

@@ -161,7 +161,24 @@ impl SqliteStore {
                 data_dir.display()
             ))
         })?;
-        let (lock, exclusive) = lock_dir(data_dir)?;
+        // A process that is exiting (or a child just forked by this one,
+        // which holds a copy of the lock until it execs) lets go of the
+        // lock within moments: wait a little before calling it taken.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let (lock, exclusive) = loop {
+            match lock_dir(data_dir)? {
+                Some(taken) => break taken,
+                None if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                None => {
+                    return Err(StoreError::Unavailable(format!(
+                        "the data directory {} is in use by another horizon process",
+                        data_dir.display()
+                    )))
+                }
+            }
+        };
         let path = data_dir.join(DB_FILE);
         let options = SqliteConnectOptions::new()
             .filename(&path)
@@ -895,9 +912,13 @@ impl SqliteStore {
     }
 }
 
-/// Takes the data directory's lock file, or says who holds it. The flag says
-/// whether the lock is held (false on file systems that cannot lock).
-fn lock_dir(data_dir: &Path) -> Result<(std::fs::File, bool), StoreError> {
+/// How long opening waits for the data directory's lock.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes the data directory's lock file; `None` while another holds it. The
+/// flag says whether the lock is held (false on file systems that cannot
+/// lock).
+fn lock_dir(data_dir: &Path) -> Result<Option<(std::fs::File, bool)>, StoreError> {
     let path = data_dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -906,15 +927,12 @@ fn lock_dir(data_dir: &Path) -> Result<(std::fs::File, bool), StoreError> {
         .open(&path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
     match file.try_lock() {
-        Ok(()) => Ok((file, true)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
-            "the data directory {} is in use by another horizon process",
-            data_dir.display()
-        ))),
+        Ok(()) => Ok(Some((file, true))),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => {
             // Some file systems cannot lock; run without the guard.
             tracing::warn!(path = %path.display(), error = %e, "cannot lock the data directory");
-            Ok((file, false))
+            Ok(Some((file, false)))
         }
     }
 }
@@ -1134,6 +1152,20 @@ mod tests {
         }
         first.close().await;
         SqliteStore::open(dir.path()).await.unwrap().close().await;
+    }
+
+    /// A lock let go of moments later (a process exiting, or a forked child
+    /// holding a copy until it execs) is waited for, not refused.
+    #[tokio::test]
+    async fn a_lock_released_moments_later_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SqliteStore::open(dir.path()).await.unwrap();
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            first.close().await;
+        };
+        let (second, ()) = tokio::join!(SqliteStore::open(dir.path()), release);
+        second.unwrap().close().await;
     }
 
     #[tokio::test]

@@ -49,12 +49,14 @@ use tokio::sync::OnceCell;
 use transport::JobHandler;
 
 /// Default size of the model cache, in MiB of decoded models (as
-/// `LoadedModel::heap_bytes` estimates them). 256 MiB keeps a worker well
-/// under 1 GiB on the largest fit of issue 12 (1,000,000 ETS series of 60
-/// points): the cache (about 150,000 such series), plus the shard being
-/// fitted, plus the allocator's slack. A cache in series could not promise
-/// that: an ETS series weighs several times a naive one.
-pub const DEFAULT_CACHE_MIB: usize = 256;
+/// `LoadedModel::heap_bytes` estimates them). 512 MiB keeps a worker under
+/// 1 GiB on the largest fit of issue 12 (1,000,000 ETS series of 60
+/// points): the cache (about 300,000 such series), plus the shard being
+/// fitted, plus the allocator's slack; 256 MiB made two workers serving
+/// a 100,000-series ETS model decode shards again and again (BENCHMARKS.md,
+/// "Sharded fits"). A cache in series could not promise a bound: an ETS
+/// series weighs several times a naive one.
+pub const DEFAULT_CACHE_MIB: usize = 512;
 
 /// Shard counts of versions remembered (a count never changes once the
 /// version is ready).

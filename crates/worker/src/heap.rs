@@ -233,49 +233,35 @@ impl ser::Serializer for Meter {
     }
 }
 
-impl ser::SerializeSeq for Parts {
-    type Ok = Size;
-    type Error = Never;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Never> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Size, Never> {
-        Parts::end(self)
-    }
+/// The compound serializers: each part is measured as it comes, whatever
+/// the trait calls it (element, field, key or value).
+macro_rules! parts {
+    ($($trait:ident :: $method:ident $(($name:ty))?),* $(,)?) => {$(
+        impl ser::$trait for Parts {
+            type Ok = Size;
+            type Error = Never;
+            fn $method<T: Serialize + ?Sized>(
+                &mut self,
+                $(_: $name,)?
+                value: &T,
+            ) -> Result<(), Never> {
+                self.push(value)
+            }
+            fn end(self) -> Result<Size, Never> {
+                Parts::end(self)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Parts {
-    type Ok = Size;
-    type Error = Never;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Never> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Size, Never> {
-        Parts::end(self)
-    }
-}
-
-impl ser::SerializeTupleStruct for Parts {
-    type Ok = Size;
-    type Error = Never;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Never> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Size, Never> {
-        Parts::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Parts {
-    type Ok = Size;
-    type Error = Never;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Never> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Size, Never> {
-        Parts::end(self)
-    }
-}
+parts!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+    SerializeStruct::serialize_field(&'static str),
+    SerializeStructVariant::serialize_field(&'static str),
+);
 
 impl ser::SerializeMap for Parts {
     type Ok = Size;
@@ -284,36 +270,6 @@ impl ser::SerializeMap for Parts {
         self.push(key)
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Never> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Size, Never> {
-        Parts::end(self)
-    }
-}
-
-impl ser::SerializeStruct for Parts {
-    type Ok = Size;
-    type Error = Never;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Never> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Size, Never> {
-        Parts::end(self)
-    }
-}
-
-impl ser::SerializeStructVariant for Parts {
-    type Ok = Size;
-    type Error = Never;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Never> {
         self.push(value)
     }
     fn end(self) -> Result<Size, Never> {

@@ -1166,7 +1166,17 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
                  key for a new fit, or send the same body again to get that version's answer"
             ),
         ),
-        StoreError::UnknownVersion { .. } | StoreError::Internal(_) => {
+        // A version this request saw (or registered) was deleted by another
+        // request meanwhile: gone, not a fault of ours.
+        StoreError::UnknownVersion { model, version } => ApiError::fail(
+            StatusCode::NOT_FOUND,
+            "version",
+            format!(
+                "model '{model}' has no version {version} (it was deleted while this request \
+                 ran); GET /v1/models/{model} lists them"
+            ),
+        ),
+        StoreError::Internal(_) => {
             tracing::error!(error = %e, "store error");
             ApiError::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
@@ -1314,4 +1324,28 @@ pub(crate) struct VersionAnswer<'a> {
     method: Option<engine::Method>,
     #[serde(skip_serializing_if = "Option::is_none")]
     n_fallbacks: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_deleted_under_a_request_is_a_404_not_a_500() {
+        // Schemathesis found this: a rollback whose new version a concurrent
+        // DELETE removed before it was saved answered 500.
+        let model = ModelName::parse("m").unwrap();
+        let e = store_error(StoreError::UnknownVersion { model, version: 15 });
+        match e {
+            ApiError::Fail(status, fields) => {
+                assert_eq!(status, StatusCode::NOT_FOUND);
+                assert!(fields["version"].contains("no version 15"), "{fields:?}");
+            }
+            other => panic!("expected a fail, got {other:?}"),
+        }
+        let e = store_error(StoreError::Internal("boom".into()));
+        assert!(
+            matches!(e, ApiError::Error { status, .. } if status == StatusCode::INTERNAL_SERVER_ERROR)
+        );
+    }
 }

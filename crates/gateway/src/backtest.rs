@@ -215,6 +215,7 @@ pub(crate) async fn run(state: &AppState, job: BacktestJob) -> Result<BacktestRe
         .await
         .map_err(|e| transport_error(e, "backtest"))?;
     let timeout = state.config.fit_timeout;
+    let source = job.source.clone();
     match tokio::time::timeout(timeout, state.transport.backtest(job)).await {
         Ok(Ok(Ok(result))) => Ok(result),
         Ok(Ok(Err(JobError::Invalid(message)))) => Err(ApiError::field("series", message)),
@@ -222,10 +223,18 @@ pub(crate) async fn run(state: &AppState, job: BacktestJob) -> Result<BacktestRe
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the backtest is not possible now: {reason}; retry later"),
         )),
-        Ok(Ok(Err(JobError::Failed(reason)))) => Err(ApiError::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the backtest failed: {reason}"),
-        )),
+        Ok(Ok(Err(JobError::Failed(reason)))) => {
+            let failed = ApiError::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the backtest failed: {reason}"),
+            );
+            Err(match source {
+                Some((model, version)) => {
+                    crate::handlers::unless_deleted(state, &model, version, failed).await
+                }
+                None => failed,
+            })
+        }
         Ok(Err(e)) => Err(transport_error(e, "backtest")),
         Err(_) => Err(ApiError::error(
             StatusCode::GATEWAY_TIMEOUT,

@@ -693,7 +693,8 @@ async fn shard_answer(state: &AppState, job: ForecastJob) -> Result<Vec<SeriesFo
             format!("{reason}; retry later"),
         )),
         Ok(Ok(Err(JobError::Failed(reason)))) => {
-            Err(failed(StatusCode::INTERNAL_SERVER_ERROR, "failed", reason))
+            let failed = failed(StatusCode::INTERNAL_SERVER_ERROR, "failed", reason);
+            Err(handlers::unless_deleted(state, &model, version, failed).await)
         }
         Ok(Err(e)) => Err(handlers::transport_error(e, "forecast")),
         Err(_) => Err(ApiError::error(

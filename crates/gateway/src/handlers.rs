@@ -1017,11 +1017,17 @@ pub(crate) async fn forecast(
             format!("forecasting version {version} of model '{model}' is not possible now: {reason}; retry later"),
         )
         .with_data(json!({"model": model.name(), "version": version, "reason": reason}))),
-        Ok(Ok(Err(JobError::Failed(reason)))) => Err(ApiError::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("forecasting version {version} of model '{model}' failed: {reason}"),
+        Ok(Ok(Err(JobError::Failed(reason)))) => Err(unless_deleted(
+            state,
+            model,
+            version,
+            ApiError::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("forecasting version {version} of model '{model}' failed: {reason}"),
+            )
+            .with_data(json!({"model": model.name(), "version": version, "reason": reason})),
         )
-        .with_data(json!({"model": model.name(), "version": version, "reason": reason}))),
+        .await),
         Ok(Err(e)) => Err(transport_error(e, "forecast")),
         Err(_) => Err(ApiError::error(
             StatusCode::GATEWAY_TIMEOUT,
@@ -1034,6 +1040,26 @@ pub(crate) async fn forecast(
 }
 
 // ---- helpers ----
+
+/// `failed`, a worker's failure on a version, unless a DELETE removed the
+/// version meanwhile: then the client raced itself, and the answer is 404.
+pub(crate) async fn unless_deleted(
+    state: &AppState,
+    model: &ModelName,
+    version: Version,
+    failed: ApiError,
+) -> ApiError {
+    match state
+        .store
+        .wait_settled(model, version, Duration::ZERO)
+        .await
+    {
+        Err(StoreError::UnknownVersion { .. } | StoreError::UnknownModel(_)) => {
+            crate::life::no_such_version(model, version)
+        }
+        _ => failed,
+    }
+}
 
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {

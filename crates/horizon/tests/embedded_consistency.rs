@@ -2,7 +2,8 @@
 //! uses the newest version registered before it arrived (waiting for it),
 //! never an older one; a failed version is reported, not skipped; forecasts do
 //! not wait for fits registered after them nor queue behind fits; waits time
-//! out clearly; shutdown finishes in-flight requests.
+//! out clearly; shutdown finishes in-flight requests; a version deleted under
+//! a request is a 404, not our failure.
 
 mod common;
 
@@ -311,4 +312,38 @@ async fn shutdown_finishes_in_flight_requests() {
     assert_eq!(status, StatusCode::OK, "{body}");
     server.await.unwrap().unwrap();
     store.close().await;
+}
+
+/// A forecast whose version a DELETE removed while the worker was on its way
+/// to it is told the version is gone (404), not that we failed (500);
+/// schemathesis found the 500 with two concurrent workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_deleted_under_a_forecast_is_a_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TestServer::start(dir.path()).await);
+    let (status, body) = app.put("/v1/models/gone", constant_fit(3.0)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    app.control.hold_forecasts("gone");
+    let forecast = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.post("/v1/models/gone/forecast", json!({"horizon": 2}))
+                .await
+        })
+    };
+    // The forecast has found version 1 ready and is at the worker, held.
+    app.control.until_forecast_held("gone").await;
+    let deleted = app
+        .client
+        .delete(app.url("/v1/models/gone"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    app.control.release_forecast("gone");
+
+    let (status, body) = forecast.await.unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["status"], "fail", "{body}");
 }

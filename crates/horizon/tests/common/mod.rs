@@ -207,10 +207,13 @@ pub async fn answer(sent: reqwest::Result<reqwest::Response>) -> (StatusCode, Va
 
 /// Wraps the real worker; fits of "held" models wait for [`Control::release`],
 /// fits of "doomed" models then fail without touching the store (as a worker
-/// that crashed mid-fit would).
+/// that crashed mid-fit would); forecasts of models held with
+/// [`Control::hold_forecasts`] wait for [`Control::release_forecast`].
 pub struct Control {
     inner: Arc<dyn JobHandler>,
     held: Mutex<HashSet<String>>,
+    forecasts_held: Mutex<HashSet<String>>,
+    forecasts_waiting: Mutex<HashMap<String, usize>>,
     doomed: Mutex<HashSet<String>>,
     gates: Mutex<HashMap<(String, Version), Arc<Semaphore>>>,
     specs: Mutex<HashMap<String, engine::ModelSpec>>,
@@ -221,6 +224,8 @@ impl Control {
         Self {
             inner,
             held: Mutex::default(),
+            forecasts_held: Mutex::default(),
+            forecasts_waiting: Mutex::default(),
             doomed: Mutex::default(),
             gates: Mutex::default(),
             specs: Mutex::default(),
@@ -243,6 +248,35 @@ impl Control {
     /// Lets the held fit of `version` of `model` go on (before or after it arrives).
     pub fn release(&self, model: &str, version: Version) {
         self.gate(model, version).add_permits(1);
+    }
+
+    /// Forecasts of `model` that reach the worker from now on wait there
+    /// until [`Control::release_forecast`].
+    pub fn hold_forecasts(&self, model: &str) {
+        self.forecasts_held
+            .lock()
+            .unwrap()
+            .insert(model.to_string());
+    }
+
+    /// Lets one held forecast of `model` go on (before or after it arrives).
+    pub fn release_forecast(&self, model: &str) {
+        self.gate(&format!("{model} forecast"), 0).add_permits(1);
+    }
+
+    /// Returns once a forecast of `model` waits at the worker.
+    pub async fn until_forecast_held(&self, model: &str) {
+        while self
+            .forecasts_waiting
+            .lock()
+            .unwrap()
+            .get(model)
+            .copied()
+            .unwrap_or(0)
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     fn gate(&self, model: &str, version: Version) -> Arc<Semaphore> {
@@ -274,6 +308,23 @@ impl JobHandler for Control {
     }
 
     async fn forecast(&self, job: ForecastJob) -> ForecastReply {
+        let model = job.model.as_str().to_string();
+        if self.forecasts_held.lock().unwrap().contains(&model) {
+            let gate = self.gate(&format!("{model} forecast"), 0);
+            *self
+                .forecasts_waiting
+                .lock()
+                .unwrap()
+                .entry(model.clone())
+                .or_default() += 1;
+            let _pass = gate.acquire().await;
+            *self
+                .forecasts_waiting
+                .lock()
+                .unwrap()
+                .entry(model.clone())
+                .or_default() -= 1;
+        }
         self.inner.forecast(job).await
     }
 

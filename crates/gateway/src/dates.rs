@@ -215,13 +215,12 @@ impl CalendarCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
     use protocol::calendar::{Freq, Timestamp};
     use protocol::shard::Shard;
     use protocol::SeriesFit;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
-    use store::{ModelEntry, ModelInfo, Page, Registered, SqliteStore, VersionStatus};
+    use store::testing::Recording;
+    use store::{SqliteStore, VersionStatus};
 
     fn fit(id: &str, calendar: Option<SeriesCalendar>) -> SeriesFit {
         SeriesFit {
@@ -261,118 +260,18 @@ mod tests {
         assert_eq!(Calendars::default().future("a", 3), None);
     }
 
-    /// A store that counts the shard summaries read, and refuses to read a
-    /// version's whole summary.
-    struct Counting {
-        inner: SqliteStore,
-        reads: Mutex<Vec<u32>>,
-        counts: AtomicUsize,
-    }
-
-    #[async_trait]
-    impl ModelStore for Counting {
-        async fn register_pending(
-            &self,
-            model: &ModelName,
-            n_series: usize,
-            key: Option<&str>,
-        ) -> Result<Registered, StoreError> {
-            self.inner.register_pending(model, n_series, key).await
+    /// The shards whose summaries were read since the last call; a read
+    /// of a version's whole summary fails the test.
+    fn take(store: &Recording<SqliteStore>) -> Vec<u32> {
+        let mut shards = Vec::new();
+        for read in store.take() {
+            match read.strip_prefix("summary ") {
+                Some(shard) => shards.push(shard.parse().unwrap()),
+                None => panic!("the calendars read more than shard summaries: {read}"),
+            }
         }
-        async fn complete(
-            &self,
-            model: &ModelName,
-            version: Version,
-            state: &[u8],
-            summary: &FitSummary,
-        ) -> Result<(), StoreError> {
-            self.inner.complete(model, version, state, summary).await
-        }
-        async fn fail(
-            &self,
-            model: &ModelName,
-            version: Version,
-            reason: &str,
-        ) -> Result<(), StoreError> {
-            self.inner.fail(model, version, reason).await
-        }
-        async fn heartbeat(&self, model: &ModelName, version: Version) -> Result<(), StoreError> {
-            self.inner.heartbeat(model, version).await
-        }
-        async fn is_orphaned(
-            &self,
-            model: &ModelName,
-            version: Version,
-            idle: Duration,
-        ) -> Result<bool, StoreError> {
-            self.inner.is_orphaned(model, version, idle).await
-        }
-        async fn latest_version(&self, model: &ModelName) -> Result<Option<Version>, StoreError> {
-            self.inner.latest_version(model).await
-        }
-        async fn wait_settled(
-            &self,
-            _model: &ModelName,
-            _version: Version,
-            _timeout: Duration,
-        ) -> Result<VersionInfo, StoreError> {
-            panic!("the calendars read a version's whole summary");
-        }
-        async fn wait_status(
-            &self,
-            model: &ModelName,
-            version: Version,
-            timeout: Duration,
-        ) -> Result<VersionInfo, StoreError> {
-            self.inner.wait_status(model, version, timeout).await
-        }
-        async fn load_state(
-            &self,
-            model: &ModelName,
-            version: Version,
-        ) -> Result<Vec<u8>, StoreError> {
-            self.inner.load_state(model, version).await
-        }
-        async fn versions(
-            &self,
-            model: &ModelName,
-            page: Page<Version>,
-        ) -> Result<Option<ModelInfo>, StoreError> {
-            self.inner.versions(model, page).await
-        }
-        async fn list_models(
-            &self,
-            tenant: &protocol::Tenant,
-            page: Page<ModelName>,
-        ) -> Result<Vec<ModelEntry>, StoreError> {
-            self.inner.list_models(tenant, page).await
-        }
-        async fn ping(&self) -> Result<(), StoreError> {
-            self.inner.ping().await
-        }
-        async fn shard_count(
-            &self,
-            model: &ModelName,
-            version: Version,
-        ) -> Result<u32, StoreError> {
-            self.counts.fetch_add(1, Ordering::Relaxed);
-            self.inner.shard_count(model, version).await
-        }
-        async fn shard_summary(
-            &self,
-            model: &ModelName,
-            version: Version,
-            shard: u32,
-        ) -> Result<FitSummary, StoreError> {
-            self.reads.lock().unwrap().push(shard);
-            self.inner.shard_summary(model, version, shard).await
-        }
-    }
-
-    fn take(reads: &Mutex<Vec<u32>>) -> Vec<u32> {
-        let mut got = std::mem::take(&mut *reads.lock().unwrap());
-        got.sort_unstable();
-        got
+        shards.sort_unstable();
+        shards
     }
 
     /// Series `s{i}` of a version of 3 shards, dated monthly up to month
@@ -417,11 +316,7 @@ mod tests {
     #[tokio::test]
     async fn a_forecast_reads_the_calendars_of_its_series_shards_only_and_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Counting {
-            inner: SqliteStore::open(dir.path()).await.unwrap(),
-            reads: Mutex::new(Vec::new()),
-            counts: AtomicUsize::new(0),
-        };
+        let store = Recording::new(SqliteStore::open(dir.path()).await.unwrap());
         let model = ModelName::parse("dated").unwrap();
         let (v, by_shard) = sharded(&store.inner, &model).await;
         let info = store.wait_status(&model, v, Duration::ZERO).await.unwrap();
@@ -439,7 +334,7 @@ mod tests {
             .calendars(&store, &model, &info, Some(&ids))
             .await
             .unwrap();
-        assert_eq!(take(&store.reads), [1, 2]);
+        assert_eq!(take(&store), [1, 2]);
         assert_eq!(calendars.method(), Some(engine::Method::Naive));
         for id in &ids {
             let i: usize = id[1..].parse().unwrap();
@@ -460,20 +355,16 @@ mod tests {
             .calendars(&store, &model, &info, Some(&more))
             .await
             .unwrap();
-        assert_eq!(take(&store.reads), [0]);
+        assert_eq!(take(&store), [0]);
         assert!(calendars.future(&by_shard[0][0], 1).is_some());
         // Every series: the rest is cached.
         let all = cache.calendars(&store, &model, &info, None).await.unwrap();
-        assert_eq!(take(&store.reads), Vec::<u32>::new());
+        assert_eq!(take(&store), Vec::<u32>::new());
         assert!((0..30)
             .filter(|i| *i != 5)
             .all(|i| all.future(&format!("s{i}"), 1).is_some()));
         assert_eq!(all.future("s5", 1), None, "no dates, no calendar");
-        assert_eq!(
-            store.counts.load(Ordering::Relaxed),
-            1,
-            "the shard count is cached"
-        );
+        assert_eq!(store.shard_counts(), 1, "the shard count is cached");
         assert_eq!(cache.held().0, 3);
 
         // A version stored whole is its shard 0, read from its own summary.
@@ -502,18 +393,14 @@ mod tests {
             .calendars(&store, &model, &info, Some(&["w".to_string()]))
             .await
             .unwrap();
-        assert_eq!(take(&store.reads), [0]);
+        assert_eq!(take(&store), [0]);
         assert_eq!(calendars.future("w", 1).unwrap(), ["2024-02-01"]);
     }
 
     #[tokio::test]
     async fn the_cache_keeps_within_its_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Counting {
-            inner: SqliteStore::open(dir.path()).await.unwrap(),
-            reads: Mutex::new(Vec::new()),
-            counts: AtomicUsize::new(0),
-        };
+        let store = Recording::new(SqliteStore::open(dir.path()).await.unwrap());
         let model = ModelName::parse("small").unwrap();
         let (v, _) = sharded(&store.inner, &model).await;
         let info = store.wait_status(&model, v, Duration::ZERO).await.unwrap();
@@ -521,17 +408,17 @@ mod tests {
         one.calendars(&store, &model, &info, None).await.unwrap();
         let (n, bytes) = one.held();
         assert_eq!(n, 3);
-        take(&store.reads);
+        take(&store);
         // One byte short of the three shards: one is evicted.
         let cache = CalendarCache::new(bytes - 1);
         let all = cache.calendars(&store, &model, &info, None).await.unwrap();
-        assert_eq!(take(&store.reads), [0, 1, 2]);
+        assert_eq!(take(&store), [0, 1, 2]);
         // The answer has every calendar even though the cache keeps two.
         assert!(all.future("s0", 1).is_some() && all.future("s29", 1).is_some());
         let (n, held) = cache.held();
         assert_eq!(n, 2);
         assert!(held < bytes);
         cache.calendars(&store, &model, &info, None).await.unwrap();
-        assert_eq!(take(&store.reads).len(), 1, "one shard was evicted");
+        assert_eq!(take(&store).len(), 1, "one shard was evicted");
     }
 }

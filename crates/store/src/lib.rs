@@ -13,6 +13,7 @@ pub mod postgres;
 mod rows;
 pub mod signals;
 pub mod sqlite;
+pub mod testing;
 
 pub use jobs::{JobInfo, JobStatus};
 pub use keys::{KeyInfo, KeyStore, NewKey, PgKeys, SqliteKeys, Usage};

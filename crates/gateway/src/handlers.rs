@@ -399,6 +399,20 @@ impl FitAnswer {
         self.summary
     }
 
+    /// A failure whose cause is that `base`, the version this fit builds
+    /// on, was deleted meanwhile becomes that version's 404.
+    pub(crate) async fn unless_base_deleted(
+        mut self,
+        state: &AppState,
+        model: &ModelName,
+        base: Version,
+    ) -> Self {
+        if let Err(failed) = self.summary {
+            self.summary = Err(unless_deleted(state, model, base, failed).await);
+        }
+        self
+    }
+
     pub(crate) fn respond(self, ok: impl FnOnce(FitSummary) -> Response) -> Response {
         let response = match self.summary {
             Ok(summary) => ok(summary),
@@ -1049,6 +1063,10 @@ pub(crate) async fn unless_deleted(
     version: Version,
     failed: ApiError,
 ) -> ApiError {
+    if !matches!(&failed, ApiError::Error { status, .. } if *status == StatusCode::INTERNAL_SERVER_ERROR)
+    {
+        return failed;
+    }
     match state
         .store
         .wait_settled(model, version, Duration::ZERO)

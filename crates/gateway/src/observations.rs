@@ -203,7 +203,10 @@ pub async fn observations(
             })
             .collect(),
     };
-    let answer = fit_from(&state, model, request, key, Some(base)).await;
+    let answer = fit_from(&state, model.clone(), request, key, Some(base))
+        .await
+        .unless_base_deleted(&state, &model, base)
+        .await;
     Ok(answer.respond(|summary| {
         success(json!({
             "model": summary.model.name(),

@@ -347,3 +347,38 @@ async fn a_version_deleted_under_a_forecast_is_a_404() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["status"], "fail", "{body}");
 }
+
+/// New observations whose base version a DELETE removed before the worker
+/// read it: the base is gone (404), not our failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observations_on_a_version_deleted_under_them_are_a_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TestServer::start(dir.path()).await);
+    let (status, body) = app.put("/v1/models/obs", constant_fit(3.0)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    app.control.hold("obs");
+    let observed = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.post(
+                "/v1/models/obs/observations",
+                json!({"series": [{"id": "y", "values": [4.0]}]}),
+            )
+            .await
+        })
+    };
+    app.until_registered("obs", 2).await;
+    let deleted = app
+        .client
+        .delete(app.url("/v1/models/obs/versions/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    app.control.release("obs", 2);
+
+    let (status, body) = observed.await.unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["status"], "fail", "{body}");
+}

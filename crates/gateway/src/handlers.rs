@@ -1216,8 +1216,8 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
             StatusCode::NOT_FOUND,
             "version",
             format!(
-                "model '{model}' has no version {version} (it was deleted while this request \
-                 ran); GET /v1/models/{model} lists them"
+                "model '{model}' has no version {version} (another request may have deleted \
+                 it meanwhile); GET /v1/models/{model} lists them"
             ),
         ),
         StoreError::Internal(_) => {

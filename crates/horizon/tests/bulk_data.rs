@@ -391,11 +391,7 @@ async fn an_idempotency_key_covers_the_table_and_its_options() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_csv_fit_downloads_whole_shard_by_shard() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = Options::default();
-    options.config.shard_sizes = protocol::shard::ShardSizes {
-        series: 25,
-        points: 1_000_000,
-    };
+    let mut options = Options::sharded(25);
     // 120 series × 2 steps = 240 values: more than one answer may hold,
     // more than a shard (about 30 series, 60 values) needs.
     options.config.admission.max_forecast_values = 200;
@@ -518,11 +514,7 @@ async fn forecasts_by_id(app: &TestServer, model: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_table_fit_is_the_same_whatever_the_order_of_its_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = Options::default();
-    options.config.shard_sizes = protocol::shard::ShardSizes {
-        series: 16,
-        points: 1_000_000,
-    };
+    let options = Options::sharded(16);
     let app = TestServer::start_with(dir.path(), options).await;
     let n = 60;
     let grouped = monthly_csv(n, false);
@@ -609,11 +601,7 @@ async fn a_sharded_table_fit_is_the_same_whatever_the_order_of_its_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_series_in_the_last_shard_registers_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = Options::default();
-    options.config.shard_sizes = protocol::shard::ShardSizes {
-        series: 16,
-        points: 1_000_000,
-    };
+    let options = Options::sharded(16);
     let app = TestServer::start_with(dir.path(), options).await;
     let n = 60;
     let count = 4;

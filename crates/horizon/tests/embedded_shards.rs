@@ -7,8 +7,7 @@
 mod common;
 
 use common::{Options, TestServer};
-use gateway::GatewayConfig;
-use protocol::shard::{shard_of, ShardSizes};
+use protocol::shard::shard_of;
 use protocol::ModelName;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -20,21 +19,7 @@ use store::SqliteStore;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_fit_is_sharded_across_the_worker_pool() {
     let dir = tempfile::tempdir().unwrap();
-    let defaults = Options::default();
-    let server = TestServer::start_with(
-        dir.path(),
-        Options {
-            config: GatewayConfig {
-                shard_sizes: ShardSizes {
-                    series: 25,
-                    points: 1_000_000,
-                },
-                ..defaults.config
-            },
-            ..defaults
-        },
-    )
-    .await;
+    let server = TestServer::start_with(dir.path(), Options::sharded(25)).await;
     let n = 120;
     let series: Vec<_> = (0..n)
         .map(|i| json!({"id": format!("s{i}"), "values": vec![i as f64; 6]}))
@@ -100,18 +85,7 @@ async fn a_large_fit_is_sharded_across_the_worker_pool() {
 /// The app with shards of 25 series on a recording store in `dir`.
 async fn recorded(dir: &std::path::Path) -> (TestServer, Arc<Recording<SqliteStore>>) {
     let store = Arc::new(Recording::new(SqliteStore::open(dir).await.unwrap()));
-    let defaults = Options::default();
-    let options = Options {
-        config: GatewayConfig {
-            shard_sizes: ShardSizes {
-                series: 25,
-                points: 1_000_000,
-            },
-            ..defaults.config
-        },
-        ..defaults
-    };
-    let server = TestServer::start_on(store.clone(), options).await;
+    let server = TestServer::start_on(store.clone(), Options::sharded(25)).await;
     (server, store)
 }
 

@@ -109,7 +109,7 @@ pub(crate) struct ShardSummaries<'a> {
 }
 
 impl<'a> ShardSummaries<'a> {
-    pub(crate) fn new(model: &'a ModelName, version: protocol::Version) -> Self {
+    fn new(model: &'a ModelName, version: protocol::Version) -> Self {
         Self {
             model,
             version,
@@ -117,8 +117,24 @@ impl<'a> ShardSummaries<'a> {
         }
     }
 
+    /// The summary assembled from `rows`, the shards' summary texts in
+    /// shard order as a store streams them (its errors told by `db_error`).
+    pub(crate) async fn assemble(
+        model: &'a ModelName,
+        version: protocol::Version,
+        mut rows: impl futures_util::Stream<Item = Result<String, sqlx::Error>> + Unpin,
+        db_error: fn(sqlx::Error) -> StoreError,
+    ) -> Result<Option<FitSummary>, StoreError> {
+        use futures_util::TryStreamExt;
+        let mut parts = Self::new(model, version);
+        while let Some(text) = rows.try_next().await.map_err(db_error)? {
+            parts.push(&text)?;
+        }
+        Ok(parts.merged)
+    }
+
     /// Appends the next shard's summary.
-    pub(crate) fn push(&mut self, text: &str) -> Result<(), StoreError> {
+    fn push(&mut self, text: &str) -> Result<(), StoreError> {
         let part: FitSummary = serde_json::from_str(text).map_err(|e| {
             StoreError::Internal(format!(
                 "a shard summary of version {} of '{}' is unreadable: {e}",
@@ -130,12 +146,6 @@ impl<'a> ShardSummaries<'a> {
             Some(all) => all.series.extend(part.series),
         }
         Ok(())
-    }
-
-    /// The whole summary; `None` when no shard was pushed (the version is
-    /// not stored in shards).
-    pub(crate) fn finish(self) -> Option<FitSummary> {
-        self.merged
     }
 }
 

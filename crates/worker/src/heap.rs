@@ -221,15 +221,12 @@ impl ser::Serializer for Meter {
 
     fn serialize_struct_variant(
         self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        len: usize,
     ) -> Result<Parts, Never> {
-        Ok(Parts {
-            tagged: true,
-            ..Parts::default()
-        })
+        self.serialize_tuple_variant(name, index, variant, len)
     }
 }
 

@@ -267,6 +267,15 @@ mod tests {
     use engine::{Horizon, Level, Method, ModelSpec, SeriesData};
     use std::path::PathBuf;
 
+    /// Every series of `inputs` fitted by `spec`, kept with its inputs.
+    fn fitted(spec: ModelSpec, inputs: Vec<NamedSeries>) -> LoadedModel {
+        let fits = inputs
+            .iter()
+            .map(|s| (s.id.clone(), spec.fit(&s.values).expect("fit")))
+            .collect();
+        LoadedModel::new(fits).with_inputs(spec, inputs)
+    }
+
     /// The fixed fit of the golden files: two seasonal series.
     fn golden_model(method: Method) -> LoadedModel {
         let series = |phase: usize| {
@@ -288,13 +297,7 @@ mod tests {
                 calendar: None,
             })
             .collect();
-        LoadedModel::new(
-            inputs
-                .iter()
-                .map(|s| (s.id.clone(), spec.fit(&s.values).expect("fit")))
-                .collect(),
-        )
-        .with_inputs(spec, inputs)
+        fitted(spec, inputs)
     }
 
     /// States of layout 1 (no training series kept; the golden files of that
@@ -450,13 +453,7 @@ mod tests {
                 calendar: None,
             })
             .collect();
-        LoadedModel::new(
-            inputs
-                .iter()
-                .map(|s| (s.id.clone(), spec.fit(&s.values).expect("fit")))
-                .collect(),
-        )
-        .with_inputs(spec, inputs)
+        fitted(spec, inputs)
     }
 
     /// The cache's weight of a model grows with its series and their
@@ -546,14 +543,7 @@ mod tests {
                         calendar: None,
                     })
                     .collect();
-                let fitted = inputs
-                    .iter()
-                    .map(|s| (s.id.clone(), spec.fit(&s.values).expect("fit")))
-                    .collect();
-                LoadedModel::new(fitted)
-                    .with_inputs(spec, inputs)
-                    .encode()
-                    .expect("encode")
+                fitted(spec, inputs).encode().expect("encode")
             };
             let before = counted::live();
             let model = LoadedModel::decode(&bytes).expect("decode");

@@ -51,6 +51,18 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The defaults, with fits split into shards of `series` series.
+    pub fn sharded(series: usize) -> Self {
+        let mut options = Self::default();
+        options.config.shard_sizes = protocol::shard::ShardSizes {
+            series,
+            points: 1_000_000,
+        };
+        options
+    }
+}
+
 impl TestServer {
     pub async fn start(dir: &Path) -> Self {
         Self::start_with(dir, Options::default()).await

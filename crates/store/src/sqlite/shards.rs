@@ -5,7 +5,6 @@ use crate::rows::{
     shard_count_of, shard_state_of, shard_summary_of, summary_counts, ShardSummaries,
 };
 use crate::StoreError;
-use futures_util::TryStreamExt;
 use protocol::shard::Shard;
 use protocol::{FitSummary, ModelName, Version};
 
@@ -192,16 +191,12 @@ impl SqliteStore {
         version: Version,
     ) -> Result<Option<FitSummary>, StoreError> {
         let _timed = crate::Timed::new("sqlite", "assemble_summary");
-        let mut parts = ShardSummaries::new(model, version);
-        let mut rows = sqlx::query_scalar::<_, String>(
+        let rows = sqlx::query_scalar::<_, String>(
             "SELECT summary FROM shards WHERE model = ? AND version = ? ORDER BY shard",
         )
         .bind(model.as_str())
         .bind(version)
         .fetch(&self.pool);
-        while let Some(text) = rows.try_next().await.map_err(db_error)? {
-            parts.push(&text)?;
-        }
-        Ok(parts.finish())
+        ShardSummaries::assemble(model, version, rows, db_error).await
     }
 }

@@ -521,9 +521,12 @@ def _level_name(level: float) -> str:
     return str(int(level)) if float(level).is_integer() else str(level)
 
 
-def _decode_times(ds: Optional[List[str]], encoded: Optional[_Encoded], sid: Any, after: int, n: int) -> Any:
+def _decode_times(ds: Optional[List[Any]], encoded: Optional[_Encoded], sid: Any, after: int, n: int) -> Any:
     """Timestamps of ``n`` steps: the server's ``ds`` when given, else the
     caller's integer axis continued after position ``after``."""
+    if ds is not None and all(isinstance(v, int) for v in ds):
+        # A series fitted on integer positions (a table body's ``ds``).
+        return np.array(ds)
     if ds is not None:
         parsed = pd.to_datetime(pd.Series(ds), utc=encoded is not None and encoded.kind == "datetime_tz")
         if encoded is not None and encoded.kind == "datetime_tz":

@@ -8,6 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import List
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -67,6 +68,16 @@ def test_integer_time_axis_and_missing_values(server_url: str) -> None:
     assert list(fcst.ds) == [20, 21, 22]
     assert list(fcst.unique_id) == [7, 7, 7]
     assert list(fcst["naive"]) == [10.0, 10.0, 10.0]
+
+
+def test_a_model_fitted_on_an_integer_ds_table_continues_it(server_url: str) -> None:
+    # Fitted from a CSV body (e.g. with curl): the server keeps the axis.
+    csv = "unique_id,ds,y\n" + "".join(f"a,{t},{t % 5}\n" for t in range(100, 140, 4))
+    put = httpx.put(f"{server_url}/v1/models/py-int-table?method=naive", content=csv, headers={"content-type": "text/csv"})
+    assert put.status_code == 200, put.text
+    fcst = HorizonClient(base_url=server_url).forecast(model="py-int-table", h=3)
+    assert list(fcst.ds) == [140, 144, 148]
+    assert list(fcst["naive"]) == [136 % 5] * 3
 
 
 def test_timezone_aware_timestamps_round_trip(server_url: str) -> None:

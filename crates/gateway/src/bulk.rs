@@ -22,13 +22,16 @@ use crate::dates::Calendars;
 use crate::handlers::{self, FitInput};
 use crate::jsend::ApiError;
 use crate::spooled::{self, TableFit};
-use crate::validate::{self, FitRequest, ForecastRequest, TableSeries, V1Fit, V1Forecast};
+use crate::validate::{
+    self, FitRequest, ForecastRequest, TableSeries, TableTime, V1Fit, V1Forecast,
+};
 use crate::AppState;
 use axum::body::{Body, BodyDataStream, Bytes};
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use protocol::calendar::IndexAxis;
 use protocol::{ForecastJob, JobError, ModelName, SeriesForecast, Version};
 use serde_json::Value;
 use sha2::Digest;
@@ -461,10 +464,11 @@ pub(crate) fn to_fit(
         match s.into_index_grid(engine::MAX_SERIES_LEN) {
             Ok(grid) => {
                 let (id, grid) = grid.map_err(|e| ApiError::field("ds", e.to_string()))?;
+                let axis = IndexAxis::from_first(grid.first, grid.step, grid.values.len());
                 table.push(TableSeries {
                     id,
                     values: grid.values,
-                    ds: None,
+                    time: TableTime::Index(axis),
                 });
             }
             Err(s) => {
@@ -472,7 +476,7 @@ pub(crate) fn to_fit(
                     table.push(TableSeries {
                         id: s.id,
                         values: s.values,
-                        ds: Some(ds),
+                        time: TableTime::Dates(ds),
                     });
                 }
             }
@@ -765,7 +769,7 @@ impl Rows {
             let Some(s) = self.series.next() else {
                 return Ok(None);
             };
-            let ds = self.calendars.future(&s.id, self.horizon);
+            let ds = self.calendars.future(&s.id, self.horizon).map(|l| l.text());
             self.sink.series(
                 &s.id,
                 ds.as_deref(),

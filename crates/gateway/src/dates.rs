@@ -1,6 +1,8 @@
 //! Future timestamps for forecast answers: each series fitted with
 //! timestamps keeps its calendar (frequency and last timestamp) in its
-//! shard's fit summary; a forecast's steps are labelled from it.
+//! shard's fit summary, a series fitted on integer positions (a table's
+//! `ds`) its last position and step; a forecast's steps are labelled from
+//! them.
 //!
 //! A forecast reads the calendars of the shards that hold the series it
 //! asks for, never the version's whole summary (which grows with its
@@ -11,7 +13,7 @@
 
 use futures_util::{StreamExt, TryStreamExt};
 use lru::LruCache;
-use protocol::calendar::SeriesCalendar;
+use protocol::calendar::{IndexAxis, SeriesCalendar};
 use protocol::shard::shard_of;
 use protocol::{FitSummary, ModelName, Version};
 use std::collections::{BTreeSet, HashMap};
@@ -20,9 +22,35 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use store::{ModelStore, StoreError, VersionInfo};
 
-/// The calendars of one shard's series, by series id (series fitted without
-/// timestamps have none).
-type ShardCalendars = HashMap<String, SeriesCalendar>;
+/// The time axes of one shard's series, by series id (series fitted on
+/// plain values have none).
+type ShardCalendars = HashMap<String, Axis>;
+
+/// Where a series' time axis ends.
+#[derive(Debug, Clone, Copy)]
+enum Axis {
+    Calendar(SeriesCalendar),
+    Index(IndexAxis),
+}
+
+/// The labels of a forecast's steps: timestamps as ISO 8601 text, or the
+/// integer positions that continue a series fitted on integers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Labels {
+    Dates(Vec<String>),
+    Index(Vec<i64>),
+}
+
+impl Labels {
+    /// Every label as text (for table cells).
+    pub fn text(&self) -> Vec<String> {
+        match self {
+            Labels::Dates(dates) => dates.clone(),
+            Labels::Index(index) => index.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
 
 /// The calendars of the series of a version that a forecast asked for (by
 /// shard: those of the shards read), and the method the version was fitted
@@ -40,19 +68,28 @@ impl Calendars {
         self.method
     }
 
-    /// The timestamps of the `horizon` steps after series `id`'s last
-    /// observation, as ISO 8601 text; `None` without a calendar.
-    pub fn future(&self, id: &str, horizon: usize) -> Option<Vec<String>> {
+    /// The labels of the `horizon` steps after series `id`'s last
+    /// observation; `None` for a series fitted on plain values.
+    pub fn future(&self, id: &str, horizon: usize) -> Option<Labels> {
         let count = u32::try_from(self.shards.len()).ok()?;
         let shard = self.shards.get(shard_of(id, count) as usize)?.as_ref()?;
-        let calendar = shard.get(id)?;
-        Some(
-            calendar
-                .future(horizon)
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        )
+        let labels = match shard.get(id)? {
+            Axis::Calendar(calendar) => Labels::Dates(
+                calendar
+                    .future(horizon)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            ),
+            Axis::Index(axis) => Labels::Index(axis.future(horizon)),
+        };
+        // No labels (a calendar at the end of time): none rather than an
+        // empty list, which would fit both shapes of the schema.
+        let empty = match &labels {
+            Labels::Dates(d) => d.is_empty(),
+            Labels::Index(i) => i.is_empty(),
+        };
+        (!empty).then_some(labels)
     }
 }
 
@@ -61,7 +98,14 @@ fn calendars_of(summary: &FitSummary) -> ShardCalendars {
     summary
         .series
         .iter()
-        .filter_map(|s| s.calendar.map(|c| (s.id.clone(), c)))
+        .filter_map(|s| {
+            let axis = match (s.calendar, s.index) {
+                (Some(calendar), _) => Axis::Calendar(calendar),
+                (None, Some(index)) => Axis::Index(index),
+                (None, None) => return None,
+            };
+            Some((s.id.clone(), axis))
+        })
         .collect()
 }
 
@@ -102,7 +146,7 @@ struct Inner {
 /// Estimated bytes of one shard's calendars: the map's slots (an entry and
 /// a control byte each), the ids' text and the map itself.
 fn weight(calendars: &ShardCalendars) -> usize {
-    let slot = std::mem::size_of::<(String, SeriesCalendar)>() + 1;
+    let slot = std::mem::size_of::<(String, Axis)>() + 1;
     let ids: usize = calendars.keys().map(String::len).sum();
     calendars.capacity() * slot + ids + 128
 }
@@ -230,6 +274,7 @@ mod tests {
             n_obs: 3,
             n_missing: 0,
             calendar,
+            index: None,
         }
     }
 
@@ -246,17 +291,28 @@ mod tests {
             model: ModelName::default_model(),
             version: 1,
             method: engine::Method::Naive,
-            series: vec![fit("a", Some(monthly("2024-11-01"))), fit("b", None)],
+            series: vec![
+                fit("a", Some(monthly("2024-11-01"))),
+                fit("b", None),
+                SeriesFit {
+                    index: Some(IndexAxis { last: 178, step: 2 }),
+                    ..fit("c", None)
+                },
+            ],
         };
         let calendars = Calendars {
             shards: vec![Some(Arc::new(calendars_of(&summary)))],
             method: Some(summary.method),
         };
         assert_eq!(
-            calendars.future("a", 3).unwrap(),
+            calendars.future("a", 3).unwrap().text(),
             ["2024-12-01", "2025-01-01", "2025-02-01"]
         );
         assert_eq!(calendars.future("b", 3), None);
+        let c = calendars.future("c", 3).unwrap();
+        assert_eq!(c, Labels::Index(vec![180, 182, 184]));
+        assert_eq!(serde_json::to_string(&c).unwrap(), "[180,182,184]");
+        assert_eq!(c.text(), ["180", "182", "184"]);
         assert_eq!(Calendars::default().future("a", 3), None);
     }
 
@@ -343,7 +399,7 @@ mod tests {
             } else {
                 format!("2024-{:02}-01", i % 12 + 2)
             };
-            let ds = calendars.future(id, 2).unwrap();
+            let ds = calendars.future(id, 2).unwrap().text();
             assert_eq!(ds[0], next, "{id}");
         }
         // Series of a shard that was not read have no calendar here.
@@ -394,7 +450,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(take(&store), [0]);
-        assert_eq!(calendars.future("w", 1).unwrap(), ["2024-02-01"]);
+        assert_eq!(calendars.future("w", 1).unwrap().text(), ["2024-02-01"]);
     }
 
     #[tokio::test]

@@ -1295,9 +1295,10 @@ pub(crate) struct SeedForecastAnswer {
     model: ModelName,
     version: Version,
     forecast: Vec<f64>,
-    /// The forecast steps' timestamps, when the series had timestamps.
+    /// The forecast steps' timestamps, when the series had timestamps
+    /// (or integer positions, when it was fitted on them).
     #[serde(skip_serializing_if = "Option::is_none")]
-    ds: Option<Vec<String>>,
+    ds: Option<crate::dates::Labels>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -1326,8 +1327,10 @@ pub(crate) struct V1ForecastAnswer {
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SeriesAnswer {
     id: String,
+    /// The forecast steps' timestamps, when the series had timestamps
+    /// (or integer positions, when it was fitted on them).
     #[serde(skip_serializing_if = "Option::is_none")]
-    ds: Option<Vec<String>>,
+    ds: Option<crate::dates::Labels>,
     mean: Vec<f64>,
     #[schema(value_type = Vec<crate::openapi::Interval>)]
     intervals: Vec<engine::Interval>,

@@ -200,6 +200,7 @@ pub async fn observations(
                 id: o.id,
                 values: o.values,
                 calendar: None,
+                index: None,
             })
             .collect(),
     };

@@ -20,7 +20,9 @@
 
 use crate::jsend::{ApiError, FieldErrors};
 use engine::{Horizon, Level, Method, ModelSpec, SeriesData, MAX_HORIZON, MAX_SERIES_LEN};
-use protocol::calendar::{CalendarError, Freq, Grid, GridError, SeriesCalendar, Timestamp};
+use protocol::calendar::{
+    CalendarError, Freq, Grid, GridError, IndexAxis, SeriesCalendar, Timestamp,
+};
 use protocol::NamedSeries;
 use serde::de::{
     Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
@@ -1360,6 +1362,8 @@ enum When {
     Unknown,
     Ds(Vec<Timestamp>),
     Start(Timestamp),
+    /// Integer positions already placed on their step (a table's `ds`).
+    Index(IndexAxis),
 }
 
 /// One series as the client sent it, before it is put on its calendar.
@@ -1461,8 +1465,12 @@ impl SeriesIn {
         let freq = self.freq.or(default_freq);
         // Moved, not copied: the series keeps the vector its values were read into.
         let values = std::mem::take(&mut self.values);
+        let index = match self.when {
+            When::Index(axis) => Some(axis),
+            _ => None,
+        };
         let (values, calendar) = match &self.when {
-            When::Unknown => (values, None),
+            When::Unknown | When::Index(_) => (values, None),
             When::Start(start) => {
                 let Some(freq) = freq else {
                     errors.add(
@@ -1539,6 +1547,7 @@ impl SeriesIn {
                     id: self.id,
                     values: data,
                     calendar,
+                    index,
                 },
                 freq,
             }),
@@ -1772,9 +1781,16 @@ pub struct TableSeries {
     pub id: String,
     /// NaN for a missing value.
     pub values: Vec<f64>,
-    /// Timestamps, one per value; `None` for values already in order
-    /// (an integer axis placed on its step).
-    pub ds: Option<Vec<Timestamp>>,
+    pub time: TableTime,
+}
+
+/// The time axis of a [`TableSeries`].
+#[derive(Debug)]
+pub enum TableTime {
+    /// Timestamps, one per value.
+    Dates(Vec<Timestamp>),
+    /// Values already placed on an integer axis's step.
+    Index(IndexAxis),
 }
 
 /// The fit options a table body may come with (as a JSON object).
@@ -1803,7 +1819,10 @@ pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest,
                 out.push(SeriesIn {
                     id: s.id,
                     values: s.values,
-                    when: s.ds.map_or(When::Unknown, When::Ds),
+                    when: match s.time {
+                        TableTime::Dates(ds) => When::Ds(ds),
+                        TableTime::Index(axis) => When::Index(axis),
+                    },
                     freq: None,
                     values_field: "y".into(),
                     ds_field: "ds".into(),

@@ -84,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
                 id: format!("s{i}"),
                 values: SeriesData::parse(values).map_err(|e| anyhow::anyhow!("{e}"))?,
                 calendar,
+                index: None,
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

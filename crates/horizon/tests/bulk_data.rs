@@ -438,10 +438,13 @@ async fn a_sharded_csv_fit_downloads_whole_shard_by_shard() {
             .expect("an id s<k>");
         let mean: f64 = fields[2].parse().expect("a number");
         assert_eq!(mean, (1000 + i) as f64, "{line}");
-        *seen.entry(i).or_insert(0) += 1;
+        // The integer `ds` (1 to 6) goes on.
+        seen.entry(i)
+            .or_insert_with(Vec::new)
+            .push(fields[1].to_string());
     }
     assert_eq!(seen.len(), n, "every series");
-    assert!(seen.values().all(|&k| k == 2), "two steps of each series");
+    assert!(seen.values().all(|ds| ds == &["7", "8"]), "{seen:?}");
 
     // Some series still take the one answer of every forecast.
     let response = app
@@ -460,6 +463,56 @@ async fn a_sharded_csv_fit_downloads_whole_shard_by_shard() {
         .map(|l| &l[..l.find(',').unwrap_or(0)])
         .collect();
     assert_eq!(ids, ["s7", "s7", "s100", "s100"]);
+    app.stop().await;
+}
+
+/// A table whose `ds` is integers (statsforecast allows them): forecasts
+/// continue the positions on their step, in JSON (numbers) and in table
+/// downloads, and new observations move them on.
+#[tokio::test]
+async fn an_integer_ds_is_continued_in_forecasts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = TestServer::start(dir.path()).await;
+    // Positions 100, 102, ..., 118, with 106 missing (a gap on the step).
+    let mut body = String::from("unique_id,ds,y\n");
+    for t in (100..=118).step_by(2).filter(|t| *t != 106) {
+        body.push_str(&format!("a,{t},{}\n", t % 7));
+    }
+    let (status, answer) = put_table(&app, "/v1/models/ints?method=naive", CSV, body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let series = &answer["data"]["series"][0];
+    assert_eq!(series["n_missing"], 1, "{answer}");
+    assert_eq!(series["index"], json!({"last": 118, "step": 2}), "{answer}");
+
+    let forecast = |horizon: usize| {
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .post("/v1/models/ints/forecast", json!({"horizon": horizon}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["data"]["series"][0]["ds"].clone()
+        }
+    };
+    assert_eq!(forecast(3).await, json!([120, 122, 124]));
+    let (status, _, bytes) = download(&app, "ints", CSV).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(bytes).expect("utf-8");
+    let ds: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).expect("ds"))
+        .collect();
+    assert_eq!(ds, ["120", "122", "124"], "{text}");
+
+    let (status, body) = app
+        .post(
+            "/v1/models/ints/observations",
+            json!({"series": [{"id": "a", "values": [3, 4]}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(forecast(2).await, json!([124, 126]));
     app.stop().await;
 }
 

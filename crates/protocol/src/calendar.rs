@@ -590,6 +590,39 @@ pub struct SeriesCalendar {
     pub last: Timestamp,
 }
 
+/// Where a series whose time axis is integers (`ds` of whole numbers, as
+/// statsforecast allows) ends: its last position and its step; enough to
+/// continue the axis past the last observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IndexAxis {
+    #[schema(example = 178)]
+    pub last: i64,
+    /// At least 1.
+    #[schema(example = 2)]
+    pub step: i64,
+}
+
+impl IndexAxis {
+    /// The axis of `len` values from `first` on, `step` apart.
+    pub fn from_first(first: i64, step: i64, len: usize) -> Self {
+        let steps = i64::try_from(len.saturating_sub(1)).unwrap_or(i64::MAX);
+        Self {
+            last: first.saturating_add(step.saturating_mul(steps)),
+            step,
+        }
+    }
+
+    /// The axis after `k` more values.
+    pub fn advanced(self, k: usize) -> Self {
+        Self::from_first(self.last, self.step, k.saturating_add(1))
+    }
+
+    /// The positions of the `h` steps after the last observation.
+    pub fn future(&self, h: usize) -> Vec<i64> {
+        (1..=h).map(|k| self.advanced(k).last).collect()
+    }
+}
+
 /// A series' timestamps placed on one regular grid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grid {
@@ -669,6 +702,18 @@ mod tests {
 
     fn freq(s: &str) -> Freq {
         Freq::parse(s).unwrap()
+    }
+
+    #[test]
+    fn an_integer_axis_continues_on_its_step() {
+        let axis = IndexAxis::from_first(100, 2, 40);
+        assert_eq!(axis, IndexAxis { last: 178, step: 2 });
+        assert_eq!(axis.future(3), [180, 182, 184]);
+        assert_eq!(axis.advanced(3), IndexAxis { last: 184, step: 2 });
+        assert_eq!(axis.advanced(0), axis);
+        assert_eq!(IndexAxis::from_first(7, 1, 1).last, 7);
+        // Far ends saturate rather than wrap.
+        assert_eq!(IndexAxis::from_first(i64::MAX - 1, 5, 3).last, i64::MAX);
     }
 
     #[test]

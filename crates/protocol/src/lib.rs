@@ -6,7 +6,7 @@
 pub mod calendar;
 pub mod shard;
 
-use calendar::{SeriesCalendar, Timestamp};
+use calendar::{IndexAxis, SeriesCalendar, Timestamp};
 use engine::backtest::{BacktestOptions, Metrics};
 use engine::{Forecast, Horizon, Interval, Level, Method, ModelSpec, SeriesData};
 use serde::{Deserialize, Serialize};
@@ -201,6 +201,10 @@ pub struct NamedSeries {
     /// timestamp, kept with the fit so forecasts can carry future dates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<SeriesCalendar>,
+    /// When the client gave integer positions instead (a table's `ds`):
+    /// where they end, so forecast tables continue them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexAxis>,
 }
 
 /// Fit `series` as `spec` says and store the result as `version` of `model`.
@@ -239,6 +243,10 @@ pub struct SeriesFit {
     /// The series' frequency and last timestamp, when it had timestamps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<SeriesCalendar>,
+    /// The series' last integer position and step, when its `ds` was
+    /// integers (table fits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexAxis>,
 }
 
 /// The answer to a [`FitJob`] that succeeded.

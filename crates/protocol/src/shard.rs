@@ -128,6 +128,7 @@ mod tests {
                     id: format!("s{i}"),
                     values: SeriesData::parse(vec![i as f64; len]).unwrap(),
                     calendar: None,
+                    index: None,
                 })
                 .collect(),
             base: None,

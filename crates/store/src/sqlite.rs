@@ -976,6 +976,7 @@ mod tests {
                 n_obs: 3,
                 n_missing: 0,
                 calendar: None,
+                index: None,
             }],
         }
     }

@@ -27,6 +27,7 @@ fn summary(model: &ModelName, version: i64, ids: &[&str]) -> FitSummary {
                 n_obs: 3,
                 n_missing: 0,
                 calendar: None,
+                index: None,
             })
             .collect(),
     }
@@ -44,6 +45,7 @@ fn summary_with(model: &ModelName, version: i64, series: &[(&str, bool)]) -> Fit
             n_obs: 3,
             n_missing: 0,
             calendar: None,
+            index: None,
         })
         .collect();
     s

@@ -86,8 +86,9 @@ impl IndexGrid {
 }
 
 impl Series {
-    /// Places an integer axis on the step between its first and last
-    /// position (the mean step, at least 1); `None` for a date axis.
+    /// Places an integer axis on its step (the smallest gap between
+    /// neighbouring positions; wider gaps are missing values); `None` for
+    /// a date axis.
     pub fn index_grid(&self, max_len: usize) -> Option<Result<IndexGrid, TableError>> {
         match &self.time {
             Time::Dates(_) => None,
@@ -134,10 +135,15 @@ impl Series {
         };
         let n = index.len();
         let first = index.clone().next().unwrap_or(0);
-        let step = match index.clone().last() {
-            Some(last) if n > 1 => (last.saturating_sub(first) / (n as i64 - 1)).max(1),
-            _ => 1,
-        };
+        // The smallest gap between neighbours: a missing position leaves a
+        // wider one, which is a multiple of the step on a regular axis.
+        let step = index
+            .clone()
+            .zip(index.clone().skip(1))
+            .map(|(a, b)| b.saturating_sub(a))
+            .filter(|d| *d > 0)
+            .min()
+            .unwrap_or(1);
         let mut values: Vec<f64> = Vec::with_capacity(n);
         for (t, &v) in index.zip(&self.values) {
             let offset = t.saturating_sub(first);
@@ -238,8 +244,10 @@ mod tests {
             time: Time::Index(vec![10, 12, 16]),
             values: vec![1.0, 2.0, 4.0],
         };
-        // The mean step is 3, which 12 - 10 is not on: refused.
-        assert!(series.index_grid(100).unwrap().is_err());
+        // The step is the smallest gap, 2: 14 is missing.
+        let grid = series.index_grid(100).unwrap().unwrap();
+        assert_eq!((grid.first, grid.step), (10, 2));
+        assert_eq!(missing(&grid.values), [false, false, true, false]);
         let series = Series {
             time: Time::Index(vec![10, 12, 14, 18]),
             values: vec![1.0; 4],
@@ -250,9 +258,13 @@ mod tests {
         assert_eq!(missing(&grid.values), [false, false, false, true, false]);
         assert_eq!(grid.future(2), [20, 22]);
         let off = Series {
-            time: Time::Index(vec![0, 3, 4]),
+            time: Time::Index(vec![0, 4, 6, 9]),
             ..series
         };
-        assert!(off.index_grid(100).unwrap().is_err());
+        let message = off.index_grid(100).unwrap().unwrap_err().to_string();
+        assert!(
+            message.contains("ds 9 is not on the step 2 from 0"),
+            "{message}"
+        );
     }
 }

@@ -193,6 +193,7 @@ mod tests {
                 id: "a".into(),
                 values: SeriesData::parse(vec![1.0, 2.0, 3.0]).unwrap(),
                 calendar: None,
+                index: None,
             }],
         }
     }

@@ -91,6 +91,7 @@ impl JobHandler for Echo {
                     n_obs: s.values.len(),
                     n_missing: 0,
                     calendar: None,
+                    index: None,
                 })
                 .collect(),
         };
@@ -221,6 +222,7 @@ fn fit_job(model: &ModelName, version: i64) -> FitJob {
             id: "a".into(),
             values: SeriesData::parse(vec![1.0, 2.0, 3.0]).expect("series"),
             calendar: None,
+            index: None,
         }],
     }
 }
@@ -480,6 +482,7 @@ fn big_fit_job(model: &ModelName, version: i64, points: usize) -> FitJob {
             values: SeriesData::parse(vec![1e15; per_series.min(points - i * per_series)])
                 .expect("series"),
             calendar: None,
+            index: None,
         })
         .collect();
     job

@@ -78,6 +78,7 @@ fn named(id: String, values: Vec<f64>) -> Result<NamedSeries, Error> {
         id,
         values: SeriesData::parse(values)?,
         calendar: None,
+        index: None,
     })
 }
 

@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use cache::ModelCache;
 use engine::backtest::{self, BacktestOptions};
 use engine::{Forecast, Horizon, Level, ModelSpec, SeriesData};
-use protocol::calendar::SeriesCalendar;
+use protocol::calendar::{IndexAxis, SeriesCalendar};
 use protocol::{
     BacktestJob, BacktestReply, BacktestResult, BacktestWindow, FitJob, FitReply, FitSummary,
     ForecastJob, ForecastReply, ForecastResult, JobError, ModelName, NamedSeries,
@@ -391,7 +391,7 @@ impl JobHandler for Worker {
                 // What the summary reports of each series' input, in fit order.
                 let inputs: Vec<_> = series
                     .iter()
-                    .map(|s| (s.values.n_missing(), s.calendar))
+                    .map(|s| (s.values.n_missing(), s.calendar, s.index))
                     .collect();
                 let progress = Arc::new(progress::Progress::default());
                 let subject = match shard {
@@ -440,9 +440,10 @@ impl JobHandler for Worker {
                 .summary()
                 .into_iter()
                 .zip(inputs)
-                .map(|(fit, (n_missing, calendar))| SeriesFit {
+                .map(|(fit, (n_missing, calendar, index))| SeriesFit {
                     n_missing,
                     calendar,
+                    index,
                     ..fit
                 })
                 .collect(),
@@ -637,13 +638,14 @@ fn fit_all(
     Ok((loaded, bytes))
 }
 
-/// What the summary reports of a series' input: missing values and calendar.
-type InputSummary = (usize, Option<SeriesCalendar>);
+/// What the summary reports of a series' input: missing values and where
+/// its time axis ends (calendar or integer positions).
+type InputSummary = (usize, Option<SeriesCalendar>, Option<IndexAxis>);
 
 /// New observations: every series of `old` (version `base`) named in `new`
 /// gets the new values appended and its state filtered forward with the
 /// same parameters; the others are kept. The calendar of a series with
-/// timestamps moves on by the number of new values.
+/// timestamps (or integer positions) moves on by the number of new values.
 fn observe_all(
     old: &LoadedModel,
     base: Version,
@@ -693,12 +695,14 @@ fn observe_all(
                 freq: c.freq,
                 last: c.last.step(&c.freq, steps).unwrap_or(c.last),
             });
+            let index = input.index.map(|a| a.advanced(add.values.len()));
             Ok((
                 (id.to_string(), extended),
                 NamedSeries {
                     id: id.to_string(),
                     values,
                     calendar,
+                    index,
                 },
             ))
         })
@@ -706,7 +710,7 @@ fn observe_all(
     let (series, inputs): (Vec<_>, Vec<_>) = updated.into_iter().unzip();
     let summaries = inputs
         .iter()
-        .map(|s: &NamedSeries| (s.values.n_missing(), s.calendar))
+        .map(|s: &NamedSeries| (s.values.n_missing(), s.calendar, s.index))
         .collect();
     let loaded = LoadedModel::new(series).with_inputs(spec, inputs);
     let bytes = loaded
@@ -849,6 +853,7 @@ impl LoadedModel {
                     n_obs: fitted.n_obs(),
                     n_missing: 0,
                     calendar: None,
+                    index: None,
                 }
             })
             .collect()
@@ -872,7 +877,24 @@ mod tests {
             id: id.into(),
             values: SeriesData::parse(values).unwrap(),
             calendar: None,
+            index: None,
         }
+    }
+
+    #[test]
+    fn observations_move_an_integer_axis_on() {
+        let spec = ModelSpec::new(Method::Naive, None);
+        let input = NamedSeries {
+            index: Some(IndexAxis { last: 16, step: 4 }),
+            ..series("a", vec![1.0, 2.0, 4.0])
+        };
+        let fitted = spec.fit(&input.values).unwrap();
+        let old = LoadedModel::new(vec![("a".into(), fitted)]).with_inputs(spec, vec![input]);
+        let (new, _, summaries) =
+            observe_all(&old, 1, vec![series("a", vec![5.0, 6.0, 7.0])]).unwrap();
+        let moved = Some(IndexAxis { last: 28, step: 4 });
+        assert_eq!(new.inputs()[0].index, moved);
+        assert_eq!(summaries, [(0, None, moved)]);
     }
 
     #[tokio::test]

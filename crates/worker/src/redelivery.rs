@@ -236,6 +236,7 @@ mod tests {
                 id: "a".into(),
                 values: SeriesData::parse(vec![1.0, 2.0, 3.0]).expect("series"),
                 calendar: None,
+                index: None,
             }],
         }
     }
@@ -304,6 +305,7 @@ mod tests {
                     n_obs: 3,
                     n_missing: 0,
                     calendar: None,
+                    index: None,
                 })
                 .collect(),
         };

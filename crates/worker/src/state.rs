@@ -30,7 +30,7 @@
 use crate::heap;
 use engine::SeriesData;
 use engine::{FittedModel, FittedModelV2, ModelSpec};
-use protocol::calendar::SeriesCalendar;
+use protocol::calendar::{IndexAxis, SeriesCalendar};
 use protocol::NamedSeries;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -41,7 +41,9 @@ use thiserror::Error;
 /// 2: the fit's spec and training series appended (observations filter
 /// forward from them, backtests of a version run on them). Format 1 is read
 /// without them.
-const STATE_FORMAT: u32 = 2;
+/// 3: each training series' integer axis appended (see [`Axes`]); format 2
+/// is read with none.
+const STATE_FORMAT: u32 = 3;
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -76,6 +78,13 @@ struct Stored {
 struct Inputs {
     spec: Option<ModelSpec>,
     series: Vec<(String, SeriesData, Option<SeriesCalendar>)>,
+}
+
+/// What format 3 appends after [`Inputs`]: the integer axis of each
+/// training series (same order), so that new observations move it on.
+#[derive(Serialize, Deserialize, Default)]
+struct Axes {
+    index: Vec<Option<IndexAxis>>,
 }
 
 /// A decoded model version with an index by series id.
@@ -143,6 +152,7 @@ impl LoadedModel {
             engine_format: u32,
             series: &'a [(String, FittedModel)],
             inputs: Inputs,
+            axes: Axes,
         }
         postcard::to_stdvec(&StoredRef {
             format: STATE_FORMAT,
@@ -156,6 +166,9 @@ impl LoadedModel {
                     .map(|s| (s.id.clone(), s.values.clone(), s.calendar))
                     .collect(),
             },
+            axes: Axes {
+                index: self.inputs.iter().map(|s| s.index).collect(),
+            },
         })
         .map_err(|e| StateError::Encode(e.to_string()))
     }
@@ -166,7 +179,7 @@ impl LoadedModel {
             postcard::take_from_bytes(bytes).map_err(|e| StateError::Decode(e.to_string()))?;
         let (engine_format, _): (u32, &[u8]) =
             postcard::take_from_bytes(rest).map_err(|e| StateError::Decode(e.to_string()))?;
-        if format != STATE_FORMAT && format != 1 {
+        if !(1..=STATE_FORMAT).contains(&format) {
             return Err(StateError::Format {
                 found: format,
                 expected: STATE_FORMAT,
@@ -176,11 +189,18 @@ impl LoadedModel {
             engine::FORMAT_VERSION => {
                 let (stored, rest): (Stored, &[u8]) = postcard::take_from_bytes(bytes)
                     .map_err(|e| StateError::Decode(e.to_string()))?;
-                let inputs: Inputs = if format == 1 {
-                    Inputs::default()
+                let decode = |e: postcard::Error| StateError::Decode(e.to_string());
+                let (inputs, rest): (Inputs, &[u8]) = if format == 1 {
+                    (Inputs::default(), rest)
                 } else {
-                    postcard::from_bytes(rest).map_err(|e| StateError::Decode(e.to_string()))?
+                    postcard::take_from_bytes(rest).map_err(decode)?
                 };
+                let axes: Axes = if format <= 2 {
+                    Axes::default()
+                } else {
+                    postcard::from_bytes(rest).map_err(decode)?
+                };
+                let mut index = axes.index.into_iter();
                 let mut model = Self::new(stored.series);
                 model.spec = inputs.spec;
                 model.inputs = inputs
@@ -190,6 +210,7 @@ impl LoadedModel {
                         id,
                         values,
                         calendar,
+                        index: index.next().flatten(),
                     })
                     .collect();
                 Ok(model)
@@ -295,6 +316,7 @@ mod tests {
                 id: id.to_string(),
                 values: series(phase),
                 calendar: None,
+                index: None,
             })
             .collect();
         fitted(spec, inputs)
@@ -336,6 +358,33 @@ mod tests {
             read += 1;
         }
         assert_eq!(read, Method::ALL.len() - 1);
+    }
+
+    /// States of layout 2 (training series kept, no integer axes) are read
+    /// with their inputs and forecast exactly like today's fit.
+    #[test]
+    fn states_of_layout_2_are_read() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/state2");
+        let (h, levels) = (
+            Horizon::parse(6).expect("h"),
+            [Level::parse(90.0).expect("l")],
+        );
+        for method in Method::ALL {
+            let path = dir.join(format!("{}.bin", method.name()));
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let old =
+                LoadedModel::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let today = golden_model(method);
+            assert_eq!(old.spec(), today.spec(), "{method}");
+            assert_eq!(old.inputs(), today.inputs(), "{method}");
+            for i in 0..old.len() {
+                assert_eq!(
+                    old.get(i).1.forecast(h, &levels),
+                    today.get(i).1.forecast(h, &levels),
+                    "{method}"
+                );
+            }
+        }
     }
 
     fn golden_path(method: Method) -> PathBuf {
@@ -451,6 +500,7 @@ mod tests {
                 )
                 .expect("series"),
                 calendar: None,
+                index: None,
             })
             .collect();
         fitted(spec, inputs)
@@ -541,6 +591,7 @@ mod tests {
                         )
                         .expect("series"),
                         calendar: None,
+                        index: None,
                     })
                     .collect();
                 fitted(spec, inputs).encode().expect("encode")
@@ -569,10 +620,15 @@ mod tests {
                 id: "a".into(),
                 values: y.clone(),
                 calendar: None,
+                index: Some(IndexAxis { last: 16, step: 4 }),
             }],
         );
         let again = LoadedModel::decode(&kept.encode().unwrap()).unwrap();
         assert_eq!(again.inputs()[0].values, y);
+        assert_eq!(
+            again.inputs()[0].index,
+            Some(IndexAxis { last: 16, step: 4 })
+        );
         assert_eq!(again.spec(), Some(&ModelSpec::new(Method::Naive, None)));
         assert_eq!(back.position("a"), Some(0));
         assert_eq!(back.get(0).1, &fitted);

@@ -101,6 +101,7 @@ async fn a_long_fit_on_a_live_worker_outlives_the_pending_ttl() {
             id: "a".into(),
             values: SeriesData::parse(vec![1.0, 2.0, 3.0]).expect("series"),
             calendar: None,
+            index: None,
         }],
     };
     let fitting = tokio::spawn(async move { worker.fit(job).await });

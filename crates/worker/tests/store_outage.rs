@@ -34,6 +34,7 @@ fn job(model: &ModelName, version: Version, seed: usize) -> FitJob {
             id: "a".into(),
             values: SeriesData::parse(values).expect("series"),
             calendar: None,
+            index: None,
         }],
     }
 }

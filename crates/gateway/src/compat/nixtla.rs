@@ -520,6 +520,7 @@ fn check(p: &Payload) -> Result<Request, ApiError> {
                     id: i.to_string(),
                     values,
                     calendar: None,
+                    index: None,
                 }),
                 Err(e) => {
                     errors

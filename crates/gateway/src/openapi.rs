@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use utoipa::openapi::schema::{
-    ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
@@ -358,6 +358,31 @@ impl PartialSchema for SeasonLength {
 
 impl ToSchema for SeasonLength {}
 
+/// A series' time axis: ISO 8601 dates or date-times, or integer positions
+/// (all of one kind).
+pub struct Ds;
+
+impl PartialSchema for Ds {
+    fn schema() -> RefOr<Schema> {
+        let of = |item: ObjectBuilder| ArrayBuilder::new().items(item).min_items(Some(1));
+        OneOfBuilder::new()
+            .item(of(
+                ObjectBuilder::new().schema_type(SchemaType::Type(Type::String))
+            ))
+            .item(of(ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Integer))
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))))
+            .description(Some(
+                "One ISO 8601 date or date-time per value (`2024-01-31`, \
+                 `2024-01-31T13:30:00Z`), or one integer position per value (placed on their \
+                 step, the smallest gap between neighbours; wider gaps are missing values).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Ds {}
+
 // ---- request bodies (parsed by validate.rs) ----
 
 /// `POST /fit_model`: one series, the model named `default`.
@@ -374,8 +399,9 @@ pub struct SeedFitBody {
     pub method: Option<String>,
     /// `true` clips forecasts at zero, `false` never; absent, decided from the data.
     pub nonnegative: Option<bool>,
-    /// One ISO 8601 date or date-time per value (instead of `start`).
-    pub ds: Option<Vec<String>>,
+    /// One timestamp or integer position per value (instead of `start`).
+    #[schema(value_type = Option<Ds>)]
+    pub ds: Option<Vec<serde_json::Value>>,
     /// The first timestamp, with `freq`.
     #[schema(example = "2024-01-01")]
     pub start: Option<String>,
@@ -403,8 +429,9 @@ pub struct SeriesIn {
     /// The observations; `null` is a missing value. 3 to 100 000 of them.
     #[schema(min_items = 3, max_items = 100000)]
     pub values: Vec<Option<f64>>,
-    /// One ISO 8601 date or date-time per value (instead of `start`).
-    pub ds: Option<Vec<String>>,
+    /// One timestamp or integer position per value (instead of `start`).
+    #[schema(value_type = Option<Ds>)]
+    pub ds: Option<Vec<serde_json::Value>>,
     /// The first timestamp, with `freq`.
     pub start: Option<String>,
     /// A pandas frequency alias, e.g. `h`, `D`, `MS`.
@@ -455,7 +482,8 @@ pub struct CompactForm {
     pub sizes: Vec<u32>,
     pub y: Vec<Option<f64>>,
     pub ids: Option<Vec<String>>,
-    pub ds: Option<Vec<String>>,
+    #[schema(value_type = Option<Ds>)]
+    pub ds: Option<Vec<serde_json::Value>>,
     #[serde(flatten)]
     pub options: FitOptions,
 }
@@ -466,7 +494,8 @@ pub struct CompactForm {
 #[schema(example = json!({"unique_id": ["a", "a", "a", "a", "b", "b", "b", "b"], "ds": ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30", "2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30"], "y": [10, 12, 11, 13, 3, 0, 2, 1], "method": "seasonal_naive", "season_length": 2}))]
 pub struct LongForm {
     pub unique_id: Vec<String>,
-    pub ds: Option<Vec<String>>,
+    #[schema(value_type = Option<Ds>)]
+    pub ds: Option<Vec<serde_json::Value>>,
     pub y: Vec<Option<f64>>,
     #[serde(flatten)]
     pub options: FitOptions,

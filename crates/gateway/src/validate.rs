@@ -486,7 +486,15 @@ impl Item for Observation {
     }
 }
 
-impl Item for Timestamp {
+/// One element of `ds`: a timestamp, or an integer position (as
+/// statsforecast allows; every element of a series must be of one kind).
+#[derive(Debug, Clone, Copy)]
+enum Stamp {
+    Date(Timestamp),
+    Index(i64),
+}
+
+impl Item for Stamp {
     fn from_early(early: Early) -> Option<Items<Self>> {
         match early {
             Early::Stamps(items) => Some(items),
@@ -496,18 +504,48 @@ impl Item for Timestamp {
 
     fn from_scalar(s: Scalar) -> Result<Self, String> {
         match s {
-            Scalar::Str(ref text) => Timestamp::parse(text).map_err(|_| {
+            Scalar::Str(ref text) => Timestamp::parse(text).map(Stamp::Date).map_err(|_| {
                 format!(
                     "is not an ISO 8601 date or date-time such as 2024-01-31 or 2024-01-31T13:30:00Z ({})",
                     s.short()
                 )
             }),
+            Scalar::I64(n) => Ok(Stamp::Index(n)),
+            Scalar::U64(n) => i64::try_from(n)
+                .map(Stamp::Index)
+                .map_err(|_| format!("is too large an integer ({})", s.short())),
             other => Err(format!(
-                "is not a date string such as \"2024-01-31\" ({})",
+                "is neither a date string such as \"2024-01-31\" nor an integer ({})",
                 other.short()
             )),
         }
     }
+}
+
+/// A series' `ds` as what it holds: timestamps or integer positions; a
+/// message when it mixes them.
+fn when_of(stamps: Vec<Stamp>) -> Result<When, String> {
+    match stamps.first() {
+        Some(Stamp::Index(_)) => stamps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                Stamp::Index(n) => Ok(*n),
+                Stamp::Date(_) => Err(i),
+            })
+            .collect::<Result<Vec<i64>, usize>>()
+            .map(When::Positions),
+        _ => stamps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                Stamp::Date(t) => Ok(*t),
+                Stamp::Index(_) => Err(i),
+            })
+            .collect::<Result<Vec<Timestamp>, usize>>()
+            .map(When::Ds),
+    }
+    .map_err(|i| format!("mixes timestamps and integers (element 0 and element {i}); use one kind"))
 }
 
 /// A series id: a string, or an integer written as one.
@@ -598,7 +636,7 @@ enum Member {
 /// their text is never held (the body is parsed while it is received).
 enum Early {
     Numbers(Items<Observation>),
-    Stamps(Items<Timestamp>),
+    Stamps(Items<Stamp>),
     Sizes(Items<Size>),
     Groups(Groups),
     Series(Vec<Entry>),
@@ -1362,6 +1400,8 @@ enum When {
     Unknown,
     Ds(Vec<Timestamp>),
     Start(Timestamp),
+    /// Integer positions, one per value, not yet placed on their step.
+    Positions(Vec<i64>),
     /// Integer positions already placed on their step (a table's `ds`).
     Index(IndexAxis),
 }
@@ -1461,16 +1501,75 @@ impl SeriesIn {
         format!("{}{body}", self.label)
     }
 
+    /// Integer positions (sorted, distinct) on their step, the values at
+    /// their places and NaN in the gaps: the rule of table bodies.
+    fn place_positions(
+        &self,
+        positions: &[i64],
+        values: Vec<f64>,
+    ) -> Result<(IndexAxis, Vec<f64>), String> {
+        if positions.len() != values.len() {
+            return Err(format!(
+                "has {} positions but there are {} values",
+                positions.len(),
+                values.len()
+            ));
+        }
+        if let Some(i) = (1..positions.len()).find(|&i| positions[i] <= positions[i - 1]) {
+            return Err(format!(
+                "element {i} ({}) is not after the one before ({}); integer positions must be sorted and distinct",
+                positions[i],
+                positions[i - 1]
+            ));
+        }
+        let series = tabular::Series {
+            id: self.id.clone(),
+            time: tabular::Time::Index(positions.to_vec()),
+            values,
+        };
+        match series.into_index_grid(MAX_SERIES_LEN) {
+            Ok(Ok((_, grid))) => Ok((
+                IndexAxis::from_first(grid.first, grid.step, grid.values.len()),
+                grid.values,
+            )),
+            Ok(Err(tabular::TableError::Series { message, .. })) => Err(message),
+            Ok(Err(other)) => Err(other.to_string()),
+            Err(_) => Err("integer positions were read as dates".to_string()),
+        }
+    }
+
     fn place(mut self, default_freq: Option<Freq>, errors: &mut Errors) -> Option<Placed> {
         let freq = self.freq.or(default_freq);
         // Moved, not copied: the series keeps the vector its values were read into.
         let values = std::mem::take(&mut self.values);
-        let index = match self.when {
+        let mut index = match self.when {
             When::Index(axis) => Some(axis),
             _ => None,
         };
         let (values, calendar) = match &self.when {
             When::Unknown | When::Index(_) => (values, None),
+            When::Positions(positions) => {
+                if let Some(freq) = freq {
+                    errors.add(
+                        &self.freq_field,
+                        format!(
+                            "{}{freq} is a calendar frequency, but 'ds' holds integers",
+                            self.label
+                        ),
+                    );
+                    return None;
+                }
+                match self.place_positions(positions, values) {
+                    Ok((axis, placed)) => {
+                        index = Some(axis);
+                        (placed, None)
+                    }
+                    Err(message) => {
+                        errors.add(&self.ds_field, format!("{}{message}", self.label));
+                        return None;
+                    }
+                }
+            }
             When::Start(start) => {
                 let Some(freq) = freq else {
                     errors.add(
@@ -1552,7 +1651,7 @@ impl SeriesIn {
                 freq,
             }),
             Err(e) => {
-                let grid_note = if matches!(self.when, When::Ds(_)) {
+                let grid_note = if matches!(self.when, When::Ds(_) | When::Positions(_)) {
                     " (timestamps missing from the grid count as missing values)"
                 } else {
                     ""
@@ -1618,13 +1717,19 @@ fn when(f: &Fields, n_values: usize, errors: &mut Errors) -> Option<When> {
     }
     if f.has("ds") {
         let too_many = |n| format!("has more than {n} timestamps but there are {n} values");
-        let items: Items<Timestamp> =
-            f.items_at_most("ds", "date strings", n_values, too_many, errors)?;
+        let items: Items<Stamp> =
+            f.items_at_most("ds", "date strings or integers", n_values, too_many, errors)?;
         if let Some(message) = items.summary() {
             errors.add(&f.path("ds"), message);
             return None;
         }
-        return Some(When::Ds(items.items));
+        return match when_of(items.items) {
+            Ok(when) => Some(when),
+            Err(message) => {
+                errors.add(&f.path("ds"), message);
+                None
+            }
+        };
     }
     match f.scalar("start", errors, timestamp)? {
         Some(start) => Some(When::Start(start)),
@@ -2107,12 +2212,12 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
                 None => ColumnIn::Whole(values(items.items)),
             }),
         });
-    let ds: Option<Option<ColumnIn<Timestamp>>> = match f.get("ds") {
+    let ds: Option<Option<ColumnIn<Stamp>>> = match f.get("ds") {
         None => Some(None),
         Some(_) => f
-            .items_at_most::<Timestamp>(
+            .items_at_most::<Stamp>(
                 "ds",
-                "date strings",
+                "date strings or integers",
                 n_rows,
                 |n| format!("has more than {n} timestamps but 'y' has {n} values"),
                 errors,
@@ -2173,14 +2278,24 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
             None => (format!("sizes[{i}]").into(), Rows::From(start)),
         };
         start += n;
+        let series_values = values.next().unwrap_or_default();
         let when = match stamps.as_mut() {
-            Some(stamps) => When::Ds(stamps.next().unwrap_or_default()),
+            Some(stamps) => match when_of(stamps.next().unwrap_or_default()) {
+                Ok(when) => when,
+                Err(message) => {
+                    errors.add("ds", format!("series '{id}': {message}"));
+                    if errors.is_full() {
+                        break;
+                    }
+                    continue;
+                }
+            },
             None => When::Unknown,
         };
         out.push(SeriesIn {
             label: format!("series '{id}': "),
             id,
-            values: values.next().unwrap_or_default(),
+            values: series_values,
             when,
             freq: None,
             values_field,
@@ -2602,6 +2717,74 @@ mod tests {
         let cal = s.calendar.unwrap();
         assert_eq!(cal.freq.to_string(), "h");
         assert_eq!(cal.last.to_string(), "2024-01-01T04:00:00Z");
+    }
+
+    #[test]
+    fn integer_positions_are_placed_on_their_step() {
+        let V1Fit(fit) = parse(json!({
+            "unique_id": ["a", "a", "a", "a", "b", "b", "b"],
+            "ds": [10, 20, 40, 50, 1, 2, 3],
+            "y": [1, 2, 4, 5, 7, 8, 9]
+        }))
+        .unwrap();
+        let a = &fit.series[0];
+        assert_eq!(a.values.len(), 5);
+        assert_eq!(a.values.n_missing(), 1);
+        assert_eq!(a.index, Some(IndexAxis { last: 50, step: 10 }));
+        assert_eq!(a.calendar, None);
+        assert_eq!(fit.series[1].index, Some(IndexAxis { last: 3, step: 1 }));
+        // The object form too; and refusals name the element.
+        let V1Fit(fit) =
+            parse(json!({"series": [{"id": "x", "values": [1, 2, 3], "ds": [5, 7, 9]}]})).unwrap();
+        assert_eq!(fit.series[0].index, Some(IndexAxis { last: 9, step: 2 }));
+        for (ds, field, says) in [
+            (
+                json!([1, 3, 2]),
+                "series[0].ds",
+                "element 2 (2) is not after the one before (3)",
+            ),
+            (
+                json!([1, 1, 2]),
+                "series[0].ds",
+                "element 1 (1) is not after",
+            ),
+            (
+                json!([0, 4, 7]),
+                "series[0].ds",
+                "ds 4 is not on the step 3 from 0",
+            ),
+            (
+                json!([1, "2024-01-01", 3]),
+                "series[0].ds",
+                "mixes timestamps and integers",
+            ),
+            (json!([1, 2.5, 3]), "series[0].ds", "nor an integer"),
+        ] {
+            let fields = fail_fields(
+                parse::<V1Fit>(json!({"series": [{"id": "x", "values": [1, 2, 3], "ds": ds}]}))
+                    .unwrap_err(),
+            );
+            assert!(fields[field].contains(says), "{ds}: {fields:?}");
+        }
+        let fields = fail_fields(
+            parse::<V1Fit>(
+                json!({"series": [{"id": "x", "values": [1, 2, 3], "ds": [1, 2, 3], "freq": "D"}]}),
+            )
+            .unwrap_err(),
+        );
+        assert!(
+            fields["series[0].freq"].contains("'ds' holds integers"),
+            "{fields:?}"
+        );
+        let fields = fail_fields(
+            parse::<V1Fit>(json!({
+                "unique_id": ["a", "a", "a"],
+                "ds": [1, "2024-01-02", 3],
+                "y": [1, 2, 3]
+            }))
+            .unwrap_err(),
+        );
+        assert!(fields["ds"].contains("series 'a': mixes"), "{fields:?}");
     }
 
     #[test]

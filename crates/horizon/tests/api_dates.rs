@@ -136,6 +136,48 @@ async fn long_format_fits_one_series_per_unique_id() {
     app.stop().await;
 }
 
+/// statsforecast users often number their steps: an integer `ds` in the
+/// long format is placed on its step (gaps are missing values) and the
+/// forecast continues it.
+#[tokio::test]
+async fn an_integer_ds_in_the_long_format_is_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestServer::start(dir.path()).await;
+    let (status, body) = app
+        .put(
+            "/v1/models/numbered",
+            json!({
+                "unique_id": ["a", "a", "a", "a", "a"],
+                "ds": [3, 6, 12, 15, 18],
+                "y": [1, 2, 4, 5, 6],
+                "method": "naive"
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let a = &body["data"]["series"][0];
+    assert_eq!(a["n_missing"], 1, "{body}");
+    assert_eq!(a["index"], json!({"last": 18, "step": 3}), "{body}");
+    let (_, body) = app
+        .post("/v1/models/numbered/forecast", json!({"horizon": 2}))
+        .await;
+    assert_eq!(body["data"]["series"][0]["mean"], json!([6.0, 6.0]));
+    assert_eq!(body["data"]["series"][0]["ds"], json!([21, 24]));
+
+    let (status, body) = app
+        .put(
+            "/v1/models/numbered",
+            json!({"series": [{"id": "a", "values": [1, 2, 3], "ds": [3, 2, 1]}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        message(&body, "series[0].ds").contains("must be sorted and distinct"),
+        "{body}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn gaps_are_counted_and_filled() {
     let dir = tempfile::tempdir().unwrap();

@@ -1548,28 +1548,18 @@ impl SeriesIn {
         };
         let (values, calendar) = match &self.when {
             When::Unknown | When::Index(_) => (values, None),
-            When::Positions(positions) => {
-                if let Some(freq) = freq {
-                    errors.add(
-                        &self.freq_field,
-                        format!(
-                            "{}{freq} is a calendar frequency, but 'ds' holds integers",
-                            self.label
-                        ),
-                    );
+            // No calendar: a `freq` only proposes season lengths, as
+            // without timestamps.
+            When::Positions(positions) => match self.place_positions(positions, values) {
+                Ok((axis, placed)) => {
+                    index = Some(axis);
+                    (placed, None)
+                }
+                Err(message) => {
+                    errors.add(&self.ds_field, format!("{}{message}", self.label));
                     return None;
                 }
-                match self.place_positions(positions, values) {
-                    Ok((axis, placed)) => {
-                        index = Some(axis);
-                        (placed, None)
-                    }
-                    Err(message) => {
-                        errors.add(&self.ds_field, format!("{}{message}", self.label));
-                        return None;
-                    }
-                }
-            }
+            },
             When::Start(start) => {
                 let Some(freq) = freq else {
                     errors.add(
@@ -2766,16 +2756,12 @@ mod tests {
             );
             assert!(fields[field].contains(says), "{ds}: {fields:?}");
         }
-        let fields = fail_fields(
-            parse::<V1Fit>(
-                json!({"series": [{"id": "x", "values": [1, 2, 3], "ds": [1, 2, 3], "freq": "D"}]}),
-            )
-            .unwrap_err(),
-        );
-        assert!(
-            fields["series[0].freq"].contains("'ds' holds integers"),
-            "{fields:?}"
-        );
+        let V1Fit(fit) = parse(
+            json!({"series": [{"id": "x", "values": [1, 2, 3], "ds": [1, 2, 3], "freq": "D"}]}),
+        )
+        .unwrap();
+        assert_eq!(fit.spec.season_candidates, [7, 365]);
+        assert_eq!(fit.series[0].calendar, None);
         let fields = fail_fields(
             parse::<V1Fit>(json!({
                 "unique_id": ["a", "a", "a"],

@@ -8,6 +8,7 @@ const BAND_COLORS = ["rgba(31,119,180,0.28)", "rgba(31,119,180,0.14)", "rgba(31,
 
 /** Seconds since the epoch for uPlot's time axis, or null when not a date. */
 function toSeconds(ds) {
+  if (typeof ds !== "string") return null;
   const t = Date.parse(ds.length === 10 ? `${ds}T00:00:00Z` : ds);
   return Number.isFinite(t) ? t / 1000 : null;
 }
@@ -31,10 +32,14 @@ export function drawChart(el, history, forecast, windows = []) {
   const histDs = history && history.ds;
   const fcDs = forecast && forecast.ds;
   if (histDs && (fcDs || mean.length === 0)) {
-    const all = [...histDs, ...(fcDs || [])].map(toSeconds);
+    const given = [...histDs, ...(fcDs || [])];
+    const all = given.map(toSeconds);
     if (all.every((v) => v !== null)) {
       xs = all;
       timeAxis = true;
+    } else if (given.every((v) => typeof v === "number")) {
+      // An integer axis: plotted at its positions (gaps stay gaps).
+      xs = given;
     }
   }
   const n = hist.length + mean.length;

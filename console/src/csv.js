@@ -78,6 +78,11 @@ export function parseCsv(text) {
   });
   const series = [...byId.values()];
   if (series.length === 0) throw new Error("the CSV has a header but no rows");
+  // A ds of whole numbers is an integer axis (as statsforecast allows): sent
+  // as numbers, which the server places on their step.
+  if (dsCol >= 0 && series.every((s) => s.ds.every((d) => /^-?\d{1,15}$/.test(d)))) {
+    for (const s of series) s.ds = s.ds.map(Number);
+  }
   let body;
   if (dsCol >= 0) {
     body = { unique_id: [], ds: [], y: [] };

@@ -85,6 +85,19 @@ try {
   await page.click("#forecast-button");
   await page.waitForSelector('#chart[data-forecast-points="3"]');
   assert.equal(await page.getAttribute("#chart", "data-version"), "1");
+  // An integer `ds` (with a gap at 30): the forecast continues its step, and
+  // the chart plots at the positions.
+  await page.fill("#model-name", `${model}-ints`);
+  await page.fill("#csv-text", "ds,y\n10,5\n20,7\n40,6\n50,8\n60,7\n");
+  await page.fill("#horizon", "2");
+  await page.click("#fit-button");
+  await page.waitForSelector(`#chart[data-model="${model}-ints"][data-state="ready"]`);
+  const ints = await page.$eval("#chart", (el) => ({ ...el.dataset, xs: [...el._plot.data[0]] }));
+  log("integer-ds chart", ints);
+  assert.equal(ints.forecastPoints, "2");
+  assert.equal(ints.historyPoints, "5");
+  assert.equal(Number(ints.lastMean), 7);
+  assert.deepEqual(ints.xs, [10, 20, 40, 50, 60, 70, 80]);
   // `ds,y` is one series with timestamps.
   await page.fill("#csv-text", "ds,y\n2024-01-31,5\n2024-02-29,7\n2024-03-31,\n2024-04-30,6\n");
   assert.equal(await page.textContent("#csv-summary"), "1 series, 4 points, with timestamps");

@@ -493,6 +493,10 @@ def _encode(df: pd.DataFrame, cols: _Columns) -> _Encoded:
     elif kind == "datetime_tz":
         utc = pd.DatetimeIndex(t_values).tz_convert("UTC").tz_localize(None).to_numpy()
         body["ds"] = [s + "Z" for s in np.datetime_as_string(utc.astype("datetime64[s]"), unit="s")]
+    elif np.all(np.isfinite(t_values)) and np.all(t_values == np.round(t_values)):
+        # Whole numbers: the server places them on their step (gaps become
+        # missing values) and labels the forecast steps.
+        body["ds"] = [int(v) for v in t_values]
     times = {ids[i]: t_values[starts[i] : starts[i] + sizes[i]] for i in range(len(ids))}
     return _Encoded(body=body, ids=ids, times=times, kind=kind, tz=tz)
 
@@ -533,9 +537,12 @@ def _decode_times(ds: Optional[List[Any]], encoded: Optional[_Encoded], sid: Any
             parsed = parsed.dt.tz_convert(encoded.tz)
         return parsed.to_numpy() if encoded is None or encoded.kind != "datetime_tz" else parsed.array
     if encoded is not None and sid in encoded.times and encoded.kind == "int":
+        # Positions on the grid the server placed the series on: its step is
+        # the smallest gap between neighbours.
         t = encoded.times[sid]
-        step = (t[-1] - t[0]) // (len(t) - 1) if len(t) > 1 else 1
-        step = step or 1
+        gaps = np.diff(t)
+        gaps = gaps[gaps > 0]
+        step = gaps.min() if len(gaps) else 1
         return np.array([t[0] + step * (after + 1 + j) for j in range(n)])
     return np.arange(after + 1, after + 1 + n)
 

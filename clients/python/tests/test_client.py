@@ -70,6 +70,18 @@ def test_integer_time_axis_and_missing_values(server_url: str) -> None:
     assert list(fcst["naive"]) == [10.0, 10.0, 10.0]
 
 
+def test_an_integer_time_axis_with_gaps_keeps_its_step(server_url: str) -> None:
+    client = HorizonClient(base_url=server_url)
+    df = pd.DataFrame({"unique_id": "g", "ds": [10, 12, 16, 18, 20, 24], "y": [1.0, 2, 3, 4, 5, 6]})
+    fit = client.fit(df, model="py-int-gaps", method="naive")
+    assert list(fit.series["n_missing"]) == [2]
+    fcst = client.forecast(model="py-int-gaps", h=2)
+    assert list(fcst.ds) == [26, 28]
+    cv = client.cross_validation(df=df, h=2, n_windows=1, method="naive")
+    # The last window's cutoff is position 5 of the grid 10, 12, ..., 20.
+    assert list(cv.ds) == [22, 24] and list(cv.cutoff) == [20, 20]
+
+
 def test_a_model_fitted_on_an_integer_ds_table_continues_it(server_url: str) -> None:
     # Fitted from a CSV body (e.g. with curl): the server keeps the axis.
     csv = "unique_id,ds,y\n" + "".join(f"a,{t},{t % 5}\n" for t in range(100, 140, 4))

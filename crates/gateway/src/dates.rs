@@ -109,9 +109,10 @@ fn calendars_of(summary: &FitSummary) -> ShardCalendars {
         .collect()
 }
 
-/// Bytes of calendars [`CalendarCache`] keeps by default, at most (an
-/// estimate: some 90 bytes per dated series with an id of 7 characters, so
-/// about 3 million series; series without dates take none).
+/// Bytes of time axes [`CalendarCache`] keeps by default, at most (an
+/// estimate: some 90 bytes per series with dates or integer positions and
+/// an id of 7 characters, so about 3 million series; series fitted on
+/// plain values take none).
 pub const CALENDAR_CACHE_BYTES: usize = 256 << 20;
 
 /// Shard counts of versions remembered.

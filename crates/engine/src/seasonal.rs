@@ -156,7 +156,9 @@ pub fn detect(y: &[f64]) -> Option<usize> {
     // correlated.
     let d: Vec<f64> = y.windows(2).map(|w| w[1] - w[0]).collect();
     let n = d.len();
-    let max_lag = n / MIN_CYCLES;
+    // Cycles are counted in the series, not in its differences (one fewer):
+    // 36 monthly points hold three cycles of 12.
+    let max_lag = y.len() / MIN_CYCLES;
     if max_lag < 2 {
         return None;
     }
@@ -360,6 +362,9 @@ mod tests {
             .collect();
         assert_eq!(detect(&y), Some(12));
         assert_eq!(resolve(&[], &[], &y), vec![12]);
+        // Three cycles exactly are enough; fewer are not.
+        assert_eq!(detect(&y[..36]), Some(12));
+        assert_ne!(detect(&y[..35]), Some(12));
         // A smooth wave, where the Bartlett limit is out of reach.
         let wave = [
             5.0, 7.0, 9.0, 12.0, 15.0, 14.0, 11.0, 8.0, 6.0, 4.0, 3.0, 4.0,

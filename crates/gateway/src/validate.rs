@@ -1503,11 +1503,7 @@ impl SeriesIn {
 
     /// Integer positions (sorted, distinct) on their step, the values at
     /// their places and NaN in the gaps: the rule of table bodies.
-    fn place_positions(
-        &self,
-        positions: &[i64],
-        values: Vec<f64>,
-    ) -> Result<(IndexAxis, Vec<f64>), String> {
+    fn place_positions(positions: &[i64], values: &[f64]) -> Result<(IndexAxis, Vec<f64>), String> {
         if positions.len() != values.len() {
             return Err(format!(
                 "has {} positions but there are {} values",
@@ -1522,20 +1518,11 @@ impl SeriesIn {
                 positions[i - 1]
             ));
         }
-        let series = tabular::Series {
-            id: self.id.clone(),
-            time: tabular::Time::Index(positions.to_vec()),
-            values,
-        };
-        match series.into_index_grid(MAX_SERIES_LEN) {
-            Ok(Ok((_, grid))) => Ok((
-                IndexAxis::from_first(grid.first, grid.step, grid.values.len()),
-                grid.values,
-            )),
-            Ok(Err(tabular::TableError::Series { message, .. })) => Err(message),
-            Ok(Err(other)) => Err(other.to_string()),
-            Err(_) => Err("integer positions were read as dates".to_string()),
-        }
+        let grid = tabular::IndexGrid::place(positions.iter().copied(), values, MAX_SERIES_LEN)?;
+        Ok((
+            IndexAxis::from_first(grid.first, grid.step, grid.values.len()),
+            grid.values,
+        ))
     }
 
     fn place(mut self, default_freq: Option<Freq>, errors: &mut Errors) -> Option<Placed> {
@@ -1550,7 +1537,7 @@ impl SeriesIn {
             When::Unknown | When::Index(_) => (values, None),
             // No calendar: a `freq` only proposes season lengths, as
             // without timestamps.
-            When::Positions(positions) => match self.place_positions(positions, values) {
+            When::Positions(positions) => match Self::place_positions(positions, &values) {
                 Ok((axis, placed)) => {
                     index = Some(axis);
                     (placed, None)

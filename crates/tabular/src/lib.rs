@@ -129,10 +129,22 @@ impl Series {
         index: impl ExactSizeIterator<Item = i64> + Clone,
         max_len: usize,
     ) -> Result<IndexGrid, TableError> {
-        let fail = |message: String| TableError::Series {
+        IndexGrid::place(index, &self.values, max_len).map_err(|message| TableError::Series {
             id: self.id.clone(),
             message,
-        };
+        })
+    }
+}
+
+impl IndexGrid {
+    /// Places `values` at the sorted integer positions `index` on their
+    /// step; why not when a position is off the step, repeated, or the
+    /// span exceeds `max_len` steps.
+    pub fn place(
+        index: impl ExactSizeIterator<Item = i64> + Clone,
+        values: &[f64],
+        max_len: usize,
+    ) -> Result<Self, String> {
         let n = index.len();
         let first = index.clone().next().unwrap_or(0);
         // The smallest gap between neighbours: a missing position leaves a
@@ -144,32 +156,28 @@ impl Series {
             .filter(|d| *d > 0)
             .min()
             .unwrap_or(1);
-        let mut values: Vec<f64> = Vec::with_capacity(n);
-        for (t, &v) in index.zip(&self.values) {
+        let mut placed: Vec<f64> = Vec::with_capacity(n);
+        for (t, &v) in index.zip(values) {
             let offset = t.saturating_sub(first);
             if offset % step != 0 {
-                return Err(fail(format!(
-                    "ds {t} is not on the step {step} from {first}"
-                )));
+                return Err(format!("ds {t} is not on the step {step} from {first}"));
             }
             let pos = usize::try_from(offset / step).unwrap_or(usize::MAX);
             if pos >= max_len {
-                return Err(fail(format!(
-                    "the ds span more than {max_len} steps of {step}"
-                )));
+                return Err(format!("the ds span more than {max_len} steps of {step}"));
             }
-            if pos < values.len() && !values[pos].is_nan() && !v.is_nan() {
-                return Err(fail(format!("ds {t} appears twice")));
+            if pos < placed.len() && !placed[pos].is_nan() && !v.is_nan() {
+                return Err(format!("ds {t} appears twice"));
             }
-            if pos >= values.len() {
-                values.resize(pos + 1, f64::NAN);
+            if pos >= placed.len() {
+                placed.resize(pos + 1, f64::NAN);
             }
-            values[pos] = v;
+            placed[pos] = v;
         }
-        Ok(IndexGrid {
+        Ok(Self {
             first,
             step,
-            values,
+            values: placed,
         })
     }
 }

@@ -18,7 +18,7 @@
 
 use crate::admission::Slot;
 use crate::body::{JsonBody, KeyedBody, ModelPath};
-use crate::dates::Calendars;
+use crate::dates::{Calendars, Labels};
 use crate::handlers::{self, FitInput};
 use crate::jsend::ApiError;
 use crate::spooled::{self, TableFit};
@@ -769,7 +769,10 @@ impl Rows {
             let Some(s) = self.series.next() else {
                 return Ok(None);
             };
-            let ds = self.calendars.future(&s.id, self.horizon).map(|l| l.text());
+            let ds = self
+                .calendars
+                .future(&s.id, self.horizon)
+                .map(Labels::into_text);
             self.sink.series(
                 &s.id,
                 ds.as_deref(),

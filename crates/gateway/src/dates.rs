@@ -44,9 +44,9 @@ pub enum Labels {
 
 impl Labels {
     /// Every label as text (for table cells).
-    pub fn text(&self) -> Vec<String> {
+    pub fn into_text(self) -> Vec<String> {
         match self {
-            Labels::Dates(dates) => dates.clone(),
+            Labels::Dates(dates) => dates,
             Labels::Index(index) => index.iter().map(ToString::to_string).collect(),
         }
     }
@@ -83,13 +83,9 @@ impl Calendars {
             ),
             Axis::Index(axis) => Labels::Index(axis.future(horizon)),
         };
-        // No labels (a calendar at the end of time): none rather than an
-        // empty list, which would fit both shapes of the schema.
-        let empty = match &labels {
-            Labels::Dates(d) => d.is_empty(),
-            Labels::Index(i) => i.is_empty(),
-        };
-        (!empty).then_some(labels)
+        // No labels (a calendar at the end of time, or no steps): none
+        // rather than an empty list, which would fit both shapes of the schema.
+        (horizon > 0 && labels != Labels::Dates(Vec::new())).then_some(labels)
     }
 }
 
@@ -306,14 +302,14 @@ mod tests {
             method: Some(summary.method),
         };
         assert_eq!(
-            calendars.future("a", 3).unwrap().text(),
+            calendars.future("a", 3).unwrap().into_text(),
             ["2024-12-01", "2025-01-01", "2025-02-01"]
         );
         assert_eq!(calendars.future("b", 3), None);
         let c = calendars.future("c", 3).unwrap();
         assert_eq!(c, Labels::Index(vec![180, 182, 184]));
         assert_eq!(serde_json::to_string(&c).unwrap(), "[180,182,184]");
-        assert_eq!(c.text(), ["180", "182", "184"]);
+        assert_eq!(c.into_text(), ["180", "182", "184"]);
         assert_eq!(Calendars::default().future("a", 3), None);
     }
 
@@ -400,7 +396,7 @@ mod tests {
             } else {
                 format!("2024-{:02}-01", i % 12 + 2)
             };
-            let ds = calendars.future(id, 2).unwrap().text();
+            let ds = calendars.future(id, 2).unwrap().into_text();
             assert_eq!(ds[0], next, "{id}");
         }
         // Series of a shard that was not read have no calendar here.
@@ -451,7 +447,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(take(&store), [0]);
-        assert_eq!(calendars.future("w", 1).unwrap().text(), ["2024-02-01"]);
+        assert_eq!(
+            calendars.future("w", 1).unwrap().into_text(),
+            ["2024-02-01"]
+        );
     }
 
     #[tokio::test]

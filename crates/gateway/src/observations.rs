@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use engine::{ModelSpec, SeriesData};
-use protocol::calendar::Timestamp;
+use protocol::calendar::{label_after, Label, Timestamp};
 use protocol::NamedSeries;
 use serde::Deserialize;
 use serde_json::json;
@@ -33,15 +33,33 @@ struct RawSeries {
     id: String,
     values: Vec<Option<f64>>,
     #[serde(default)]
-    ds: Option<Vec<String>>,
+    ds: Option<Vec<serde_json::Value>>,
 }
 
-/// One series' new values, and their timestamps when the client gave them.
+/// One series' new values, and their timestamps (or integer positions)
+/// when the client gave them.
 #[derive(Debug)]
 pub struct Observed {
     pub id: String,
     pub values: SeriesData,
-    pub ds: Option<Vec<Timestamp>>,
+    pub ds: Option<Vec<Label>>,
+}
+
+/// One element of an observation's `ds`: an ISO 8601 timestamp, or the
+/// integer position of a series fitted on integer `ds`.
+fn label(item: &serde_json::Value) -> Result<Label, String> {
+    match item {
+        serde_json::Value::String(text) => Timestamp::parse(text)
+            .map(Label::Time)
+            .map_err(|e| e.to_string()),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(Label::Position)
+            .ok_or_else(|| format!("{n} is not an integer position (nor an ISO 8601 date string)")),
+        other => Err(format!(
+            "{other} is neither an ISO 8601 date string nor an integer position"
+        )),
+    }
 }
 
 /// `{"series": [{"id", "values", "ds"?}]}`.
@@ -84,10 +102,10 @@ impl FromJson for ObservationsBody {
                     );
                     continue;
                 }
-                Some(ds) => match ds.iter().map(|t| Timestamp::parse(t)).collect() {
+                Some(ds) => match ds.iter().map(label).collect() {
                     Ok(ds) => Some(ds),
                     Err(e) => {
-                        errors.insert(format!("series[{i}].ds"), e.to_string());
+                        errors.insert(format!("series[{i}].ds"), e);
                         continue;
                     }
                 },
@@ -142,16 +160,16 @@ pub async fn observations(
             ))
         }
     };
-    // Timestamps, where the series has them, must be the steps that follow
-    // its last one.
-    let calendars: HashMap<&str, _> = summary
+    // Timestamps (or positions), where the series has a time axis, must be
+    // the steps that follow its last one.
+    let axes: HashMap<&str, _> = summary
         .series
         .iter()
-        .map(|s| (s.id.as_str(), s.calendar))
+        .map(|s| (s.id.as_str(), (s.calendar, s.index)))
         .collect();
     let mut errors = FieldErrors::new();
     for (i, o) in observed.iter().enumerate() {
-        let Some(calendar) = calendars.get(o.id.as_str()) else {
+        let Some(&(calendar, index)) = axes.get(o.id.as_str()) else {
             errors.insert(
                 format!("series[{i}].id"),
                 format!(
@@ -161,32 +179,36 @@ pub async fn observations(
             );
             continue;
         };
-        match (calendar, &o.ds) {
-            (Some(c), Some(ds)) => {
-                for (k, t) in ds.iter().enumerate() {
-                    let expected = c.last.step(&c.freq, k as i64 + 1);
-                    if expected.as_ref().map(|e| e.local()) != Some(t.local()) {
-                        errors.insert(
-                            format!("series[{i}].ds[{k}]"),
-                            format!(
-                                "expected {} (the series' step {} after its last timestamp {}), \
-                                 got {t}",
-                                expected.map_or("a valid timestamp".to_string(), |e| e.to_string()),
-                                k + 1,
-                                c.last
-                            ),
-                        );
-                        break;
-                    }
-                }
-            }
-            (None, Some(_)) => {
+        let Some(ds) = &o.ds else { continue };
+        if calendar.is_none() && index.is_none() {
+            errors.insert(
+                format!("series[{i}].ds"),
+                format!(
+                    "series '{}' was fitted without timestamps or integer positions",
+                    o.id
+                ),
+            );
+            continue;
+        }
+        let what = if calendar.is_some() {
+            "timestamp"
+        } else {
+            "position"
+        };
+        let last = label_after(calendar, index, 0).map_or(String::new(), |l| l.to_string());
+        for (k, t) in ds.iter().enumerate() {
+            let expected = label_after(calendar, index, k as i64 + 1);
+            if !expected.is_some_and(|e| e.same_as(t)) {
                 errors.insert(
-                    format!("series[{i}].ds"),
-                    format!("series '{}' was fitted without timestamps", o.id),
+                    format!("series[{i}].ds[{k}]"),
+                    format!(
+                        "expected {} (the series' step {} after its last {what} {last}), got {t}",
+                        expected.map_or("a valid timestamp".to_string(), |e| e.to_string()),
+                        k + 1,
+                    ),
                 );
+                break;
             }
-            _ => {}
         }
     }
     if !errors.is_empty() {

@@ -383,6 +383,25 @@ impl PartialSchema for Ds {
 
 impl ToSchema for Ds {}
 
+/// One point of a series' time axis in an answer: a timestamp, or the
+/// integer position of a series fitted on integer `ds`.
+pub struct AxisLabel;
+
+impl PartialSchema for AxisLabel {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::Integer))
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for AxisLabel {}
+
 // ---- request bodies (parsed by validate.rs) ----
 
 /// `POST /fit_model`: one series, the model named `default`.
@@ -582,8 +601,10 @@ pub struct ObservedSeries {
     /// The new observations; `null` is a missing value.
     #[schema(min_items = 1, max_items = 100000)]
     pub values: Vec<Option<f64>>,
-    /// Their timestamps, where the series has them: the steps after its last one.
-    pub ds: Option<Vec<String>>,
+    /// Their timestamps (or integer positions), where the series has them:
+    /// the steps after its last one.
+    #[schema(value_type = Option<Ds>)]
+    pub ds: Option<Vec<serde_json::Value>>,
 }
 
 /// `POST /v1/models/{name}/observations`.
@@ -671,12 +692,15 @@ pub struct BacktestMetrics {
 pub struct BacktestWindowAnswer {
     /// Index (0-based) of the window's last training value.
     pub cutoff: u64,
-    /// Its timestamp, when the series has timestamps.
+    /// Its timestamp (or integer position), when the series has a time axis.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cutoff_ds: Option<String>,
-    /// The timestamps of the forecast steps, when the series has them.
+    #[schema(value_type = Option<AxisLabel>)]
+    pub cutoff_ds: Option<serde_json::Value>,
+    /// The timestamps (or integer positions) of the forecast steps, when the
+    /// series has a time axis.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ds: Option<Vec<String>>,
+    #[schema(value_type = Option<Ds>)]
+    pub ds: Option<Vec<serde_json::Value>>,
     /// What happened (`null` where missing).
     pub actual: Vec<Option<f64>>,
     pub mean: Vec<f64>,

@@ -5,7 +5,9 @@
 //! backtest of naive on a line matches a hand computation; a model's
 //! backtest runs on its stored training data; backtests sent with `Prefer:
 //! respond-async` run as jobs whose answer equals the synchronous one, and
-//! a running backtest job can be cancelled.
+//! a running backtest job can be cancelled; timestamps and integer `ds`
+//! positions label backtest windows and must continue the series in
+//! observations.
 
 mod common;
 mod distributed_support;
@@ -370,6 +372,99 @@ async fn dated(base: &str, model: &str) {
     )
     .await;
     assert_eq!(body["data"]["series"][0]["ds"][0], "2024-02-03", "{body}");
+    // The model's backtest windows carry their dates: 33 values now (to
+    // 2024-02-02), 2 windows of 3 steps, the last cut at index 29.
+    let (status, body) = post(
+        base,
+        &format!("/v1/models/{model}/backtest"),
+        json!({"horizon": 3, "n_windows": 2, "include_forecasts": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let last = &body["data"]["series"][0]["windows"][1];
+    assert_eq!(last["cutoff"], 29, "{body}");
+    assert_eq!(last["cutoff_ds"], "2024-01-30", "{body}");
+    assert_eq!(
+        last["ds"],
+        json!(["2024-01-31", "2024-02-01", "2024-02-02"]),
+        "{body}"
+    );
+}
+
+/// Integer positions (`ds` of whole numbers, 10 apart): observations must
+/// continue them, and backtest windows are labelled with them.
+async fn numbered(base: &str, model: &str) {
+    let values = seasonal(30, 1);
+    let ds: Vec<i64> = (0..30).map(|t| 100 + 10 * t).collect();
+    let (status, body) = call(
+        base,
+        reqwest::Method::PUT,
+        &format!("/v1/models/{model}"),
+        json!({"series": [{"id": "n", "values": values, "ds": ds}], "method": "ses"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["series"][0]["index"],
+        json!({"last": 390, "step": 10})
+    );
+    let path = format!("/v1/models/{model}/observations");
+    let observe = |ds: Value| {
+        post(
+            base,
+            &path,
+            json!({"series": [{"id": "n", "values": [40.0, 41.0], "ds": ds}]}),
+        )
+    };
+    let (status, body) = observe(json!([400, 405])).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["data"]["series[0].ds[1]"],
+        "expected 410 (the series' step 2 after its last position 390), got 405",
+        "{body}"
+    );
+    let (status, body) = observe(json!(["2024-01-01", "2024-01-02"])).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["data"]["series[0].ds[0]"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("expected 400")),
+        "{body}"
+    );
+    let (status, body) = observe(json!([400, 4.5])).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["data"]["series[0].ds"]
+            .as_str()
+            .is_some_and(|m| m.contains("4.5 is not an integer")),
+        "{body}"
+    );
+    let (status, body) = observe(json!([400, 410])).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["series"][0]["index"],
+        json!({"last": 410, "step": 10})
+    );
+    let (_, body) = post(
+        base,
+        &format!("/v1/models/{model}/forecast"),
+        json!({"horizon": 2}),
+    )
+    .await;
+    assert_eq!(body["data"]["series"][0]["ds"], json!([420, 430]), "{body}");
+    // 32 values (100 to 410): the last of 2 windows of 3 steps is cut at
+    // index 28, position 380.
+    let (status, body) = post(
+        base,
+        &format!("/v1/models/{model}/backtest"),
+        json!({"horizon": 3, "n_windows": 2, "include_forecasts": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let last = &body["data"]["series"][0]["windows"][1];
+    assert_eq!(last["cutoff"], 28, "{body}");
+    assert_eq!(last["cutoff_ds"], 380, "{body}");
+    assert_eq!(last["ds"], json!([390, 400, 410]), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,6 +473,7 @@ async fn embedded_backtest_and_observations() {
     let app = TestServer::start(dir.path()).await;
     scenario(&app.base, "obs").await;
     dated(&app.base, "dated").await;
+    numbered(&app.base, "numbered").await;
     async_backtests(&app.base, "asyncbt").await;
     app.stop().await;
 }
@@ -390,5 +486,6 @@ async fn distributed_backtest_and_observations() {
     let cluster = Cluster::start("obsbt", 2, &[]).await;
     scenario(&cluster.base, "obs").await;
     dated(&cluster.base, "dated").await;
+    numbered(&cluster.base, "numbered").await;
     async_backtests(&cluster.base, "asyncbt").await;
 }

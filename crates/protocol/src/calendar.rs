@@ -617,9 +617,59 @@ impl IndexAxis {
         Self::from_first(self.last, self.step, k.saturating_add(1))
     }
 
+    /// The position `k` steps after the last one (before it when `k` < 0).
+    pub fn position(&self, k: i64) -> i64 {
+        self.last.saturating_add(self.step.saturating_mul(k))
+    }
+
     /// The positions of the `h` steps after the last observation.
     pub fn future(&self, h: usize) -> Vec<i64> {
         (1..=h).map(|k| self.advanced(k).last).collect()
+    }
+}
+
+/// One point of a series' time axis, as answers write it: a timestamp, or
+/// the integer position of a series fitted on integer `ds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Label {
+    Time(Timestamp),
+    Position(i64),
+}
+
+impl Label {
+    /// The same point of the axis: timestamps by their wall-clock time (as a
+    /// series' steps are counted), positions exactly.
+    pub fn same_as(&self, other: &Label) -> bool {
+        match (self, other) {
+            (Label::Time(a), Label::Time(b)) => a.local() == b.local(),
+            (Label::Position(a), Label::Position(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// The label `k` steps after the last value of a series (before it when
+/// `k` < 0): on its calendar, or else on its integer positions; `None`
+/// when it has neither (or the step leaves the calendar's range).
+pub fn label_after(
+    calendar: Option<SeriesCalendar>,
+    index: Option<IndexAxis>,
+    k: i64,
+) -> Option<Label> {
+    match (calendar, index) {
+        (Some(c), _) => c.last.step(&c.freq, k).map(Label::Time),
+        (None, Some(axis)) => Some(Label::Position(axis.position(k))),
+        (None, None) => None,
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Label::Time(t) => t.fmt(f),
+            Label::Position(p) => p.fmt(f),
+        }
     }
 }
 
@@ -714,6 +764,27 @@ mod tests {
         assert_eq!(IndexAxis::from_first(7, 1, 1).last, 7);
         // Far ends saturate rather than wrap.
         assert_eq!(IndexAxis::from_first(i64::MAX - 1, 5, 3).last, i64::MAX);
+        assert_eq!(axis.position(-39), 100);
+        assert_eq!(axis.position(1), 180);
+    }
+
+    #[test]
+    fn labels_are_timestamps_or_positions() {
+        let axis = IndexAxis { last: 30, step: 10 };
+        let cal = SeriesCalendar {
+            freq: freq("MS"),
+            last: ts("2024-03-01"),
+        };
+        assert_eq!(label_after(None, Some(axis), -2), Some(Label::Position(10)));
+        let march = label_after(Some(cal), Some(axis), 0).unwrap();
+        assert_eq!(march, Label::Time(ts("2024-03-01")));
+        assert_eq!(label_after(None, None, 1), None);
+        for (label, json) in [(march, r#""2024-03-01""#), (Label::Position(-7), "-7")] {
+            assert_eq!(serde_json::to_string(&label).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Label>(json).unwrap(), label);
+        }
+        assert!(march.same_as(&Label::Time(ts("2024-03-01T00:00:00"))));
+        assert!(!march.same_as(&Label::Position(30)));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 pub mod calendar;
 pub mod shard;
 
-use calendar::{IndexAxis, SeriesCalendar, Timestamp};
+use calendar::{IndexAxis, Label, SeriesCalendar};
 use engine::backtest::{BacktestOptions, Metrics};
 use engine::{Forecast, Horizon, Interval, Level, Method, ModelSpec, SeriesData};
 use serde::{Deserialize, Serialize};
@@ -326,12 +326,13 @@ pub struct BacktestJob {
 pub struct BacktestWindow {
     /// Index (0-based) of the window's last training value.
     pub cutoff: usize,
-    /// Its timestamp, when the series has timestamps.
+    /// Its timestamp (or integer position), when the series has a time axis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cutoff_ds: Option<Timestamp>,
-    /// The timestamps of the forecast steps, when the series has them.
+    pub cutoff_ds: Option<Label>,
+    /// The timestamps (or positions) of the forecast steps, when the series
+    /// has a time axis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ds: Option<Vec<Timestamp>>,
+    pub ds: Option<Vec<Label>>,
     /// What happened (`null` where missing).
     pub actual: Vec<Option<f64>>,
     pub mean: Vec<f64>,

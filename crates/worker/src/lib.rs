@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use cache::ModelCache;
 use engine::backtest::{self, BacktestOptions};
 use engine::{Forecast, Horizon, Level, ModelSpec, SeriesData};
-use protocol::calendar::{IndexAxis, SeriesCalendar};
+use protocol::calendar::{label_after, IndexAxis, SeriesCalendar};
 use protocol::{
     BacktestJob, BacktestReply, BacktestResult, BacktestWindow, FitJob, FitReply, FitSummary,
     ForecastJob, ForecastReply, ForecastResult, JobError, ModelName, NamedSeries,
@@ -758,12 +758,10 @@ fn backtest_all(
             .into_iter()
             .map(|(s, r)| {
                 let n = s.values.len() as i64;
-                // Index i of a series with timestamps: its last timestamp
-                // moved back by n - 1 - i steps.
-                let at = |i: usize| {
-                    s.calendar
-                        .and_then(|c| c.last.step(&c.freq, i as i64 - (n - 1)))
-                };
+                let has_axis = s.calendar.is_some() || s.index.is_some();
+                // Index i of a series with a time axis: its last label moved
+                // back by n - 1 - i steps.
+                let at = |i: usize| label_after(s.calendar, s.index, i as i64 - (n - 1));
                 SeriesBacktestResult {
                     id: s.id.clone(),
                     metrics: r.metrics,
@@ -773,7 +771,7 @@ fn backtest_all(
                         .map(|w| BacktestWindow {
                             cutoff: w.cutoff,
                             cutoff_ds: at(w.cutoff),
-                            ds: s.calendar.map(|_| {
+                            ds: has_axis.then(|| {
                                 (1..=w.actual.len())
                                     .filter_map(|k| at(w.cutoff + k))
                                     .collect()

@@ -35,27 +35,28 @@ pub fn forecast(
     };
     let h = horizon.get();
     let mut series = Vec::with_capacity(inputs.len());
-    // Series on an integer index are sent as plain values; their future
-    // indexes are computed here, as the local command does.
-    let mut index_ds = Vec::with_capacity(inputs.len());
     for input in inputs {
-        match &input.time {
+        // Missing values (NaN) go as JSON nulls.
+        series.push(match &input.time {
             Time::Dates(stamps) => {
                 let ds: Vec<String> = stamps.iter().map(ToString::to_string).collect();
-                series.push(json!({"id": input.id, "values": input.values, "ds": ds}));
-                index_ds.push(None);
+                json!({"id": input.id, "values": input.values, "ds": ds})
             }
-            // Missing values (NaN) go as JSON nulls.
+            // Placed here as the server places them (the smallest gap
+            // between neighbours is the step), so that an axis it would
+            // refuse is named by its series id; the server keeps the
+            // positions and continues them in the forecasts.
             Time::Index(_) | Time::Steps { .. } => {
                 let grid = input
                     .index_grid(engine::MAX_SERIES_LEN)
                     .context("an integer axis")?
                     .with_context(|| format!("series '{}'", input.id))?;
-                let ds: Vec<String> = grid.future(h).iter().map(ToString::to_string).collect();
-                series.push(json!({"id": input.id, "values": grid.values}));
-                index_ds.push(Some(ds));
+                let ds: Vec<i64> = (0..grid.values.len())
+                    .map(|k| grid.first + k as i64 * grid.step)
+                    .collect();
+                json!({"id": input.id, "values": grid.values, "ds": ds})
             }
-        }
+        });
     }
     let mut fit = json!({"series": series, "method": args.method});
     if !args.season_length.is_empty() {
@@ -98,13 +99,14 @@ pub fn forecast(
     }
     answered
         .into_iter()
-        .zip(index_ds)
-        .map(|(s, ds)| {
+        .map(|s| {
             let id = s["id"].as_str().unwrap_or_default().to_string();
-            let ds = match ds {
-                Some(ds) => ds,
-                None => serde_json::from_value(s["ds"].clone()).unwrap_or_default(),
-            };
+            // Dates as strings, integer positions as numbers.
+            let label = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            let ds = s["ds"]
+                .as_array()
+                .map(|ds| ds.iter().map(label).collect())
+                .unwrap_or_default();
             Ok(Output {
                 id,
                 ds,

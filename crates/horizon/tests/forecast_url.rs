@@ -93,6 +93,21 @@ async fn a_server_forecasts_a_file_like_the_local_command() {
         .await
         .expect("JSON");
     assert_eq!(models["data"]["latest_version"], 1, "{models}");
+    // With its integer axis: the server continues it too.
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(served.url("/v1/models/shop-sales/forecast"))
+        .json(&serde_json::json!({"horizon": 1, "series": ["c"]}))
+        .send()
+        .await
+        .expect("POST forecast")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        answer["data"]["series"][0]["ds"],
+        serde_json::json!([7]),
+        "{answer}"
+    );
 
     // What the server refuses is said, with the field.
     let out = horizon(&[

@@ -201,13 +201,15 @@ fn scale_of(observed: &[f64]) -> f64 {
 
 /// The chosen model and the seasons it uses: MSTL names its own (also inside
 /// a combination); any other model is followed by the season it was given
-/// (or none).
+/// (or none), and whether it carries it (a season the data are too short
+/// for, or that the model found no trace of, is not used).
 fn describe_with_seasons(state: &State, seasons: &[usize]) -> String {
     let model = state.describe();
     match seasons {
         _ if model.contains("MSTL(") => model,
         [] => format!("{model}; no season"),
-        [m, ..] => format!("{model}; season {m}"),
+        [m, ..] if state.is_seasonal() => format!("{model}; season {m}"),
+        [m, ..] => format!("{model}; season {m} not used"),
     }
 }
 

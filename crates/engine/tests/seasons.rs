@@ -97,6 +97,54 @@ fn a_ten_thousand_step_season_is_carried() {
     );
 }
 
+/// `chosen` says whether the given season is used: not when the series is
+/// shorter than the season, nor when the model found no trace of it.
+#[test]
+fn a_season_the_model_cannot_use_is_said_to_be_unused() {
+    let short = [1.0, 2.0, 3.0];
+    for method in [Method::Auto, Method::Ets, Method::SeasonalNaive] {
+        let fitted = fit(ModelSpec::with_seasons(method, vec![10_000]), &short);
+        assert!(
+            fitted.description().ends_with("season 10000 not used"),
+            "{method}: {}",
+            fitted.description()
+        );
+    }
+    // Seasonal naive has no last season to repeat: the fallback says so.
+    let fitted = fit(
+        ModelSpec::with_seasons(Method::SeasonalNaive, vec![12]),
+        &short,
+    );
+    assert_eq!(
+        fitted.fallback(),
+        Some("seasonal_naive could not be fitted: 3 values are less than one season of 12")
+    );
+    let f = fitted.forecast(Horizon::parse(4).unwrap(), &[]).mean;
+    assert_eq!(f, [3.0; 4]);
+    let line: Vec<f64> = (0..48).map(|t| 10.0 + 0.5 * t as f64).collect();
+    let fitted = fit(ModelSpec::with_seasons(Method::Arima, vec![12]), &line);
+    assert!(
+        fitted.description().ends_with("season 12 not used"),
+        "{}",
+        fitted.description()
+    );
+    let pattern = [3.0, -1.0, 4.0, -6.0];
+    let seasonal: Vec<f64> = (0..48).map(|t| 20.0 + pattern[t % 4]).collect();
+    for method in [
+        Method::Auto,
+        Method::Ets,
+        Method::Arima,
+        Method::SeasonalNaive,
+    ] {
+        let fitted = fit(ModelSpec::with_seasons(method, vec![4]), &seasonal);
+        assert!(
+            fitted.description().ends_with("; season 4"),
+            "{method}: {}",
+            fitted.description()
+        );
+    }
+}
+
 #[test]
 fn a_season_is_found_without_being_given() {
     let pattern = [

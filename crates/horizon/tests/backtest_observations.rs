@@ -374,20 +374,13 @@ async fn dated(base: &str, model: &str) {
     assert_eq!(body["data"]["series"][0]["ds"][0], "2024-02-03", "{body}");
     // The model's backtest windows carry their dates: 33 values now (to
     // 2024-02-02), 2 windows of 3 steps, the last cut at index 29.
-    let (status, body) = post(
-        base,
-        &format!("/v1/models/{model}/backtest"),
-        json!({"horizon": 3, "n_windows": 2, "include_forecasts": true}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let last = &body["data"]["series"][0]["windows"][1];
-    assert_eq!(last["cutoff"], 29, "{body}");
-    assert_eq!(last["cutoff_ds"], "2024-01-30", "{body}");
+    let last = last_window(base, model).await;
+    assert_eq!(last["cutoff"], 29, "{last}");
+    assert_eq!(last["cutoff_ds"], "2024-01-30", "{last}");
     assert_eq!(
         last["ds"],
         json!(["2024-01-31", "2024-02-01", "2024-02-02"]),
-        "{body}"
+        "{last}"
     );
 }
 
@@ -416,29 +409,28 @@ async fn numbered(base: &str, model: &str) {
             json!({"series": [{"id": "n", "values": [40.0, 41.0], "ds": ds}]}),
         )
     };
-    let (status, body) = observe(json!([400, 405])).await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(
-        body["data"]["series[0].ds[1]"],
-        "expected 410 (the series' step 2 after its last position 390), got 405",
-        "{body}"
-    );
-    let (status, body) = observe(json!(["2024-01-01", "2024-01-02"])).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["data"]["series[0].ds[0]"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("expected 400")),
-        "{body}"
-    );
-    let (status, body) = observe(json!([400, 4.5])).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["data"]["series[0].ds"]
-            .as_str()
-            .is_some_and(|m| m.contains("4.5 is not an integer")),
-        "{body}"
-    );
+    // Each refusal names the element (or the list) and says why.
+    for (ds, field, why) in [
+        (
+            json!([400, 405]),
+            "series[0].ds[1]",
+            "expected 410 (the series' step 2 after its last position 390), got 405",
+        ),
+        (
+            json!(["2024-01-01", "2024-01-02"]),
+            "series[0].ds[0]",
+            "expected 400 (the series' step 1 after its last position 390), got 2024-01-01",
+        ),
+        (
+            json!([400, 4.5]),
+            "series[0].ds",
+            "4.5 is not an integer position (nor an ISO 8601 date string)",
+        ),
+    ] {
+        let (status, body) = observe(ds).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["data"][field], why, "{body}");
+    }
     let (status, body) = observe(json!([400, 410])).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
@@ -454,6 +446,15 @@ async fn numbered(base: &str, model: &str) {
     assert_eq!(body["data"]["series"][0]["ds"], json!([420, 430]), "{body}");
     // 32 values (100 to 410): the last of 2 windows of 3 steps is cut at
     // index 28, position 380.
+    let last = last_window(base, model).await;
+    assert_eq!(last["cutoff"], 28, "{last}");
+    assert_eq!(last["cutoff_ds"], 380, "{last}");
+    assert_eq!(last["ds"], json!([390, 400, 410]), "{last}");
+}
+
+/// The last window of the model's backtest over 2 windows of 3 steps (its
+/// first series).
+async fn last_window(base: &str, model: &str) -> Value {
     let (status, body) = post(
         base,
         &format!("/v1/models/{model}/backtest"),
@@ -461,10 +462,7 @@ async fn numbered(base: &str, model: &str) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let last = &body["data"]["series"][0]["windows"][1];
-    assert_eq!(last["cutoff"], 28, "{body}");
-    assert_eq!(last["cutoff_ds"], 380, "{body}");
-    assert_eq!(last["ds"], json!([390, 400, 410]), "{body}");
+    body["data"]["series"][0]["windows"][1].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,6 +78,27 @@ impl State {
         }
     }
 
+    /// Whether the model carries a season: a seasonal component of its own,
+    /// or a decomposition it forecasts the adjusted series of.
+    pub fn is_seasonal(&self) -> bool {
+        match self {
+            State::Naive(_)
+            | State::Drift(_)
+            | State::Mean(_)
+            | State::Ses(_)
+            | State::Intermittent(_) => false,
+            // On input shorter than a season the stored cycle is shorter.
+            State::SeasonalNaive(s) => s.m > 1 && s.last_season.len() == s.m,
+            State::Naive2(s) => s.season.is_some(),
+            State::Ets(s) => s.is_seasonal(),
+            State::Arima(s) => s.is_seasonal(),
+            State::Theta(s) => s.season.is_some(),
+            State::Ces(s) => s.season != ces::CesSeason::None || s.adjustment.is_some(),
+            State::Combination(s) => s.members.iter().any(State::is_seasonal),
+            State::Mstl(_) | State::Dhr(_) => true,
+        }
+    }
+
     /// Same model and parameters, state recomputed over `y` (no optimisation).
     pub fn refilter(&self, y: &[f64]) -> State {
         match self {
@@ -107,6 +128,11 @@ pub(crate) fn fit(method: Method, y: &[f64], m: usize) -> Result<(State, Option<
     match method {
         Method::Auto => auto::Combination::fit(y, m).map(|(c, note)| (State::Combination(c), note)),
         Method::Naive => plain(Ok(State::Naive(baselines::Naive::fit(y)))),
+        // Less than one cycle has no last season to repeat.
+        Method::SeasonalNaive if y.len() < m => Err(format!(
+            "{} values are less than one season of {m}",
+            y.len()
+        )),
         Method::SeasonalNaive => plain(Ok(State::SeasonalNaive(baselines::SeasonalNaive::fit(
             y, m,
         )))),

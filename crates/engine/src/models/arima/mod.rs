@@ -245,10 +245,15 @@ impl Arima {
         out
     }
 
+    /// Whether the model has a seasonal part (differencing or terms at lag m).
+    pub fn is_seasonal(&self) -> bool {
+        self.m > 1 && (self.sar.len() + self.sd + self.sma.len()) > 0
+    }
+
     /// The chosen model, e.g. `ARIMA(0,1,1)(0,1,1)[12]` or `ARIMA(1,1,0) with drift`.
     pub fn describe(&self) -> String {
         let mut s = format!("ARIMA({},{},{})", self.ar.len(), self.d, self.ma.len());
-        if self.m > 1 && (self.sar.len() + self.sd + self.sma.len()) > 0 {
+        if self.is_seasonal() {
             s += &format!(
                 "({},{},{})[{}]",
                 self.sar.len(),

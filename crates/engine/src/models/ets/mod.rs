@@ -635,6 +635,13 @@ impl Ets {
         out
     }
 
+    /// Whether a member has a seasonal component.
+    pub fn is_seasonal(&self) -> bool {
+        self.members
+            .iter()
+            .any(|(_, m)| m.spec.season != SeasonType::None)
+    }
+
     /// The model in words: `ETS(M,Ad,M)`, or for a combination the members
     /// with their weights, e.g. `0.71*ETS(M,Ad,N) + 0.29*ETS(A,N,N)`.
     pub fn describe(&self) -> String {

@@ -606,7 +606,7 @@ def _backtest_frame(
             cutoff = int(w["cutoff"])
             if w.get("ds") is not None:
                 ds = _decode_times(w["ds"], encoded, sid, cutoff, n)
-                cut = _decode_times([w["cutoff_ds"]], encoded, sid, cutoff - 1, 1)[0] if w.get("cutoff_ds") else times[cutoff]
+                cut = _decode_times([w["cutoff_ds"]], encoded, sid, cutoff - 1, 1)[0] if w.get("cutoff_ds") is not None else times[cutoff]
             else:
                 ds = _decode_times(None, encoded, sid, cutoff, n)
                 cut = _decode_times(None, encoded, sid, cutoff - 1, 1)[0]

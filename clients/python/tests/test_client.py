@@ -80,6 +80,10 @@ def test_an_integer_time_axis_with_gaps_keeps_its_step(server_url: str) -> None:
     cv = client.cross_validation(df=df, h=2, n_windows=1, method="naive")
     # The last window's cutoff is position 5 of the grid 10, 12, ..., 20.
     assert list(cv.ds) == [22, 24] and list(cv.cutoff) == [20, 20]
+    # A cutoff at position 0 is a position like any other.
+    shifted = df.assign(ds=df.ds - 20)
+    cv = client.cross_validation(df=shifted, h=2, n_windows=2, step_size=1, method="naive")
+    assert list(cv.cutoff) == [-2, -2, 0, 0] and list(cv.ds) == [0, 2, 2, 4]
 
 
 def test_a_model_fitted_on_an_integer_ds_table_continues_it(server_url: str) -> None:

@@ -143,7 +143,7 @@ impl Admission {
             format!(
                 "the answer would hold {values} numbers (horizon {horizon} × {n_series} series × \
                  {per_step} per step), over the limit of {max}; ask for fewer steps (at most \
-                 {fits} here), fewer levels, or fewer series with \"series\""
+                 {fits} here), fewer levels or fewer series"
             ),
         ))
     }

@@ -367,12 +367,31 @@ impl<S: Send + Sync> FromRequestParts<S> for ModelPath {
                     format!("bad model name in the path: {}", e.body_text()),
                 )
             })?;
-        // Inside the caller's tenant: another tenant's model cannot be named.
-        let tenant = crate::auth::tenant_of(parts)?;
-        ModelName::parse_in(&tenant, &name)
-            .map(ModelPath)
-            .map_err(|e| ApiError::field("name", e.to_string()))
+        in_tenant(parts, &name).map(ModelPath)
     }
+}
+
+/// The `{name}` and `{version}` of a `/v1/models/{name}/versions/{version}`
+/// path: the model checked as [`ModelPath`], the version as written (the
+/// handler says what a version must be).
+pub struct VersionPath(pub ModelName, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for VersionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((name, version)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::field("name", format!("bad model path: {}", e.body_text())))?;
+        in_tenant(parts, &name).map(|model| VersionPath(model, version))
+    }
+}
+
+/// The model `name` inside the caller's tenant: another tenant's model
+/// cannot be named.
+fn in_tenant(parts: &Parts, name: &str) -> Result<ModelName, ApiError> {
+    let tenant = crate::auth::tenant_of(parts)?;
+    ModelName::parse_in(&tenant, name).map_err(|e| ApiError::field("name", e.to_string()))
 }
 
 #[cfg(test)]

@@ -93,7 +93,8 @@ pub async fn seed_forecast(
             "no model has been fitted yet; POST /fit_model with {\"data\": [...]} first",
         )
     })
-    .await?;
+    .await
+    .map_err(|e| e.renamed("horizon", "num_steps"))?;
     metrics::histogram!(crate::metrics::FORECAST_BATCH).record(result.series.len() as f64);
     let first = result.series.into_iter().next();
     let ds = first

@@ -67,6 +67,20 @@ impl ApiError {
         }
     }
 
+    /// The same `fail` about `to` where it was about `from`: for endpoints
+    /// whose field has another name than the one the shared code checks.
+    pub fn renamed(self, from: &str, to: &str) -> Self {
+        match self {
+            Self::Fail(status, mut errors) => {
+                if let Some(message) = errors.remove(from) {
+                    errors.insert(to.to_string(), message);
+                }
+                Self::Fail(status, errors)
+            }
+            error => error,
+        }
+    }
+
     pub fn with_data(self, value: Value) -> Self {
         match self {
             Self::Error {

@@ -12,12 +12,12 @@
 //! version that is not the newest: the newest is what forecasts use, so it
 //! goes only by a newer fit or rollback, or with the whole model.
 
-use crate::body::{JsonBody, ModelPath};
+use crate::body::{JsonBody, ModelPath, VersionPath};
 use crate::handlers::{pending_error, status_name, store_error, V1FitAnswer};
 use crate::jsend::{success, ApiError};
 use crate::validate::FromJson;
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use protocol::{ModelName, Version};
@@ -199,7 +199,7 @@ pub async fn delete_model(
         return Err(unknown_model(&model));
     }
     tracing::info!(%model, "model deleted");
-    Ok(success(json!({ "name": model, "deleted": true })))
+    Ok(success(json!({ "name": model.name(), "deleted": true })))
 }
 
 /// `DELETE /v1/models/{name}/versions/{version}`.
@@ -208,9 +208,8 @@ pub async fn delete_model(
     responses((status = 200, description = "The version is gone.", body = crate::openapi::Success<crate::openapi::DeletedVersion>)))]
 pub async fn delete_version(
     State(state): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
+    VersionPath(model, version): VersionPath,
 ) -> Result<Response, ApiError> {
-    let model = ModelName::parse(&name).map_err(|e| ApiError::field("name", e.to_string()))?;
     let version: Version = match version.parse() {
         Ok(v) if v >= 1 => v,
         _ => {
@@ -266,7 +265,7 @@ pub async fn delete_version(
     }
     tracing::info!(%model, version, "version deleted");
     Ok(success(json!({
-        "name": model,
+        "name": model.name(),
         "version": version,
         "status": status_name(&info.status),
         "deleted": true,

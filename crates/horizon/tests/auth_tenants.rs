@@ -278,6 +278,31 @@ async fn tenants_see_only_their_own_models_and_keys_are_checked() {
     let (status, body) = beta.put("/v1/models/sales", fit_body(1)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
+    // Deletes stay inside the tenant too, and answer with the name only:
+    // beta's version 1 of "sales" goes, the open model's version 1 stays.
+    let (status, body) = beta.put("/v1/models/sales", fit_body(1)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body, _) = beta
+        .send(reqwest::Method::DELETE, "/v1/models/sales/versions/1", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["name"], "sales", "{body}");
+    let (_, body) = admin.get("/v1/models/sales").await;
+    assert_eq!(body["data"]["versions"][0]["version"], 1, "{body}");
+    let (status, body, _) = beta
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/models/only-acme/versions/1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body, _) = acme
+        .send(reqwest::Method::DELETE, "/v1/models/only-acme", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["name"], "only-acme", "{body}");
+
     // A revoked key is refused at once.
     let acme_id = &acme_key[4..20];
     let out = keys(dir.path(), &["revoke", "--tenant", "acme", acme_id]);

@@ -183,6 +183,36 @@ async fn an_oversized_forecast_is_refused_before_any_work() {
     assert_eq!(served.healthz().await, StatusCode::OK);
 }
 
+/// `POST /forecast` names its own field (`num_steps`) when refused.
+#[tokio::test]
+async fn an_oversized_original_forecast_names_num_steps() {
+    let served = Served::start(&[("HORIZON_MAX_FORECAST_VALUES", "100")]);
+    let client = reqwest::Client::new();
+    let (status, _, _) = send(
+        client
+            .post(served.url("/fit_model"))
+            .json(&json!({"data": [1, 2, 3, 4], "method": "naive"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = send(
+        client
+            .post(served.url("/forecast"))
+            .json(&json!({"num_steps": 101})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["data"]["num_steps"].as_str().unwrap_or_default();
+    assert!(message.contains("at most 100"), "{body}");
+    let (status, _, _) = send(
+        client
+            .post(served.url("/forecast"))
+            .json(&json!({"num_steps": 100})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn slow_connections_are_closed_and_healthz_keeps_answering() {
     let served = Served::start(&[("HORIZON_HEADER_TIMEOUT", "1s")]);

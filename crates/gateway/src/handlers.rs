@@ -67,6 +67,7 @@ pub async fn seed_fit(
             n_obs: first.map_or(0, |s| s.n_obs),
             n_missing: first.map_or(0, |s| s.n_missing),
             freq: first.and_then(|s| s.calendar.map(|c| c.freq.to_string())),
+            index: first.and_then(|s| s.index),
         })
     }))
 }
@@ -1287,6 +1288,9 @@ pub(crate) struct SeedFitAnswer<'a> {
     n_missing: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     freq: Option<String>,
+    /// Where an integer `ds` ends, and its step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<protocol::calendar::IndexAxis>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

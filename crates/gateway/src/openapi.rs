@@ -199,6 +199,7 @@ pub async fn docs() -> Response {
 </head>
 <body>
 <rapi-doc spec-url="/openapi.json" render-style="read" show-header="false" allow-server-selection="false"
+  load-fonts="false"
   regular-font="system-ui, -apple-system, 'Segoe UI', sans-serif" mono-font="ui-monospace, monospace"
   schema-description-expanded="true" default-schema-tab="schema"></rapi-doc>
 </body>

@@ -163,6 +163,21 @@ async fn an_integer_ds_in_the_long_format_is_continued() {
         .await;
     assert_eq!(body["data"]["series"][0]["mean"], json!([6.0, 6.0]));
     assert_eq!(body["data"]["series"][0]["ds"], json!([21, 24]));
+    // The original endpoint shows the axis too, and continues it.
+    let (status, body) = app
+        .post(
+            "/fit_model",
+            json!({"data": [1, 2, 3, 4], "ds": [3, 6, 12, 15], "method": "naive"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["index"],
+        json!({"last": 15, "step": 3}),
+        "{body}"
+    );
+    let (_, body) = app.post("/forecast", json!({"num_steps": 2})).await;
+    assert_eq!(body["data"]["ds"], json!([18, 21]), "{body}");
 
     let (status, body) = app
         .put(

@@ -530,6 +530,8 @@ async fn real_answers_follow_the_served_document() {
                 !text.contains("http://") && !text.contains("https://"),
                 "{text}"
             );
+            // RapiDoc fetches its fonts from Google unless told not to.
+            assert!(text.contains(r#"load-fonts="false""#), "{text}");
         }
     }
 

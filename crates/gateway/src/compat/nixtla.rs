@@ -384,12 +384,26 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-/// The body, decompressed when the client sent it as zstd, parsed.
+/// The body, decompressed when the client sent it as zstd (the only
+/// encoding Nixtla's client uses; any other is a 415), parsed.
 async fn parse(headers: &HeaderMap, body: Bytes) -> Result<Payload, ApiError> {
-    let zstd = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("zstd"));
+    let encoding = headers.get(header::CONTENT_ENCODING).map(|v| {
+        v.to_str()
+            .unwrap_or("(not text)")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let zstd = match encoding.as_deref() {
+        None | Some("" | "identity") => false,
+        Some("zstd") => true,
+        Some(other) => {
+            return Err(ApiError::fail(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content-encoding",
+                format!("'{other}' is not accepted; send the body as zstd or uncompressed"),
+            ))
+        }
+    };
     blocking(move || {
         let text = if zstd {
             decompress(&body)?
@@ -404,7 +418,7 @@ async fn parse(headers: &HeaderMap, body: Bytes) -> Result<Payload, ApiError> {
 
 /// Every zstd frame of `body`, concatenated, up to [`MAX_DECOMPRESSED`] bytes.
 fn decompress(body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let bad = |e: String| ApiError::field("body", format!("bad zstd body: {e}"));
+    let bad = |e: String| ApiError::field("body", format!("the body is not valid zstd: {e}"));
     let mut input = body;
     let mut out = Vec::new();
     while !input.is_empty() {
@@ -451,7 +465,7 @@ fn check(p: &Payload) -> Result<Request, ApiError> {
     if p.finetuned_model_id.is_some() {
         errors.insert(
             "finetuned_model_id".into(),
-            format!("fine-tuned models {unsupported}"),
+            format!("a fine-tuned model {unsupported}"),
         );
     }
     let exogenous =
@@ -833,7 +847,7 @@ async fn job_status(
         return Err(ApiError::fail(
             StatusCode::NOT_FOUND,
             "job_id",
-            format!("job '{id}' is not a {kind:?} job"),
+            format!("job '{id}' is not a {} job", kind.job_kind()),
         ));
     }
     let (status, result, error) = match info.status {
@@ -918,6 +932,21 @@ mod tests {
         ];
         assert_eq!(decompress(&frame).expect("decodes"), b"{}");
         assert!(decompress(b"not zstd").is_err());
+    }
+
+    #[tokio::test]
+    async fn other_encodings_are_refused_not_read_as_json() {
+        for encoding in ["gzip", "br"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_ENCODING, encoding.parse().expect("header"));
+            let Err(ApiError::Fail(status, errors)) =
+                parse(&headers, Bytes::from_static(br#"{"series": {}}"#)).await
+            else {
+                panic!("{encoding}: expected a fail");
+            };
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{encoding}");
+            assert!(errors["content-encoding"].contains(encoding), "{errors:?}");
+        }
     }
 
     #[test]

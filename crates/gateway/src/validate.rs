@@ -21,7 +21,7 @@
 use crate::jsend::{ApiError, FieldErrors};
 use engine::{Horizon, Level, Method, ModelSpec, SeriesData, MAX_HORIZON, MAX_SERIES_LEN};
 use protocol::calendar::{
-    CalendarError, Freq, Grid, GridError, IndexAxis, SeriesCalendar, Timestamp,
+    CalendarError, Freq, FreqUnit, Grid, GridError, IndexAxis, SeriesCalendar, Timestamp,
 };
 use protocol::NamedSeries;
 use serde::de::{
@@ -1491,11 +1491,26 @@ impl SeriesIn {
                 "{} is earlier than the timestamp before it; timestamps must be sorted",
                 self.stamp_name(ds, *index)
             ),
-            CalendarError::Grid(GridError::OffGrid { index, freq }) => format!(
-                "{} is not on one regular grid with {}: the step is {freq} ({found})",
-                self.stamp_name(ds, *index),
+            CalendarError::Grid(GridError::OffGrid { index: 0, freq }) => format!(
+                "{} is not on the calendar of freq {freq} ({found})",
                 self.stamp_name(ds, 0)
             ),
+            CalendarError::Grid(GridError::OffGrid { index, freq }) => {
+                // Monthly values dated mid-month step by 28 to 31 days.
+                let monthly = !given
+                    && freq.unit() == FreqUnit::Day
+                    && (28..=31).contains(&freq.n());
+                format!(
+                    "{} is not on one regular grid with {}: the step is {freq} ({found}){}",
+                    self.stamp_name(ds, *index),
+                    self.stamp_name(ds, 0),
+                    if monthly {
+                        "; monthly values must be dated on month starts (freq MS) or month ends (ME)"
+                    } else {
+                        ""
+                    }
+                )
+            }
             CalendarError::Grid(other) => other.to_string(),
         };
         format!("{}{body}", self.label)

@@ -333,6 +333,22 @@ async fn bad_timestamps_and_options_get_a_clear_fail() {
         (
             series(
                 json!([1, 2, 3]),
+                json!({"ds": ["2024-01-01", "2024-02-01", "2024-03-01"], "freq": "ME"}),
+            ),
+            "series[0].ds",
+            vec!["timestamp 0 (2024-01-01) is not on the calendar of freq ME"],
+        ),
+        (
+            series(
+                json!([1, 2, 3, 4]),
+                json!({"ds": ["2024-01-15", "2024-02-15", "2024-03-15", "2024-04-15"]}),
+            ),
+            "series[0].ds",
+            vec!["month starts (freq MS) or month ends (ME)"],
+        ),
+        (
+            series(
+                json!([1, 2, 3]),
                 json!({"ds": ["2024-01-01", "2024-01-03", "2024-01-02"]}),
             ),
             "series[0].ds",

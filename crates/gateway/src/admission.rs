@@ -69,7 +69,7 @@ pub type Slot = OwnedSemaphorePermit;
 
 impl Admission {
     pub fn new(config: AdmissionConfig) -> Self {
-        let units = (config.body_budget / BUDGET_UNIT).clamp(1, Semaphore::MAX_PERMITS);
+        let units = budget_units(&config);
         Self {
             fits: Arc::new(Semaphore::new(config.max_fits.max(1))),
             forecasts: Arc::new(Semaphore::new(config.max_forecasts.max(1))),
@@ -107,10 +107,10 @@ impl Admission {
     /// Room for a body of `bytes` bytes in the body budget, or a 503.
     pub fn body(&self, bytes: usize) -> Result<Slot, ApiError> {
         let units = bytes.div_ceil(BUDGET_UNIT).max(1);
+        // A body larger than the whole budget takes all of it (it could
+        // never be admitted otherwise).
+        let units = units.min(budget_units(&self.config));
         let units = u32::try_from(units).unwrap_or(u32::MAX);
-        let total = self.config.body_budget.div_ceil(BUDGET_UNIT).max(1);
-        // A body larger than the whole budget could never be admitted.
-        let units = units.min(u32::try_from(total).unwrap_or(u32::MAX));
         self.body_bytes
             .clone()
             .try_acquire_many_owned(units)
@@ -147,6 +147,14 @@ impl Admission {
             ),
         ))
     }
+}
+
+/// The body budget in units of [`BUDGET_UNIT`] bytes, rounded up.
+fn budget_units(config: &AdmissionConfig) -> usize {
+    config
+        .body_budget
+        .div_ceil(BUDGET_UNIT)
+        .clamp(1, Semaphore::MAX_PERMITS)
 }
 
 /// A 503; [`crate::server`] adds `Retry-After` to every 503 it sends.
@@ -187,6 +195,12 @@ mod tests {
         drop((big, small));
         // A body over the whole budget takes all of it, so it is not refused for ever.
         assert!(a.body(1 << 30).is_ok());
+        // Also when the budget is not a whole number of units.
+        let odd = admission(1, 2000);
+        let whole = odd.body(2630).unwrap();
+        assert!(odd.body(1).is_err());
+        drop(whole);
+        assert!(odd.body(1).is_ok());
     }
 
     #[test]

@@ -190,6 +190,19 @@ async fn an_integer_ds_in_the_long_format_is_continued() {
         message(&body, "series[0].ds").contains("must be sorted and distinct"),
         "{body}"
     );
+    // Positions whose forecasts would pass the largest integer.
+    let top = i64::MAX - 1;
+    let (status, body) = app
+        .put(
+            "/v1/models/numbered",
+            json!({"series": [{"id": "a", "values": [1, 2, 3], "ds": [top - 2, top - 1, top]}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        message(&body, "series[0].ds").contains("is too large"),
+        "{body}"
+    );
     app.stop().await;
 }
 

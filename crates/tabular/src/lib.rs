@@ -110,12 +110,13 @@ impl Series {
         match self.time {
             Time::Dates(_) => Err(self),
             Time::Steps { first, step } if self.values.len() <= max_len => {
-                let grid = IndexGrid {
-                    first,
-                    step,
-                    values: self.values,
-                };
-                Ok(Ok((self.id, grid)))
+                Ok(match IndexGrid::with_room(first, step, self.values) {
+                    Ok(grid) => Ok((self.id, grid)),
+                    Err(message) => Err(TableError::Series {
+                        id: self.id,
+                        message,
+                    }),
+                })
             }
             _ => match self.index_grid(max_len) {
                 Some(grid) => Ok(grid.map(|grid| (self.id, grid))),
@@ -174,10 +175,29 @@ impl IndexGrid {
             }
             placed[pos] = v;
         }
+        Self::with_room(first, step, placed)
+    }
+
+    /// The grid, if forecasts can continue it: the positions of the longest
+    /// horizon after its last one must be integers too.
+    fn with_room(first: i64, step: i64, values: Vec<f64>) -> Result<Self, String> {
+        let last = first.saturating_add(step.saturating_mul(values.len() as i64 - 1));
+        let horizon = engine::MAX_HORIZON as i64;
+        if step
+            .checked_mul(horizon)
+            .and_then(|far| last.checked_add(far))
+            .is_none()
+        {
+            return Err(format!(
+                "ds {last} is too large: {horizon} steps of {step} after it pass the largest \
+                 integer position ({})",
+                i64::MAX
+            ));
+        }
         Ok(Self {
             first,
             step,
-            values: placed,
+            values,
         })
     }
 }
@@ -274,5 +294,29 @@ mod tests {
             message.contains("ds 9 is not on the step 2 from 0"),
             "{message}"
         );
+        // Positions the forecasts could not continue are refused, however
+        // they are kept.
+        let near_max = i64::MAX - 5;
+        for time in [
+            Time::Index(vec![near_max - 2, near_max - 1, near_max]),
+            Time::Steps {
+                first: near_max - 2,
+                step: 1,
+            },
+        ] {
+            let series = Series {
+                id: "far".into(),
+                time,
+                values: vec![1.0; 3],
+            };
+            let message = series
+                .clone()
+                .into_index_grid(100)
+                .map(|r| r.map(|_| ()))
+                .unwrap_or(Ok(()))
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains("is too large"), "{message}");
+        }
     }
 }

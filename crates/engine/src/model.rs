@@ -199,14 +199,14 @@ fn scale_of(observed: &[f64]) -> f64 {
     f64::from_bits(((exponent + 1023) as u64) << 52)
 }
 
-/// The chosen model and the seasons it uses: MSTL (also inside a
-/// combination) and DHR name their own; any other model is followed by the season it was given
-/// (or none), and whether it carries it (a season the data are too short
-/// for, or that the model found no trace of, is not used).
+/// The chosen model and the seasons it uses: DHR and MSTL (also inside a
+/// combination) name their own; any other model is followed by the season
+/// it was given (or none), and whether it carries it (a season the data are
+/// too short for, or that the model found no trace of, is not used).
 fn describe_with_seasons(state: &State, seasons: &[usize]) -> String {
     let model = state.describe();
     match seasons {
-        _ if model.contains("MSTL(") || model.starts_with("DHR(") => model,
+        _ if matches!(state, State::Dhr(_)) || model.contains("MSTL(") => model,
         [] => format!("{model}; no season"),
         [m, ..] if state.is_seasonal() => format!("{model}; season {m}"),
         [m, ..] => format!("{model}; season {m} not used"),

@@ -310,7 +310,9 @@ impl Read for Chunks {
 
 /// Bodies are read as sent: an encoded (e.g. gzip) body is refused with a
 /// 415 rather than parsed as JSON and answered "malformed".
-fn check_content_encoding(value: Option<&axum::http::HeaderValue>) -> Result<(), ApiError> {
+pub(crate) fn check_content_encoding(
+    value: Option<&axum::http::HeaderValue>,
+) -> Result<(), ApiError> {
     let Some(value) = value else {
         return Ok(());
     };

@@ -387,23 +387,13 @@ async fn blocking<T: Send + 'static>(
 /// The body, decompressed when the client sent it as zstd (the only
 /// encoding Nixtla's client uses; any other is a 415), parsed.
 async fn parse(headers: &HeaderMap, body: Bytes) -> Result<Payload, ApiError> {
-    let encoding = headers.get(header::CONTENT_ENCODING).map(|v| {
-        v.to_str()
-            .unwrap_or("(not text)")
-            .trim()
-            .to_ascii_lowercase()
-    });
-    let zstd = match encoding.as_deref() {
-        None | Some("" | "identity") => false,
-        Some("zstd") => true,
-        Some(other) => {
-            return Err(ApiError::fail(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "content-encoding",
-                format!("'{other}' is not accepted; send the body as zstd or uncompressed"),
-            ))
-        }
-    };
+    let encoding = headers.get(header::CONTENT_ENCODING);
+    let zstd = encoding
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("zstd"));
+    if !zstd {
+        crate::body::check_content_encoding(encoding)?;
+    }
     blocking(move || {
         let text = if zstd {
             decompress(&body)?

@@ -5,6 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod detect;
+pub use detect::detect;
+
 /// Sample autocorrelations r_1..=r_max_lag.
 pub fn acf(y: &[f64], max_lag: usize) -> Vec<f64> {
     let n = y.len();
@@ -36,11 +39,6 @@ pub fn is_seasonal(y: &[f64], m: usize) -> bool {
 
 /// Fewest cycles a candidate or detected season needs in the data.
 const MIN_CYCLES: usize = 3;
-/// Longest stretch of recent data that data-driven detection looks at (its
-/// autocorrelations cost O(n · lag)).
-const DETECTION_WINDOW: usize = 4_000;
-/// Family-wise false-detection rate of data-driven detection over all lags.
-const DETECTION_ALPHA: f64 = 0.05;
 
 /// The seasons a fit uses, ascending, each ≥ 2 (empty: none).
 ///
@@ -138,51 +136,6 @@ pub fn additive_season(y: &[f64], m: usize) -> Option<(Vec<f64>, f64)> {
         0.0
     };
     Some((idx, strength))
-}
-
-/// One season found in the data alone, if any: the lag (2 ..= n/3) whose
-/// autocorrelation of the differenced series is a local peak and exceeds its
-/// Bartlett limit at a Bonferroni-corrected level over all lags tried; the
-/// highest such peak wins. A smooth season (one wave per cycle) correlates
-/// every short lag, which raises the Bartlett limit above any correlation:
-/// when no peak passes, the highest positive peak is kept if its seasonal
-/// strength is strong ([`STRONG_SEASON`], as for candidates).
-pub fn detect(y: &[f64]) -> Option<usize> {
-    let y = &y[y.len().saturating_sub(DETECTION_WINDOW)..];
-    if y.len() < 2 * MIN_CYCLES + 2 {
-        return None;
-    }
-    // Differences remove a trend, which would otherwise make every lag look
-    // correlated.
-    let d: Vec<f64> = y.windows(2).map(|w| w[1] - w[0]).collect();
-    let n = d.len();
-    // Cycles are counted in the series, not in its differences (one fewer):
-    // 36 monthly points hold three cycles of 12.
-    let max_lag = y.len() / MIN_CYCLES;
-    if max_lag < 2 {
-        return None;
-    }
-    let r = acf(&d, max_lag + 1);
-    let z = crate::model::normal_quantile(1.0 - DETECTION_ALPHA / (max_lag - 1) as f64);
-    let mut sum_sq = r[0] * r[0];
-    let mut best: Option<(usize, f64)> = None;
-    for lag in 2..=max_lag {
-        let (here, before, after) = (r[lag - 1], r[lag - 2], r[lag]);
-        let limit = z * ((1.0 + 2.0 * sum_sq) / n as f64).sqrt();
-        if here > limit && here >= before && here >= after && best.is_none_or(|b| here > b.1) {
-            best = Some((lag, here));
-        }
-        sum_sq += here * here;
-    }
-    if let Some((lag, _)) = best {
-        return Some(lag);
-    }
-    let peak = (2..=max_lag)
-        .filter(|&lag| r[lag - 1] > 0.0 && r[lag - 1] >= r[lag - 2] && r[lag - 1] >= r[lag])
-        .max_by(|&a, &b| r[a - 1].total_cmp(&r[b - 1]))?;
-    let strong = y.len() >= MIN_CYCLES * peak
-        && additive_season(y, peak).is_some_and(|s| s.1 >= STRONG_SEASON);
-    strong.then_some(peak)
 }
 
 /// The mean of each seasonal slot (`sums[i] / counts[i]`) and the mean of

@@ -318,7 +318,7 @@ mod tests {
         // Three cycles exactly are enough; fewer are not.
         assert_eq!(detect(&y[..36]), Some(12));
         assert_ne!(detect(&y[..35]), Some(12));
-        // A smooth wave, where the Bartlett limit is out of reach.
+        // A smooth wave (one per cycle), without noise.
         let wave = [
             5.0, 7.0, 9.0, 12.0, 15.0, 14.0, 11.0, 8.0, 6.0, 4.0, 3.0, 4.0,
         ];

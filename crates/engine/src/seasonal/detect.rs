@@ -6,10 +6,10 @@
 //! cycles. Those means carry L − 1 degrees of freedom, at the seasonal
 //! frequencies 2πj/L. Without a season, each frequency's share of their sum
 //! of squares is noise of the size of the noise spectrum there; the
-//! spectrum comes from an autoregression (Yule–Walker, order ≤
-//! [`MAX_AR_ORDER`] by BIC) fitted to what the phase means leave. Divided by
-//! it, the shares add up to a χ² with L − 1 degrees of freedom however
-//! coloured the noise; its ratio to them is referred to an F distribution
+//! spectrum comes from an autoregression (Yule–Walker, of order 0 or
+//! [`MAX_AR_ORDER`] = 1 by BIC) fitted to what the phase means leave.
+//! Divided by it, the shares add up to a χ² with L − 1 degrees of freedom
+//! however coloured the noise; its ratio to them is referred to an F distribution
 //! (Paulson's normal approximation), whose denominator degrees of freedom
 //! also count the uncertainty of the spectrum's shape. Measured against the
 //! plain residual variance instead (an ordinary F-test), most random walks
@@ -40,10 +40,15 @@ const ANY_LAG_ALPHA: f64 = 0.01;
 const CALENDAR: [usize; 9] = [4, 7, 12, 24, 48, 52, 168, 336, 365];
 /// Family-wise false-detection rate over the calendar periods.
 const CALENDAR_ALPHA: f64 = 0.05;
-/// Highest order of the noise autoregression, and the values each order
-/// needs: on short series a chance autocorrelation picked as an order
-/// distorts the spectrum the test is measured against.
-const MAX_AR_ORDER: usize = 5;
+/// Highest order of the noise autoregression: 1, whose spectrum is
+/// monotone in the frequency. From order 2 on it can peak inside (0, π) and
+/// swallow a season whose amplitude changes (a multiplicative season on a
+/// trend leaves its growing amplitude in the residuals: with orders up to 5,
+/// such a series without noise had "no season").
+const MAX_AR_ORDER: usize = 1;
+/// Values the autoregression's coefficient needs: on short series a chance
+/// autocorrelation taken as structure distorts the spectrum the test is
+/// measured against.
 const POINTS_PER_AR_ORDER: usize = 20;
 /// Least ratio of a season's phase-means sum of squares to the noise it
 /// would carry: each phase mean estimated from c cycles adds noise of
@@ -519,6 +524,21 @@ mod tests {
                 "{n} points: seasons found in white noise, a random walk, AR(1) and \
                  intermittent counts: {found:?} of 100 each"
             );
+        }
+    }
+
+    #[test]
+    fn finds_a_multiplicative_season_on_a_trend_without_noise() {
+        // What the phase means leave is the season's growing amplitude: a
+        // periodic residual an autoregression of order 2 would absorb.
+        for amplitude in [0.05, 0.3] {
+            let y: Vec<f64> = (0..200)
+                .map(|t| {
+                    let season = (std::f64::consts::TAU * t as f64 / 7.0).sin();
+                    (100.0 + 3.0 * t as f64) * (1.0 + amplitude * season)
+                })
+                .collect();
+            assert_eq!(detect(&y), Some(7), "amplitude {amplitude}");
         }
     }
 

@@ -151,7 +151,7 @@ impl ModelSpec {
 /// significant (hourly counts that are zero every night are seasonal, not
 /// intermittent). `observed` has NaN for missing values; `filled` is the
 /// interpolated series. `seasons`: every season given or proposed for the
-/// series (detected ones too, once detection runs before it).
+/// series (detected ones too: the seasons are resolved before this runs).
 fn intermittent_switch(
     method: Method,
     observed: &[f64],
@@ -206,7 +206,7 @@ fn scale_of(observed: &[f64]) -> f64 {
 fn describe_with_seasons(state: &State, seasons: &[usize]) -> String {
     let model = state.describe();
     match seasons {
-        _ if matches!(state, State::Dhr(_)) || model.contains("MSTL(") => model,
+        _ if state.names_its_seasons() => model,
         [] => format!("{model}; no season"),
         [m, ..] if state.is_seasonal() => format!("{model}; season {m}"),
         [m, ..] => format!("{model}; season {m} not used"),

@@ -99,6 +99,16 @@ impl State {
         }
     }
 
+    /// Whether the description already names the seasons the model uses
+    /// (MSTL and DHR do, also inside a combination).
+    pub fn names_its_seasons(&self) -> bool {
+        match self {
+            State::Mstl(_) | State::Dhr(_) => true,
+            State::Combination(s) => s.members.iter().any(State::names_its_seasons),
+            _ => false,
+        }
+    }
+
     /// Same model and parameters, state recomputed over `y` (no optimisation).
     pub fn refilter(&self, y: &[f64]) -> State {
         match self {

@@ -6,8 +6,8 @@
 //! cycles. Those means carry L − 1 degrees of freedom, at the seasonal
 //! frequencies 2πj/L. Without a season, each frequency's share of their sum
 //! of squares is noise of the size of the noise spectrum there; the
-//! spectrum comes from an autoregression (Yule–Walker, of order 0 or
-//! [`MAX_AR_ORDER`] = 1 by BIC) fitted to what the phase means leave.
+//! spectrum comes from an autoregression of order 0 or 1 ([`Noise`])
+//! fitted to what the phase means leave.
 //! Divided by it, the shares add up to a χ² with L − 1 degrees of freedom
 //! however coloured the noise; its ratio to them is referred to an F distribution
 //! (Paulson's normal approximation), whose denominator degrees of freedom
@@ -40,16 +40,10 @@ const ANY_LAG_ALPHA: f64 = 0.01;
 const CALENDAR: [usize; 9] = [4, 7, 12, 24, 48, 52, 168, 336, 365];
 /// Family-wise false-detection rate over the calendar periods.
 const CALENDAR_ALPHA: f64 = 0.05;
-/// Highest order of the noise autoregression: 1, whose spectrum is
-/// monotone in the frequency. From order 2 on it can peak inside (0, π) and
-/// swallow a season whose amplitude changes (a multiplicative season on a
-/// trend leaves its growing amplitude in the residuals: with orders up to 5,
-/// such a series without noise had "no season").
-const MAX_AR_ORDER: usize = 1;
-/// Values the autoregression's coefficient needs: on short series a chance
-/// autocorrelation taken as structure distorts the spectrum the test is
-/// measured against.
-const POINTS_PER_AR_ORDER: usize = 20;
+/// Values the noise's autoregressive coefficient needs before it is
+/// estimated at all: on short series a chance autocorrelation taken as
+/// structure distorts the spectrum the test is measured against.
+const POINTS_FOR_AR: usize = 20;
 /// Least ratio of a season's phase-means sum of squares to the noise it
 /// would carry: each phase mean estimated from c cycles adds noise of
 /// variance σ²/c to the forecasts, which pays off when the season's own
@@ -130,8 +124,8 @@ impl Limits {
 /// O(lag), not O(n)).
 struct Detrended {
     x: Vec<f64>,
-    /// `products[k][i]` = Σ_{t<i} x_t·x_{t+k}, for k ≤ [`MAX_AR_ORDER`].
-    products: Vec<Vec<f64>>,
+    /// `products[k][i]` = Σ_{t<i} x_t·x_{t+k}, for k = 0 and 1.
+    products: [Vec<f64>; 2],
 }
 
 impl Detrended {
@@ -151,20 +145,18 @@ impl Detrended {
             .enumerate()
             .map(|(t, v)| v - y_mean - slope * (t as f64 - t_mean))
             .collect();
-        let products = (0..=MAX_AR_ORDER)
-            .map(|k| {
-                let mut run = Vec::with_capacity(x.len() + 1);
-                let mut acc = 0.0;
-                run.push(acc);
-                for t in 0..x.len() {
-                    if t + k < x.len() {
-                        acc += x[t] * x[t + k];
-                    }
-                    run.push(acc);
+        let products = [0, 1].map(|k| {
+            let mut run = Vec::with_capacity(x.len() + 1);
+            let mut acc = 0.0;
+            run.push(acc);
+            for t in 0..x.len() {
+                if t + k < x.len() {
+                    acc += x[t] * x[t + k];
                 }
-                run
-            })
-            .collect();
+                run.push(acc);
+            }
+            run
+        });
         Self { x, products }
     }
 
@@ -182,79 +174,139 @@ impl Detrended {
         let n = x.len();
         let (means, ss_lag) = phase_means(x, lag);
         let step = lag / base;
-        let order = MAX_AR_ORDER.min(n / POINTS_PER_AR_ORDER);
-        let autocov = self.residual_autocov(start, &means, order);
+        let autocov = self.residual_autocov(start, &means);
         let ss_rest = autocov[0] * n as f64;
         if ss_rest <= 1e-20 * (ss_rest.max(0.0) + ss_lag) {
             // The phase means are the series: a perfectly periodic pattern.
-            let beyond_base = weighted_power(&means, base, cycles, &[]);
+            let beyond_base = weighted_power(&means, base, cycles, 0.0);
             return (beyond_base > 1e-12 * ss_lag).then_some(PhaseTest {
                 ratio: f64::INFINITY,
                 z: f64::INFINITY,
             });
         }
-        let (phi, innovation_var) = autoregression(&autocov, n);
+        let noise = Noise::fit(autocov, n);
         // The phase means took `lag` degrees of freedom from the residuals,
         // the line's slope one more.
         let taken = lag + 1;
-        let dof_rest = n as f64 - taken as f64 - phi.len() as f64;
+        let dof_rest = n as f64 - taken as f64 - noise.order() as f64;
         let dof = (lag - base) as f64;
         if dof_rest < 1.0 || dof == 0.0 {
             return None;
         }
-        let noise_var = innovation_var * n as f64 / (n - taken) as f64;
+        let noise_var = noise.innovation_var * n as f64 / (n - taken) as f64;
         // Each frequency's sum of squares over the noise spectrum there:
         // without a season χ² with `dof` degrees of freedom, however
         // coloured the noise.
-        let whitened = weighted_power(&means, base, cycles, &phi) / noise_var;
+        let whitened = weighted_power(&means, base, cycles, noise.phi) / noise_var;
         let ratio = whitened / dof;
         if !ratio.is_finite() || ratio < MIN_RATIO {
             return None;
         }
         // The spectrum is estimated too: the variance of its log (averaged
-        // over the tested frequencies) through the coefficients
-        // (Yule–Walker: σ²Γ⁻¹/n) lowers the denominator's degrees of freedom.
-        let gradient = mean_log_spectrum_gradient(&phi, lag, step);
-        let shape_var = coefficient_variance(&autocov, innovation_var, n, &gradient);
+        // over the tested frequencies) through φ̂ (Yule–Walker: σ²/(γ₀·n))
+        // lowers the denominator's degrees of freedom.
+        let shape_var = if noise.order() == 0 {
+            0.0
+        } else {
+            let slope = noise.mean_log_spectrum_slope(lag, step);
+            slope * slope * noise.innovation_var / (autocov[0] * n as f64)
+        };
         let dof_noise = 1.0 / (1.0 / dof_rest + shape_var / 2.0);
         let z = f_to_z(ratio, dof, dof_noise);
         z.is_finite().then_some(PhaseTest { ratio, z })
     }
 
-    /// Autocovariances 0..=order of `x[start..] − means[t % lag]`, from the
-    /// running products and the phase means.
-    fn residual_autocov(&self, start: usize, means: &[f64], order: usize) -> Vec<f64> {
+    /// Autocovariances at lags 0 and 1 of `x[start..] − means[t % lag]`,
+    /// from the running products and the phase means.
+    fn residual_autocov(&self, start: usize, means: &[f64]) -> [f64; 2] {
         let x = &self.x[start..];
         let (n, lag) = (x.len(), means.len());
         let cycles = (n / lag) as f64;
         let m = |t: usize| means[t % lag];
-        (0..=order)
-            .map(|k| {
-                let run = &self.products[k];
-                // Σ_{t<n−k} x_t·x_{t+k} over the window.
-                let xx = run[start + n - k] - run[start];
-                // Σ over whole cycles of m_t·m_{t+k}, which each cross term
-                // equals up to the k points at the window's edges.
-                let mm: f64 = (0..lag).map(|p| means[p] * m(p + k)).sum::<f64>() * cycles;
-                let x_ahead: f64 = (n - k..n).map(|t| x[t] * m(t + k)).sum();
-                let x_behind: f64 = (0..k).map(|t| x[t] * m(t + lag * k - k)).sum();
-                let m_edge: f64 = (n - k..n).map(|t| m(t) * m(t + k)).sum();
-                // Σ x_t m_{t+k} = mm − x_ahead; Σ m_t x_{t+k} = mm − x_behind;
-                // Σ m_t m_{t+k} = mm − m_edge.
-                (xx - mm + x_ahead + x_behind - m_edge) / n as f64
+        [0, 1].map(|k| {
+            let run = &self.products[k];
+            // Σ_{t<n−k} x_t·x_{t+k} over the window.
+            let xx = run[start + n - k] - run[start];
+            // Σ over whole cycles of m_t·m_{t+k}, which each cross term
+            // equals up to the k points at the window's edges.
+            let mm: f64 = (0..lag).map(|p| means[p] * m(p + k)).sum::<f64>() * cycles;
+            let x_ahead: f64 = (n - k..n).map(|t| x[t] * m(t + k)).sum();
+            let x_behind: f64 = (0..k).map(|t| x[t] * m(t + lag * k - k)).sum();
+            let m_edge: f64 = (n - k..n).map(|t| m(t) * m(t + k)).sum();
+            // Σ x_t m_{t+k} = mm − x_ahead; Σ m_t x_{t+k} = mm − x_behind;
+            // Σ m_t m_{t+k} = mm − m_edge.
+            (xx - mm + x_ahead + x_behind - m_edge) / n as f64
+        })
+    }
+}
+
+/// The noise the phase means leave: white, or an autoregression of order 1
+/// (chosen by BIC, Yule–Walker), whose spectrum σ²/|1 − φe^{−iω}|² is
+/// monotone in the frequency. From order 2 on it could peak inside (0, π)
+/// and swallow a season whose amplitude changes (a multiplicative season on
+/// a trend leaves its growing amplitude in the residuals: with orders up to
+/// 5, such a series without noise had "no season").
+struct Noise {
+    phi: f64,
+    innovation_var: f64,
+}
+
+impl Noise {
+    /// From the autocovariances at lags 0 and 1 of `n` residuals.
+    fn fit(autocov: [f64; 2], n: usize) -> Self {
+        let white = Self {
+            phi: 0.0,
+            innovation_var: autocov[0],
+        };
+        if n < POINTS_FOR_AR {
+            return white;
+        }
+        let phi = autocov[1] / autocov[0];
+        let ar = Self {
+            phi,
+            innovation_var: autocov[0] * (1.0 - phi * phi),
+        };
+        let n = n as f64;
+        let ar_is_better = ar.innovation_var > 0.0
+            && n * ar.innovation_var.ln() + n.ln() < n * white.innovation_var.ln();
+        if ar_is_better {
+            ar
+        } else {
+            white
+        }
+    }
+
+    fn order(&self) -> usize {
+        usize::from(self.phi != 0.0)
+    }
+
+    /// |1 − φe^{−iω}|² (the spectrum is the innovation variance over it).
+    fn gain(&self, cos_w: f64) -> f64 {
+        1.0 - 2.0 * self.phi * cos_w + self.phi * self.phi
+    }
+
+    /// d log S(ω) / dφ averaged over the frequencies 2πj/lag that are not
+    /// multiples of 2π/`step` (a divisor's).
+    fn mean_log_spectrum_slope(&self, lag: usize, step: usize) -> f64 {
+        let slopes: Vec<f64> = (1..lag)
+            .filter(|j| j % step != 0)
+            .map(|j| {
+                let cos_w = (std::f64::consts::TAU * j as f64 / lag as f64).cos();
+                (2.0 * cos_w - 2.0 * self.phi) / self.gain(cos_w)
             })
-            .collect()
+            .collect();
+        slopes.iter().sum::<f64>() / slopes.len().max(1) as f64
     }
 }
 
 /// Σ over the frequencies 2πj/lag of `means` (one per phase of `lag`,
 /// averaged over `cycles`) that `base` does not carry, of their sum of
-/// squares times |A(ω)|² = |1 − Σ φ_k e^{−ikω}|² (1 without `phi`).
-/// Computed without a Fourier transform: |A(ω)|² = a₀ + 2·Σ a_d·cos dω,
-/// and the power-weighted Σ cos dω_j is the circular autocovariance of the
-/// means at lag d (Wiener–Khinchin on one cycle); the base's frequencies
-/// are those of the means folded onto `base` phases.
-fn weighted_power(means: &[f64], base: usize, cycles: usize, phi: &[f64]) -> f64 {
+/// squares times |1 − φe^{−iω}|². Computed without a Fourier transform:
+/// |1 − φe^{−iω}|² = 1 + φ² − 2φ·cos ω, and the power-weighted Σ cos ω_j is
+/// the circular autocovariance of the means at lag 1 (Wiener–Khinchin on
+/// one cycle); the base's frequencies are those of the means folded onto
+/// `base` phases.
+fn weighted_power(means: &[f64], base: usize, cycles: usize, phi: f64) -> f64 {
     let lag = means.len();
     let step = lag / base;
     let folded: Vec<f64> = (0..base)
@@ -265,79 +317,8 @@ fn weighted_power(means: &[f64], base: usize, cycles: usize, phi: &[f64]) -> f64
         let r_base: f64 = (0..base).map(|q| folded[q] * folded[(q + d) % base]).sum();
         cycles as f64 * (r - step as f64 * r_base)
     };
-    let psi: Vec<f64> = std::iter::once(1.0).chain(phi.iter().map(|f| -f)).collect();
-    (0..psi.len())
-        .map(|d| {
-            let a: f64 = psi[d..].iter().zip(&psi).map(|(u, v)| u * v).sum();
-            let weight = if d == 0 { a } else { 2.0 * a };
-            weight * circular(d)
-        })
-        .sum()
-}
-
-/// |1 − Σ φ_k e^{−ikω}|² at the frequency whose cosine and sine are given
-/// (the noise spectrum is the innovation variance divided by this), and
-/// its derivatives in φ_1..φ_p.
-fn ar_gain(phi: &[f64], cos_w: f64, sin_w: f64) -> (f64, Vec<f64>) {
-    let (mut re, mut im) = (1.0, 0.0);
-    let (mut c, mut s) = (1.0, 0.0);
-    let mut powers = Vec::with_capacity(phi.len());
-    for f in phi {
-        (c, s) = (c * cos_w - s * sin_w, s * cos_w + c * sin_w);
-        re -= f * c;
-        im += f * s;
-        powers.push((c, s));
-    }
-    let d = powers
-        .iter()
-        .map(|(c, s)| 2.0 * (im * s - re * c))
-        .collect();
-    (re * re + im * im, d)
-}
-
-/// The gradient in φ of log σ²/|A(ω)|² averaged over the frequencies
-/// 2πj/lag that are not multiples of 2π/`step` (a divisor's).
-fn mean_log_spectrum_gradient(phi: &[f64], lag: usize, step: usize) -> Vec<f64> {
-    let mut gradient = vec![0.0; phi.len()];
-    let rotation = (std::f64::consts::TAU / lag as f64).sin_cos();
-    let (mut sin_j, mut cos_j) = (0.0, 1.0);
-    let mut count = 0usize;
-    for j in 1..lag {
-        (sin_j, cos_j) = (
-            sin_j * rotation.1 + cos_j * rotation.0,
-            cos_j * rotation.1 - sin_j * rotation.0,
-        );
-        if j % step == 0 {
-            continue;
-        }
-        let (gain, d_gain) = ar_gain(phi, cos_j, sin_j);
-        for (g, d) in gradient.iter_mut().zip(&d_gain) {
-            *g -= d / gain;
-        }
-        count += 1;
-    }
-    gradient.iter_mut().for_each(|g| *g /= count.max(1) as f64);
-    gradient
-}
-
-/// gᵀ·Cov(φ̂)·g for Yule–Walker estimates from `n` values: Cov(φ̂) =
-/// σ²·Γ⁻¹/n, Γ the Toeplitz matrix of the autocovariances.
-fn coefficient_variance(autocov: &[f64], innovation_var: f64, n: usize, g: &[f64]) -> f64 {
-    let p = g.len();
-    if p == 0 {
-        return 0.0;
-    }
-    let system = (0..p)
-        .map(|r| {
-            let mut row: Vec<f64> = (0..p).map(|c| autocov[r.abs_diff(c)]).collect();
-            row.push(g[r]);
-            row
-        })
-        .collect();
-    crate::intervals::solve(system).map_or(0.0, |x| {
-        let quad: f64 = x.iter().zip(g).map(|(a, b)| a * b).sum();
-        (innovation_var * quad / n as f64).max(0.0)
-    })
+    let lag_one = if phi == 0.0 { 0.0 } else { circular(1) };
+    (1.0 + phi * phi) * circular(0) - 2.0 * phi * lag_one
 }
 
 /// The mean at each phase of `x` (a whole number of cycles of `lag`) and
@@ -352,36 +333,6 @@ fn phase_means(x: &[f64], lag: usize) -> (Vec<f64>, f64) {
     let grand = means.iter().sum::<f64>() / lag as f64;
     let ss = means.iter().map(|m| cycles * (m - grand).powi(2)).sum();
     (means, ss)
-}
-
-/// Yule–Walker autoregression from the autocovariances `autocov[0..=max]` of
-/// `n` values, its order chosen by BIC along the Durbin–Levinson recursion:
-/// coefficients and innovation variance.
-fn autoregression(autocov: &[f64], n: usize) -> (Vec<f64>, f64) {
-    let n = n as f64;
-    let max_order = autocov.len() - 1;
-    let bic = |var: f64, order: usize| n * var.ln() + n.ln() * order as f64;
-    let mut phi: Vec<f64> = Vec::with_capacity(max_order);
-    let mut var = autocov[0];
-    let mut best = (Vec::new(), var, bic(var, 0));
-    for k in 0..max_order {
-        let ahead: f64 = (0..k).map(|j| phi[j] * autocov[k - j]).sum();
-        let kappa = (autocov[k + 1] - ahead) / var;
-        let prev = phi.clone();
-        for j in 0..k {
-            phi[j] = prev[j] - kappa * prev[k - 1 - j];
-        }
-        phi.push(kappa);
-        var *= 1.0 - kappa * kappa;
-        if !(var > 0.0 && var.is_finite()) {
-            break;
-        }
-        let score = bic(var, k + 1);
-        if score < best.2 {
-            best = (phi.clone(), var, score);
-        }
-    }
-    (best.0, best.1)
 }
 
 /// Normal deviate of an F(d1, d2) value (Paulson 1942).
@@ -557,7 +508,7 @@ mod tests {
                 .enumerate()
                 .map(|(t, v)| v - means[t % lag])
                 .collect();
-            let fast = series.residual_autocov(start, &means, MAX_AR_ORDER);
+            let fast = series.residual_autocov(start, &means);
             for (k, got) in fast.iter().enumerate() {
                 let want = rest[k..].iter().zip(&rest).map(|(a, b)| a * b).sum::<f64>()
                     / rest.len() as f64;
@@ -573,7 +524,10 @@ mod tests {
     fn weighted_power_matches_a_fourier_transform() {
         let mut r = Rng(8);
         let means: Vec<f64> = (0..12).map(|_| r.noise()).collect();
-        let phi = [0.6, -0.2];
+        let noise = Noise {
+            phi: 0.6,
+            innovation_var: 1.0,
+        };
         for base in [1, 2, 3, 4, 6] {
             let step = 12 / base;
             let want: f64 = (1..12)
@@ -587,10 +541,10 @@ mod tests {
                             (re + m * (w * p as f64).cos(), im - m * (w * p as f64).sin())
                         });
                     let power = 5.0 * (re * re + im * im) / 12.0;
-                    power * ar_gain(&phi, w.cos(), w.sin()).0
+                    power * noise.gain(w.cos())
                 })
                 .sum();
-            let got = weighted_power(&means, base, 5, &phi);
+            let got = weighted_power(&means, base, 5, noise.phi);
             assert!(
                 (got - want).abs() < 1e-9 * want,
                 "base {base}: {got} vs {want}"

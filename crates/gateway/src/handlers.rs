@@ -216,6 +216,17 @@ fn page<K>(
     Ok(Page::new(limit, after))
 }
 
+/// Cuts a listing fetched [`Page::with_lookahead`] back to `limit` items;
+/// the last item kept when more follow (the next page starts after it).
+fn more_follow<T>(items: &mut Vec<T>, limit: usize) -> Option<&T> {
+    if items.len() > limit {
+        items.truncate(limit);
+        items.last()
+    } else {
+        None
+    }
+}
+
 /// Lists the models by name, a page at a time.
 #[utoipa::path(get, path = "/v1/models", tag = "models",
     params(("limit" = Option<usize>, Query, description = "Items per page, 1 to 1000 (default 100).", minimum = 1, maximum = 1000), ("after" = Option<String>, Query, description = "The last model name of the previous page (its `next_after`).")),
@@ -229,15 +240,12 @@ pub async fn list_models(
         ModelName::parse_in(&tenant, t).map_err(|e| e.to_string())
     })?;
     let limit = page.limit();
-    let models = state
+    let mut models = state
         .store
-        .list_models(&tenant, page)
+        .list_models(&tenant, page.with_lookahead())
         .await
         .map_err(store_error)?;
-    // A full page may have a next one, after its last model.
-    let next = (models.len() == limit)
-        .then(|| models.last().map(|m| m.name.clone()))
-        .flatten();
+    let next = more_follow(&mut models, limit).map(|m| m.name.clone());
     let models: Vec<Value> = models
         .iter()
         .map(|m| {
@@ -272,14 +280,12 @@ pub async fn describe_model(
     let limit = page.limit();
     match state
         .store
-        .versions(&model, page)
+        .versions(&model, page.with_lookahead())
         .await
         .map_err(store_error)?
     {
-        Some(info) => {
-            let next = (info.versions.len() == limit)
-                .then(|| info.versions.last().map(|v| v.version))
-                .flatten();
+        Some(mut info) => {
+            let next = more_follow(&mut info.versions, limit).map(|v| v.version);
             let mut data = json!(describe(&info));
             if let Some(next) = next {
                 data["next_after"] = json!(next);

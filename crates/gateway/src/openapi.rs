@@ -623,7 +623,7 @@ pub struct ObservationsBody {
 #[derive(Serialize, ToSchema)]
 pub struct ModelList {
     pub(crate) models: Vec<handlers::ModelListEntry<'static>>,
-    /// On a full page: the `after` of the next page.
+    /// When more items follow: the `after` of the next page.
     pub next_after: Option<String>,
 }
 
@@ -633,7 +633,7 @@ pub struct ModelPage {
     pub name: String,
     pub latest_version: Option<i64>,
     pub(crate) versions: Vec<handlers::VersionAnswer<'static>>,
-    /// On a full page: the `after` of the next page.
+    /// When more items follow: the `after` of the next page.
     pub next_after: Option<i64>,
 }
 

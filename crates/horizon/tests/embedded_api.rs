@@ -737,6 +737,14 @@ async fn listings_come_in_pages() {
     assert_eq!(body["data"]["versions"][0]["method"], "naive");
     assert_eq!(body["data"]["next_after"], 2);
 
+    // A last page that is exactly full does not send the caller to an empty one.
+    let (_, body) = app.get("/v1/models?limit=3").await;
+    assert_eq!(body["data"]["models"].as_array().unwrap().len(), 3);
+    assert!(body["data"].get("next_after").is_none(), "{body}");
+    let (_, body) = app.get("/v1/models/a?limit=1&after=2").await;
+    assert_eq!(body["data"]["versions"][0]["version"], 3);
+    assert!(body["data"].get("next_after").is_none(), "{body}");
+
     for bad in [
         "/v1/models?limit=0",
         "/v1/models?limit=x",

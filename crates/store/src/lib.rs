@@ -95,6 +95,16 @@ impl<K> Page<K> {
         }
     }
 
+    /// The same page with one item more (beyond [`MAX_PAGE`] if need be),
+    /// so that a listing learns whether another page follows without
+    /// sending its callers to an empty one.
+    pub fn with_lookahead(self) -> Self {
+        Self {
+            limit: self.limit + 1,
+            ..self
+        }
+    }
+
     pub fn limit(&self) -> usize {
         self.limit
     }

@@ -53,10 +53,12 @@ pub enum BacktestError {
 /// Accuracy of forecasts against what happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Metrics {
-    pub mae: f64,
-    pub rmse: f64,
+    /// `None` (as are `rmse` and `smape`) when no actual value was scored
+    /// (every one missing) or the errors are beyond the range of an `f64`.
+    pub mae: Option<f64>,
+    pub rmse: Option<f64>,
     /// Symmetric MAPE in percent (0–200).
-    pub smape: f64,
+    pub smape: Option<f64>,
     /// `None` when no window's training data has a positive naive scale
     /// (e.g. a constant series).
     pub mase: Option<f64>,
@@ -157,25 +159,35 @@ pub fn backtest(
     Ok(SeriesBacktest { metrics, windows })
 }
 
-/// Overall metrics: the mean over series of each metric (MASE over the
-/// series that have one).
+/// Overall metrics: the mean over series of each metric, over the series
+/// that have it (a series with no scored value counts for none).
 pub fn overall(series: &[SeriesBacktest]) -> Metrics {
-    let n = series.len().max(1) as f64;
-    let mean = |f: &dyn Fn(&Metrics) -> f64| series.iter().map(|s| f(&s.metrics)).sum::<f64>() / n;
-    let mases: Vec<f64> = series.iter().filter_map(|s| s.metrics.mase).collect();
-    let mut coverage = BTreeMap::new();
+    let mean = |f: &dyn Fn(&Metrics) -> Option<f64>| {
+        let values: Vec<f64> = series.iter().filter_map(|s| f(&s.metrics)).collect();
+        finite((!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64))
+    };
+    let mut coverage: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     for s in series {
         for (k, v) in &s.metrics.coverage {
-            *coverage.entry(k.clone()).or_insert(0.0) += v / n;
+            let entry = coverage.entry(k.clone()).or_insert((0.0, 0));
+            entry.0 += v;
+            entry.1 += 1;
         }
     }
     Metrics {
         mae: mean(&|m| m.mae),
         rmse: mean(&|m| m.rmse),
         smape: mean(&|m| m.smape),
-        mase: (!mases.is_empty()).then(|| mases.iter().sum::<f64>() / mases.len() as f64),
-        coverage,
+        mase: mean(&|m| m.mase),
+        coverage: coverage
+            .into_iter()
+            .map(|(k, (sum, n))| (k, sum / n as f64))
+            .collect(),
     }
+}
+
+fn finite(v: Option<f64>) -> Option<f64> {
+    v.filter(|v| v.is_finite())
 }
 
 fn sub_series(values: &[f64]) -> Result<SeriesData, BacktestError> {
@@ -225,7 +237,17 @@ fn score(windows: &[Window], values: &[f64], season: usize) -> Metrics {
             }
         }
     }
-    let c = count.max(1) as f64;
+    if count == 0 {
+        // Nothing to score: no metric, rather than a perfect one.
+        return Metrics {
+            mae: None,
+            rmse: None,
+            smape: None,
+            mase: None,
+            coverage: BTreeMap::new(),
+        };
+    }
+    let c = count as f64;
     let mut coverage: BTreeMap<String, f64> = windows
         .first()
         .map(|w| {
@@ -239,10 +261,10 @@ fn score(windows: &[Window], values: &[f64], season: usize) -> Metrics {
         coverage.insert(k, hits as f64 / c);
     }
     Metrics {
-        mae: abs / c,
-        rmse: (sq / c).sqrt(),
-        smape: smape / c,
-        mase: (!mases.is_empty()).then(|| mases.iter().sum::<f64>() / mases.len() as f64),
+        mae: finite(Some(abs / c)),
+        rmse: finite(Some((sq / c).sqrt())),
+        smape: finite(Some(smape / c)),
+        mase: finite((!mases.is_empty()).then(|| mases.iter().sum::<f64>() / mases.len() as f64)),
         coverage,
     }
 }
@@ -279,8 +301,11 @@ mod tests {
         assert_eq!(r.windows[0].mean, vec![28.0; 3]);
         assert_eq!(r.windows[1].actual, vec![34.0, 36.0, 38.0]);
         let m = &r.metrics;
-        assert!((m.mae - 4.0).abs() < 1e-9, "{m:?}");
-        assert!((m.rmse - (56.0f64 / 3.0).sqrt()).abs() < 1e-9, "{m:?}");
+        assert!((m.mae.unwrap() - 4.0).abs() < 1e-9, "{m:?}");
+        assert!(
+            (m.rmse.unwrap() - (56.0f64 / 3.0).sqrt()).abs() < 1e-9,
+            "{m:?}"
+        );
         assert!((m.mase.unwrap() - 2.0).abs() < 1e-9, "{m:?}");
         // sMAPE: 200 * e / (a + f) per point, by hand.
         let mut s = 0.0;
@@ -290,7 +315,7 @@ mod tests {
                 s += 200.0 * (a - f) / (a + f);
             }
         }
-        assert!((m.smape - s / 6.0).abs() < 1e-9, "{m:?}");
+        assert!((m.smape.unwrap() - s / 6.0).abs() < 1e-9, "{m:?}");
         assert!(m.coverage.contains_key("80"));
         // Refit or filter forward: the same for naive.
         // (The intervals differ: filtering keeps the first fit's calibration.)
@@ -318,7 +343,7 @@ mod tests {
             .unwrap();
         assert_eq!(r.windows[2].cutoff, 75);
         assert_eq!(r.windows[2].mean, last.forecast(o.horizon, &o.levels).mean);
-        assert!(r.metrics.mae < 1.0, "{:?}", r.metrics);
+        assert!(r.metrics.mae.is_some_and(|e| e < 1.0), "{:?}", r.metrics);
     }
 
     #[test]
@@ -335,9 +360,25 @@ mod tests {
         };
         let m = score(&[w], &[0.0, 1.0, 1.0, 5.0, 0.0, 3.0], 1);
         assert!((m.coverage["90"] - 2.0 / 3.0).abs() < 1e-12);
-        assert!((m.mae - 2.0).abs() < 1e-12);
+        assert!((m.mae.unwrap() - 2.0).abs() < 1e-12);
         // Training data [0, 1]: naive scale 1.
         assert!((m.mase.unwrap() - 2.0).abs() < 1e-12);
+
+        // A window whose actual values are all missing scores nothing: no
+        // metric at all, rather than a perfect one.
+        let gone = Window {
+            cutoff: 1,
+            actual: vec![f64::NAN; 2],
+            mean: vec![1.0; 2],
+            intervals: vec![Interval {
+                level: 90.0,
+                lower: vec![0.0; 2],
+                upper: vec![4.0; 2],
+            }],
+        };
+        let m = score(&[gone], &[0.0, 1.0, f64::NAN, f64::NAN], 1);
+        assert_eq!((m.mae, m.rmse, m.smape, m.mase), (None, None, None, None));
+        assert!(m.coverage.is_empty(), "{m:?}");
     }
 
     #[test]
@@ -356,16 +397,20 @@ mod tests {
     fn overall_is_the_mean_over_series() {
         let one = |mae: f64, mase: Option<f64>| SeriesBacktest {
             metrics: Metrics {
-                mae,
-                rmse: mae,
-                smape: mae,
+                mae: Some(mae),
+                rmse: Some(mae),
+                smape: Some(mae),
                 mase,
                 coverage: [("80".to_string(), mae / 10.0)].into_iter().collect(),
             },
             windows: vec![],
         };
-        let m = overall(&[one(1.0, Some(2.0)), one(3.0, None)]);
-        assert_eq!(m.mae, 2.0);
+        let unscored = SeriesBacktest {
+            metrics: score(&[], &[], 1),
+            windows: vec![],
+        };
+        let m = overall(&[one(1.0, Some(2.0)), one(3.0, None), unscored]);
+        assert_eq!(m.mae, Some(2.0));
         assert_eq!(m.mase, Some(2.0));
         assert!((m.coverage["80"] - 0.2).abs() < 1e-12);
         assert_eq!(level_key(97.5), "97.5");

@@ -83,7 +83,7 @@ impl Auth {
         }
     }
 
-    /// Whether requests need a key now.
+    /// Whether requests need a key now: once one was live, for good.
     pub async fn required(&self) -> Result<bool, store::StoreError> {
         if self.admin.is_some() {
             return Ok(true);
@@ -96,7 +96,11 @@ impl Auth {
                 return Ok(live);
             }
         }
-        let live = keys.has_live_keys().await?;
+        // Once keys are required they stay required: revoking the last key
+        // must not open a server to anonymous callers (until it restarts,
+        // when `serve` checks its address again).
+        let was_required = lock(&self.live).is_some_and(|(_, live)| live);
+        let live = was_required || keys.has_live_keys().await?;
         *lock(&self.live) = Some((Instant::now(), live));
         Ok(live)
     }
@@ -209,13 +213,27 @@ fn unauthorized(message: &str) -> Response {
     answer
 }
 
-/// Whether a request is a fit (it stores series).
-fn is_fit(req: &Request) -> bool {
+/// Whether a request stores series (a new version): a fit, new
+/// observations, a rollback, or a TimeGPT-compatible forecast (a fit of the
+/// `nixtla` model; its cross-validation stores nothing).
+fn stores_series(req: &Request) -> bool {
     let path = req.uri().path();
-    (req.method() == Method::PUT
-        && path.starts_with("/v1/models/")
-        && path.matches('/').count() == 3)
-        || (req.method() == Method::POST && path == "/fit_model")
+    let model_action = |action: &str| {
+        path.strip_prefix("/v1/models/")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(name, tail)| !name.is_empty() && tail == action)
+    };
+    match *req.method() {
+        Method::PUT => path.starts_with("/v1/models/") && path.matches('/').count() == 3,
+        Method::POST => {
+            path == "/fit_model"
+                || model_action("observations")
+                || model_action("rollback")
+                || path == "/v2/forecast"
+                || path == "/v2/forecast/async"
+        }
+        _ => false,
+    }
 }
 
 /// Finds the caller's tenant (401 without a valid key when keys are
@@ -263,7 +281,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             let error = quota(format!("tenant '{tenant}' is over its request rate"));
             return too_many(error, wait);
         }
-        if is_fit(&req) {
+        if stores_series(&req) {
             if let Err(e) = auth.check_storage(&tenant).await {
                 return too_many(e, Duration::from_secs(STORAGE_RETRY_AFTER));
             }

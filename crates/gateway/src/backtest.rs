@@ -20,6 +20,8 @@ use axum::response::Response;
 use engine::backtest::BacktestOptions;
 use engine::{Horizon, Level, ModelSpec};
 use protocol::{BacktestJob, BacktestResult, JobError, ModelName, Version};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use store::jobs::KIND_BACKTEST;
 use store::{StoreError, VersionStatus};
@@ -108,6 +110,9 @@ fn options(body: &mut Map<String, Value>, errors: &mut FieldErrors) -> Option<Ba
             vec![]
         }
     };
+    if let Some((i, message)) = crate::validate::repeated_level(&levels) {
+        bad(&format!("level[{i}]"), message);
+    }
     Some(BacktestOptions {
         horizon: horizon?,
         n_windows,
@@ -118,18 +123,87 @@ fn options(body: &mut Map<String, Value>, errors: &mut FieldErrors) -> Option<Ba
     })
 }
 
-fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(ApiError::field(
-            "body",
-            format!("expected a JSON object, got {other}"),
-        )),
-        Err(e) => Err(ApiError::field(
-            "body",
-            crate::validate::json_error_message(&e),
-        )),
+/// The keys a backtest reads itself; the rest of a `/v1/backtest` body is
+/// a fit body.
+const OPTION_KEYS: [&str; 6] = [
+    "horizon",
+    "n_windows",
+    "step_size",
+    "refit",
+    "level",
+    "include_forecasts",
+];
+
+/// A body's top-level members split into the backtest's own (parsed) and
+/// the rest (their JSON text, so that the fit parser sees it as sent,
+/// repeated keys included). A key repeated at the top level is an error.
+struct Split {
+    options: Map<String, Value>,
+    rest: Vec<(String, Box<RawValue>)>,
+}
+
+fn object(body: &[u8], own: &[&str], errors: &mut FieldErrors) -> Result<Split, ApiError> {
+    let bad_json =
+        |e: serde_json::Error| ApiError::field("body", crate::validate::json_error_message(&e));
+    let Members(members) = serde_json::from_slice(body).map_err(bad_json)?;
+    let mut split = Split {
+        options: Map::new(),
+        rest: Vec::new(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (key, raw) in members {
+        if !seen.insert(key.clone()) {
+            errors.insert(
+                key,
+                "appears more than once in the object; send each field once".into(),
+            );
+        } else if own.contains(&key.as_str()) {
+            let value = serde_json::from_str(raw.get()).map_err(bad_json)?;
+            split.options.insert(key, value);
+        } else {
+            split.rest.push((key, raw));
+        }
     }
+    Ok(split)
+}
+
+/// A JSON object's members in order, repeated keys kept.
+struct Members(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
+                    out.push(entry);
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// The members of a fit body as JSON text, in their order.
+fn fit_text(members: &[(String, Box<RawValue>)]) -> String {
+    let mut text = String::from("{");
+    for (i, (key, raw)) in members.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        // A key came out of JSON text, so it goes back into it.
+        text.push_str(&serde_json::to_string(key).unwrap_or_default());
+        text.push(':');
+        text.push_str(raw.get());
+    }
+    text.push('}');
+    text
 }
 
 fn fail(errors: FieldErrors) -> ApiError {
@@ -146,13 +220,12 @@ pub struct BacktestBody {
 
 impl FromJson for BacktestBody {
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
-        let mut map = object(body)?;
         let mut errors = FieldErrors::new();
-        let options = options(&mut map, &mut errors);
-        // What is left is a fit body.
-        let rest = serde_json::to_vec(&Value::Object(map))
-            .map_err(|e| ApiError::field("body", e.to_string()))?;
-        let fit = match V1Fit::from_json(&rest) {
+        let Split { mut options, rest } = object(body, &OPTION_KEYS, &mut errors)?;
+        let options = self::options(&mut options, &mut errors);
+        // What is left is a fit body, as sent.
+        let rest = fit_text(&rest);
+        let fit = match V1Fit::from_json(rest.as_bytes()) {
             Ok(V1Fit(fit)) => Some(fit),
             Err(ApiError::Fail(_, more)) => {
                 errors.extend(more);
@@ -177,8 +250,12 @@ pub struct ModelBacktestBody {
 
 impl FromJson for ModelBacktestBody {
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
-        let mut map = object(body)?;
         let mut errors = FieldErrors::new();
+        let own = [&OPTION_KEYS[..], &["version"]].concat();
+        let Split {
+            options: mut map,
+            rest,
+        } = object(body, &own, &mut errors)?;
         let options = options(&mut map, &mut errors);
         let version = match map.remove("version") {
             None | Some(Value::Null) => None,
@@ -193,7 +270,7 @@ impl FromJson for ModelBacktestBody {
                 }
             },
         };
-        for key in map.keys() {
+        for key in rest.iter().map(|(k, _)| k) {
             errors.insert(
                 key.clone(),
                 "unknown field: a model's backtest takes horizon, n_windows, step_size, refit, \
@@ -356,14 +433,18 @@ pub async fn backtest_model(
         .wait_settled(&model, version, state.config.wait_timeout)
         .await
         .map_err(|e| match e {
-            StoreError::UnknownVersion { .. } => ApiError::field(
-                "version",
-                format!("model '{model}' has no version {version}"),
-            ),
+            StoreError::UnknownVersion { .. } => crate::life::no_such_version(&model, version),
             e => pending_error(e, &model, version),
         })?;
     match info.status {
         VersionStatus::Ready => {}
+        // One asked for by number: the caller's choice, a 409 as for a
+        // pinned forecast; the newest: the model is broken until a refit.
+        VersionStatus::Failed { reason } if body.version.is_some() => {
+            return Err(crate::life::pinned_failed(
+                &model, version, &reason, "backtest",
+            ))
+        }
         VersionStatus::Failed { reason } => return Err(version_failed(&model, version, &reason)),
         VersionStatus::Pending => {
             return Err(pending_error(

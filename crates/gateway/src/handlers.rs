@@ -972,9 +972,9 @@ pub(crate) async fn settled_version(
         })?;
     match &info.status {
         VersionStatus::Ready => Ok(info),
-        VersionStatus::Failed { reason } if pinned.is_some() => {
-            Err(crate::life::pinned_failed(model, version, reason))
-        }
+        VersionStatus::Failed { reason } if pinned.is_some() => Err(crate::life::pinned_failed(
+            model, version, reason, "forecast",
+        )),
         VersionStatus::Failed { reason } => Err(version_failed(model, version, reason)),
         VersionStatus::Pending => Err(pending_error(
             StoreError::WaitTimeout(state.config.wait_timeout),

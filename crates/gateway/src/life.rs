@@ -51,12 +51,19 @@ pub(crate) fn no_such_version(model: &ModelName, version: Version) -> ApiError {
     )
 }
 
-pub(crate) fn pinned_failed(model: &ModelName, version: Version, reason: &str) -> ApiError {
+/// A version asked for by number that failed: a 409 saying it has
+/// nothing to `use_for` ("forecast", "backtest").
+pub(crate) fn pinned_failed(
+    model: &ModelName,
+    version: Version,
+    reason: &str,
+    use_for: &str,
+) -> ApiError {
     ApiError::fail(
         StatusCode::CONFLICT,
         "version",
         format!(
-            "version {version} of model '{model}' failed ({reason}); it has nothing to forecast"
+            "version {version} of model '{model}' failed ({reason}); it has nothing to {use_for}"
         ),
     )
 }

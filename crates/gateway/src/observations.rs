@@ -13,7 +13,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use engine::{ModelSpec, SeriesData};
+use engine::{ModelSpec, SeriesData, MAX_HORIZON};
 use protocol::calendar::{label_after, Label, Timestamp};
 use protocol::NamedSeries;
 use serde::Deserialize;
@@ -85,7 +85,15 @@ impl FromJson for ObservationsBody {
         }
         let mut errors = FieldErrors::new();
         let mut out = Vec::with_capacity(raw.series.len());
+        let mut seen = std::collections::HashSet::new();
         for (i, s) in raw.series.into_iter().enumerate() {
+            if !seen.insert(s.id.clone()) {
+                errors.insert(
+                    format!("series[{i}].id"),
+                    format!("series id '{}' appears more than once", s.id),
+                );
+                continue;
+            }
             let values = match SeriesData::with_gaps(s.values) {
                 Ok(v) => v,
                 Err(e) => {
@@ -179,6 +187,24 @@ pub async fn observations(
             );
             continue;
         };
+        if let (None, Some(axis)) = (calendar, index) {
+            // Forecasts must still be able to number their steps.
+            let room = o.values.len() as i64 + MAX_HORIZON as i64;
+            if axis.checked_position(room).is_none() {
+                errors.insert(
+                    format!("series[{i}].values"),
+                    format!(
+                        "{} more values and {MAX_HORIZON} forecast steps after them would pass \
+                         the largest integer position ({}): series '{}' ends at {}",
+                        o.values.len(),
+                        i64::MAX,
+                        o.id,
+                        axis.last
+                    ),
+                );
+                continue;
+            }
+        }
         let Some(ds) = &o.ds else { continue };
         if calendar.is_none() && index.is_none() {
             errors.insert(

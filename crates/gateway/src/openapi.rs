@@ -677,10 +677,13 @@ pub struct DeletedVersion {
 /// Accuracy of forecasts against what happened.
 #[derive(Serialize, ToSchema)]
 pub struct BacktestMetrics {
-    pub mae: f64,
-    pub rmse: f64,
+    /// Mean absolute error; `null` (as are `rmse` and `smape`) when the
+    /// series had no actual value to score (all missing) or its errors are
+    /// beyond the range of a double.
+    pub mae: Option<f64>,
+    pub rmse: Option<f64>,
     /// Symmetric MAPE in percent (0 to 200).
-    pub smape: f64,
+    pub smape: Option<f64>,
     /// Mean absolute scaled error; `null` when no window's training data
     /// has a positive naive scale (e.g. a constant series).
     pub mase: Option<f64>,

@@ -2521,6 +2521,22 @@ impl FromJson for SeedForecast {
     }
 }
 
+/// The first level listed again (its index and a message): each level
+/// is one interval (and one coverage in a backtest), so a list holds it once.
+pub(crate) fn repeated_level(levels: &[Level]) -> Option<(usize, String)> {
+    levels.iter().enumerate().find_map(|(i, l)| {
+        levels[..i].contains(l).then(|| {
+            (
+                i,
+                format!(
+                    "{} is listed more than once; list each level once",
+                    l.percent()
+                ),
+            )
+        })
+    })
+}
+
 impl FromJson for V1Forecast {
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
         let mut errors = Errors::default();
@@ -2539,6 +2555,10 @@ impl FromJson for V1Forecast {
                         }
                         for (i, message) in &items.bad {
                             errors.add(&format!("level[{i}]"), message.clone());
+                        }
+                        if let Some((i, message)) = repeated_level(&items.items) {
+                            errors.add(&format!("level[{i}]"), message);
+                            return None;
                         }
                         items.bad.is_empty().then_some(items.items)
                     }),
@@ -2962,5 +2982,9 @@ mod tests {
             fields.contains_key("level[0]") && fields.contains_key("level[1]"),
             "{fields:?}"
         );
+        let fields = fail_fields(
+            parse::<V1Forecast>(json!({"horizon": 3, "level": [80, 95, 80.0]})).unwrap_err(),
+        );
+        assert!(fields["level[2]"].contains("more than once"), "{fields:?}");
     }
 }

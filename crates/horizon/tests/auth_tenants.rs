@@ -274,6 +274,21 @@ async fn tenants_see_only_their_own_models_and_keys_are_checked() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["status"], "fail");
     assert!(headers.contains_key("retry-after"));
+    // So is whatever else would store a new version of its series.
+    for (path, body) in [
+        (
+            "/v1/models/sales/observations",
+            json!({"series": [{"id": "s0", "values": [7.0]}]}),
+        ),
+        ("/v1/models/sales/rollback", json!({"version": 1})),
+        (
+            "/v2/forecast",
+            json!({"series": {"sizes": [6], "y": [1, 2, 3, 4, 5, 6]}, "h": 2, "freq": "D"}),
+        ),
+    ] {
+        let (status, body) = acme.post(path, body).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{path}: {body}");
+    }
     // Beta's quota is its own.
     let (status, body) = beta.put("/v1/models/sales", fit_body(1)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -308,6 +323,27 @@ async fn tenants_see_only_their_own_models_and_keys_are_checked() {
     let out = keys(dir.path(), &["revoke", "--tenant", "acme", acme_id]);
     assert!(out.contains("revoked"), "{out}");
     let (status, body) = acme.get("/v1/models").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[tokio::test]
+async fn revoking_the_last_key_does_not_open_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_key(dir.path(), "solo");
+    let served = Served::start(dir.path(), &[]);
+    let solo = Client::new(&served, Some(&key));
+    let anonymous = Client::new(&served, None);
+    let (status, body) = solo.get("/v1/models").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let out = keys(dir.path(), &["revoke", "--tenant", "solo", &key[4..20]]);
+    assert!(out.contains("revoked"), "{out}");
+    // Past the second for which "is any key live?" is trusted.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, body) = anonymous.get("/v1/models").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = anonymous.put("/v1/models/anon", fit_body(1)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = solo.get("/v1/models").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
 

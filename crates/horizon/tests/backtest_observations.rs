@@ -452,6 +452,129 @@ async fn numbered(base: &str, model: &str) {
     assert_eq!(last["ds"], json!([390, 400, 410]), "{last}");
 }
 
+/// Requests that must be refused whole (and register no version), and
+/// backtests whose series cannot all be scored.
+async fn refusals(base: &str, model: &str) {
+    let ds: Vec<String> = (0..24)
+        .map(|h| format!("2024-01-01T{h:02}:00:00Z"))
+        .collect();
+    let path = format!("/v1/models/{model}");
+    let (status, body) = call(
+        base,
+        reqwest::Method::PUT,
+        &path,
+        json!({"series": [{"id": "a", "values": seasonal(24, 2), "ds": ds}], "method": "naive"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let observations = format!("{path}/observations");
+    let observe = |series: Value| post(base, &observations, json!({ "series": series }));
+    // The next hour in another offset is another instant: refused.
+    let (status, body) =
+        observe(json!([{"id": "a", "values": [1.0], "ds": ["2024-01-02T00:00:00+01:00"]}])).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["data"]["series[0].ds[0]"]
+            .as_str()
+            .unwrap()
+            .contains("2024-01-02T00:00:00Z"),
+        "{body}"
+    );
+    let (status, body) =
+        observe(json!([{"id": "a", "values": [1.0]}, {"id": "a", "values": [2.0]}])).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["data"]["series[1].id"]
+            .as_str()
+            .unwrap()
+            .contains("more than once"),
+        "{body}"
+    );
+    // Neither refusal registered a version.
+    let (_, body) = call(base, reqwest::Method::GET, &path, Value::Null).await;
+    assert_eq!(body["data"]["latest_version"], 1, "{body}");
+    let (status, body) =
+        observe(json!([{"id": "a", "values": [1.0], "ds": ["2024-01-02T00:00:00Z"]}])).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Positions must leave room for the longest forecast after the new values.
+    let top = i64::MAX - engine::MAX_HORIZON as i64 - 3;
+    let (status, body) = call(
+        base,
+        reqwest::Method::PUT,
+        &format!("{path}-far"),
+        json!({"series": [{"id": "a", "values": [1.0, 2.0, 3.0], "ds": [top - 2, top - 1, top]}], "method": "naive"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        base,
+        &format!("{path}-far/observations"),
+        json!({"series": [{"id": "a", "values": [4.0, 5.0, 6.0, 7.0]}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["data"]["series[0].values"]
+            .as_str()
+            .unwrap()
+            .contains("largest integer position"),
+        "{body}"
+    );
+
+    // A version asked for by number that does not exist: 404.
+    let (status, body) = post(
+        base,
+        &format!("{path}/backtest"),
+        json!({"horizon": 2, "version": 99}),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    // Repeated keys and levels are refused, not resolved silently.
+    let line = json!([{"id": "l", "values": [0, 2, 4, 6, 8, 10, 12, 14]}]);
+    let text = format!(r#"{{"series": {line}, "method": "naive", "horizon": 2, "horizon": 3}}"#);
+    let answer = reqwest::Client::new()
+        .post(format!("{base}/v1/backtest"))
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status(), 400);
+    let body: Value = answer.json().await.expect("JSON");
+    assert!(
+        body["data"]["horizon"]
+            .as_str()
+            .unwrap()
+            .contains("more than once"),
+        "{body}"
+    );
+    let (status, body) = post(
+        base,
+        "/v1/backtest",
+        json!({"series": line, "method": "naive", "horizon": 2, "level": [80, 80]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["data"]["level[1]"].is_string(), "{body}");
+    // A series with nothing to score has no metrics, and does not count in
+    // the overall ones.
+    let (status, body) = post(
+        base,
+        "/v1/backtest",
+        json!({"series": [{"id": "gone", "values": [5, 6, 5, 7, 5, 6, null, null]},
+                          {"id": "b", "values": [1, 2, 3, 4, 5, 6, 7, 8]}],
+               "method": "naive", "horizon": 2, "level": [80]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let gone = &body["data"]["series"][0]["metrics"];
+    assert!(gone["mae"].is_null() && gone["rmse"].is_null(), "{body}");
+    let b = &body["data"]["series"][1]["metrics"];
+    assert_eq!(body["data"]["metrics"]["mae"], b["mae"], "{body}");
+    assert_eq!(body["data"]["metrics"]["coverage"], b["coverage"], "{body}");
+}
+
 /// The last window of the model's backtest over 2 windows of 3 steps (its
 /// first series).
 async fn last_window(base: &str, model: &str) -> Value {
@@ -472,6 +595,7 @@ async fn embedded_backtest_and_observations() {
     scenario(&app.base, "obs").await;
     dated(&app.base, "dated").await;
     numbered(&app.base, "numbered").await;
+    refusals(&app.base, "refused").await;
     async_backtests(&app.base, "asyncbt").await;
     app.stop().await;
 }

@@ -524,10 +524,9 @@ fn split_offset(time: &str) -> Option<(&str, Option<FixedOffset>)> {
     if minutes >= 60 {
         return None;
     }
-    Some((
-        clock,
-        FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60)),
-    ))
+    // An offset of a day or more is no offset: refuse it, never drop it.
+    let offset = FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))?;
+    Some((clock, Some(offset)))
 }
 
 impl fmt::Display for Timestamp {
@@ -622,6 +621,13 @@ impl IndexAxis {
         self.last.saturating_add(self.step.saturating_mul(k))
     }
 
+    /// [`IndexAxis::position`], or `None` past the range of an `i64`.
+    pub fn checked_position(&self, k: i64) -> Option<i64> {
+        self.step
+            .checked_mul(k)
+            .and_then(|d| self.last.checked_add(d))
+    }
+
     /// The positions of the `h` steps after the last observation.
     pub fn future(&self, h: usize) -> Vec<i64> {
         (1..=h).map(|k| self.advanced(k).last).collect()
@@ -639,10 +645,11 @@ pub enum Label {
 
 impl Label {
     /// The same point of the axis: timestamps by their wall-clock time (as a
-    /// series' steps are counted), positions exactly.
+    /// series' steps are counted) in the same UTC offset (a series never
+    /// mixes time zones), positions exactly.
     pub fn same_as(&self, other: &Label) -> bool {
         match (self, other) {
-            (Label::Time(a), Label::Time(b)) => a.local() == b.local(),
+            (Label::Time(a), Label::Time(b)) => a.local() == b.local() && a.offset() == b.offset(),
             (Label::Position(a), Label::Position(b)) => a == b,
             _ => false,
         }
@@ -785,6 +792,25 @@ mod tests {
         }
         assert!(march.same_as(&Label::Time(ts("2024-03-01T00:00:00"))));
         assert!(!march.same_as(&Label::Position(30)));
+        // The same wall clock in another offset is another instant.
+        let utc = Label::Time(ts("2024-01-01T03:00:00Z"));
+        assert!(utc.same_as(&Label::Time(ts("2024-01-01T03:00:00+00:00"))));
+        assert!(!utc.same_as(&Label::Time(ts("2024-01-01T03:00:00+01:00"))));
+        assert!(!utc.same_as(&Label::Time(ts("2024-01-01T03:00:00"))));
+        assert_eq!(axis.checked_position(2), Some(50));
+        assert_eq!(axis.checked_position(i64::MAX / 5), None);
+    }
+
+    #[test]
+    fn offsets_of_a_day_or_more_are_refused() {
+        for bad in ["2024-01-01T00:00:00+24:00", "2024-01-01T00:00:00-25:00"] {
+            assert!(Timestamp::parse(bad).is_err(), "{bad}");
+        }
+        let t = ts("2024-01-01T00:00:00-23:59");
+        assert_eq!(
+            t.offset().map(|o| o.local_minus_utc()),
+            Some(-(23 * 3600 + 59 * 60))
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
@@ -65,8 +66,10 @@ class _Encoded:
     ids: List[Any]
     # Per series: the caller's time values (to rebuild integer time axes).
     times: Dict[Any, np.ndarray]
-    kind: str  # "datetime", "datetime_tz" or "int"
+    kind: str  # "datetime", "datetime_tz" (sent as UTC), "datetime_local" (sent as wall clock) or "int"
     tz: Any = None
+    # The caller's id for each id as sent (a string).
+    by_sent: Dict[str, Any] = field(default_factory=dict)
 
 
 class HorizonClient:
@@ -172,7 +175,7 @@ class HorizonClient:
         _add_options(body, season_length, freq, nonnegative)
         data = self._request(
             "PUT",
-            f"/v1/models/{model}",
+            f"/v1/models/{_path(model)}",
             json_body=body,
             headers={"Idempotency-Key": uuid.uuid4().hex},
         )
@@ -180,7 +183,7 @@ class HorizonClient:
         self._encodings[model] = encoded
         rows = [
             {
-                cols.id_col: _original_id(encoded.ids, s.get("id")),
+                cols.id_col: _original_id(encoded, s.get("id")),
                 "chosen": s.get("chosen"),
                 "fallback": s.get("fallback"),
                 "n_obs": s.get("n_obs"),
@@ -251,7 +254,7 @@ class HorizonClient:
         encoded = self._encodings.get(model)
         if series is not None:
             body["series"] = [str(s) for s in series]
-        data = self._request("POST", f"/v1/models/{model}/forecast", json_body=body)
+        data = self._request("POST", f"/v1/models/{_path(model)}/forecast", json_body=body)
         alias = self._method_of(model)
         return _forecast_frame(data.get("series", []), alias, levels, int(h), cols, encoded)
 
@@ -306,7 +309,7 @@ class HorizonClient:
         frame = _backtest_frame(data.get("series", []), alias, levels, cols, encoded)
         frame.attrs["metrics"] = data.get("metrics", {})
         frame.attrs["series_metrics"] = {
-            _original_id(encoded.ids, s.get("id")): s.get("metrics", {}) for s in data.get("series", [])
+            _original_id(encoded, s.get("id")): s.get("metrics", {}) for s in data.get("series", [])
         }
         return frame
 
@@ -326,7 +329,7 @@ class HorizonClient:
 
     def describe(self, model: str) -> Dict[str, Any]:
         """The first page of a model's versions (``GET /v1/models/{model}``)."""
-        return self._request("GET", f"/v1/models/{model}")
+        return self._request("GET", f"/v1/models/{_path(model)}")
 
     # ---- plumbing ----
 
@@ -345,7 +348,7 @@ class HorizonClient:
         info = self.describe(model)
         latest = info.get("latest_version")
         if latest is not None:
-            page = self._request("GET", f"/v1/models/{model}", params={"after": str(int(latest) - 1), "limit": "1"})
+            page = self._request("GET", f"/v1/models/{_path(model)}", params={"after": str(int(latest) - 1), "limit": "1"})
             for v in page.get("versions", []):
                 if v.get("method"):
                     self._methods[model] = str(v["method"])
@@ -378,8 +381,16 @@ class HorizonClient:
                 self._sleep(attempt, None)
                 attempt += 1
                 continue
-            if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                self._sleep(attempt, response.headers.get("Retry-After"))
+            retry_after = response.headers.get("Retry-After")
+            wait = _retry_after_seconds(retry_after)
+            if (
+                response.status_code in RETRY_STATUSES
+                and attempt < self.max_retries
+                # A wait longer than we would give it (a storage quota: until
+                # models are deleted) is no retry: say so at once.
+                and (wait is None or wait <= self.max_backoff)
+            ):
+                self._sleep(attempt, retry_after)
                 attempt += 1
                 continue
             return _unwrap(response)
@@ -416,6 +427,9 @@ def _unwrap(response: httpx.Response) -> Any:
         fields = {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {"body": str(data)}
         if status == 404:
             raise NotFoundError(fields, status)
+        if status == 429:
+            # Over a rate or a quota: not a malformed request.
+            raise UnavailableError("; ".join(f"{k}: {v}" for k, v in fields.items()), status, data)
         raise RequestError(fields, status)
     message = str(body.get("message") or f"HTTP {status}")
     raise _server_error(message, int(body.get("code") or status), body.get("data"))
@@ -491,14 +505,25 @@ def _encode(df: pd.DataFrame, cols: _Columns) -> _Encoded:
     if kind == "datetime":
         body["ds"] = _iso(t_values)
     elif kind == "datetime_tz":
-        utc = pd.DatetimeIndex(t_values).tz_convert("UTC").tz_localize(None).to_numpy()
-        body["ds"] = [s + "Z" for s in np.datetime_as_string(utc.astype("datetime64[s]"), unit="s")]
+        stamps = pd.DatetimeIndex(t_values)
+        wall = stamps.tz_localize(None)
+        if len(set(wall - wall.normalize())) == 1:
+            # One clock time every day (daily or coarser data): the wall
+            # clock is the calendar, whatever the DST offset of each date.
+            kind = "datetime_local"
+            body["ds"] = _iso(wall.to_numpy())
+        else:
+            # Within the day the wall clock skips and repeats hours at DST
+            # changes: UTC is the regular grid.
+            utc = stamps.tz_convert("UTC").tz_localize(None).to_numpy()
+            body["ds"] = [s + "Z" for s in np.datetime_as_string(utc.astype("datetime64[s]"), unit="s")]
     elif np.all(np.isfinite(t_values)) and np.all(t_values == np.round(t_values)):
         # Whole numbers: the server places them on their step (gaps become
         # missing values) and labels the forecast steps.
         body["ds"] = [int(v) for v in t_values]
     times = {ids[i]: t_values[starts[i] : starts[i] + sizes[i]] for i in range(len(ids))}
-    return _Encoded(body=body, ids=ids, times=times, kind=kind, tz=tz)
+    by_sent = {str(i): i for i in ids}
+    return _Encoded(body=body, ids=ids, times=times, kind=kind, tz=tz, by_sent=by_sent)
 
 
 def _iso(values: np.ndarray) -> List[str]:
@@ -510,12 +535,15 @@ def _iso(values: np.ndarray) -> List[str]:
     return list(np.datetime_as_string(seconds, unit="s"))
 
 
-def _original_id(ids: List[Any], sent: Any) -> Any:
+def _original_id(encoded: _Encoded, sent: Any) -> Any:
     """The caller's id (e.g. an int) for the string id the server echoes."""
-    for i in ids:
-        if str(i) == sent:
-            return i
-    return sent
+    return encoded.by_sent.get(sent, sent)
+
+
+def _path(model: str) -> str:
+    """A model name as one path segment: a name with ``/``, ``?`` or ``#``
+    reaches the server whole (and is refused there), never another model."""
+    return urllib.parse.quote(str(model), safe="")
 
 
 # ---- decoding ----
@@ -532,10 +560,13 @@ def _decode_times(ds: Optional[List[Any]], encoded: Optional[_Encoded], sid: Any
         # A series fitted on integer positions (a table body's ``ds``).
         return np.array(ds)
     if ds is not None:
-        parsed = pd.to_datetime(pd.Series(ds), utc=encoded is not None and encoded.kind == "datetime_tz")
-        if encoded is not None and encoded.kind == "datetime_tz":
-            parsed = parsed.dt.tz_convert(encoded.tz)
-        return parsed.to_numpy() if encoded is None or encoded.kind != "datetime_tz" else parsed.array
+        kind = encoded.kind if encoded is not None else "datetime"
+        parsed = pd.to_datetime(pd.Series(ds), utc=kind == "datetime_tz")
+        if kind == "datetime_tz":
+            return parsed.dt.tz_convert(encoded.tz).array
+        if kind == "datetime_local":
+            return parsed.dt.tz_localize(encoded.tz, ambiguous="NaT", nonexistent="shift_forward").array
+        return parsed.to_numpy()
     if encoded is not None and sid in encoded.times and encoded.kind == "int":
         # Positions on the grid the server placed the series on: its step is
         # the smallest gap between neighbours.
@@ -557,7 +588,7 @@ def _forecast_frame(
 ) -> pd.DataFrame:
     parts = []
     for s in series:
-        sid = _original_id(encoded.ids, s["id"]) if encoded else s["id"]
+        sid = _original_id(encoded, s["id"]) if encoded else s["id"]
         mean = s.get("mean", [])
         n = len(mean)
         last = len(encoded.times[sid]) - 1 if encoded and sid in encoded.times else -1
@@ -598,7 +629,7 @@ def _backtest_frame(
 ) -> pd.DataFrame:
     parts = []
     for s in series:
-        sid = _original_id(encoded.ids, s["id"])
+        sid = _original_id(encoded, s["id"])
         times = encoded.times.get(sid)
         for w in s.get("windows", []):
             mean = w.get("mean", [])

@@ -1,8 +1,9 @@
 """Typed exceptions for Horizon's JSend answers.
 
 A JSend ``fail`` (the request was wrong, 4xx) becomes a :class:`RequestError`
-carrying one message per offending field; a JSend ``error`` (the server
-failed, 5xx) becomes a :class:`ServerError` with the server's message.
+carrying one message per offending field, except a 429 (over a rate or a
+quota: :class:`UnavailableError`); a JSend ``error`` (the server failed,
+5xx) becomes a :class:`ServerError` with the server's message.
 """
 
 from __future__ import annotations

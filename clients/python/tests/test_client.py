@@ -104,6 +104,26 @@ def test_timezone_aware_timestamps_round_trip(server_url: str) -> None:
     assert list(fcst.ds) == list(pd.date_range(ds[-1] + pd.Timedelta(hours=1), periods=2, freq="h"))
 
 
+def test_timezone_aware_daily_and_monthly_data_cross_dst(server_url: str) -> None:
+    """Dates in a zone with DST: the wall clock is the calendar (in UTC the
+    midnights move by an hour at each change and leave the grid)."""
+    client = HorizonClient(base_url=server_url)
+    for freq, n in (("D", 60), ("MS", 30)):
+        ds = pd.date_range("2023-01-01", periods=n, freq=freq, tz="Europe/Berlin")
+        df = pd.DataFrame({"unique_id": "a", "ds": ds, "y": np.arange(float(n))})
+        fcst = client.forecast(df=df, h=2, method="naive")
+        assert list(fcst.ds) == list(pd.date_range(ds[-1], periods=3, freq=freq)[1:]), freq
+
+
+def test_model_names_travel_as_one_path_segment(server_url: str) -> None:
+    client = HorizonClient(base_url=server_url)
+    client.fit(monthly(["a"]), model="py-victim", method="naive")
+    for name in ("py-victim?x=1", "py-victim#frag", "py-victim/../other"):
+        with pytest.raises(RequestError):
+            client.fit(monthly(["a"]), model=name, method="naive")
+    assert client.describe("py-victim")["latest_version"] == 1
+
+
 def test_fail_becomes_request_error_with_field_messages(server_url: str) -> None:
     client = HorizonClient(base_url=server_url)
     with pytest.raises(RequestError) as err:
@@ -217,5 +237,38 @@ def test_retries_503_with_retry_after_then_gives_up() -> None:
             HorizonClient(base_url=url, max_retries=1, backoff=0.01).health()
         assert err.value.status_code == 503 and isinstance(err.value, ServerError)
         assert _Flaky.calls == 2
+    finally:
+        server.shutdown()
+
+
+class _OverQuota(BaseHTTPRequestHandler):
+    """Answers every request 429 with Retry-After: 60, as a storage quota does."""
+
+    calls = 0
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        type(self).calls += 1
+        body = json.dumps({"status": "fail", "data": {"quota": "tenant 'acme' stores 2 series"}}).encode()
+        self.send_response(429)
+        self.send_header("Retry-After", "60")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_429_longer_than_the_backoff_is_unavailable_at_once() -> None:
+    server = HTTPServer(("127.0.0.1", 0), _OverQuota)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(UnavailableError) as err:
+            HorizonClient(base_url=url, max_backoff=1.0).health()
+        assert err.value.status_code == 429 and "stores 2 series" in str(err.value)
+        assert _OverQuota.calls == 1
     finally:
         server.shutdown()

@@ -43,6 +43,15 @@ def test_forecast_returns_the_usual_frame(client: NixtlaClient) -> None:
     assert np.mean(np.abs(a.TimeGPT.to_numpy() - truth)) < 8
 
 
+def test_quantiles_including_the_median(client: NixtlaClient) -> None:
+    """The client sends quantiles as levels: 0.5 as level 0 (read from the
+    mean), 0.1 and 0.9 both as 80."""
+    fcst = client.forecast(df=monthly(["a"]), h=6, quantiles=[0.1, 0.5, 0.9])
+    assert list(fcst.columns) == ["unique_id", "ds", "TimeGPT", "TimeGPT-q-10", "TimeGPT-q-50", "TimeGPT-q-90"]
+    assert (fcst["TimeGPT-q-50"] == fcst["TimeGPT"]).all()
+    assert (fcst["TimeGPT-q-10"] < fcst["TimeGPT-q-50"]).all() and (fcst["TimeGPT-q-50"] < fcst["TimeGPT-q-90"]).all()
+
+
 def test_horizon_methods_are_models_and_unknown_ones_are_refused(client: NixtlaClient) -> None:
     df = monthly(["a"])
     naive = client.forecast(df=df, h=3, model="naive")

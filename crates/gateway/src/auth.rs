@@ -204,9 +204,18 @@ fn too_many(error: ApiError, retry_after: Duration) -> Response {
     answer
 }
 
-fn unauthorized(message: &str) -> Response {
-    let mut answer =
-        ApiError::fail(StatusCode::UNAUTHORIZED, "authorization", message).into_response();
+fn unauthorized(message: &str, path: &str) -> Response {
+    let mut answer = if path == "/validate_api_key" {
+        // Nixtla's client reads `detail` of this answer whatever its status.
+        let body = serde_json::json!({
+            "status": "fail",
+            "data": {"authorization": message},
+            "detail": message,
+        });
+        (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+    } else {
+        ApiError::fail(StatusCode::UNAUTHORIZED, "authorization", message).into_response()
+    };
     answer
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -249,7 +258,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         None => None,
         Some(value) => match value.to_str().ok().and_then(bearer) {
             Some(key) => Some(key.to_string()),
-            None => return unauthorized("expected 'Authorization: Bearer <API key>'"),
+            None => return unauthorized("expected 'Authorization: Bearer <API key>'", path),
         },
     };
     // An open server (no keys at all) ignores a presented key, so clients
@@ -265,13 +274,16 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let tenant = match presented {
         Some(key) => match auth.tenant_of(&key).await {
             Ok(Some(tenant)) => tenant,
-            Ok(None) => return unauthorized("unknown or revoked API key"),
+            Ok(None) => return unauthorized("unknown or revoked API key", path),
             Err(e) => return unavailable(e).into_response(),
         },
         None => match auth.required().await {
             Ok(false) => Tenant::default_tenant(),
             Ok(true) => {
-                return unauthorized("this server needs an API key: 'Authorization: Bearer <key>'")
+                return unauthorized(
+                    "this server needs an API key: 'Authorization: Bearer <key>'",
+                    path,
+                )
             }
             Err(e) => return unavailable(e).into_response(),
         },

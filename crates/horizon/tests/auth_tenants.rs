@@ -345,6 +345,10 @@ async fn revoking_the_last_key_does_not_open_the_server() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let (status, body) = solo.get("/v1/models").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // Nixtla's client reads `detail` of this answer, 401 included.
+    let (status, body) = solo.get("/validate_api_key").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["detail"], "unknown or revoked API key", "{body}");
 }
 
 #[tokio::test]

@@ -487,18 +487,22 @@ fn check(p: &Payload) -> Result<Request, ApiError> {
     }
     let method = method_for(p.model.as_deref()).map_err(|e| errors.insert("model".into(), e));
     let horizon = Horizon::parse(p.h).map_err(|e| errors.insert("h".into(), e.to_string()));
-    let levels: Vec<Level> = p
-        .level
-        .iter()
-        .flatten()
-        .filter_map(|&l| match Level::parse(l) {
-            Ok(level) => Some(level),
+    let mut levels: Vec<Level> = Vec::new();
+    for &l in p.level.iter().flatten() {
+        // Nixtla's client turns `quantiles` into levels: the median (0.5)
+        // becomes level 0, which it then reads from the mean forecast, and
+        // 0.1 and 0.9 both become 80. Neither is a mistake of the caller.
+        if l == 0.0 {
+            continue;
+        }
+        match Level::parse(l) {
+            Ok(level) if levels.contains(&level) => {}
+            Ok(level) => levels.push(level),
             Err(e) => {
                 errors.insert("level".into(), e.to_string());
-                None
             }
-        })
-        .collect();
+        }
+    }
     let total: usize = p.series.sizes.iter().sum();
     if total != p.series.y.len() {
         errors.insert(

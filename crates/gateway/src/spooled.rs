@@ -313,7 +313,7 @@ mod tests {
         let Err(e) = fit(&text, "{}", 8) else {
             panic!("two frequencies are refused");
         };
-        assert!(format!("{e:?}").contains("different frequencies"), "{e:?}");
+        assert!(format!("{e:?}").contains("different seasons"), "{e:?}");
         // Bad options: refused before any shard is read.
         assert!(fit(&table(30, 1, false), r#"{"method": "nope"}"#, 8).is_err());
     }

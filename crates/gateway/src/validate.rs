@@ -1369,22 +1369,32 @@ fn spec(options: &FitOptions, freqs: &[Freq], errors: &mut Errors) -> Option<Mod
         spec.seasons = seasons.clone();
         return Some(spec);
     }
-    let distinct: Vec<Freq> = freqs.iter().fold(Vec::new(), |mut acc, f| {
-        if !acc.contains(f) {
-            acc.push(*f);
+    // One spec serves every series: frequencies that propose the same
+    // seasons (weeks ending on Friday and on Saturday) fit together.
+    let mut distinct: Vec<(Vec<usize>, Vec<Freq>)> = Vec::new();
+    for f in freqs {
+        let candidates = f.season_candidates();
+        match distinct.iter_mut().find(|(c, _)| *c == candidates) {
+            Some((_, named)) if !named.contains(f) => named.push(*f),
+            Some(_) => {}
+            None => distinct.push((candidates, vec![*f])),
         }
-        acc
-    });
+    }
     match distinct.as_slice() {
         [] => {}
-        [one] => spec.season_candidates = one.season_candidates(),
+        [(one, _)] => spec.season_candidates = one.clone(),
         several => {
-            let names: Vec<String> = several.iter().take(5).map(Freq::to_string).collect();
+            let names: Vec<String> = several.iter().map(|(_, f)| f[0].to_string()).collect();
+            let shown = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let more = match names.len() {
+                n if n > 5 => format!(" and {} more", n - 5),
+                _ => String::new(),
+            };
             errors.add(
                 "freq",
                 format!(
-                    "the series have different frequencies ({}); give 'season_length' or fit them as separate models",
-                    names.join(", ")
+                    "the series have frequencies with different seasons ({shown}{more}); give \
+                     'season_length' or fit them as separate models"
                 ),
             );
             return None;
@@ -2710,10 +2720,14 @@ mod tests {
             ]}))
             .unwrap_err(),
         );
-        assert!(
-            fields["freq"].contains("different frequencies"),
-            "{fields:?}"
-        );
+        assert!(fields["freq"].contains("different seasons"), "{fields:?}");
+        // Weeks anchored on different days propose the same season.
+        let V1Fit(fit) = parse(json!({"series": [
+            {"id": "a", "values": [1, 2, 3], "start": "2024-01-05", "freq": "W-FRI"},
+            {"id": "b", "values": [1, 2, 3], "start": "2024-01-06", "freq": "W-SAT"}
+        ]}))
+        .unwrap();
+        assert_eq!(fit.spec.season_candidates, vec![52]);
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub struct ForecastArgs {
     #[arg(long)]
     pub freq: Option<String>,
     /// Season length(s), e.g. `12` or `24,168`; `1` for none. Absent: the engine looks.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_season)]
     pub season_length: Vec<usize>,
     /// Method: auto, ets, arima, theta, naive, ... (as the API's `method`).
     #[arg(long, default_value = "auto")]
@@ -79,8 +79,31 @@ pub(crate) struct Output {
     pub(crate) intervals: Vec<engine::Interval>,
 }
 
+/// One `--season-length`: as the API takes it, 1 to its longest season.
+fn parse_season(text: &str) -> Result<usize, String> {
+    let max = gateway::validate::MAX_SEASON_LENGTH;
+    match text.trim().parse::<i64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n as usize),
+        _ => Err(format!("must be an integer from 1 to {max}, got '{text}'")),
+    }
+}
+
 pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
     let horizon = Horizon::parse(args.horizon).map_err(|e| anyhow::anyhow!("--horizon: {e}"))?;
+    // The API's rules for a list of seasons, so that a file forecasts the
+    // same here and with --url.
+    let seasons = &args.season_length;
+    if seasons.len() > gateway::validate::MAX_SEASONS {
+        anyhow::bail!(
+            "--season-length: at most {} seasons are accepted",
+            gateway::validate::MAX_SEASONS
+        );
+    }
+    if seasons.len() > 1 && seasons.contains(&1) {
+        anyhow::bail!(
+            "--season-length: 1 means no seasonality and cannot be combined with other season lengths"
+        );
+    }
     let levels = args
         .level
         .iter()

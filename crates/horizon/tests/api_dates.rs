@@ -478,7 +478,7 @@ async fn bad_timestamps_and_options_get_a_clear_fail() {
                 {"id": "b", "values": [1, 2, 3], "freq": "D"}
             ]}),
             "freq",
-            vec!["different frequencies", "season_length"],
+            vec!["different seasons", "season_length"],
         ),
     ];
     let mut failures = Vec::new();

@@ -144,6 +144,31 @@ fn bad_input_is_a_clear_error() {
         !out.status.success() && stderr.contains("line 3"),
         "{stderr}"
     );
+    // Season lengths follow the API's rules, as with --url.
+    let csv = write(
+        &dir,
+        "ok.csv",
+        "unique_id,ds,y\na,2024-01-01,1\na,2024-01-02,2\na,2024-01-03,3\n",
+    );
+    for (seasons, says) in [
+        ("0", "from 1 to 10000"),
+        ("10001", "from 1 to 10000"),
+        ("7,1", "cannot be combined"),
+    ] {
+        let out = horizon(&[
+            "forecast",
+            &csv,
+            "--horizon",
+            "2",
+            "--season-length",
+            seasons,
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(says),
+            "{seasons}: {stderr}"
+        );
+    }
 }
 
 /// A Parquet file as pandas writes one: text ids, naive nanosecond

@@ -383,7 +383,7 @@ fn answer(
     responses(
         (status = 200, description = "Accuracy per series and overall.", body = crate::openapi::Success<crate::openapi::BacktestAnswer>),
         (status = 202, description = "Accepted as a job: follow `Location`.", body = crate::openapi::Success<crate::jobs::JobAnswer<'static>>,
-            headers(("Location" = String, description = "`/v1/jobs/{id}`"))),
+            headers(("Location" = String, description = "`/v1/jobs/{id}`"), ("Preference-Applied" = Option<String>, description = "`respond-async` when the client asked for it"))),
     ))]
 pub async fn backtest_data(
     State(state): State<AppState>,
@@ -416,7 +416,7 @@ pub async fn backtest_data(
     responses(
         (status = 200, description = "Accuracy per series and overall, on the version's training data.", body = crate::openapi::Success<crate::openapi::BacktestAnswer>),
         (status = 202, description = "Accepted as a job: follow `Location`.", body = crate::openapi::Success<crate::jobs::JobAnswer<'static>>,
-            headers(("Location" = String, description = "`/v1/jobs/{id}`"))),
+            headers(("Location" = String, description = "`/v1/jobs/{id}`"), ("Preference-Applied" = Option<String>, description = "`respond-async` when the client asked for it"))),
     ))]
 pub async fn backtest_model(
     State(state): State<AppState>,

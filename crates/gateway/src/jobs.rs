@@ -430,7 +430,7 @@ pub(crate) fn job_answer(info: &JobInfo, result: Option<Box<RawValue>>) -> JobAn
 pub(crate) struct JobAnswer<'a> {
     /// 32 hexadecimal digits; `GET /v1/jobs/{id}`.
     id: &'a str,
-    /// `fit` (a fit or new observations) or `backtest`.
+    /// `fit`, `backtest`, or a TimeGPT-compatible job (`timegpt_forecast`, `timegpt_cross_validation`).
     #[schema(value_type = crate::openapi::JobKind)]
     kind: &'a str,
     /// The model the job fits or measures (absent for a backtest of data sent in the body).

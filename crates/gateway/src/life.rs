@@ -21,7 +21,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use protocol::{ModelName, Version};
-use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
 use store::{Registered, StoreError, VersionStatus};
@@ -77,27 +76,14 @@ fn unknown_model(model: &ModelName) -> ApiError {
 }
 
 /// `POST /v1/models/{name}/rollback` body: `{"version": N}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct Rollback {
     version: Version,
 }
 
 impl FromJson for Rollback {
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
-        let rollback: Rollback = serde_json::from_slice(body).map_err(|e| {
-            ApiError::field(
-                "body",
-                format!("expected {{\"version\": N}} with N a version number: {e}"),
-            )
-        })?;
-        if rollback.version < 1 {
-            return Err(ApiError::field(
-                "version",
-                "must be a version number (1 or more)",
-            ));
-        }
-        Ok(rollback)
+        crate::validate::version_body(body).map(|version| Self { version })
     }
 }
 

@@ -492,13 +492,18 @@ pub struct SeriesForm {
     pub options: FitOptions,
 }
 
+/// The number of values of one series of the compact form.
+#[derive(ToSchema)]
+#[schema(minimum = 3, maximum = 100000)]
+pub struct SeriesSize(#[allow(dead_code)] u32);
+
 /// `{"sizes": [n1, n2, ...], "y": [all values], "ids"?, "ds"?}`: series `i` is
 /// `y[sizes[0] + ... + sizes[i-1] ..][..sizes[i]]`, named `"0"`, `"1"`, ...
 /// without `ids`.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"sizes": [4, 3], "y": [1, 2, 3, 4, 10, 11, 12], "ids": ["a", "b"], "method": "naive"}))]
 pub struct CompactForm {
-    #[schema(min_items = 1, max_items = 100000)]
+    #[schema(min_items = 1, max_items = 100000, value_type = Vec<SeriesSize>)]
     pub sizes: Vec<u32>,
     pub y: Vec<Option<f64>>,
     pub ids: Option<Vec<String>>,
@@ -549,7 +554,7 @@ pub struct BacktestOptionsBody {
     #[schema(minimum = 1, maximum = 100)]
     pub n_windows: Option<u32>,
     /// Steps between origins; default `horizon`.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 100000)]
     pub step_size: Option<u32>,
     /// `true` (default): refit at each origin; `false`: fit once at the
     /// first origin and filter the fitted model forward.

@@ -2522,6 +2522,21 @@ fn required_horizon(f: &Fields, name: &str, errors: &mut Errors) -> Option<Horiz
     }
 }
 
+/// A body that names one version: `{"version": N}` (a rollback's), N ≥ 1.
+pub(crate) fn version_body(body: &[u8]) -> Result<i64, ApiError> {
+    let mut errors = Errors::default();
+    let parsed = body_fields(body, &["version"], &mut errors)?.and_then(|f| {
+        match f.scalar("version", &mut errors, |s| s.integer(1, i64::MAX))? {
+            Some(v) => Some(v),
+            None => {
+                errors.add("version", "is required: a version number (1 or more)");
+                None
+            }
+        }
+    });
+    errors.finish(parsed)
+}
+
 impl FromJson for SeedForecast {
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
         let mut errors = Errors::default();
@@ -2721,6 +2736,17 @@ mod tests {
             .unwrap_err(),
         );
         assert!(fields["freq"].contains("different seasons"), "{fields:?}");
+        // A body naming one version: each mistake under its field.
+        assert_eq!(version_body(br#"{"version": 3}"#).ok(), Some(3));
+        for (body, field) in [
+            (&br#"{"version": "3"}"#[..], "version"),
+            (br#"{"version": 0}"#, "version"),
+            (br#"{}"#, "version"),
+            (br#"{"version": 2, "x": 1}"#, "x"),
+        ] {
+            let fields = fail_fields(version_body(body).unwrap_err());
+            assert!(fields.contains_key(field), "{fields:?}");
+        }
         // Weeks anchored on different days propose the same season.
         let V1Fit(fit) = parse(json!({"series": [
             {"id": "a", "values": [1, 2, 3], "start": "2024-01-05", "freq": "W-FRI"},

@@ -85,6 +85,21 @@ fn essence(media: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// A fit also takes tables: a refused content type says so.
+fn content_type_with_tables(e: ApiError) -> ApiError {
+    match e {
+        ApiError::Fail(status, mut fields) if fields.contains_key("content-type") => {
+            if let Some(message) = fields.get_mut("content-type") {
+                message.push_str(&format!(
+                    "; a fit also takes a table as '{CSV}' or '{PARQUET}'"
+                ));
+            }
+            ApiError::Fail(status, fields)
+        }
+        other => other,
+    }
+}
+
 /// The table format a media type names, if any.
 fn format_of(media: &str) -> Option<Format> {
     match essence(media).as_str() {
@@ -127,7 +142,9 @@ pub async fn v1_fit(
         .and_then(|v| v.to_str().ok())
         .and_then(format_of);
     let Some(format) = format else {
-        let body = KeyedBody::<V1Fit>::from_request(req, &state).await?;
+        let body = KeyedBody::<V1Fit>::from_request(req, &state)
+            .await
+            .map_err(content_type_with_tables)?;
         return handlers::v1_fit(State(state), ModelPath(model), headers, body).await;
     };
     if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {

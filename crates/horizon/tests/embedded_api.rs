@@ -423,6 +423,17 @@ async fn every_bad_input_gets_a_jsend_fail() {
             "content-type",
             "missing",
         ),
+        // A PUT fit also takes tables, and says so.
+        Bad {
+            method: Method::PUT,
+            ..raw(
+                "/v1/models/m",
+                Some("text/plain"),
+                "a,b",
+                "content-type",
+                "'text/csv'",
+            )
+        },
         // /forecast
         bad(
             "/forecast",

@@ -25,7 +25,19 @@ const BATCH_ROWS: usize = 8192;
 pub const ROWS_PER_GROUP: usize = 64 * 1024;
 
 fn format_error(e: impl std::fmt::Display) -> TableError {
-    TableError::Format(format!("bad Parquet file: {e}"))
+    let text = e.to_string();
+    if let Some(codec) = text.split("Disabled feature at compile time: ").nth(1) {
+        // The codec is named by the crate behind it (flate2: gzip).
+        let codec = match codec.trim() {
+            "flate2" => "gzip",
+            other => other,
+        };
+        return TableError::Format(format!(
+            "Parquet compressed with {codec} is not read here; write it with Snappy (pandas' \
+             default), zstd or LZ4, or uncompressed"
+        ));
+    }
+    TableError::Format(format!("bad Parquet file: {text}"))
 }
 
 /// Reads the long format from a Parquet file (anything with random access:
@@ -422,6 +434,43 @@ mod tests {
         };
         // Naive midnights are plain dates, as pandas stores them.
         assert_eq!(ds[2].to_string(), "1970-01-03");
+    }
+
+    /// Files as polars (zstd) and others (lz4) write them by default.
+    #[test]
+    fn compressed_files_are_read() {
+        for compression in [
+            Compression::ZSTD(Default::default()),
+            Compression::LZ4_RAW,
+            Compression::SNAPPY,
+        ] {
+            let batch = RecordBatch::try_from_iter([
+                (
+                    "unique_id",
+                    Arc::new(StringArray::from(vec!["a"; 3])) as ArrayRef,
+                ),
+                ("ds", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+                (
+                    "y",
+                    Arc::new(Float64Array::from(vec![1.0, 2.0, 4.0])) as ArrayRef,
+                ),
+            ])
+            .unwrap();
+            let props = WriterProperties::builder()
+                .set_compression(compression)
+                .build();
+            let mut out = Vec::new();
+            let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            let series = read_parquet(Bytes::from(out), &Columns::default()).unwrap();
+            assert_eq!(series[0].values, [1.0, 2.0, 4.0], "{compression:?}");
+        }
+        let refused = format_error("Parquet error: Disabled feature at compile time: flate2");
+        assert!(
+            refused.to_string().contains("compressed with gzip"),
+            "{refused}"
+        );
     }
 
     #[test]

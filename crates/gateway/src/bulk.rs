@@ -142,6 +142,14 @@ pub async fn v1_fit(
         .and_then(|v| v.to_str().ok())
         .and_then(format_of);
     let Some(format) = format else {
+        if req.uri().query().is_some_and(|q| !q.is_empty()) {
+            // Silently ignored, `?method=naive` would fit `auto`.
+            return Err(ApiError::field(
+                "query",
+                "a JSON fit takes its options in the body; query parameters are for CSV and \
+                 Parquet bodies",
+            ));
+        }
         let body = KeyedBody::<V1Fit>::from_request(req, &state)
             .await
             .map_err(content_type_with_tables)?;
@@ -209,7 +217,14 @@ impl TableQuery {
             .map_err(|e| ApiError::field("query", e.body_text()))?;
         let mut options = serde_json::Map::new();
         let mut columns = Columns::default();
+        let mut seen = std::collections::HashSet::new();
         for (key, value) in pairs {
+            if !seen.insert(key.clone()) {
+                return Err(ApiError::field(
+                    &key,
+                    "given more than once in the query; give each parameter once",
+                ));
+            }
             match key.as_str() {
                 "id_col" => columns.id = value,
                 "time_col" => columns.time = value,

@@ -319,6 +319,25 @@ async fn bad_tables_are_refused_with_the_line_or_the_limit() {
     let (status, answer) = put_table(&app, "/v1/models/bad-csv?horizon=3", CSV, csv_body()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(answer["data"]["horizon"].is_string(), "{answer}");
+    let (status, answer) = put_table(
+        &app,
+        "/v1/models/bad-csv?method=naive&method=ets",
+        CSV,
+        csv_body(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["data"]["method"].is_string(), "{answer}");
+    // A JSON fit's options are in its body: a query would be ignored.
+    let (status, answer) = put_table(
+        &app,
+        "/v1/models/bad-csv?method=naive",
+        "application/json",
+        json_body().to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["data"]["query"].is_string(), "{answer}");
     let (status, answer) = put_table(&app, "/v1/models/bad-pq", PARQUET, "not parquet").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(

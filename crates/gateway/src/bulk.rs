@@ -111,11 +111,18 @@ fn format_of(media: &str) -> Option<Format> {
     }
 }
 
-/// The table format the client accepts first, unless JSON (or anything)
-/// comes before it.
+/// The table format the client prefers (highest `q`, then first listed),
+/// unless JSON (or anything) is preferred to it.
 fn accepted(headers: &HeaderMap) -> Option<Format> {
     let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
-    for media in accept.split(',') {
+    let mut ranges: Vec<(f64, &str)> = accept
+        .split(',')
+        .map(|media| (quality(media), media))
+        .filter(|(q, _)| *q > 0.0)
+        .collect();
+    // Stable: equal weights keep the client's order.
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (_, media) in ranges {
         if let Some(format) = format_of(media) {
             return Some(format);
         }
@@ -125,6 +132,20 @@ fn accepted(headers: &HeaderMap) -> Option<Format> {
         }
     }
     None
+}
+
+/// The `q` weight of one media range of `Accept` (1 without one; an
+/// unreadable one counts as 1, as if absent).
+fn quality(media: &str) -> f64 {
+    media
+        .split(';')
+        .skip(1)
+        .find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            (k.trim().eq_ignore_ascii_case("q")).then(|| v.trim().parse::<f64>().ok())?
+        })
+        .filter(|q| (0.0..=1.0).contains(q))
+        .unwrap_or(1.0)
 }
 
 // ---- fits ----
@@ -974,6 +995,13 @@ mod tests {
             Some(Format::Parquet)
         );
         assert_eq!(accept("*/*"), None);
+        // Weights decide before order; a weight of 0 is a refusal.
+        assert_eq!(accept("text/csv;q=0.5, application/json;q=0.9"), None);
+        assert_eq!(
+            accept("application/json;q=0.5, text/csv"),
+            Some(Format::Csv)
+        );
+        assert_eq!(accept("text/csv;q=0, */*"), None);
     }
 
     #[test]

@@ -498,9 +498,16 @@ def _encode(df: pd.DataFrame, cols: _Columns) -> _Encoded:
     starts = np.concatenate([[0], change])
     sizes = np.diff(np.concatenate([starts, [len(frame)]]))
     ids = [ids_col[s] for s in starts]
+    sent = [str(i) for i in ids]
+    if len(set(sent)) != len(sent):
+        clash = next(i for k, i in enumerate(ids) if sent.index(str(i)) != k)
+        raise ValueError(f"ids {clash!r} of different types read the same as text ({str(clash)!r}); make them one type")
     y = frame["y"].to_numpy(dtype=float)
+    if np.isinf(y).any():
+        row = frame.index[np.flatnonzero(np.isinf(y))[0]]
+        raise ValueError(f"{cols.target_col} is infinite at row {row}: use NaN for a missing value")
     y_list: List[Optional[float]] = [None if not np.isfinite(v) else float(v) for v in y]
-    body: Dict[str, Any] = {"ids": [str(i) for i in ids], "sizes": [int(s) for s in sizes], "y": y_list}
+    body: Dict[str, Any] = {"ids": sent, "sizes": [int(s) for s in sizes], "y": y_list}
     t_values = frame["t"].to_numpy()
     if kind == "datetime":
         body["ds"] = _iso(t_values)

@@ -115,6 +115,17 @@ def test_timezone_aware_daily_and_monthly_data_cross_dst(server_url: str) -> Non
         assert list(fcst.ds) == list(pd.date_range(ds[-1], periods=3, freq=freq)[1:]), freq
 
 
+def test_input_the_server_could_not_tell_apart_is_refused_locally() -> None:
+    client = HorizonClient(base_url="http://127.0.0.1:9")  # never reached
+    df = monthly(["a"])
+    df.loc[5, "y"] = np.inf
+    with pytest.raises(ValueError, match="infinite at row 5"):
+        client.fit(df, model="py-inf")
+    mixed = pd.concat([monthly(["1"]), monthly(["x"]).assign(unique_id=1)], ignore_index=True)
+    with pytest.raises(ValueError, match="read the same as text"):
+        client.fit(mixed, model="py-ids")
+
+
 def test_model_names_travel_as_one_path_segment(server_url: str) -> None:
     client = HorizonClient(base_url=server_url)
     client.fit(monthly(["a"]), model="py-victim", method="naive")

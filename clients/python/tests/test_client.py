@@ -212,74 +212,60 @@ def client_plot(df: pd.DataFrame, fcst: pd.DataFrame):
     return plot(df, fcst)
 
 
-class _Flaky(BaseHTTPRequestHandler):
-    """Answers 503 with Retry-After twice, then a JSend success."""
+def _scripted(answers):
+    """A local HTTP server answering GETs with ``answers`` in turn (the last
+    one repeated): each ``(status, headers, JSend body)``. Yields its URL and
+    the list of calls made."""
+    calls: List[int] = []
 
-    calls = 0
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            status, headers, payload = answers[min(len(calls), len(answers) - 1)]
+            calls.append(status)
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            for k, v in {**headers, "Content-Type": "application/json", "Content-Length": str(len(body))}.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        type(self).calls += 1
-        if type(self).calls <= 2:
-            body = json.dumps({"status": "error", "message": "busy", "code": 503}).encode()
-            self.send_response(503)
-            self.send_header("Retry-After", "0")
-        else:
-            body = json.dumps({"status": "success", "data": {"alive": True}}).encode()
-            self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        def log_message(self, *args) -> None:
+            pass
 
-    def log_message(self, *args) -> None:
-        pass
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}", calls
+
+
+BUSY = (503, {"Retry-After": "0"}, {"status": "error", "message": "busy", "code": 503})
+ALIVE = (200, {}, {"status": "success", "data": {"alive": True}})
 
 
 def test_retries_503_with_retry_after_then_gives_up() -> None:
-    server = HTTPServer(("127.0.0.1", 0), _Flaky)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, url, calls = _scripted([BUSY, BUSY, ALIVE])
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
         assert HorizonClient(base_url=url, backoff=0.01).health()
-        assert _Flaky.calls == 3
-        _Flaky.calls = 0
+        assert len(calls) == 3
+    finally:
+        server.shutdown()
+    server, url, calls = _scripted([BUSY])
+    try:
         with pytest.raises(UnavailableError) as err:
             HorizonClient(base_url=url, max_retries=1, backoff=0.01).health()
         assert err.value.status_code == 503 and isinstance(err.value, ServerError)
-        assert _Flaky.calls == 2
+        assert len(calls) == 2
     finally:
         server.shutdown()
 
 
-class _OverQuota(BaseHTTPRequestHandler):
-    """Answers every request 429 with Retry-After: 60, as a storage quota does."""
-
-    calls = 0
-
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        type(self).calls += 1
-        body = json.dumps({"status": "fail", "data": {"quota": "tenant 'acme' stores 2 series"}}).encode()
-        self.send_response(429)
-        self.send_header("Retry-After", "60")
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 def test_a_429_longer_than_the_backoff_is_unavailable_at_once() -> None:
-    server = HTTPServer(("127.0.0.1", 0), _OverQuota)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    """A storage quota's 429 (Retry-After: 60) is not waited for."""
+    over = (429, {"Retry-After": "60"}, {"status": "fail", "data": {"quota": "tenant 'acme' stores 2 series"}})
+    server, url, calls = _scripted([over])
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
         with pytest.raises(UnavailableError) as err:
             HorizonClient(base_url=url, max_backoff=1.0).health()
         assert err.value.status_code == 429 and "stores 2 series" in str(err.value)
-        assert _OverQuota.calls == 1
+        assert len(calls) == 1
     finally:
         server.shutdown()

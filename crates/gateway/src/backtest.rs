@@ -228,7 +228,14 @@ impl FromJson for BacktestBody {
         let fit = match V1Fit::from_json(rest.as_bytes()) {
             Ok(V1Fit(fit)) => Some(fit),
             Err(ApiError::Fail(_, more)) => {
-                errors.extend(more);
+                for (field, mut message) in more {
+                    // The fit parser lists its own keys; a backtest takes more.
+                    if !field.contains(['.', '[']) && message.starts_with("unknown field") {
+                        message.push_str(", ");
+                        message.push_str(&OPTION_KEYS.join(", "));
+                    }
+                    errors.insert(field, message);
+                }
                 None
             }
             Err(e) => return Err(e),

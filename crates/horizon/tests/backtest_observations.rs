@@ -557,6 +557,20 @@ async fn refusals(base: &str, model: &str) {
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(body["data"]["level[1]"].is_string(), "{body}");
+    let (status, body) = post(
+        base,
+        "/v1/backtest",
+        json!({"series": line, "horizon": 2, "windows": 3}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["data"]["windows"]
+            .as_str()
+            .unwrap()
+            .contains("n_windows"),
+        "{body}"
+    );
     // A series with nothing to score has no metrics, and does not count in
     // the overall ones.
     let (status, body) = post(

@@ -29,6 +29,7 @@ export function drawChart(el, history, forecast, windows = []) {
   // A time axis when every timestamp parses; positions otherwise.
   let xs = null;
   let timeAxis = false;
+  let fromDs = false; // xs are the series' own timestamps or positions
   const histDs = history && history.ds;
   const fcDs = forecast && forecast.ds;
   if (histDs && (fcDs || mean.length === 0)) {
@@ -37,9 +38,11 @@ export function drawChart(el, history, forecast, windows = []) {
     if (all.every((v) => v !== null)) {
       xs = all;
       timeAxis = true;
+      fromDs = true;
     } else if (given.every((v) => typeof v === "number")) {
       // An integer axis: plotted at its positions (gaps stay gaps).
       xs = given;
+      fromDs = true;
     }
   }
   const n = hist.length + mean.length;
@@ -55,15 +58,20 @@ export function drawChart(el, history, forecast, windows = []) {
     { label: "history", stroke: "#333", width: 1.5, spanGaps: false },
     { label: "forecast", stroke: "#1f77b4", width: 2 },
   ];
-  // Backtest forecasts (windows with `cutoff`, the index of their last
-  // training point) over the history they were scored against.
+  // Backtest forecasts over the history they were scored against: placed
+  // by their `ds` where the series has a time axis (a CSV with skipped dates
+  // has fewer rows than the server's grid has steps), else by `cutoff`, the
+  // index of their last training point.
   let backtestPoints = 0;
   if (windows.length > 0 && hist.length > 0) {
     const line = Array(n).fill(null);
+    const key = (d) => (timeAxis ? toSeconds(d) : d);
+    const row = new Map();
+    if (fromDs) for (let i = 0; i < hist.length; i++) row.set(xs[i], i);
     for (const w of windows) {
       w.mean.forEach((v, j) => {
-        const at = w.cutoff + 1 + j;
-        if (at < hist.length) {
+        const at = w.ds && row.size > 0 ? row.get(key(w.ds[j])) ?? -1 : w.cutoff + 1 + j;
+        if (at >= 0 && at < hist.length) {
           line[at] = v;
           backtestPoints++;
         }

@@ -12,6 +12,7 @@ const KEY_STORAGE = "horizon-console-api-key";
 
 const state = {
   parsed: null, // {series, body} of the CSV in the form
+  fitted: {}, // model name -> the parsed CSV this page fitted it on (its history)
   forecast: null, // the last forecast answer's data
   backtest: null, // the last backtest answer's data, with its model's name
   selectedModel: null,
@@ -109,22 +110,36 @@ async function settle(answer) {
   throw new Error(`job at ${location} did not finish within 10 minutes`);
 }
 
+/** The forecast asked for in the form, checked before anything is sent. */
+function forecastAsk() {
+  const horizon = Number($("horizon").value);
+  if (!Number.isInteger(horizon) || horizon < 1 || horizon > 10000) {
+    throw new Error(`horizon must be a whole number from 1 to 10000, got "${$("horizon").value}"`);
+  }
+  const level = parseNumberList($("levels").value, "interval levels");
+  const bad = level.find((l) => !(l > 0 && l < 100));
+  if (bad !== undefined) throw new Error(`interval levels must lie strictly between 0 and 100, got ${bad}`);
+  return { horizon, level };
+}
+
 async function fit() {
   const name = modelName();
   const body = fitBody();
+  // A forecast that would be refused must not leave a new version behind.
+  const ask = forecastAsk();
+  const parsed = state.parsed;
   show("busy", `fitting ${name}...`);
   const answer = await api("PUT", modelPath(name), body);
   const data = await settle(answer);
+  state.fitted[name] = parsed;
   const rows = (data.series || []).map((s) => `${s.id}: ${s.chosen}${s.fallback ? ` (fallback: ${s.fallback})` : ""}`);
   $("fit-result").textContent = `version ${data.version} (${data.method}) - ${rows.join("; ")}`;
   show("ok", `fitted ${name} version ${data.version}`);
-  await forecast(name);
+  await forecast(name, ask);
   await refreshModels(name);
 }
 
-async function forecast(name = modelName()) {
-  const horizon = Number($("horizon").value);
-  const level = parseNumberList($("levels").value, "interval levels");
+async function forecast(name = modelName(), { horizon, level } = forecastAsk()) {
   show("busy", `forecasting ${name}...`);
   const data = (await api("POST", `${modelPath(name)}/forecast`, { horizon, level })).data;
   state.forecast = data;
@@ -143,8 +158,10 @@ function drawSelected() {
   }
   const id = $("series-select").value || data.series[0].id;
   const fc = data.series.find((s) => s.id === id) || data.series[0];
-  // The history is the CSV in the form, when it holds this series.
-  const history = state.parsed ? state.parsed.series.find((s) => s.id === fc.id) || null : null;
+  // The history is the CSV this page fitted the model on (not whatever the
+  // form holds now), when it holds this series.
+  const source = state.fitted[data.model];
+  const history = source ? source.series.find((s) => s.id === fc.id) || null : null;
   chart.dataset.model = data.model;
   chart.dataset.version = String(data.version);
   // The backtest's windows of this series, when it was run on this model.
@@ -221,7 +238,8 @@ function metricsRow(label, m) {
 }
 
 async function backtest() {
-  const name = state.selectedModel || modelName();
+  // The model named in the form, as for a fit or a forecast.
+  const name = modelName();
   const body = {
     horizon: Number($("bt-horizon").value),
     n_windows: Number($("bt-windows").value),

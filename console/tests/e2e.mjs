@@ -114,6 +114,13 @@ try {
   assert.match(refused, /HTTP 400/);
   assert.match(refused, /freq/);
 
+  // A horizon the forecast would refuse stops the fit before it is sent.
+  await page.fill("#freq", "D");
+  await page.fill("#horizon", "0");
+  await page.click("#fit-button");
+  await page.waitForFunction(() => /horizon must be/.test(document.getElementById("message").textContent));
+  assert.equal((await api("GET", `/v1/models/${model}`)).status, 404, "no version was made");
+
   // The real fit: season 7, horizon 14, levels 80 and 95.
   await page.fill("#freq", "D");
   await page.fill("#season-length", "7");
@@ -208,6 +215,7 @@ try {
     assert.ok(cells.every((c) => Number.isFinite(Number(c[1]))), "MAE is a number");
     // Two windows of 7 forecasts over the history of the series shown.
     await page.waitForSelector('#chart[data-backtest-points="14"]');
+
   } else {
     const bt = await api("POST", `/v1/models/${model}/backtest`, { horizon: 7, n_windows: 2 });
     assert.notEqual(bt.status, 200);
@@ -274,6 +282,23 @@ try {
 
 
   assert.deepEqual(foreign, [], "the page loads nothing from elsewhere");
+  if (backtest.kind === "ok") {
+    // A CSV that skips five dates: each window's forecasts land on their own
+    // dates (rows 21 to 34), not on grid positions counted as rows.
+    const days = [...Array(40).keys()].filter((i) => i < 20 || i > 24);
+    const gappy = ["ds,y", ...days.map((i) => `${new Date(Date.UTC(2024, 0, 1 + i)).toISOString().slice(0, 10)},${50 + (i % 7) * 2}`)];
+    await page.fill("#model-name", `${model}-gappy`);
+    await page.fill("#csv-text", gappy.join("\n"));
+    await page.fill("#season-length", "");
+    await page.selectOption("#method", "naive");
+    await page.click("#fit-button");
+    await page.waitForSelector(`#chart[data-model="${model}-gappy"][data-state="ready"]`);
+    await page.click("#backtest-button");
+    await page.waitForSelector(`#chart[data-model="${model}-gappy"][data-backtest-points="14"]`, { timeout: 60000 });
+    const placed = await page.$eval("#chart", (el) => el._plot.data[el._plot.series.findIndex((s) => s.label === "backtest")].map((v, i) => (v == null ? null : i)).filter((i) => i != null));
+    assert.deepEqual(placed, [...Array(14).keys()].map((k) => 21 + k));
+  }
+
   assert.deepEqual(pageErrors.filter((e) => !/Failed to load resource/.test(e)), [], "no script errors");
 } catch (e) {
   failed = e;

@@ -97,10 +97,36 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.info.description = Some(description + &limits);
     // CSV and Parquet bodies and downloads (bulk.rs).
     crate::bulk::document(&mut doc);
+    // API keys (auth.rs): optional, since a server without keys is open.
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("hzn_<id>_<secret>")
+                    .description(Some(
+                        "`Authorization: Bearer <key>`, a key made by `horizon keys create` \
+                         (or `HORIZON_ADMIN_KEY`). Needed once the server has a live key; \
+                         without one: 401. Over a tenant's quota: 429 with `Retry-After`.",
+                    ))
+                    .build(),
+            ),
+        );
+    doc.security = Some(vec![
+        SecurityRequirement::default(),
+        SecurityRequirement::new("api_key", Vec::<String>::new()),
+    ]);
     let fail = ResponseBuilder::new()
         .description(
-            "JSend `fail`: the request was wrong (400), names an unknown route or model (404), \
-             uses a method the route does not have (405) or is too large (413). One message \
+            "JSend `fail`: the request was wrong (400), has no valid API key where one is \
+             needed (401), names an unknown route or model (404), uses a method the route does \
+             not have (405), is too large (413) or is over a tenant's rate or quota (429, with \
+             `Retry-After`). One message \
              per offending field; `body`, `content-type`, `path` and `method` name problems \
              with the request itself.",
         )

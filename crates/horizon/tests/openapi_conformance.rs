@@ -144,6 +144,13 @@ async fn real_answers_follow_the_served_document() {
         .await
         .expect("the document is JSON");
     assert_eq!(doc["openapi"], "3.1.0");
+    // API keys are described, and optional (a server without keys is open),
+    // so that the docs page can send one.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(doc["security"], json!([{}, {"api_key": []}]));
     // The document is valid JSON Schema wherever it holds schemas.
     for (name, schema) in doc["components"]["schemas"].as_object().expect("schemas") {
         let mut schema = schema.clone();

@@ -133,7 +133,8 @@ async fn a_server_forecasts_a_file_like_the_local_command() {
         "--url",
         &served.base,
     ]);
+    // Refused before anything is sent, as the local command refuses it.
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("season_length"), "{err}");
+    assert!(err.contains("--season-length"), "{err}");
 }

@@ -38,10 +38,11 @@ pub struct ClusterArgs {
     /// with the load; 1 sends every forecast alone.
     #[arg(long, env = "HORIZON_FORECAST_BATCH", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub forecast_batch: u16,
-    /// Versions pending with no sign of life for longer than this (no
-    /// worker heartbeat; workers beat every 2s while they fit) are marked
-    /// failed by the gateway (their fit was lost, e.g. its gateway died
-    /// before sending it). At least 6s.
+    /// Versions whose fit never reached the broker (its gateway died
+    /// before the broker confirmed it), pending with no sign of life for
+    /// longer than this (no worker heartbeat; workers beat every 2s while
+    /// they fit), are marked failed by the gateway; a confirmed fit waits
+    /// in the queue as long as it takes. At least 6s.
     #[arg(long, env = "HORIZON_PENDING_TTL", default_value = "15m", value_parser = crate::serve::parse_duration)]
     pub pending_ttl: Duration,
     /// The largest message the broker accepts (RabbitMQ's

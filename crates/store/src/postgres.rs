@@ -214,8 +214,12 @@ impl PgStore {
 
     /// Marks failed every version pending with no sign of life (its
     /// registration, or a worker's heartbeat) for longer than `older_than`
-    /// (e.g. its gateway died before dispatching the fit); returns how many.
-    /// A fit running on a live worker heartbeats, so it is never failed here.
+    /// whose fit never reached the broker (its gateway died before the
+    /// broker confirmed it); returns how many. A fit the broker confirmed is
+    /// the broker's to deliver: it may wait behind a backlog, or for a
+    /// redelivery after its worker died, for any time, and is settled by a
+    /// worker or, dead-lettered, by a gateway. A fit running on a live
+    /// worker heartbeats, so it is never failed here either.
     pub async fn fail_stale_pending(&self, older_than: Duration) -> Result<u64, StoreError> {
         let limit_ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
         let reason = format!(
@@ -224,7 +228,8 @@ impl PgStore {
         );
         let sql = format!(
             "WITH u AS (UPDATE versions SET status = 'failed', reason = $1, settled_at_ms = {NOW_MS} \
-             WHERE status = 'pending' AND COALESCE(heartbeat_at_ms, created_at_ms) < {NOW_MS} - $2 \
+             WHERE status = 'pending' AND dispatched_at_ms IS NULL \
+             AND COALESCE(heartbeat_at_ms, created_at_ms) < {NOW_MS} - $2 \
              RETURNING model, version) \
              SELECT pg_notify($3, 'failed ' || version || ' ' || model) FROM u"
         );
@@ -1241,6 +1246,42 @@ mod tests {
         a.ping().await.unwrap();
         a.close().await;
         b.close().await;
+        PgStore::drop_schema(URL, &schema).await.unwrap();
+    }
+
+    /// A fit the broker confirmed waits in its queue for as long as it
+    /// takes: the sweep fails only fits that never reached the broker.
+    #[tokio::test]
+    async fn the_sweep_leaves_dispatched_fits_to_the_broker() {
+        if !postgres_or_skip("the_sweep_leaves_dispatched_fits_to_the_broker") {
+            return;
+        }
+        let schema = format!("t_pgsweep_{}", std::process::id());
+        let store = PgStore::connect(&PgConfig::new(URL, &schema))
+            .await
+            .unwrap();
+        let m = ModelName::parse("m").unwrap();
+        let queued = store.register_pending(&m, 1, None).await.unwrap().version();
+        store.mark_dispatched(&m, queued).await.unwrap();
+        let lost = store.register_pending(&m, 1, None).await.unwrap().version();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            store
+                .fail_stale_pending(Duration::from_millis(1))
+                .await
+                .unwrap(),
+            1
+        );
+        let status = |v| store.wait_settled(&m, v, Duration::from_millis(50));
+        assert!(matches!(
+            status(queued).await,
+            Err(StoreError::WaitTimeout(_))
+        ));
+        assert!(matches!(
+            status(lost).await.unwrap().status,
+            VersionStatus::Failed { .. }
+        ));
+        store.close().await;
         PgStore::drop_schema(URL, &schema).await.unwrap();
     }
 

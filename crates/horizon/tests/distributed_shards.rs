@@ -317,6 +317,70 @@ async fn forecasts_of_a_sharded_dated_model_read_their_shards_and_date_their_ste
     }
 }
 
+/// A fit too large for one broker message is split into shards that each
+/// fit in one, however few series it has by the shard counts: it is fitted,
+/// not refused with a 413.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fit_too_large_for_one_message_travels_in_shards() {
+    if !services_or_skip("a_fit_too_large_for_one_message_travels_in_shards") {
+        return;
+    }
+    let mut cluster = Cluster::launch("shardbytes", 1, &[]);
+    cluster.kill_gateway();
+    cluster
+        .gateway_env
+        .push(("HORIZON_MAX_MESSAGE_BYTES".into(), "60000".into()));
+    cluster.start_gateway();
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    let client = reqwest::Client::new();
+    // 200 series of 100 values: about 100 kB as one message.
+    let series: Vec<Value> = (0..200)
+        .map(|i| json!({"id": format!("s{i}"), "values": vec![i as f64; 100]}))
+        .collect();
+    let fit = send(
+        &client,
+        reqwest::Method::PUT,
+        format!("{}/v1/models/wide", cluster.base),
+        Some(json!({"series": series, "method": "naive"})),
+    )
+    .await
+    .expect("fit answered");
+    assert_eq!(fit.status, 200, "{:?}", fit.body);
+    let f = send(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/models/wide/forecast", cluster.base),
+        Some(json!({"horizon": 2, "series": ["s0", "s123", "s199"]})),
+    )
+    .await
+    .expect("forecast answered");
+    assert_eq!(f.status, 200, "{:?}", f.body);
+    let means: Vec<Value> = f.body["data"]["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .map(|s| s["mean"].clone())
+        .collect();
+    assert_eq!(
+        means,
+        [
+            json!([0.0, 0.0]),
+            json!([123.0, 123.0]),
+            json!([199.0, 199.0])
+        ]
+    );
+    // One series larger than a message cannot be split: still a 413.
+    let one = send(
+        &client,
+        reqwest::Method::PUT,
+        format!("{}/v1/models/long", cluster.base),
+        Some(json!({"series": [{"id": "a", "values": vec![1.5; 20000]}], "method": "naive"})),
+    )
+    .await
+    .expect("fit answered");
+    assert_eq!(one.status, 413, "{:?}", one.body);
+}
+
 /// A CSV fit in shards through the broker: its rows interleaved across
 /// series (every series' first row, then every second, ...), spooled and
 /// sent shard by shard from the spool; every series is fitted on its own

@@ -246,6 +246,9 @@ pub(crate) fn init_logging() {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(broker) = &args.broker {
+        transport::amqp::check_uri(broker).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
+    }
     crate::metrics_exporter::install()?;
     crate::worker_cmd::warn_if_cache_series_set();
     let sec = &args.security;

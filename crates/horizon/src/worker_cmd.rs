@@ -60,6 +60,7 @@ pub(crate) fn warn_if_cache_series_set() {
 
 async fn work(args: WorkerArgs) -> anyhow::Result<()> {
     args.cluster.check()?;
+    transport::amqp::check_uri(&args.broker).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
     warn_if_cache_series_set();
     if let Some(addr) = args.metrics_listen {
         crate::metrics_exporter::serve_worker_metrics(addr).await?;

@@ -200,7 +200,11 @@ async fn supervise(inner: Arc<Inner>) {
                 .await;
             }
             Err(e) => {
-                debug!("gateway cannot reach the broker: {e}");
+                if backoff.failed() {
+                    warn!("gateway cannot reach the broker (retrying): {e}");
+                } else {
+                    debug!("gateway cannot reach the broker: {e}");
+                }
                 *lock(&inner.last_error) = e.to_string();
             }
         }

@@ -346,19 +346,41 @@ fn unavailable(e: impl std::fmt::Display) -> TransportError {
 }
 
 /// Backoff between reconnection attempts: 100 ms doubling up to 5 s.
-struct Backoff(Duration);
+struct Backoff {
+    wait: Duration,
+    failures: u32,
+}
 
 impl Backoff {
     fn new() -> Self {
-        Self(Duration::from_millis(100))
+        Self {
+            wait: Duration::from_millis(100),
+            failures: 0,
+        }
     }
     fn reset(&mut self) {
-        self.0 = Duration::from_millis(100);
+        *self = Self::new();
     }
     async fn wait(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+        tokio::time::sleep(self.wait).await;
+        self.wait = (self.wait * 2).min(Duration::from_secs(5));
     }
+    /// Counts a failed connection; true when it should be logged as a
+    /// warning: the first, then about every minute (every 12th, at the
+    /// 5 s ceiling), so a broker that stays away is said, not shouted.
+    fn failed(&mut self) -> bool {
+        self.failures += 1;
+        self.failures % 12 == 1
+    }
+}
+
+/// Checks a broker URL before anything connects: a URL that can never
+/// work (not `amqp://` or `amqps://`, unparseable) is a startup error, not
+/// an endless reconnection loop.
+pub fn check_uri(uri: &str) -> Result<(), String> {
+    uri.parse::<lapin::uri::AMQPUri>().map(|_| ()).map_err(|e| {
+        format!("'{uri}' is not an AMQP URL ({e}); e.g. amqp://guest:guest@127.0.0.1:5672/%2f")
+    })
 }
 
 fn set_lock<T>(l: &RwLock<T>, v: T) {
@@ -370,4 +392,29 @@ fn set_lock<T>(l: &RwLock<T>, v: T) {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls_are_checked_and_failures_said_now_and_then() {
+        assert!(check_uri("amqp://guest:guest@127.0.0.1:5672/%2f").is_ok());
+        assert!(check_uri("amqps://broker.example/vhost").is_ok());
+        for bad in ["garbage", "http://127.0.0.1:5672", ""] {
+            assert!(check_uri(bad).is_err(), "{bad}");
+        }
+        let mut b = Backoff::new();
+        let said: Vec<bool> = (0..25).map(|_| b.failed()).collect();
+        let at: Vec<usize> = said
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(at, [0, 12, 24]);
+        b.reset();
+        assert!(b.failed());
+    }
 }

@@ -63,7 +63,11 @@ pub async fn run_worker(
                         stop
                     }
                     Err(e) => {
-                        debug!("worker cannot reach the broker: {e}");
+                        if backoff.failed() {
+                            warn!("worker cannot reach the broker (retrying): {e}");
+                        } else {
+                            debug!("worker cannot reach the broker: {e}");
+                        }
                         false
                     }
                 }

@@ -455,6 +455,18 @@ fn connect_error(e: sqlx::Error) -> StoreError {
         sqlx::Error::Configuration(e) => {
             StoreError::Internal(format!("bad PostgreSQL settings: {e}"))
         }
+        // A file named in the URL (sslrootcert, sslcert, sslkey) that cannot
+        // be read will not appear by retrying.
+        sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound => StoreError::Internal(
+            format!("PostgreSQL TLS failed: a file named in the URL cannot be read: {e}"),
+        ),
+        // No such database, a wrong password, no pg_hba.conf entry: the
+        // server answered, and will answer the same again.
+        sqlx::Error::Database(e)
+            if matches!(e.code().as_deref(), Some("3D000" | "28P01" | "28000")) =>
+        {
+            StoreError::Internal(format!("PostgreSQL refused the connection: {e}"))
+        }
         e => StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")),
     }
 }
@@ -1247,6 +1259,20 @@ mod tests {
         a.close().await;
         b.close().await;
         PgStore::drop_schema(URL, &schema).await.unwrap();
+    }
+
+    #[test]
+    fn errors_that_retrying_cannot_mend_end_the_start() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        assert!(matches!(
+            connect_error(sqlx::Error::Io(missing)),
+            StoreError::Internal(_)
+        ));
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(matches!(
+            connect_error(sqlx::Error::Io(refused)),
+            StoreError::Unavailable(_)
+        ));
     }
 
     /// A fit the broker confirmed waits in its queue for as long as it

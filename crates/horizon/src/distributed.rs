@@ -22,16 +22,16 @@ pub struct ClusterArgs {
     #[arg(long, env = "HORIZON_NAMESPACE", default_value = "horizon")]
     pub namespace: String,
     /// Connections to PostgreSQL per process.
-    #[arg(long, env = "HORIZON_DB_CONNECTIONS", default_value_t = 16)]
+    #[arg(long, env = "HORIZON_DB_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub db_connections: u32,
     /// Send forecasts as persistent messages with publisher confirms.
     #[arg(long, env = "HORIZON_PERSISTENT_FORECASTS")]
     pub persistent_forecasts: bool,
     /// Unacknowledged fits a worker holds at a time.
-    #[arg(long, env = "HORIZON_FIT_PREFETCH", default_value_t = 2)]
+    #[arg(long, env = "HORIZON_FIT_PREFETCH", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub fit_prefetch: u16,
     /// Unacknowledged forecast messages (each a batch) a worker holds at a time.
-    #[arg(long, env = "HORIZON_FORECAST_PREFETCH", default_value_t = 128)]
+    #[arg(long, env = "HORIZON_FORECAST_PREFETCH", default_value_t = 128, value_parser = clap::value_parser!(u16).range(1..))]
     pub forecast_prefetch: u16,
     /// Most forecasts the gateway sends in one message: it sends whatever
     /// waits as soon as one of its two send slots is free, so batches grow

@@ -40,7 +40,7 @@ pub struct ServeArgs {
     pub max_bulk_body_bytes: u64,
     /// Open HTTP connections at most; one more is answered 503 and closed.
     /// Lowered to fit under the open-files limit (`ulimit -n`) when needed.
-    #[arg(long, env = "HORIZON_MAX_CONNECTIONS", default_value_t = gateway::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "HORIZON_MAX_CONNECTIONS", default_value_t = gateway::DEFAULT_MAX_CONNECTIONS, value_parser = parse_at_least_one)]
     pub max_connections: usize,
     /// Time a client has to send a request's headers; also how long an idle
     /// keep-alive connection stays open, e.g. `10s`.
@@ -51,10 +51,10 @@ pub struct ServeArgs {
     pub body_timeout: Duration,
     /// Fits admitted at once (running or waiting for a worker, including
     /// fits whose client has gone); one more is answered 503 + Retry-After.
-    #[arg(long, env = "HORIZON_MAX_FITS", default_value_t = gateway::admission::DEFAULT_MAX_FITS)]
+    #[arg(long, env = "HORIZON_MAX_FITS", default_value_t = gateway::admission::DEFAULT_MAX_FITS, value_parser = parse_at_least_one)]
     pub max_fits: usize,
     /// Forecasts admitted at once; one more is answered 503 + Retry-After.
-    #[arg(long, env = "HORIZON_MAX_FORECASTS", default_value_t = gateway::admission::DEFAULT_MAX_FORECASTS)]
+    #[arg(long, env = "HORIZON_MAX_FORECASTS", default_value_t = gateway::admission::DEFAULT_MAX_FORECASTS, value_parser = parse_at_least_one)]
     pub max_forecasts: usize,
     /// Bytes of request bodies held in memory at once (each body counts
     /// its Content-Length); a body that does not fit: 503 + Retry-After.
@@ -64,7 +64,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HORIZON_MAX_FORECAST_VALUES", default_value_t = gateway::admission::DEFAULT_MAX_FORECAST_VALUES)]
     pub max_forecast_values: usize,
     /// Fits that run at once in this process (default: the number of cores).
-    #[arg(long, env = "HORIZON_FIT_CONCURRENCY")]
+    #[arg(long, env = "HORIZON_FIT_CONCURRENCY", value_parser = parse_at_least_one)]
     pub fit_concurrency: Option<usize>,
     /// MiB of fitted models the in-process worker keeps decoded in memory.
     #[arg(long, env = "HORIZON_CACHE_MIB", default_value_t = worker::DEFAULT_CACHE_MIB)]

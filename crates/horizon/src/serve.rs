@@ -280,7 +280,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the bound address")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to find the port when --listen ends in :0.
-    tracing::info!(data_dir = %args.data_dir.display(), keys_required, "listening on {scheme}://{addr}");
+    match &args.store {
+        // Distributed: the data directory is not used.
+        Some(_) => tracing::info!(keys_required, "listening on {scheme}://{addr}"),
+        None => {
+            tracing::info!(data_dir = %args.data_dir.display(), keys_required, "listening on {scheme}://{addr}")
+        }
+    }
 
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();

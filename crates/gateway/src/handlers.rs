@@ -706,7 +706,6 @@ pub(crate) async fn prepare_fit(
     let (prepared, fits) = tokio::task::spawn_blocking(move || {
         let n_series = job.series.len();
         let model = job.model.clone();
-        let sizes = within_message_limit(transport.as_ref(), &job, sizes);
         let shards = protocol::shard::split(job, &sizes);
         let fits = shards.iter().try_for_each(|s| transport.check_fit(s));
         let prepared = PreparedFit {
@@ -721,31 +720,6 @@ pub(crate) async fn prepare_fit(
     .map_err(|_| FitError::Crashed)?;
     fits.map_err(FitError::Transport)?;
     Ok(prepared)
-}
-
-/// Shard sizes that also keep each shard's message within the transport's
-/// limit: a fit too large to travel whole is split into as many shards as
-/// its measured size asks for (with a margin, as series do not split
-/// evenly), not only by its counts of series and values. A single series
-/// too large for a message stays too large (a 413).
-fn within_message_limit(
-    transport: &dyn Transport,
-    job: &FitJob,
-    sizes: protocol::shard::ShardSizes,
-) -> protocol::shard::ShardSizes {
-    let Err(TransportError::TooLarge { bytes, limit }) = transport.check_fit(job) else {
-        return sizes;
-    };
-    if job.base.is_some() {
-        return sizes; // observations are never sharded
-    }
-    let share = 0.8 * limit as f64 / bytes.max(1) as f64;
-    let points: usize = job.series.iter().map(|s| s.values.len()).sum();
-    let at_most = |n: usize| ((n as f64 * share) as usize).max(1);
-    protocol::shard::ShardSizes {
-        series: sizes.series.min(at_most(job.series.len())),
-        points: sizes.points.min(at_most(points)),
-    }
 }
 
 /// The detached part of a fit: register, then send the fit and record a

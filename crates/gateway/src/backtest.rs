@@ -153,10 +153,7 @@ fn object(body: &[u8], own: &[&str], errors: &mut FieldErrors) -> Result<Split, 
     let mut seen = std::collections::HashSet::new();
     for (key, raw) in members {
         if !seen.insert(key.clone()) {
-            errors.insert(
-                key,
-                "appears more than once in the object; send each field once".into(),
-            );
+            errors.insert(key, crate::validate::REPEATED_KEY.into());
         } else if own.contains(&key.as_str()) {
             let value = serde_json::from_str(raw.get()).map_err(bad_json)?;
             split.options.insert(key, value);

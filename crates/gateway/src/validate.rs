@@ -35,6 +35,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
+/// The message of a key repeated in one object.
+pub(crate) const REPEATED_KEY: &str = "appears more than once in the object; send each field once";
+
 /// Fewest points a series may have.
 pub const MIN_SERIES_LEN: usize = 3;
 /// Most series one fit may hold.
@@ -673,10 +676,7 @@ impl Fields {
     /// Reports repeated and unknown keys.
     fn check(&self, allowed: &[&str], errors: &mut Errors) {
         for key in &self.repeated {
-            errors.add(
-                &self.path(key),
-                "appears more than once in the object; send each field once",
-            );
+            errors.add(&self.path(key), REPEATED_KEY);
         }
         for (key, _) in &self.members {
             if !allowed.contains(&key.as_str()) {

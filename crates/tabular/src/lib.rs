@@ -181,16 +181,13 @@ impl IndexGrid {
     /// The grid, if forecasts can continue it: the positions of the longest
     /// horizon after its last one must be integers too.
     fn with_room(first: i64, step: i64, values: Vec<f64>) -> Result<Self, String> {
-        let last = first.saturating_add(step.saturating_mul(values.len() as i64 - 1));
+        let axis = protocol::calendar::IndexAxis::from_first(first, step, values.len());
         let horizon = engine::MAX_HORIZON as i64;
-        if step
-            .checked_mul(horizon)
-            .and_then(|far| last.checked_add(far))
-            .is_none()
-        {
+        if axis.checked_position(horizon).is_none() {
             return Err(format!(
-                "ds {last} is too large: {horizon} steps of {step} after it pass the largest \
+                "ds {} is too large: {horizon} steps of {step} after it pass the largest \
                  integer position ({})",
+                axis.last,
                 i64::MAX
             ));
         }

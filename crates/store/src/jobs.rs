@@ -111,6 +111,16 @@ pub(crate) type JobRow = (
     Option<i64>,
 );
 
+/// A fit's reported `(done, total)` as the columns' values (`NULL`: keep
+/// the row's, as a shard's report does).
+pub(crate) fn counted(counts: Option<(u64, u64)>) -> (Option<i64>, Option<i64>) {
+    let column = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    match counts {
+        Some((done, total)) => (Some(column(done)), Some(column(total))),
+        None => (None, None),
+    }
+}
+
 fn time(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }

@@ -432,15 +432,16 @@ pub trait ModelStore: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// A worker says it has done `done` of `total` series of `version` (its
-    /// job, if any, is then running). Answers whether the version is still
-    /// pending: `false` (e.g. cancelled) means the work is no longer wanted.
+    /// A worker is fitting `version` and has done `done` of `total` series
+    /// (`counts`; `None` for a shard, whose version counts the shards stored
+    /// instead). Its job, if any, is then running. Answers whether the
+    /// version is still pending: `false` (e.g. cancelled) means the work is
+    /// no longer wanted.
     async fn report_progress(
         &self,
         _model: &ModelName,
         _version: Version,
-        _done: u64,
-        _total: u64,
+        _counts: Option<(u64, u64)>,
     ) -> Result<bool, StoreError> {
         Ok(true)
     }

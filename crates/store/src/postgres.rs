@@ -905,19 +905,19 @@ impl ModelStore for PgStore {
         &self,
         model: &ModelName,
         version: Version,
-        done: u64,
-        total: u64,
+        counts: Option<(u64, u64)>,
     ) -> Result<bool, StoreError> {
+        let (done, total) = crate::jobs::counted(counts);
         let sql = format!(
-            "UPDATE jobs SET status = 'running', done = $3, total = $4, \
-             started_at_ms = COALESCE(started_at_ms, {NOW_MS}) \
+            "UPDATE jobs SET status = 'running', done = COALESCE($3, done), \
+             total = COALESCE($4, total), started_at_ms = COALESCE(started_at_ms, {NOW_MS}) \
              WHERE model = $1 AND version = $2 AND kind = 'fit'"
         );
         sqlx::query(&sql)
             .bind(model.as_str())
             .bind(version)
-            .bind(i64::try_from(done).unwrap_or(i64::MAX))
-            .bind(i64::try_from(total).unwrap_or(i64::MAX))
+            .bind(done)
+            .bind(total)
             .execute(&self.pool)
             .await
             .map_err(db_error)?;

@@ -731,17 +731,17 @@ impl ModelStore for SqliteStore {
         &self,
         model: &ModelName,
         version: Version,
-        done: u64,
-        total: u64,
+        counts: Option<(u64, u64)>,
     ) -> Result<bool, StoreError> {
         let _turn = self.write.lock().await;
+        let (done, total) = jobs::counted(counts);
         sqlx::query(
-            "UPDATE jobs SET status = 'running', done = ?, total = ?, \
-             started_at_ms = COALESCE(started_at_ms, ?) \
+            "UPDATE jobs SET status = 'running', done = COALESCE(?, done), \
+             total = COALESCE(?, total), started_at_ms = COALESCE(started_at_ms, ?) \
              WHERE model = ? AND version = ? AND kind = 'fit'",
         )
-        .bind(i64::try_from(done).unwrap_or(i64::MAX))
-        .bind(i64::try_from(total).unwrap_or(i64::MAX))
+        .bind(done)
+        .bind(total)
         .bind(now_ms())
         .bind(model.as_str())
         .bind(version)
@@ -1345,10 +1345,14 @@ mod tests {
             store.register_pending(&m, 4, None).await.unwrap();
             let job = store.create_job(KIND_FIT, &m, 1, 4).await.unwrap();
             assert_eq!((job.status, job.done, job.total), (JobStatus::Queued, 0, 4));
-            assert!(store.report_progress(&m, 1, 2, 4).await.unwrap());
+            assert!(store.report_progress(&m, 1, Some((2, 4))).await.unwrap());
             let job = store.job(&job.id).await.unwrap().unwrap();
             assert_eq!((job.status, job.done), (JobStatus::Running, 2));
             assert!(job.started_at.is_some() && job.finished_at.is_none());
+            // A shard's report keeps the count (the shards stored make it).
+            assert!(store.report_progress(&m, 1, None).await.unwrap());
+            let job = store.job(&job.id).await.unwrap().unwrap();
+            assert_eq!((job.status, job.done, job.total), (JobStatus::Running, 2, 4));
             assert_eq!(
                 store.job_of_version(&m, 1).await.unwrap(),
                 Some(job.clone())
@@ -1357,7 +1361,7 @@ mod tests {
             store.register_pending(&m, 1, None).await.unwrap();
             let other = store.create_job(KIND_FIT, &m, 2, 1).await.unwrap();
             store.fail(&m, 2, CANCELLED).await.unwrap();
-            assert!(!store.report_progress(&m, 2, 0, 1).await.unwrap());
+            assert!(!store.report_progress(&m, 2, Some((0, 1))).await.unwrap());
             let other = store.job(&other.id).await.unwrap().unwrap();
             assert_eq!(other.status, JobStatus::Cancelled);
             assert!(other.finished_at.is_some());

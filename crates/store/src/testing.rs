@@ -222,12 +222,9 @@ impl<S: ModelStore> ModelStore for Recording<S> {
         &self,
         model: &ModelName,
         version: Version,
-        done: u64,
-        total: u64,
+        counts: Option<(u64, u64)>,
     ) -> Result<bool, StoreError> {
-        self.inner
-            .report_progress(model, version, done, total)
-            .await
+        self.inner.report_progress(model, version, counts).await
     }
     async fn job_progress(&self, id: &str, done: u64, total: u64) -> Result<(), StoreError> {
         self.inner.job_progress(id, done, total).await

@@ -76,6 +76,14 @@ async fn shards_settle_the_version_when_all_are_stored(store: Arc<dyn ModelStore
                 .unwrap()
         }
     };
+    // A worker on a shard: the job runs before any shard is stored, its
+    // count left to the shards.
+    assert!(store.report_progress(&m, v, None).await.unwrap());
+    let running = store.job(&job.id).await.unwrap().unwrap();
+    assert_eq!(
+        (running.status, running.done, running.total),
+        (store::JobStatus::Running, 0, 5)
+    );
     put(2, b"two", &["e"]).await;
     assert_eq!(status(store.as_ref(), &m, v).await, VersionStatus::Pending);
     // A redelivered shard with another result: the first one stays.

@@ -6,8 +6,9 @@
 //! job was cancelled, or the version settled another way), the fit stops at
 //! the next series instead of finishing work nobody will keep.
 //!
-//! A shard of a sharded fit only listens: its version's progress is the
-//! shards stored so far (the store counts them), not one shard's count. A
+//! A shard of a sharded fit marks its job running but leaves the count
+//! alone: its version's progress is the series of the shards stored so far
+//! (the store counts them), not one shard's count. A
 //! backtest run as a job reports to its job, and stops once the job has
 //! ended (cancelled).
 
@@ -46,7 +47,8 @@ pub(crate) enum Subject {
     /// The fit of a whole version: its progress, and whether it is still
     /// pending.
     Fit { model: ModelName, version: Version },
-    /// A shard of a sharded fit: only whether its version is still pending.
+    /// A shard of a sharded fit: its job is running; whether its version is
+    /// still pending.
     Shard { model: ModelName, version: Version },
     /// A job with its own outcome (a backtest): its progress, and whether it
     /// is still unfinished.
@@ -63,18 +65,15 @@ impl Subject {
     ) -> Result<bool, store::StoreError> {
         match self {
             Subject::Fit { model, version } => {
-                store.report_progress(model, *version, done, total).await
+                store
+                    .report_progress(model, *version, Some((done, total)))
+                    .await
             }
-            // Its status only: the summary of a ready version is every
-            // shard's series.
-            Subject::Shard { model, version } => store
-                .wait_status(model, *version, Duration::ZERO)
-                .await
-                .map(|v| v.status == store::VersionStatus::Pending)
-                .or_else(|e| match e {
-                    store::StoreError::WaitTimeout(_) => Ok(true),
-                    e => Err(e),
-                }),
+            // The job is running, but its count stays the store's: the
+            // series of the shards stored so far.
+            Subject::Shard { model, version } => {
+                store.report_progress(model, *version, None).await
+            }
             Subject::Job(id) => {
                 store.job_progress(id, done, total).await?;
                 // A job deleted with its model is no longer wanted either.
@@ -124,4 +123,45 @@ pub(crate) fn report(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::jobs::{JobStatus, KIND_FIT};
+    use store::SqliteStore;
+
+    #[tokio::test]
+    async fn a_shard_marks_its_job_running_and_leaves_the_count_to_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ModelStore> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let model = ModelName::parse("m").unwrap();
+        store.register_pending(&model, 50, None).await.unwrap();
+        let job = store.create_job(KIND_FIT, &model, 1, 50).await.unwrap();
+        assert_eq!(job.status, JobStatus::Queued);
+
+        // A shard of 25 series has done 10 of them: the job shows running,
+        // its count still the store's (no shard stored yet).
+        let progress = Arc::new(Progress::default());
+        for _ in 0..10 {
+            progress.series_done();
+        }
+        let subject = Subject::Shard {
+            model: model.clone(),
+            version: 1,
+        };
+        let reporter = report(store.clone(), subject, 25, progress.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let seen = loop {
+            let seen = store.job(&job.id).await.unwrap().unwrap();
+            if seen.status != JobStatus::Queued || tokio::time::Instant::now() > deadline {
+                break seen;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        reporter.abort();
+        assert_eq!((seen.status, seen.done, seen.total), (JobStatus::Running, 0, 50));
+        assert!(seen.started_at.is_some());
+        assert!(!progress.is_stopped());
+    }
 }

@@ -19,7 +19,9 @@
 //! inside each level's interval. Overall metrics ([`overall`]) are means over
 //! series.
 
-use crate::{FitError, FittedModel, Forecast, Horizon, Interval, Level, ModelSpec, SeriesData};
+use crate::{
+    FitError, FittedModel, Forecast, Horizon, Interval, Level, ModelSpec, SeriesData, MIN_TRAIN_LEN,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -107,9 +109,10 @@ pub fn cutoffs(n: usize, opts: &BacktestOptions) -> Result<Vec<usize>, BacktestE
     let span = (opts.n_windows - 1)
         .checked_mul(opts.step_size)
         .and_then(|s| s.checked_add(h));
-    // At least two training values before the first origin.
-    match span {
-        Some(span) if span + 2 <= n => Ok((0..opts.n_windows)
+    // The first window trains on what a fit needs at least.
+    let need = span.and_then(|s| s.checked_add(MIN_TRAIN_LEN));
+    match need {
+        Some(need) if need <= n => Ok((0..opts.n_windows)
             .map(|k| n - h - (opts.n_windows - 1 - k) * opts.step_size - 1)
             .collect()),
         _ => Err(BacktestError::Invalid(format!(
@@ -117,7 +120,7 @@ pub fn cutoffs(n: usize, opts: &BacktestOptions) -> Result<Vec<usize>, BacktestE
              step(s): it needs at least {} values",
             opts.n_windows,
             opts.step_size,
-            span.map_or("too many".to_string(), |s| (s + 2).to_string())
+            need.map_or("too many".to_string(), |s| s.to_string())
         ))),
     }
 }
@@ -389,7 +392,10 @@ mod tests {
             backtest(&spec, &y, &opts(5, 2, 5, true)),
             Err(BacktestError::Invalid(_))
         ));
-        assert!(backtest(&spec, &y, &opts(4, 2, 4, true)).is_ok());
+        // 4 + 4 steps tested leave 2 values to train the first window on.
+        assert!(backtest(&spec, &y, &opts(4, 2, 4, true)).is_err());
+        let first = backtest(&spec, &y, &opts(3, 2, 4, true)).unwrap();
+        assert_eq!(first.windows[0].cutoff + 1, MIN_TRAIN_LEN);
         assert!(cutoffs(10, &opts(1, usize::MAX, usize::MAX, true)).is_err());
     }
 

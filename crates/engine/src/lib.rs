@@ -40,4 +40,6 @@ pub use model::{
     ExtendError, FitError, FittedModel, FittedModelV2, Forecast, Interval, ModelSpec,
     FORMAT_VERSION,
 };
-pub use series::{Horizon, Level, SeriesData, SeriesError, MAX_HORIZON, MAX_SERIES_LEN};
+pub use series::{
+    Horizon, Level, SeriesData, SeriesError, MAX_HORIZON, MAX_SERIES_LEN, MIN_TRAIN_LEN,
+};

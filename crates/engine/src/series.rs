@@ -7,6 +7,9 @@ use thiserror::Error;
 pub const MAX_SERIES_LEN: usize = 100_000;
 /// Longest horizon the engine forecasts.
 pub const MAX_HORIZON: usize = 10_000;
+/// Fewest values a model is fitted on through the service: a fit's series
+/// and every backtest window's history.
+pub const MIN_TRAIN_LEN: usize = 3;
 
 /// Why a raw input was refused.
 #[derive(Debug, Clone, PartialEq, Error)]

@@ -39,7 +39,7 @@ use std::sync::{Arc, OnceLock};
 pub(crate) const REPEATED_KEY: &str = "appears more than once in the object; send each field once";
 
 /// Fewest points a series may have.
-pub const MIN_SERIES_LEN: usize = 3;
+pub const MIN_SERIES_LEN: usize = engine::MIN_TRAIN_LEN;
 /// Most series one fit may hold.
 pub const MAX_SERIES_PER_FIT: usize = 100_000;
 /// Most series one fit with a CSV or Parquet body may hold: bulk fits are

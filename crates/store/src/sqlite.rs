@@ -1352,7 +1352,10 @@ mod tests {
             // A shard's report keeps the count (the shards stored make it).
             assert!(store.report_progress(&m, 1, None).await.unwrap());
             let job = store.job(&job.id).await.unwrap().unwrap();
-            assert_eq!((job.status, job.done, job.total), (JobStatus::Running, 2, 4));
+            assert_eq!(
+                (job.status, job.done, job.total),
+                (JobStatus::Running, 2, 4)
+            );
             assert_eq!(
                 store.job_of_version(&m, 1).await.unwrap(),
                 Some(job.clone())

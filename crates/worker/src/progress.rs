@@ -71,9 +71,7 @@ impl Subject {
             }
             // The job is running, but its count stays the store's: the
             // series of the shards stored so far.
-            Subject::Shard { model, version } => {
-                store.report_progress(model, *version, None).await
-            }
+            Subject::Shard { model, version } => store.report_progress(model, *version, None).await,
             Subject::Job(id) => {
                 store.job_progress(id, done, total).await?;
                 // A job deleted with its model is no longer wanted either.
@@ -160,7 +158,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         reporter.abort();
-        assert_eq!((seen.status, seen.done, seen.total), (JobStatus::Running, 0, 50));
+        assert_eq!(
+            (seen.status, seen.done, seen.total),
+            (JobStatus::Running, 0, 50)
+        );
         assert!(seen.started_at.is_some());
         assert!(!progress.is_stopped());
     }

@@ -380,7 +380,9 @@ fn answer(
     Ok(data)
 }
 
-/// `POST /v1/backtest`.
+/// Backtests a method on the series sent (nothing is stored).
+///
+/// Rolling-origin forecasts, scored against the actual values.
 #[utoipa::path(post, path = "/v1/backtest", tag = "backtests",
     params(("Prefer" = Option<String>, Header, description = "`respond-async` runs the backtest as a job (`202`), as does any backtest of more than 10000 fits (series × windows with `refit`).")),
     request_body = crate::openapi::BacktestDataBody,
@@ -411,8 +413,10 @@ pub async fn backtest_data(
     Ok(success(answer(run(&state, job).await?, None)?))
 }
 
-/// `POST /v1/models/{name}/backtest`: on the current version (the newest
-/// registered, waited for) or on `version`.
+/// Backtests a model on its own training series.
+///
+/// The current version (the newest registered, waited for) or the version
+/// asked.
 #[utoipa::path(post, path = "/v1/models/{name}/backtest", tag = "backtests",
     params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$"),
         ("Prefer" = Option<String>, Header, description = "`respond-async` runs the backtest as a job (`202`), as does any backtest of more than 10000 fits (series × windows with `refit`).")),

@@ -37,7 +37,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 // ---- original endpoints, acting on the model named "default" ----
 
-/// Fits the model named `default` on one series; answers with its new version.
+/// Fits the model named "default" on one series; answers with its new version.
 #[utoipa::path(post, path = "/fit_model", tag = "original",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the fit idempotent: a key used before for the same model answers with the version it created (header `Idempotent-Replayed: true`). 1 to 128 visible ASCII characters."), ("Prefer" = Option<String>, Header, description = "`respond-async` (RFC 7240): answer `202 Accepted` at once and run the fit as a job.")),
     request_body = crate::openapi::SeedFitBody,
@@ -72,7 +72,7 @@ pub async fn seed_fit(
     }))
 }
 
-/// Forecasts the newest version of the model named `default`.
+/// Forecasts the newest version of the model named "default".
 #[utoipa::path(post, path = "/forecast", tag = "original",
     request_body = crate::openapi::SeedForecastBody,
     responses((status = 200, description = "The forecast.", body = crate::openapi::Success<SeedForecastAnswer>)))]
@@ -307,7 +307,7 @@ pub async fn healthz() -> Response {
     success(json!({ "alive": true }))
 }
 
-/// Readiness: the store and the transport answer (503 `error` saying which does not).
+/// Readiness: the store and the transport answer (a 503 error says which does not).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready.", body = crate::openapi::Success<crate::openapi::Readiness>)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -261,7 +261,7 @@ pub(crate) fn error_text(e: &ApiError) -> String {
     }
 }
 
-/// `GET /v1/jobs/{id}`.
+/// A job: its status, progress and, once finished, its answer or error.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "The job's id (from the `Location` of a `202`): 32 hexadecimal digits.")),
     responses((status = 200, description = "The job: its status, progress, times, and its answer (`result`) or `error` once finished.", body = crate::openapi::Success<JobAnswer<'static>>)))]
@@ -305,7 +305,7 @@ pub async fn get_job(
     Ok(success(job_answer(&info, result)))
 }
 
-/// `DELETE /v1/jobs/{id}`: cancels a job that has not finished.
+/// Cancels a job that has not finished.
 #[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "The job's id: 32 hexadecimal digits.")),
     responses((status = 200, description = "The job, now `cancelled` (a fit's version is `failed` with reason \"cancelled\"). A finished job answers 409 (`fail`).", body = crate::openapi::Success<JobAnswer<'static>>)))]

@@ -87,8 +87,7 @@ impl FromJson for Rollback {
     }
 }
 
-/// `POST /v1/models/{name}/rollback`: makes ready version N current again as
-/// a new version.
+/// Makes a ready version current again, as a new version.
 #[utoipa::path(post, path = "/v1/models/{name}/rollback", tag = "models",
     params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$")),
     request_body = crate::openapi::RollbackBody,
@@ -175,7 +174,7 @@ pub async fn rollback(
     Ok((StatusCode::CREATED, success(data)).into_response())
 }
 
-/// `DELETE /v1/models/{name}`.
+/// Deletes a model: all its versions and jobs.
 #[utoipa::path(delete, path = "/v1/models/{name}", tag = "models",
     params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$")),
     responses((status = 200, description = "Every version and job of the model is gone; fitted again, it continues its version numbers. 404 (`fail`) for an unknown model.", body = crate::openapi::Success<crate::openapi::DeletedModel>)))]
@@ -195,7 +194,7 @@ pub async fn delete_model(
     Ok(success(json!({ "name": model.name(), "deleted": true })))
 }
 
-/// `DELETE /v1/models/{name}/versions/{version}`.
+/// Deletes one settled version of a model that is not its newest.
 #[utoipa::path(delete, path = "/v1/models/{name}/versions/{version}", tag = "models",
     params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("version" = i64, Path, description = "A settled version that is not the newest (409 otherwise; 404 if there is none).", minimum = 1)),
     responses((status = 200, description = "The version is gone.", body = crate::openapi::Success<crate::openapi::DeletedVersion>)))]

@@ -850,4 +850,22 @@ mod tests {
             }
         }
     }
+
+    /// A summary is plain text (OpenAPI renders only descriptions as
+    /// Markdown) on one line, and says more than the path.
+    #[test]
+    fn every_summary_is_one_plain_sentence() {
+        let doc: serde_json::Value = serde_json::from_str(document_json()).expect("JSON");
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                let summary = op["summary"].as_str().unwrap_or_default();
+                assert!(
+                    summary.len() > 10
+                        && !summary.contains(['`', '*', '\n'])
+                        && !summary.contains(path.as_str()),
+                    "{method} {path}: {summary:?}"
+                );
+            }
+        }
+    }
 }

@@ -345,9 +345,11 @@ impl FittedModel {
             .iter()
             .map(|level| {
                 let width = self.bands.half_widths(level.percent(), h);
+                // Beyond the largest f64 (data near ±1e308): the widest
+                // bound there is, never the mean.
                 let bound = |m: f64, w: f64, sign: f64| {
                     let v = m + sign * w * self.scale;
-                    clip(if v.is_finite() { v } else { m })
+                    clip(if v.is_finite() { v } else { sign * f64::MAX })
                 };
                 Interval {
                     level: level.percent(),
@@ -503,6 +505,20 @@ mod tests {
             for v in f.mean {
                 assert!((v - 5.0).abs() < 1e-6, "{method}: {v}");
             }
+        }
+    }
+
+    #[test]
+    fn intervals_near_the_largest_f64_stay_open() {
+        // Mean ± half-width overflows here: the bounds saturate, they do not
+        // collapse onto the mean.
+        let y = SeriesData::parse(vec![1e308, -1e308, 1e308, 5e307, 1e308, -1e308, 1e308]).unwrap();
+        let fitted = ModelSpec::new(Method::Auto, None).fit(&y).unwrap();
+        let f = fitted.forecast(Horizon::parse(2).unwrap(), &[Level::parse(95.0).unwrap()]);
+        for (k, m) in f.mean.iter().enumerate() {
+            let (lo, hi) = (f.intervals[0].lower[k], f.intervals[0].upper[k]);
+            assert!(lo.is_finite() && hi.is_finite(), "{lo} {hi}");
+            assert!(lo < *m && *m < hi, "{lo} {m} {hi}");
         }
     }
 

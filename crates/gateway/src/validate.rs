@@ -1444,13 +1444,16 @@ enum Rows {
     /// Long form: the rows of the `ds` column whose series (numbered in
     /// order of first appearance) is this one.
     Group(Arc<Vec<u32>>, u32),
+    /// A CSV or Parquet table's rows, sorted by time on reading: a position
+    /// among them is not a line of the file, so messages name the time.
+    Sorted,
 }
 
 impl Rows {
     /// The row of the `ds` column that holds the series' `i`-th timestamp.
     fn row(&self, i: usize) -> usize {
         match self {
-            Rows::Own => i,
+            Rows::Own | Rows::Sorted => i,
             Rows::From(start) => start + i,
             Rows::Group(of_row, series) => of_row
                 .iter()
@@ -1473,6 +1476,7 @@ impl SeriesIn {
         let shown = ds.get(i).map(|t| t.to_string()).unwrap_or_default();
         match &self.rows {
             Rows::Own => format!("timestamp {i} ({shown})"),
+            Rows::Sorted => format!("timestamp {shown}"),
             rows => format!("ds[{}] ({shown})", rows.row(i)),
         }
     }
@@ -1493,10 +1497,16 @@ impl SeriesIn {
                 self.stamp_name(ds, *index),
                 self.stamp_name(ds, 0)
             ),
-            CalendarError::Grid(GridError::Duplicate { index }) => format!(
-                "{} repeats the timestamp before it; timestamps must be distinct",
-                self.stamp_name(ds, *index)
-            ),
+            CalendarError::Grid(GridError::Duplicate { index }) => match self.rows {
+                Rows::Sorted => format!(
+                    "{} is on more than one row; timestamps must be distinct",
+                    self.stamp_name(ds, *index)
+                ),
+                _ => format!(
+                    "{} repeats the timestamp before it; timestamps must be distinct",
+                    self.stamp_name(ds, *index)
+                ),
+            },
             CalendarError::Grid(GridError::Unsorted { index }) => format!(
                 "{} is earlier than the timestamp before it; timestamps must be sorted",
                 self.stamp_name(ds, *index)
@@ -1936,7 +1946,7 @@ pub fn table_fit(options: &[u8], series: Vec<TableSeries>) -> Result<FitRequest,
                     start_field: "start".into(),
                     freq_field: "freq".into(),
                     label,
-                    rows: Rows::Own,
+                    rows: Rows::Sorted,
                 });
             }
             if errors.is_full() {
@@ -2640,6 +2650,27 @@ mod tests {
         let SeedFit(ok) = parse(json!({"data": [1, 2, 3.5], "season_length": 2.0})).unwrap();
         assert_eq!(ok.spec.seasons, vec![2]);
         assert_eq!(ok.series[0].values.values(), &[1.0, 2.0, 3.5]);
+    }
+
+    #[test]
+    fn a_tables_repeated_timestamp_is_named_by_its_time_not_a_position() {
+        let day = |d: &str| Timestamp::parse(d).unwrap();
+        let series = vec![TableSeries {
+            id: "a".into(),
+            values: vec![1.0, 2.0, 3.0, 4.0],
+            time: TableTime::Dates(vec![
+                day("2024-01-01"),
+                day("2024-01-02"),
+                day("2024-01-02"),
+                day("2024-01-03"),
+            ]),
+        }];
+        let fields = fail_fields(table_fit(b"{}", series).unwrap_err());
+        assert_eq!(
+            fields["ds"],
+            "series 'a': timestamp 2024-01-02 is on more than one row; timestamps must be distinct",
+            "{fields:?}"
+        );
     }
 
     #[test]

@@ -28,9 +28,17 @@ function splitLine(line) {
   return out;
 }
 
+// A decimal number as the server reads it: JavaScript's Number() would also
+// take "0x10", "0b11" and "Infinity".
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+function decimal(text) {
+  return DECIMAL.test(text) ? Number(text) : NaN;
+}
+
 function parseValue(text, where) {
   if (MISSING.has(text.toLowerCase())) return null;
-  const v = Number(text);
+  const v = decimal(text);
   if (!Number.isFinite(v)) throw new Error(`${where}: "${text}" is not a number`);
   return v;
 }
@@ -44,7 +52,7 @@ export function parseCsv(text) {
   if (lines.length === 0) throw new Error("the CSV is empty");
   const first = splitLine(lines[0]);
   const lower = first.map((h) => h.toLowerCase());
-  const headed = first.some((h) => h !== "" && Number.isNaN(Number(h)) && !MISSING.has(h.toLowerCase()));
+  const headed = first.some((h) => h !== "" && Number.isNaN(decimal(h)) && !MISSING.has(h.toLowerCase()));
   let idCol = -1;
   let dsCol = -1;
   let yCol = 0;
@@ -104,7 +112,7 @@ export function parseIntList(text, what) {
   const t = text.trim();
   if (t === "") return null;
   return t.split(/[\s,]+/).map((p) => {
-    const v = Number(p);
+    const v = decimal(p);
     if (!Number.isInteger(v)) throw new Error(`${what}: "${p}" is not an integer`);
     return v;
   });
@@ -115,7 +123,7 @@ export function parseNumberList(text, what) {
   const t = text.trim();
   if (t === "") return [];
   return t.split(/[\s,]+/).map((p) => {
-    const v = Number(p);
+    const v = decimal(p);
     if (!Number.isFinite(v)) throw new Error(`${what}: "${p}" is not a number`);
     return v;
   });

@@ -10,7 +10,12 @@ import "./style.css";
 const $ = (id) => document.getElementById(id);
 const KEY_STORAGE = "horizon-console-api-key";
 
+// Larger uploads are kept out of the text box: Chromium takes ~20 s to lay
+// out 15 MB of text there, and as long again at each keystroke.
+const SHOWN_FILE_BYTES = 1 << 20;
+
 const state = {
+  file: null, // {name, text} of an uploaded CSV too large to show in the text box
   parsed: null, // {series, body} of the CSV in the form
   fitted: {}, // model name -> the parsed CSV this page fitted it on (its history)
   forecast: null, // the last forecast answer's data
@@ -54,27 +59,42 @@ function modelPath(name) {
 // --- CSV -----------------------------------------------------------------
 
 function reparse() {
-  const text = $("csv-text").value;
+  const text = state.file ? state.file.text : $("csv-text").value;
   if (text.trim() === "") {
     state.parsed = null;
     $("csv-summary").textContent = "";
     return;
   }
+  const from = state.file ? ` (from ${state.file.name}, not shown)` : "";
   try {
     state.parsed = parseCsv(text);
     const s = state.parsed.series;
     const points = s.reduce((n, x) => n + x.values.length, 0);
-    $("csv-summary").textContent = `${s.length} series, ${points} points${s[0].ds ? ", with timestamps" : ""}`;
+    $("csv-summary").textContent = `${s.length} series, ${points} points${s[0].ds ? ", with timestamps" : ""}${from}`;
   } catch (e) {
     state.parsed = null;
-    $("csv-summary").textContent = `CSV: ${e.message}`;
+    $("csv-summary").textContent = `CSV${from}: ${e.message}`;
   }
+}
+
+function textPlaceholder() {
+  return $("csv-text").dataset.placeholder;
 }
 
 async function loadFile() {
   const file = $("csv-file").files[0];
   if (!file) return;
-  $("csv-text").value = await file.text();
+  const text = await file.text();
+  const box = $("csv-text");
+  if (text.length > SHOWN_FILE_BYTES) {
+    state.file = { name: file.name, text };
+    box.value = "";
+    box.placeholder = `${file.name} (${(file.size / 1e6).toFixed(1)} MB) is loaded but not shown here; type or paste to use text instead`;
+  } else {
+    state.file = null;
+    box.value = text;
+    box.placeholder = textPlaceholder();
+  }
   reparse();
 }
 
@@ -278,9 +298,12 @@ function guard(fn) {
 document.addEventListener("DOMContentLoaded", () => {
   $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
   $("api-key").addEventListener("change", () => localStorage.setItem(KEY_STORAGE, $("api-key").value.trim()));
+  $("csv-text").dataset.placeholder = $("csv-text").placeholder;
   $("csv-text").addEventListener("input", () => {
     // Typed or pasted text replaces whatever file was chosen.
     $("csv-file").value = "";
+    state.file = null;
+    $("csv-text").placeholder = textPlaceholder();
     reparse();
   });
   $("csv-file").addEventListener("change", guard(loadFile));

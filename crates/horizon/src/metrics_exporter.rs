@@ -18,9 +18,20 @@ const COUNTS: &[f64] = &[
     1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0, 10000.0, 100000.0,
 ];
 
+/// What a process runs, and so which metrics it starts at zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `serve --broker`: the gateway alone.
+    Gateway,
+    /// `worker`.
+    Worker,
+    /// `serve` without a broker: the gateway and its workers.
+    Both,
+}
+
 /// Installs the recorder (once; later calls return the same handle) and
 /// hands its renderer to the gateway's `/metrics`.
-pub fn install() -> anyhow::Result<PrometheusHandle> {
+pub fn install(role: Role) -> anyhow::Result<PrometheusHandle> {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
@@ -33,7 +44,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .install_recorder()
         .context("installing the Prometheus recorder")?;
     let _ = HANDLE.set(handle.clone());
-    register();
+    register(role);
     let render = handle.clone();
     gateway::metrics::set_renderer(move || render.render());
     // Histograms keep their samples until upkeep folds them in.
@@ -50,7 +61,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 
 /// Serves `GET /metrics` (and nothing else) on `addr`, for a worker.
 pub async fn serve_worker_metrics(addr: SocketAddr) -> anyhow::Result<()> {
-    install()?;
+    install(Role::Worker)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for metrics on {addr}"))?;
@@ -66,9 +77,10 @@ pub async fn serve_worker_metrics(addr: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Describes the metrics, and starts the unlabelled counters and gauges at
-/// zero so that a scrape (and a dashboard) finds them before they move.
-fn register() {
+/// Describes the metrics, and starts the unlabelled counters and gauges of
+/// what `role` runs at zero, so that a scrape (and a dashboard) finds them
+/// before they move; a worker does not list the gateway's, nor the reverse.
+fn register(role: Role) {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         "horizon_http_requests_total",
@@ -144,16 +156,24 @@ fn register() {
         "horizon_queue_consumers",
         "Consumers of a job queue, by queue (distributed, every 5 s)."
     );
-    for counter in ["horizon_cache_hits_total", "horizon_cache_misses_total"] {
-        metrics::counter!(counter).increment(0);
+    if role != Role::Worker {
+        for gauge in [
+            "horizon_http_requests_in_flight",
+            "horizon_fits_in_flight",
+            "horizon_forecasts_in_flight",
+        ] {
+            metrics::gauge!(gauge).increment(0.0);
+        }
     }
-    for gauge in [
-        "horizon_http_requests_in_flight",
-        "horizon_fits_in_flight",
-        "horizon_forecasts_in_flight",
-        "horizon_worker_fits_running",
-        "horizon_worker_forecasts_running",
-    ] {
-        metrics::gauge!(gauge).increment(0.0);
+    if role != Role::Gateway {
+        for counter in ["horizon_cache_hits_total", "horizon_cache_misses_total"] {
+            metrics::counter!(counter).increment(0);
+        }
+        for gauge in [
+            "horizon_worker_fits_running",
+            "horizon_worker_forecasts_running",
+        ] {
+            metrics::gauge!(gauge).increment(0.0);
+        }
     }
 }

@@ -249,7 +249,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(broker) = &args.broker {
         transport::amqp::check_uri(broker).map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
     }
-    crate::metrics_exporter::install()?;
+    let role = match args.broker {
+        Some(_) => crate::metrics_exporter::Role::Gateway,
+        None => crate::metrics_exporter::Role::Both,
+    };
+    crate::metrics_exporter::install(role)?;
     crate::worker_cmd::warn_if_cache_series_set();
     let sec = &args.security;
     if sec.admin_key.as_ref().is_some_and(|k| k.trim().len() < 32) {

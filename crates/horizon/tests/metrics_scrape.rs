@@ -313,6 +313,13 @@ async fn distributed_metrics_gateway_and_worker() {
         Some(0.0),
         "{gateway}"
     );
+    // Each process lists its own gauges and counters, not the other's at 0.
+    for name in ["horizon_worker_fits_running", "horizon_cache_hits_total"] {
+        assert_eq!(sample(&gateway, name, &[]), None, "{gateway}");
+    }
+    for name in ["horizon_fits_in_flight", "horizon_http_requests_in_flight"] {
+        assert_eq!(sample(&worker, name, &[]), None, "{worker}");
+    }
     let mut have = names(&gateway);
     have.extend(names(&worker));
     let missing: Vec<String> = dashboard_names()

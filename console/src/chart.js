@@ -6,12 +6,21 @@ import "uplot/dist/uPlot.min.css";
 
 const BAND_COLORS = ["rgba(31,119,180,0.28)", "rgba(31,119,180,0.14)", "rgba(31,119,180,0.08)"];
 
-/** Seconds since the epoch for uPlot's time axis, or null when not a date. */
+const WALL_CLOCK = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?))?(?:Z|[+-]\d{2}:?\d{2})?$/;
+
+/**
+ * Seconds for uPlot's time axis, or null when not a date: the timestamp's
+ * own wall clock read as UTC (its offset dropped), drawn in UTC below, so
+ * that the axis shows the series' dates and hours in any browser's zone.
+ */
 function toSeconds(ds) {
-  if (typeof ds !== "string") return null;
-  const t = Date.parse(ds.length === 10 ? `${ds}T00:00:00Z` : ds);
+  const m = typeof ds === "string" ? WALL_CLOCK.exec(ds) : null;
+  if (!m) return null;
+  const t = Date.parse(`${m[1]}T${m[2] || "00:00"}Z`);
   return Number.isFinite(t) ? t / 1000 : null;
 }
+
+const inUtc = (seconds) => uPlot.tzDate(new Date(seconds * 1e3), "Etc/UTC");
 
 /**
  * Draws `history` ({id, ds|null, values}) and `forecast` (one item of the
@@ -95,6 +104,7 @@ export function drawChart(el, history, forecast, windows = []) {
       width,
       height: 360,
       scales: { x: { time: timeAxis } },
+      tzDate: inUtc,
       series,
       bands,
       axes: [{}, {}],

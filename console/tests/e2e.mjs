@@ -45,7 +45,8 @@ const browser = await chromium.launch({
 });
 let failed = null;
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+  // West of UTC, where a date read as UTC midnight falls on the day before.
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1100 }, timezoneId: "America/Los_Angeles" });
   const foreign = [];
   page.on("request", (r) => {
     if (!r.url().startsWith(base) && !r.url().startsWith("data:")) foreign.push(r.url());
@@ -162,6 +163,16 @@ try {
   assert.equal(chart.forecastPoints, String(H));
   assert.equal(chart.levels, "80,95");
   assert.equal(chart.bands, "2");
+  // The time axis shows the series' own dates in any browser zone.
+  const first = await page.$eval("#chart", (el) => {
+    // The legend's time under the cursor, put on the first point.
+    const u = el._plot;
+    u.setCursor({ left: u.valToPos(u.data[0][0], "x"), top: 10 });
+    return { x: u.data[0][0], shown: el.querySelector(".u-legend .u-series .u-value").textContent };
+  });
+  log("first time", first);
+  assert.equal(first.x, Date.UTC(2024, 0, 1) / 1000);
+  assert.equal(first.shown, "2024-01-01 12:00am");
 
   // What is plotted is what the API forecasts for this version.
   const fc = await api("POST", `/v1/models/${model}/forecast`, { horizon: H, level: [80, 95] });

@@ -346,10 +346,14 @@ impl FittedModel {
             .map(|level| {
                 let width = self.bands.half_widths(level.percent(), h);
                 // Beyond the largest f64 (data near ±1e308): the widest
-                // bound there is, never the mean.
+                // bound there is, not the mean.
                 let bound = |m: f64, w: f64, sign: f64| {
                     let v = m + sign * w * self.scale;
-                    clip(if v.is_finite() { v } else { sign * f64::MAX })
+                    clip(match v {
+                        v if v.is_finite() => v,
+                        v if v.is_nan() => m,
+                        _ => sign * f64::MAX,
+                    })
                 };
                 Interval {
                     level: level.percent(),

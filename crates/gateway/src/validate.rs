@@ -1497,16 +1497,16 @@ impl SeriesIn {
                 self.stamp_name(ds, *index),
                 self.stamp_name(ds, 0)
             ),
-            CalendarError::Grid(GridError::Duplicate { index }) => match self.rows {
-                Rows::Sorted => format!(
-                    "{} is on more than one row; timestamps must be distinct",
+            CalendarError::Grid(GridError::Duplicate { index }) => {
+                let how = match self.rows {
+                    Rows::Sorted => "is on more than one row",
+                    _ => "repeats the timestamp before it",
+                };
+                format!(
+                    "{} {how}; timestamps must be distinct",
                     self.stamp_name(ds, *index)
-                ),
-                _ => format!(
-                    "{} repeats the timestamp before it; timestamps must be distinct",
-                    self.stamp_name(ds, *index)
-                ),
-            },
+                )
+            }
             CalendarError::Grid(GridError::Unsorted { index }) => format!(
                 "{} is earlier than the timestamp before it; timestamps must be sorted",
                 self.stamp_name(ds, *index)

@@ -70,11 +70,17 @@ impl ModelSpec {
     /// Fits the model. When the requested method cannot be fitted to this
     /// series, a simpler one is used and [`FittedModel::fallback`] says why.
     pub fn fit(&self, y: &SeriesData) -> Result<FittedModel, FitError> {
+        y.check_missing()
+            .map_err(|e| FitError::Failed(e.to_string()))?;
         // Models fit and calibrate on the series divided by a power of two
         // near its typical size: squared errors cannot overflow, and the
         // result is equivariant to the scale of the data.
         let scale = scale_of(y.values());
-        let filled: Vec<f64> = y.filled().iter().map(|v| v / scale).collect();
+        let filled = filled_for_models(y, |prefix, h| {
+            let model = self.fit(prefix).ok()?;
+            Some(model.forecast(h, &[]).mean)
+        });
+        let filled: Vec<f64> = filled.iter().map(|v| v / scale).collect();
         let values = filled.as_slice();
         let observed: Vec<f64> = y.values().iter().map(|v| v / scale).collect();
         let seasons = crate::seasonal::resolve(&self.seasons, &self.season_candidates, values);
@@ -142,6 +148,37 @@ impl ModelSpec {
                 .unwrap_or_else(|| default_nonnegative(method, y.values())),
         })
     }
+}
+
+/// `y` with its gaps filled for the models: interpolated inside (see
+/// [`SeriesData::filled`]), and the gaps at its end by `forecast_prefix`, a
+/// forecast from the values before them. Filled with the last value, a
+/// season's worth of missing recent days would be fitted as a flat stretch
+/// of data and bend the level and the season.
+fn filled_for_models(
+    y: &SeriesData,
+    forecast_prefix: impl FnOnce(&SeriesData, Horizon) -> Option<Vec<f64>>,
+) -> Vec<f64> {
+    let mut filled = y.filled();
+    let values = y.values();
+    let trailing = values.iter().rev().take_while(|v| v.is_nan()).count();
+    let observed = values.len() - trailing;
+    if trailing == 0 || observed == 0 {
+        return filled;
+    }
+    let steps = trailing.min(crate::MAX_HORIZON);
+    let (Ok(prefix), Ok(horizon)) = (
+        SeriesData::with_nan_gaps(values[..observed].to_vec()),
+        Horizon::parse(steps as i64),
+    ) else {
+        return filled;
+    };
+    if let Some(forecast) = forecast_prefix(&prefix, horizon) {
+        if forecast.len() == steps && forecast.iter().all(|v| v.is_finite()) {
+            filled[observed..observed + steps].copy_from_slice(&forecast);
+        }
+    }
+    filled
 }
 
 /// `auto` on intermittent demand (Syntetos–Boylan: average inter-demand
@@ -408,13 +445,27 @@ impl FittedModel {
     /// The state does not carry its training data (it stays small), so the
     /// caller gives the whole longer series: see [`Self::extend`].
     pub fn filter(&self, y: &SeriesData) -> Result<FittedModel, ExtendError> {
+        y.check_missing()?;
         if y.len() < self.n_obs {
             return Err(ExtendError::Shorter {
                 fitted: self.n_obs,
                 got: y.len(),
             });
         }
-        let values: Vec<f64> = y.filled().iter().map(|v| v / self.scale).collect();
+        let scaled =
+            |values: Vec<f64>| -> Vec<f64> { values.iter().map(|v| v / self.scale).collect() };
+        let filled = filled_for_models(y, |prefix, h| {
+            let values = scaled(prefix.filled());
+            let forecast = catch_unwind(AssertUnwindSafe(|| {
+                self.state.refilter(&values).forecast(h.get())
+            }))
+            .ok()?;
+            forecast
+                .iter()
+                .all(|v| v.is_finite())
+                .then(|| forecast.iter().map(|v| v * self.scale).collect())
+        });
+        let values = scaled(filled);
         let state = catch_unwind(AssertUnwindSafe(|| self.state.refilter(&values)))
             .unwrap_or_else(|_| self.state.clone());
         Ok(FittedModel {
@@ -509,6 +560,33 @@ mod tests {
             for v in f.mean {
                 assert!((v - 5.0).abs() < 1e-6, "{method}: {v}");
             }
+        }
+    }
+
+    #[test]
+    fn missing_values_at_the_end_do_not_bend_the_season() {
+        let pattern = [10.0, 20.0, 30.0, 40.0, 30.0, 20.0, 10.0];
+        let mut values: Vec<Option<f64>> =
+            pattern.iter().cycle().take(67).map(|v| Some(*v)).collect();
+        values.extend([None; 3]);
+        let y = SeriesData::with_gaps(values.clone()).unwrap();
+        // Steps 71.. of the pattern: the gaps are steps 68–70.
+        let expected: Vec<f64> = pattern.iter().cycle().skip(70).take(7).copied().collect();
+        for method in [Method::Auto, Method::Arima, Method::Theta, Method::Ces] {
+            let fitted = ModelSpec::new(method, Some(7)).fit(&y).unwrap();
+            let f = fitted.forecast(Horizon::parse(7).unwrap(), &[]);
+            for (got, want) in f.mean.iter().zip(&expected) {
+                assert!((got - want).abs() < 1.0, "{method}: {:?}", f.mean);
+            }
+        }
+        // The same through new observations that end in a gap.
+        let history = SeriesData::with_gaps(values[..63].to_vec()).unwrap();
+        let fitted = ModelSpec::new(Method::Auto, Some(7)).fit(&history).unwrap();
+        let new: Vec<f64> = values[63..].iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+        let extended = fitted.extend(&history, &new).unwrap();
+        let f = extended.forecast(Horizon::parse(7).unwrap(), &[]);
+        for (got, want) in f.mean.iter().zip(&expected) {
+            assert!((got - want).abs() < 1.0, "extended: {:?}", f.mean);
         }
     }
 

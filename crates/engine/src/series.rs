@@ -29,7 +29,8 @@ pub enum SeriesError {
 }
 
 /// A non-empty series, at most [`MAX_SERIES_LEN`] long, of finite values
-/// and, where the series has gaps, missing ones (at most half of them).
+/// and, where the series has gaps, missing ones (at most half of them; new
+/// observations, [`SeriesData::appended`], are checked with their series).
 /// Missing values are kept as NaN inside and written as `null` on the wire.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesData {
@@ -50,6 +51,15 @@ impl SeriesData {
     /// A series with gaps: `None` is a missing value. At most half of the
     /// values may be missing.
     pub fn with_gaps(values: Vec<Option<f64>>) -> Result<Self, SeriesError> {
+        let series = Self::appended(values)?;
+        series.check_missing()?;
+        Ok(series)
+    }
+
+    /// New values that follow a series already held (new observations): any
+    /// of them may be missing, since the rule on missing values is the whole
+    /// series' ([`crate::FittedModel::extend`] applies it).
+    pub fn appended(values: Vec<Option<f64>>) -> Result<Self, SeriesError> {
         Self::check_len(values.len())?;
         if let Some((index, value)) = values
             .iter()
@@ -63,7 +73,11 @@ impl SeriesData {
         // long as the series lives (every decoded model's training series).
         let mut nan_gaps = Vec::with_capacity(values.len());
         nan_gaps.extend(values.iter().map(|v| v.unwrap_or(f64::NAN)));
-        Self::with_nan_gaps(nan_gaps)
+        let missing = values.iter().filter(|v| v.is_none()).count();
+        Ok(Self {
+            values: nan_gaps,
+            missing,
+        })
     }
 
     /// A series with gaps written as NaN, kept in the vector it came in (no
@@ -71,7 +85,6 @@ impl SeriesData {
     /// values are refused; at most half of the values may be missing.
     pub fn with_nan_gaps(values: Vec<f64>) -> Result<Self, SeriesError> {
         Self::check_len(values.len())?;
-        let len = values.len();
         let mut missing = 0;
         for (index, &value) in values.iter().enumerate() {
             if value.is_nan() {
@@ -80,10 +93,20 @@ impl SeriesData {
                 return Err(SeriesError::NotFinite { index, value });
             }
         }
-        if missing * 2 > len || missing == len {
-            return Err(SeriesError::MostlyMissing { missing, len });
+        let series = Self { values, missing };
+        series.check_missing()?;
+        Ok(series)
+    }
+
+    /// Refuses a series with more than half of its values missing.
+    pub(crate) fn check_missing(&self) -> Result<(), SeriesError> {
+        if self.missing * 2 > self.len() || self.missing == self.len() {
+            return Err(SeriesError::MostlyMissing {
+                missing: self.missing,
+                len: self.len(),
+            });
         }
-        Ok(Self { values, missing })
+        Ok(())
     }
 
     fn check_len(len: usize) -> Result<(), SeriesError> {
@@ -146,8 +169,11 @@ impl Serialize for SeriesData {
 
 impl<'de> Deserialize<'de> for SeriesData {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // New observations travel as a `SeriesData` too, so the rule on
+        // missing values is not checked here: the fit and the filter check
+        // the series they are given.
         let raw = Vec::<Option<f64>>::deserialize(d)?;
-        Self::with_gaps(raw).map_err(serde::de::Error::custom)
+        Self::appended(raw).map_err(serde::de::Error::custom)
     }
 }
 

@@ -129,7 +129,19 @@ fn mostly_missing_series_are_refused() {
             len: 10
         })
     ));
-    assert!(serde_json::from_str::<SeriesData>("[null,null,1.0]").is_err());
+    // Off the wire (new observations travel so too) the rule is the fit's
+    // and the filter's.
+    let wire = serde_json::from_str::<SeriesData>("[null,null,1.0]").unwrap();
+    assert!(ModelSpec::new(Method::Naive, None).fit(&wire).is_err());
+    let fitted = ModelSpec::new(Method::Naive, None)
+        .fit(&SeriesData::parse(vec![1.0, 2.0]).unwrap())
+        .unwrap();
+    assert!(fitted
+        .extend(&SeriesData::parse(vec![1.0, 2.0]).unwrap(), &[f64::NAN; 3])
+        .is_err());
+    assert!(fitted
+        .extend(&SeriesData::parse(vec![1.0, 2.0]).unwrap(), &[f64::NAN; 2])
+        .is_ok());
     // Exactly half is still a series.
     v[0] = Some(2.0);
     assert_eq!(SeriesData::with_gaps(v).unwrap().n_missing(), 5);

@@ -296,6 +296,7 @@ mod tests {
                     ..fit("c", None)
                 },
             ],
+            base: None,
         };
         let calendars = Calendars {
             shards: vec![Some(Arc::new(calendars_of(&summary)))],
@@ -353,6 +354,7 @@ mod tests {
                         fit(id, (i != 5).then(|| monthly(&last)))
                     })
                     .collect(),
+                base: None,
             };
             let shard = Shard {
                 index: index as u32,
@@ -432,6 +434,7 @@ mod tests {
             version: whole,
             method: engine::Method::Naive,
             series: vec![fit("w", Some(monthly("2024-01-01")))],
+            base: None,
         };
         store
             .inner

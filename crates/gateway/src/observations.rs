@@ -94,7 +94,7 @@ impl FromJson for ObservationsBody {
                 );
                 continue;
             }
-            let values = match SeriesData::with_gaps(s.values) {
+            let values = match SeriesData::appended(s.values) {
                 Ok(v) => v,
                 Err(e) => {
                     errors.insert(format!("series[{i}].values"), e.to_string());
@@ -173,11 +173,11 @@ pub async fn observations(
     let axes: HashMap<&str, _> = summary
         .series
         .iter()
-        .map(|s| (s.id.as_str(), (s.calendar, s.index)))
+        .map(|s| (s.id.as_str(), (s.calendar, s.index, s.n_obs, s.n_missing)))
         .collect();
     let mut errors = FieldErrors::new();
     for (i, o) in observed.iter().enumerate() {
-        let Some(&(calendar, index)) = axes.get(o.id.as_str()) else {
+        let Some(&(calendar, index, n_obs, n_missing)) = axes.get(o.id.as_str()) else {
             errors.insert(
                 format!("series[{i}].id"),
                 format!(
@@ -187,6 +187,19 @@ pub async fn observations(
             );
             continue;
         };
+        // The rule on missing values is the whole series'.
+        let len = n_obs + o.values.len();
+        let missing = n_missing + o.values.n_missing();
+        if missing * 2 > len {
+            errors.insert(
+                format!("series[{i}].values"),
+                format!(
+                    "series '{}' would have {missing} of {len} values missing; at most half may be",
+                    o.id
+                ),
+            );
+            continue;
+        }
         if let (None, Some(axis)) = (calendar, index) {
             // Forecasts must still be able to number their steps.
             let room = o.values.len() as i64 + MAX_HORIZON as i64;
@@ -260,7 +273,8 @@ pub async fn observations(
         success(json!({
             "model": summary.model.name(),
             "version": summary.version,
-            "base_version": base,
+            // A replay answers with the base of the request it repeats.
+            "base_version": summary.base.unwrap_or(base),
             "status": "ready",
             "method": summary.method,
             "series": summary.series,

@@ -202,6 +202,40 @@ async fn scenario(base: &str, model: &str) {
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(body["data"]["horizon"].is_string(), "{body}");
+
+    // A retry with the same Idempotency-Key answers as the first request.
+    let retry = |key: &'static str| {
+        let url = format!("{base}/v1/models/{model}/observations");
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("Idempotency-Key", key)
+                .json(&json!({"series": [{"id": "b", "values": [null]}]}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, first) = retry("one-missing-value").await;
+    // One missing value alone is a gap in a series that is mostly there.
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["data"]["base_version"], 2, "{first}");
+    assert_eq!(first["data"]["version"], 3, "{first}");
+    assert_eq!(first["data"]["series"][1]["n_missing"], 1, "{first}");
+    let (status, again) = retry("one-missing-value").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["data"], first["data"]);
+    // A batch that leaves the series mostly missing is refused.
+    let (status, body) = post(
+        base,
+        &format!("/v1/models/{model}/observations"),
+        json!({"series": [{"id": "b", "values": vec![Value::Null; 60]}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("at most half"), "{body}");
 }
 
 /// Sends `body` with `Prefer: respond-async`: 202, the job, its Location.

@@ -256,6 +256,10 @@ pub struct FitSummary {
     pub version: Version,
     pub method: Method,
     pub series: Vec<SeriesFit>,
+    /// The version new observations extended ([`FitJob::base`]): kept with
+    /// the summary so that a replayed request answers the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Version>,
 }
 
 /// Forecast `version` of `model`, which is ready in the store.

@@ -1116,6 +1116,7 @@ mod tests {
             version,
             method: engine::Method::Naive,
             series: vec![],
+            base: None,
         }
     }
 

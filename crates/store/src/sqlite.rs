@@ -978,6 +978,7 @@ mod tests {
                 calendar: None,
                 index: None,
             }],
+            base: None,
         }
     }
 

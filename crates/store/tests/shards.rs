@@ -30,6 +30,7 @@ fn summary(model: &ModelName, version: i64, ids: &[&str]) -> FitSummary {
                 index: None,
             })
             .collect(),
+        base: None,
     }
 }
 

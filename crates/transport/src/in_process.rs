@@ -130,6 +130,7 @@ mod tests {
                 version: job.version,
                 method: job.spec.method,
                 series: vec![],
+                base: None,
             })
         }
 

@@ -94,6 +94,7 @@ impl JobHandler for Echo {
                     index: None,
                 })
                 .collect(),
+            base: None,
         };
         self.store
             .complete(&job.model, job.version, b"state", &summary)

@@ -447,6 +447,7 @@ impl JobHandler for Worker {
                     ..fit
                 })
                 .collect(),
+            base,
         };
         // `complete` is idempotent, so a save whose answer was lost with the
         // connection can be sent again.
@@ -1116,6 +1117,7 @@ mod tests {
             version,
             method: Method::Naive,
             series: vec![],
+            base: None,
         };
         store
             .complete(&model, version, &newer, &summary)

@@ -213,6 +213,7 @@ mod tests {
                 version: job.version,
                 method: job.spec.method,
                 series: vec![],
+                base: None,
             };
             self.store
                 .complete(&job.model, job.version, b"state", &summary)
@@ -308,6 +309,7 @@ mod tests {
                     index: None,
                 })
                 .collect(),
+            base: None,
         };
         for (index, ids) in [(0, &["a", "b"][..]), (1, &["c"])] {
             let shard = protocol::shard::Shard { index, count: 2 };

@@ -29,6 +29,7 @@ impl JobHandler for Slow {
             version: job.version,
             method: job.spec.method,
             series: vec![],
+            base: None,
         };
         self.store
             .complete(&job.model, job.version, b"state", &summary)

@@ -45,7 +45,8 @@ const MIN_CYCLES: usize = 3;
 /// Seasons the client gave win (`[1]` = explicitly none). Without them, each
 /// candidate (e.g. from the frequency) is kept when the data cover
 /// [`MIN_CYCLES`] cycles and [`candidate_supported`] says so. Without
-/// candidates, [`detect`] looks for one season in the data.
+/// candidates, or when none is kept, [`detect`] looks for one season in the
+/// data.
 pub fn resolve(given: &[usize], candidates: &[usize], y: &[f64]) -> Vec<usize> {
     let mut out: Vec<usize> = if !given.is_empty() {
         given.iter().copied().filter(|&m| m >= 2).collect()
@@ -66,6 +67,11 @@ pub fn resolve(given: &[usize], candidates: &[usize], y: &[f64]) -> Vec<usize> {
                 }
                 kept.push(m);
             }
+        }
+        if kept.is_empty() {
+            // The frequency's usual seasons are a guess about the data; when
+            // it has none of them, it is searched as without a frequency.
+            kept.extend(detect(y));
         }
         kept
     } else {
@@ -364,5 +370,7 @@ mod tests {
         assert_eq!(resolve(&[], &[7, 24, 168], &y), vec![24]);
         assert_eq!(resolve(&[168, 24], &[7], &y), vec![24, 168]);
         assert!(resolve(&[1], &[24], &y).is_empty());
+        // None of the candidates in the data: searched as without them.
+        assert_eq!(resolve(&[], &[7], &y), vec![24]);
     }
 }

@@ -12,6 +12,7 @@ the column convention of statsforecast.
 from .client import HorizonClient
 from .errors import (
     HorizonError,
+    JobError,
     NotFoundError,
     RequestError,
     ServerError,
@@ -23,6 +24,7 @@ from .plotting import plot
 __all__ = [
     "HorizonClient",
     "HorizonError",
+    "JobError",
     "NotFoundError",
     "RequestError",
     "ServerError",

@@ -3,14 +3,18 @@
 Every request goes through :meth:`HorizonClient._request`, which retries 429
 and 503 answers (and connection failures) with exponential backoff, honouring
 ``Retry-After``, and turns JSend ``fail``/``error`` answers into the typed
-exceptions of :mod:`horizon_client.errors`. Fits carry an ``Idempotency-Key``,
-so a retried fit never fits twice.
+exceptions of :mod:`horizon_client.errors`; a ``202`` (work accepted as a
+job: large fits and backtests) is followed to the job's end by
+:meth:`HorizonClient._follow_job`, so callers get the same answer as a
+synchronous one. Fits carry an ``Idempotency-Key``, so a retried fit never
+fits twice.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import numbers
 import os
 import random
 import time
@@ -25,6 +29,7 @@ import pandas as pd
 
 from .errors import (
     HorizonError,
+    JobError,
     NotFoundError,
     RequestError,
     ServerError,
@@ -33,9 +38,20 @@ from .errors import (
 )
 
 SeasonLength = Union[int, Sequence[int], None]
+Levels = Union[float, Iterable[float], None]
 
 #: Statuses worth retrying: rate limited, temporarily unavailable.
 RETRY_STATUSES = frozenset({429, 503})
+
+#: A job's statuses once it has ended (``GET /v1/jobs/{id}``).
+JOB_ENDED = frozenset({"succeeded", "failed", "cancelled"})
+
+#: The longest wait between two looks at a running job, in seconds (the
+#: server updates a job's progress every second).
+JOB_POLL_MAX = 1.0
+
+#: The server's default limit on a JSON body (``--max-body-bytes``).
+DEFAULT_MAX_JSON_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -84,6 +100,14 @@ class HorizonClient:
         max_retries: retries of a 429/503 answer or a failed connection.
         backoff: first wait between retries, in seconds, doubled each time
             (capped at ``max_backoff``) unless the server sends ``Retry-After``.
+        job_timeout: seconds to wait for work the server runs as a job (a
+            ``202``: fits of more than a million values, backtests of more
+            than 10,000 fits) before raising :class:`TimeoutError` (the job
+            goes on); None waits as long as the job runs.
+        max_json_bytes: the server's limit on a JSON body
+            (``--max-body-bytes``, 64 MiB by default). A fit whose JSON body
+            would be larger is sent as CSV (the server takes those up to
+            4 GiB); a backtest that large is refused locally (``ValueError``).
         id_col, time_col, target_col: the column names of input frames.
     """
 
@@ -96,6 +120,8 @@ class HorizonClient:
         max_retries: int = 5,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
+        job_timeout: Optional[float] = 3600.0,
+        max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
         id_col: str = "unique_id",
         time_col: str = "ds",
         target_col: str = "y",
@@ -106,6 +132,8 @@ class HorizonClient:
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.job_timeout = job_timeout
+        self.max_json_bytes = max_json_bytes
         self.columns = _Columns(id_col, time_col, target_col)
         headers = {"Accept": "application/json", "User-Agent": "horizon-client-python/0.1"}
         if self.api_key:
@@ -150,8 +178,10 @@ class HorizonClient:
         """Fits a new version of ``model`` on every series of ``df``.
 
         ``df`` is in the long format (one row per observation: id, timestamp,
-        value; NaN is a missing value). It travels in one request in the
-        compact form (``sizes``/``y``/``ids``/``ds``), whatever its size.
+        value; NaN is a missing value). It travels in one request: JSON in
+        the compact form (``sizes``/``y``/``ids``/``ds``), or a CSV table
+        when that JSON would be over ``max_json_bytes``. A fit the server
+        runs as a job (more than a million values) is waited for.
 
         Args:
             df: the observations.
@@ -167,18 +197,27 @@ class HorizonClient:
         Returns:
             A :class:`FitResult`; ``series`` has one row per series with the
             model chosen for it.
+
+        Raises:
+            JobError: the fit ran as a job and failed or was cancelled.
+            TimeoutError: that job was still running after ``job_timeout``.
         """
+        path = f"/v1/models/{_path(model)}"
         cols = self._cols(id_col, time_col, target_col)
         encoded = _encode(df, cols)
         body = dict(encoded.body)
         body["method"] = method
         _add_options(body, season_length, freq, nonnegative)
-        data = self._request(
-            "PUT",
-            f"/v1/models/{_path(model)}",
-            json_body=body,
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-        )
+        headers = {"Idempotency-Key": uuid.uuid4().hex, "Content-Type": "application/json"}
+        content = _json_bytes(body)
+        params: Optional[Dict[str, str]] = None
+        if len(content) > self.max_json_bytes:
+            # Over the JSON limit: the same rows as a CSV table (the server
+            # takes those up to 4 GiB), the options in the query.
+            content = _csv_bytes(encoded)
+            params = _table_params(body)
+            headers["Content-Type"] = "text/csv"
+        data = self._request("PUT", path, content=content, params=params, headers=headers)
         self._methods[model] = str(data.get("method", method))
         self._encodings[model] = encoded
         rows = [
@@ -203,7 +242,7 @@ class HorizonClient:
         self,
         model: Optional[str] = None,
         h: int = 1,
-        level: Optional[Sequence[float]] = None,
+        level: Levels = None,
         *,
         df: Optional[pd.DataFrame] = None,
         series: Optional[Iterable[Any]] = None,
@@ -223,8 +262,9 @@ class HorizonClient:
 
         Args:
             model: the model to forecast.
-            h: the number of steps.
-            level: prediction interval levels in percent, e.g. ``[80, 95]``.
+            h: the number of steps (a whole number).
+            level: prediction interval levels in percent, e.g. ``[80, 95]``
+                (any sequence or array of numbers, or one number).
             df: data to fit first (one-shot forecast).
             series: forecast only these series ids.
             season_length, freq, method, nonnegative: fit options, used with ``df``.
@@ -234,6 +274,9 @@ class HorizonClient:
             <method>-hi-80, ...`` (statsforecast's columns).
         """
         cols = self._cols(id_col, time_col, target_col)
+        # Checked before a one-shot fit, which would be wasted on a bad h.
+        horizon = _whole(h, "h")
+        levels = _levels(level)
         if df is not None:
             model = model or f"oneshot-{uuid.uuid4().hex[:16]}"
             self.fit(
@@ -249,14 +292,13 @@ class HorizonClient:
             )
         if model is None:
             raise ValueError("forecast needs a model name or a DataFrame (df=...)")
-        levels = [float(v) for v in (level or [])]
-        body: Dict[str, Any] = {"horizon": int(h), "level": levels}
+        body: Dict[str, Any] = {"horizon": horizon, "level": levels}
         encoded = self._encodings.get(model)
         if series is not None:
             body["series"] = [str(s) for s in series]
         data = self._request("POST", f"/v1/models/{_path(model)}/forecast", json_body=body)
         alias = self._method_of(model)
-        return _forecast_frame(data.get("series", []), alias, levels, int(h), cols, encoded)
+        return _forecast_frame(data.get("series", []), alias, levels, horizon, cols, encoded)
 
     def cross_validation(
         self,
@@ -264,7 +306,7 @@ class HorizonClient:
         h: int,
         n_windows: int = 1,
         step_size: Optional[int] = None,
-        level: Optional[Sequence[float]] = None,
+        level: Levels = None,
         *,
         method: str = "auto",
         season_length: SeasonLength = None,
@@ -278,7 +320,10 @@ class HorizonClient:
         """Rolling-origin evaluation (``POST /v1/backtest``).
 
         The last ``n_windows`` windows of ``h`` steps (origins ``step_size``
-        apart, default ``h``) are forecast from the data before them.
+        apart, default ``h``) are forecast from the data before them. A
+        backtest the server runs as a job (more than 10,000 fits) is waited
+        for. The data travels as JSON (the endpoint takes nothing else), so
+        a frame over ``max_json_bytes`` of it is a ``ValueError``.
 
         Returns:
             A DataFrame ``unique_id, ds, cutoff, y, <method>, <method>-lo-80,
@@ -286,25 +331,37 @@ class HorizonClient:
             metrics (MAE, RMSE, sMAPE, MASE, coverage) overall and per series
             are in ``result.attrs["metrics"]`` and
             ``result.attrs["series_metrics"]``.
+
+        Raises:
+            JobError: the backtest ran as a job and failed or was cancelled.
+            TimeoutError: that job was still running after ``job_timeout``.
         """
         cols = self._cols(id_col, time_col, target_col)
+        horizon = _whole(h, "h")
+        levels = _levels(level)
         encoded = _encode(df, cols)
-        levels = [float(v) for v in (level or [])]
         body = dict(encoded.body)
         body.update(
             {
                 "method": method,
-                "horizon": int(h),
-                "n_windows": int(n_windows),
+                "horizon": horizon,
+                "n_windows": _whole(n_windows, "n_windows"),
                 "refit": bool(refit),
                 "level": levels,
                 "include_forecasts": True,
             }
         )
         if step_size is not None:
-            body["step_size"] = int(step_size)
+            body["step_size"] = _whole(step_size, "step_size")
         _add_options(body, season_length, freq, nonnegative)
-        data = self._request("POST", "/v1/backtest", json_body=body)
+        content = _json_bytes(body)
+        if len(content) > self.max_json_bytes:
+            raise ValueError(
+                f"this backtest is {len(content) / 2**20:.1f} MiB of JSON, over max_json_bytes "
+                f"({self.max_json_bytes / 2**20:.1f} MiB, the server's JSON body limit), and POST "
+                "/v1/backtest takes JSON only: cross-validate the series in groups"
+            )
+        data = self._request("POST", "/v1/backtest", content=content, headers={"Content-Type": "application/json"})
         alias = str(data.get("method", method))
         frame = _backtest_frame(data.get("series", []), alias, levels, cols, encoded)
         frame.attrs["metrics"] = data.get("metrics", {})
@@ -361,15 +418,19 @@ class HorizonClient:
         path: str,
         *,
         json_body: Optional[Dict[str, Any]] = None,
+        content: Optional[bytes] = None,
         params: Optional[Dict[str, str]] = None,
         headers: Optional[Dict[str, str]] = None,
     ) -> Any:
-        """Sends one request (with retries) and returns the JSend ``data``."""
-        content = None
+        """Sends one request (with retries) and returns the JSend ``data``.
+
+        The body is ``json_body``, or ``content`` with the ``Content-Type``
+        in ``headers``. A ``202`` (work accepted as a job) is followed until
+        the job ends: the answer is then the job's ``result``.
+        """
         send_headers = dict(headers or {})
         if json_body is not None:
-            # allow_nan=False: a NaN that slipped through is our bug, not the server's.
-            content = json.dumps(json_body, allow_nan=False, separators=(",", ":")).encode()
+            content = _json_bytes(json_body)
             send_headers["Content-Type"] = "application/json"
         attempt = 0
         while True:
@@ -393,7 +454,49 @@ class HorizonClient:
                 self._sleep(attempt, retry_after)
                 attempt += 1
                 continue
-            return _unwrap(response)
+            data = _unwrap(response)
+            if response.status_code == 202 and isinstance(data, dict):
+                job_id = urllib.parse.quote(str(data.get("id", "")), safe="")
+                return self._follow_job(response.headers.get("Location") or f"/v1/jobs/{job_id}", data)
+            return data
+
+    def _follow_job(self, location: str, job: Dict[str, Any]) -> Any:
+        """The ``result`` of the job at ``location`` (``/v1/jobs/{id}``, a
+        ``202``'s ``Location``; ``job`` is the ``202``'s answer), looked at
+        every 50 ms at first, then less often (at most every
+        ``JOB_POLL_MAX`` seconds), until it ends or ``job_timeout`` passes.
+
+        Raises:
+            JobError: the job ended ``failed`` or ``cancelled``.
+            TimeoutError: still running after ``job_timeout`` (the job goes on).
+        """
+        deadline = None if self.job_timeout is None else time.monotonic() + self.job_timeout
+        wait = 0.05
+        while True:
+            status = job.get("status")
+            name = f"{job.get('kind', 'job')} job {job.get('id', location)}"
+            if status == "succeeded":
+                if "result" not in job:
+                    raise HorizonError(f"{name} succeeded without a result: {job}")
+                return job["result"]
+            if status in JOB_ENDED:
+                reason = f": {job['error']}" if job.get("error") else ""
+                raise JobError(f"{name} {status}{reason}", job)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    progress = job.get("progress") or {}
+                    raise TimeoutError(
+                        f"{name} still {status} after job_timeout={self.job_timeout} s "
+                        f"({progress.get('done')} of {progress.get('total')} series done); "
+                        f"it goes on: GET {location} shows it",
+                        None,
+                        job,
+                    )
+                wait = min(wait, left)
+            time.sleep(wait)
+            wait = min(wait * 2, JOB_POLL_MAX)
+            job = self._request("GET", location)
 
     def _sleep(self, attempt: int, retry_after: Optional[str]) -> None:
         wait = _retry_after_seconds(retry_after)
@@ -461,12 +564,49 @@ def _retry_after_seconds(value: Optional[str]) -> Optional[float]:
 # ---- encoding ----
 
 
+def _json_bytes(body: Dict[str, Any]) -> bytes:
+    """A request body as compact JSON."""
+    # allow_nan=False: a NaN that slipped through is our bug, not the server's.
+    return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _whole(value: Any, name: str) -> int:
+    """``value`` as an int: an integer, or a float without a fraction; text,
+    ``2.7`` or a bool is a ``ValueError`` (``int()`` would truncate or split)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if not float(value).is_integer():
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def _levels(level: Levels) -> List[float]:
+    """Interval levels as floats: None, one number, or any sequence or array
+    of numbers (``[80, 95]``, ``np.array([80, 95])``)."""
+    if level is None:
+        return []
+    if isinstance(level, (str, bytes)):
+        raise ValueError(f"level must be numbers such as [80, 95], not the text {level!r}")
+    if isinstance(level, numbers.Real):
+        return [float(level)]
+    out = []
+    for v in level:
+        if isinstance(v, (str, bytes)):
+            raise ValueError(f"level must be numbers such as [80, 95], not the text {v!r}")
+        out.append(float(v))
+    return out
+
+
 def _add_options(body: Dict[str, Any], season_length: SeasonLength, freq: Optional[str], nonnegative: Optional[bool]) -> None:
     if season_length is not None:
-        if isinstance(season_length, (int, np.integer)):
-            body["season_length"] = int(season_length)
+        if isinstance(season_length, (str, bytes)):
+            raise ValueError(f"season_length must be an integer or a list of integers, not the text {season_length!r}")
+        if isinstance(season_length, numbers.Real):
+            body["season_length"] = _whole(season_length, "season_length")
         else:
-            body["season_length"] = [int(s) for s in season_length]
+            body["season_length"] = [_whole(s, "season_length") for s in season_length]
     if freq is not None:
         body["freq"] = freq
     if nonnegative is not None:
@@ -488,9 +628,19 @@ def _encode(df: pd.DataFrame, cols: _Columns) -> _Encoded:
     elif not pd.api.types.is_numeric_dtype(time):
         time = pd.to_datetime(time)
         kind = "datetime"
-    if kind == "datetime" and getattr(time.dt, "tz", None) is not None:
-        kind, tz = "datetime_tz", time.dt.tz
-    frame = pd.DataFrame({"id": frame[cols.id_col].to_numpy(), "t": time.to_numpy(), "y": frame[cols.target_col].to_numpy()})
+    # Checked in the caller's order, before sorting (which would move a
+    # missing time to the end of its series), so that the row is theirs.
+    missing = np.flatnonzero(time.isna().to_numpy())
+    if len(missing):
+        raise ValueError(f"{cols.time_col} is missing at row {missing[0]}: every row needs a timestamp or an integer position")
+    if kind == "datetime":
+        if getattr(time.dt, "tz", None) is not None:
+            kind, tz = "datetime_tz", time.dt.tz
+        _check_whole_seconds(time, tz, cols)
+        t_col = time.to_numpy()
+    else:
+        t_col = _positions(time, cols)
+    frame = pd.DataFrame({"id": frame[cols.id_col].to_numpy(), "t": t_col, "y": frame[cols.target_col].to_numpy()})
     frame = frame.sort_values(["id", "t"], kind="stable")
     ids_col = frame["id"].to_numpy()
     # Series boundaries of the sorted ids.
@@ -506,7 +656,8 @@ def _encode(df: pd.DataFrame, cols: _Columns) -> _Encoded:
     if np.isinf(y).any():
         row = frame.index[np.flatnonzero(np.isinf(y))[0]]
         raise ValueError(f"{cols.target_col} is infinite at row {row}: use NaN for a missing value")
-    y_list: List[Optional[float]] = [None if not np.isfinite(v) else float(v) for v in y]
+    # NaN (v != v) is a missing value; infinities were refused above.
+    y_list: List[Optional[float]] = [None if v != v else v for v in y.tolist()]
     body: Dict[str, Any] = {"ids": sent, "sizes": [int(s) for s in sizes], "y": y_list}
     t_values = frame["t"].to_numpy()
     if kind == "datetime":
@@ -523,14 +674,75 @@ def _encode(df: pd.DataFrame, cols: _Columns) -> _Encoded:
             # Within the day the wall clock skips and repeats hours at DST
             # changes: UTC is the regular grid.
             utc = stamps.tz_convert("UTC").tz_localize(None).to_numpy()
-            body["ds"] = [s + "Z" for s in np.datetime_as_string(utc.astype("datetime64[s]"), unit="s")]
-    elif np.all(np.isfinite(t_values)) and np.all(t_values == np.round(t_values)):
-        # Whole numbers: the server places them on their step (gaps become
-        # missing values) and labels the forecast steps.
-        body["ds"] = [int(v) for v in t_values]
+            body["ds"] = _as_text(utc.astype("datetime64[s]"), "s", suffix="Z")
+    else:
+        # Integer positions: the server places them on their step (gaps
+        # become missing values) and labels the forecast steps.
+        body["ds"] = t_values.tolist()
     times = {ids[i]: t_values[starts[i] : starts[i] + sizes[i]] for i in range(len(ids))}
     by_sent = {str(i): i for i in ids}
     return _Encoded(body=body, ids=ids, times=times, kind=kind, tz=tz, by_sent=by_sent)
+
+
+def _positions(time: pd.Series, cols: _Columns) -> np.ndarray:
+    """A numeric time column as int64 positions. A number with a fraction
+    (``0.5``) or an infinite one is a ``ValueError`` naming its row: the
+    server places integers on their step, and nothing else."""
+    if pd.api.types.is_integer_dtype(time) or pd.api.types.is_bool_dtype(time):
+        return time.to_numpy(dtype=np.int64)
+    values = time.to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) >= 2.0**63))
+    if len(bad):
+        raise ValueError(
+            f"{cols.time_col} is {float(values[bad[0]])!r} at row {bad[0]}, not a whole number: numeric "
+            f"{cols.time_col} values are integer positions (1, 2, 3 or 10, 20, 40...); use integers or timestamps"
+        )
+    return values.astype(np.int64)
+
+
+def _check_whole_seconds(time: pd.Series, tz: Any, cols: _Columns) -> None:
+    """Refuses timestamps with a fraction of a second (naming the first row):
+    the server's steps are whole minutes or longer."""
+    naive = time.dt.tz_convert(None) if tz is not None else time
+    values = naive.to_numpy()
+    frac = np.flatnonzero(values != values.astype("datetime64[s]"))
+    if len(frac):
+        raise ValueError(
+            f"{cols.time_col} at row {frac[0]} ({time.iloc[frac[0]]}) has a fraction of a second: the server "
+            "supports steps of a minute or longer; send such series with integer positions instead"
+        )
+
+
+def _csv_bytes(encoded: _Encoded) -> bytes:
+    """An encoded frame as a CSV table ``unique_id,ds,y`` (``null`` is a
+    missing ``y``), for a fit too large for a JSON body."""
+    body = encoded.body
+    ids = []
+    for i in body["ids"]:
+        if i != i.strip():
+            # The server trims CSV fields: the id would come back as another.
+            raise ValueError(f"id {i!r} starts or ends with blanks, which a CSV fit body (frames over max_json_bytes) drops; strip the ids")
+        ids.append('"' + i.replace('"', '""') + '"' if any(c in i for c in ',"\r\n') else i)
+    rows = np.repeat(np.array(ids, dtype=object), body["sizes"]).tolist()
+    times = [str(t) for t in body["ds"]]
+    # JSON's numbers are the shortest text that reads back as the same
+    # double, and its null is a missing value in a CSV body too.
+    values = json.dumps(body["y"], allow_nan=False, separators=(",", ":"))[1:-1].split(",")
+    lines = ["unique_id,ds,y"] + [",".join(r) for r in zip(rows, times, values)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _table_params(body: Dict[str, Any]) -> Dict[str, str]:
+    """A fit body's options as the query string of a table (CSV) fit body."""
+    params = {"method": str(body["method"])}
+    season = body.get("season_length")
+    if season is not None:
+        params["season_length"] = ",".join(str(s) for s in season) if isinstance(season, list) else str(season)
+    if "freq" in body:
+        params["freq"] = str(body["freq"])
+    if "nonnegative" in body:
+        params["nonnegative"] = "true" if body["nonnegative"] else "false"
+    return params
 
 
 def _iso(values: np.ndarray) -> List[str]:
@@ -538,8 +750,16 @@ def _iso(values: np.ndarray) -> List[str]:
     seconds = values.astype("datetime64[s]")
     days = values.astype("datetime64[D]")
     if np.all(seconds == days):
-        return list(np.datetime_as_string(days, unit="D"))
-    return list(np.datetime_as_string(seconds, unit="s"))
+        return _as_text(days, "D")
+    return _as_text(seconds, "s")
+
+
+def _as_text(values: np.ndarray, unit: str, suffix: str = "") -> List[str]:
+    """``datetime64`` values as ISO 8601 text to ``unit``, each distinct
+    value formatted once (series of one frame mostly share their times)."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    text = np.char.add(np.datetime_as_string(distinct, unit=unit), suffix) if suffix else np.datetime_as_string(distinct, unit=unit)
+    return text[inverse.ravel()].tolist()
 
 
 def _original_id(encoded: _Encoded, sent: Any) -> Any:
@@ -549,8 +769,14 @@ def _original_id(encoded: _Encoded, sent: Any) -> Any:
 
 def _path(model: str) -> str:
     """A model name as one path segment: a name with ``/``, ``?`` or ``#``
-    reaches the server whole (and is refused there), never another model."""
-    return urllib.parse.quote(str(model), safe="")
+    reaches the server whole (and is refused there), never another model.
+    ``""``, ``.`` and ``..`` are refused here (``ValueError``): URL
+    normalisation would make them another path (``/v1/models/.`` is
+    ``/v1/models/``, the listing)."""
+    name = str(model)
+    if name in ("", ".", ".."):
+        raise ValueError(f"{name!r} is not a model name: 1 to 64 characters of A-Z a-z 0-9 _ - ., not '.' or '..'")
+    return urllib.parse.quote(name, safe="")
 
 
 # ---- decoding ----
@@ -572,7 +798,10 @@ def _decode_times(ds: Optional[List[Any]], encoded: Optional[_Encoded], sid: Any
         if kind == "datetime_tz":
             return parsed.dt.tz_convert(encoded.tz).array
         if kind == "datetime_local":
-            return parsed.dt.tz_localize(encoded.tz, ambiguous="NaT", nonexistent="shift_forward").array
+            # A wall clock that a DST change repeats is its first occurrence
+            # (summer time); one that it skips moves to the change.
+            first = np.ones(len(parsed), dtype=bool)
+            return parsed.dt.tz_localize(encoded.tz, ambiguous=first, nonexistent="shift_forward").array
         return parsed.to_numpy()
     if encoded is not None and sid in encoded.times and encoded.kind == "int":
         # Positions on the grid the server placed the series on: its step is

@@ -3,7 +3,10 @@
 A JSend ``fail`` (the request was wrong, 4xx) becomes a :class:`RequestError`
 carrying one message per offending field, except a 429 (over a rate or a
 quota: :class:`UnavailableError`); a JSend ``error`` (the server failed,
-5xx) becomes a :class:`ServerError` with the server's message.
+5xx) becomes a :class:`ServerError` with the server's message. Work the
+server ran as a job (a ``202``) that ended ``failed`` or ``cancelled`` is a
+:class:`JobError`, and one still running after the client's ``job_timeout``
+a :class:`TimeoutError`.
 """
 
 from __future__ import annotations
@@ -38,10 +41,14 @@ class NotFoundError(RequestError):
 
 
 class ServerError(HorizonError):
-    """A JSend ``error``: the server failed (HTTP 5xx)."""
+    """A JSend ``error``: the server failed (HTTP 5xx).
 
-    def __init__(self, message: str, status_code: int, data: Any = None) -> None:
-        super().__init__(f"HTTP {status_code}: {message}", status_code)
+    ``status_code`` is None for the outcome of a job (no HTTP answer of its
+    own); ``data`` is then the job's last answer.
+    """
+
+    def __init__(self, message: str, status_code: Optional[int], data: Any = None) -> None:
+        super().__init__(f"HTTP {status_code}: {message}" if status_code is not None else message, status_code)
         self.server_message = message
         self.data = data
 
@@ -51,4 +58,19 @@ class UnavailableError(ServerError):
 
 
 class TimeoutError(ServerError):  # noqa: A001 - mirrors the HTTP meaning, lives in this module
-    """504: a wait or a fit took longer than the server's timeout."""
+    """504: a wait or a fit took longer than the server's timeout; or a job
+    still running after the client's ``job_timeout`` (``status_code`` None,
+    ``data`` the job's last answer; the job goes on)."""
+
+
+class JobError(ServerError):
+    """A job (a fit or backtest the server answered ``202`` for) ended
+    ``failed`` or ``cancelled``.
+
+    ``job`` (also ``data``) is the job's last answer: ``id``, ``kind``,
+    ``status``, ``error``, ``progress``...; ``status_code`` is None.
+    """
+
+    def __init__(self, message: str, job: Dict[str, Any]) -> None:
+        super().__init__(message, None, job)
+        self.job: Dict[str, Any] = job

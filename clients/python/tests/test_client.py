@@ -13,7 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from horizon_client import HorizonClient, NotFoundError, RequestError, ServerError, UnavailableError
+from horizon_client import (
+    HorizonClient,
+    JobError,
+    NotFoundError,
+    RequestError,
+    ServerError,
+    TimeoutError,
+    UnavailableError,
+)
 
 
 def monthly(ids: List[str], n: int = 48, start: str = "2020-01-01") -> pd.DataFrame:
@@ -213,21 +221,24 @@ def client_plot(df: pd.DataFrame, fcst: pd.DataFrame):
 
 
 def _scripted(answers):
-    """A local HTTP server answering GETs with ``answers`` in turn (the last
-    one repeated): each ``(status, headers, JSend body)``. Yields its URL and
-    the list of calls made."""
-    calls: List[int] = []
+    """A local HTTP server answering requests with ``answers`` in turn (the
+    last one repeated): each ``(status, headers, JSend body)``. Returns it,
+    its URL and the list of calls made, ``(method, path)``."""
+    calls: List[tuple] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status, headers, payload = answers[min(len(calls), len(answers) - 1)]
-            calls.append(status)
+            calls.append((self.command, self.path))
             body = json.dumps(payload).encode()
             self.send_response(status)
             for k, v in {**headers, "Content-Type": "application/json", "Content-Length": str(len(body))}.items():
                 self.send_header(k, v)
             self.end_headers()
             self.wfile.write(body)
+
+        do_PUT = do_POST = do_GET  # noqa: N815 - the stdlib's names
 
         def log_message(self, *args) -> None:
             pass
@@ -269,3 +280,235 @@ def test_a_429_longer_than_the_backoff_is_unavailable_at_once() -> None:
         assert len(calls) == 1
     finally:
         server.shutdown()
+
+
+# ---- jobs: large fits and backtests answer 202 and are waited for ----
+
+
+def integer_frame(n_series: int, n_points: int) -> pd.DataFrame:
+    """Random-walk-free noise on integer positions (cheap to decode)."""
+    rng = np.random.default_rng(7)
+    return pd.DataFrame(
+        {
+            "unique_id": np.repeat([f"s{i}" for i in range(n_series)], n_points),
+            "ds": np.tile(np.arange(n_points), n_series),
+            "y": rng.normal(100, 5, n_series * n_points),
+        }
+    )
+
+
+def test_a_backtest_of_more_than_10000_fits_is_a_job_waited_for(server_url: str) -> None:
+    """The server answers 202 + Location for it; the answer is the job's result."""
+    client = HorizonClient(base_url=server_url)
+    df = integer_frame(1001, 30)
+    cv = client.cross_validation(df, h=1, n_windows=10, method="naive", season_length=1)
+    assert len(cv) == 1001 * 10
+    assert set(cv.attrs["metrics"]) >= {"mae", "rmse"} and len(cv.attrs["series_metrics"]) == 1001
+    # The same numbers as a small synchronous backtest of one of its series.
+    one = client.cross_validation(df[df.unique_id == "s17"], h=1, n_windows=10, method="naive", season_length=1)
+    got = cv[cv.unique_id == "s17"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, one.reset_index(drop=True))
+    assert list(got.cutoff) == list(range(19, 29))
+
+
+def test_a_fit_of_more_than_a_million_values_is_a_job_waited_for(server_url: str) -> None:
+    client = HorizonClient(base_url=server_url)
+    df = integer_frame(1001, 1000)
+    fit = client.fit(df, model="py-async-fit", method="naive", season_length=1)
+    assert fit.method == "naive" and fit.version == 1
+    assert fit.raw.get("status") == "ready" and "kind" not in fit.raw
+    assert len(fit.series) == 1001 and set(fit.series.n_obs) == {1000}
+    assert sorted(fit.series.unique_id) == sorted(df.unique_id.unique())
+    fcst = client.forecast(model="py-async-fit", h=2, series=["s5"])
+    assert list(fcst.ds) == [1000, 1001]
+    assert list(fcst.naive) == [df.y.iloc[5 * 1000 + 999]] * 2
+
+
+def _job(status: str, **extra) -> dict:
+    return {"id": "j1", "kind": "fit", "model": "m", "version": 3, "status": status, "progress": {"done": 1, "total": 4}, **extra}
+
+
+def _accepted(job: dict) -> tuple:
+    return (202, {"Location": "/v1/jobs/j1"}, {"status": "success", "data": job})
+
+
+def test_a_job_that_fails_is_cancelled_or_outlasts_job_timeout_raises() -> None:
+    df = monthly(["a"])
+    failed = (200, {}, {"status": "success", "data": _job("failed", error="shard 1 of 2: out of memory")})
+    server, url, calls = _scripted([_accepted(_job("queued")), (200, {}, {"status": "success", "data": _job("running")}), failed])
+    try:
+        with pytest.raises(JobError) as err:
+            HorizonClient(base_url=url).fit(df, model="m")
+        assert "failed: shard 1 of 2: out of memory" in str(err.value) and err.value.job["status"] == "failed"
+        assert isinstance(err.value, ServerError) and err.value.status_code is None
+        assert calls == [("PUT", "/v1/models/m"), ("GET", "/v1/jobs/j1"), ("GET", "/v1/jobs/j1")]
+    finally:
+        server.shutdown()
+    cancelled = (200, {}, {"status": "success", "data": _job("cancelled", kind="backtest")})
+    server, url, calls = _scripted([_accepted(_job("queued", kind="backtest")), cancelled])
+    try:
+        with pytest.raises(JobError, match="backtest job j1 cancelled"):
+            HorizonClient(base_url=url).cross_validation(df, h=2)
+        assert calls[0] == ("POST", "/v1/backtest")
+    finally:
+        server.shutdown()
+    server, url, calls = _scripted([_accepted(_job("queued")), (200, {}, {"status": "success", "data": _job("running")})])
+    try:
+        with pytest.raises(TimeoutError, match="still running after job_timeout=0.3 s") as slow:
+            HorizonClient(base_url=url, job_timeout=0.3).fit(df, model="m")
+        assert slow.value.data["progress"] == {"done": 1, "total": 4}
+        assert 2 <= len(calls) < 10
+    finally:
+        server.shutdown()
+    done = (200, {}, {"status": "success", "data": _job("succeeded", result={"model": "m", "version": 3, "status": "ready", "method": "ses", "series": [{"id": "a", "chosen": "SES", "n_obs": 48, "n_missing": 0}]})})
+    server, url, calls = _scripted([_accepted(_job("queued")), done])
+    try:
+        fit = HorizonClient(base_url=url).fit(df, model="m")
+        assert (fit.version, fit.method, list(fit.series.unique_id)) == (3, "ses", ["a"])
+    finally:
+        server.shutdown()
+
+
+# ---- frames over the JSON body limit travel as CSV ----
+
+
+class _Recording(httpx.HTTPTransport):
+    """A transport that notes each request's method and Content-Type."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: List[tuple] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append((request.method, request.headers.get("content-type")))
+        return super().handle_request(request)
+
+
+def test_a_frame_over_max_json_bytes_is_fitted_as_csv_with_the_same_result(server_url: str) -> None:
+    df = monthly(["a", 'q"u,o', "c"], n=36)
+    df.loc[[4, 40], "y"] = np.nan
+    df = df.drop(index=[50, 51])  # a gap: two missing months of 'q"u,o'
+    options = dict(season_length=[3, 12], method="ets", nonnegative=True)
+    small = HorizonClient(base_url=server_url)
+    as_json = small.fit(df, model="py-as-json", **options)
+    recording = _Recording()
+    tiny = HorizonClient(base_url=server_url, max_json_bytes=1000, transport=recording)
+    as_csv = tiny.fit(df, model="py-as-csv", **options)
+    assert recording.seen == [("PUT", "text/csv")]
+    pd.testing.assert_frame_equal(as_csv.series, as_json.series)
+    pd.testing.assert_frame_equal(
+        tiny.forecast(model="py-as-csv", h=4, level=[80]), small.forecast(model="py-as-json", h=4, level=[80])
+    )
+    # Hourly time-zone-aware data travels as UTC in CSV too.
+    ds = pd.date_range("2024-03-29", periods=72, freq="h", tz="Europe/Paris")
+    hourly = pd.DataFrame({"unique_id": 7, "ds": ds, "y": np.arange(72.0) % 24})
+    fcst = tiny.forecast(df=hourly, h=3, method="naive")
+    assert list(fcst.ds) == list(pd.date_range(ds[-1], periods=4, freq="h")[1:]) and list(fcst.unique_id) == [7] * 3
+    # Blank-padded ids would be trimmed by the server's CSV reader.
+    with pytest.raises(ValueError, match="starts or ends with blanks"):
+        tiny.fit(df.assign(unique_id=" a"), model="py-as-csv")
+    # POST /v1/backtest takes JSON only: said before anything is sent.
+    with pytest.raises(ValueError, match="over max_json_bytes"):
+        tiny.cross_validation(df, h=2)
+
+
+def test_a_frame_over_the_servers_64_mib_json_limit_is_fitted(server_url: str) -> None:
+    """1,700 hourly series of 1,000 points: some 70 MiB of JSON, a 413 before."""
+    n, m = 1700, 1000
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(
+        {
+            "unique_id": np.repeat([f"s{i}" for i in range(n)], m),
+            "ds": np.tile(pd.date_range("2020-01-01", periods=m, freq="h"), n),
+            "y": rng.normal(100, 5, n * m),
+        }
+    )
+    from horizon_client.client import _Columns, _encode
+
+    body = _encode(df, _Columns("unique_id", "ds", "y")).body
+    assert len(json.dumps(body, separators=(",", ":"))) > 64 * 2**20
+    client = HorizonClient(base_url=server_url)
+    fit = client.fit(df, model="py-over-64mib", method="naive", season_length=1)
+    assert len(fit.series) == n and set(fit.series.n_obs) == {m}
+    fcst = client.forecast(model="py-over-64mib", h=1, series=["s1699"])
+    assert list(fcst.naive) == [df.y.iloc[-1]] and list(fcst.ds) == [pd.Timestamp("2020-02-11 16:00")]
+
+
+# ---- input the server would misread is refused locally ----
+
+
+def test_a_missing_or_non_integer_numeric_ds_is_refused_naming_the_row() -> None:
+    client = HorizonClient(base_url="http://127.0.0.1:9")  # never reached
+    df = pd.DataFrame({"unique_id": "a", "ds": np.arange(48.0), "y": np.arange(48.0)})
+    with pytest.raises(ValueError, match="ds is missing at row 20"):
+        client.fit(df.assign(ds=df.ds.where(df.index != 20)), model="py-nan-ds")
+    with pytest.raises(ValueError, match="ds is missing at row 47"):
+        client.cross_validation(monthly(["a"]).assign(ds=lambda d: d.ds.where(d.index != 47)), h=2)
+    with pytest.raises(ValueError, match="ds is 0.5 at row 1, not a whole number"):
+        client.fit(df.assign(ds=df.ds * 0.5), model="py-half-ds")
+    with pytest.raises(ValueError, match="ds is inf at row 3"):
+        client.fit(df.assign(ds=np.where(df.index == 3, np.inf, df.ds)), model="py-inf-ds")
+
+
+def test_whole_floats_in_ds_are_integer_positions(server_url: str) -> None:
+    df = pd.DataFrame({"unique_id": "a", "ds": np.arange(0.0, 96.0, 2.0), "y": np.arange(48.0)})
+    fcst = HorizonClient(base_url=server_url).forecast(df=df.drop(index=[10]), h=2, method="naive")
+    assert list(fcst.ds) == [96, 98]
+
+
+def test_sub_second_timestamps_are_refused_clearly() -> None:
+    client = HorizonClient(base_url="http://127.0.0.1:9")  # never reached
+    df = monthly(["a"]).assign(ds=pd.date_range("2024-01-01", periods=48, freq="ms"))
+    with pytest.raises(ValueError, match=r"row 1 \(2024-01-01 00:00:00.001000\) has a fraction of a second: the server supports steps of a minute or longer"):
+        client.fit(df, model="py-ms")
+
+
+def test_a_forecast_across_a_dst_fall_back_has_real_timestamps(server_url: str) -> None:
+    """Daily at 02:30 in Paris: 2024-10-27 02:30 happens twice (the first one is used)."""
+    ds = pd.date_range("2024-09-01 02:30", "2024-10-25 02:30", freq="D", tz="Europe/Paris")
+    df = pd.DataFrame({"unique_id": "a", "ds": ds, "y": np.arange(len(ds)) % 7 + 10.0})
+    fcst = HorizonClient(base_url=server_url).forecast(df=df, h=4, method="naive")
+    assert fcst.ds.notna().all()
+    wall = pd.date_range("2024-10-26 02:30", periods=4, freq="D")
+    assert list(fcst.ds) == list(wall.tz_localize("Europe/Paris", ambiguous=np.ones(4, dtype=bool)))
+    assert str(fcst.ds[1]) == "2024-10-27 02:30:00+02:00"
+
+
+def test_dot_model_names_are_refused_before_any_request(server_url: str) -> None:
+    """``.`` and ``..`` would be normalised away by the URL: another endpoint."""
+    client = HorizonClient(base_url=server_url)
+    for name in (".", "..", ""):
+        with pytest.raises(ValueError, match="is not a model name"):
+            client.describe(name)
+        with pytest.raises(ValueError, match="is not a model name"):
+            client.fit(monthly(["a"]), model=name)
+        with pytest.raises(ValueError, match="is not a model name"):
+            client.forecast(model=name, h=1)
+    # A dot within a name is a name like any other.
+    client.fit(monthly(["a"]), model="py.dotted", method="naive")
+    assert client.describe("py.dotted")["name"] == "py.dotted"
+
+
+def test_levels_take_any_array_and_h_and_season_length_are_whole_numbers(server_url: str) -> None:
+    client = HorizonClient(base_url=server_url)
+    df = monthly(["a"])
+    client.fit(df, model="py-args", method="naive")
+    for level in (np.array([80, 95]), pd.Series([95, 80]), (80, 95)):
+        fcst = client.forecast(model="py-args", h=2, level=level)
+        assert list(fcst.columns) == ["unique_id", "ds", "naive", "naive-lo-80", "naive-hi-80", "naive-lo-95", "naive-hi-95"]
+    assert list(client.forecast(model="py-args", h=2, level=90).columns)[-1] == "naive-hi-90"
+    assert len(client.forecast(model="py-args", h=np.int64(3))) == len(client.forecast(model="py-args", h=3.0)) == 3
+    with pytest.raises(ValueError, match="h must be a whole number, not 2.7"):
+        client.forecast(model="py-args", h=2.7)
+    with pytest.raises(ValueError, match="h must be a whole number"):
+        client.forecast(df=df, h="3")
+    with pytest.raises(ValueError, match="season_length must be an integer or a list of integers, not the text '12'"):
+        client.fit(df, model="py-args", season_length="12")
+    with pytest.raises(ValueError, match="season_length must be a whole number, not 12.5"):
+        client.fit(df, model="py-args", season_length=[12.5])
+    with pytest.raises(ValueError, match="level must be numbers"):
+        client.forecast(model="py-args", h=2, level="80")
+    with pytest.raises(ValueError, match="n_windows must be a whole number"):
+        client.cross_validation(df, h=2, n_windows=1.5)
+    # None of these made a version.
+    assert client.describe("py-args")["latest_version"] == 1

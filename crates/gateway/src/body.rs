@@ -330,7 +330,7 @@ pub(crate) fn check_content_encoding(
     ))
 }
 
-fn check_content_type(value: Option<&axum::http::HeaderValue>) -> Result<(), ApiError> {
+pub(crate) fn check_content_type(value: Option<&axum::http::HeaderValue>) -> Result<(), ApiError> {
     let Some(value) = value else {
         return Err(ApiError::field(
             "content-type",

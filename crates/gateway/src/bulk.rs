@@ -163,7 +163,9 @@ pub async fn v1_fit(
         .and_then(|v| v.to_str().ok())
         .and_then(format_of);
     let Some(format) = format else {
-        if req.uri().query().is_some_and(|q| !q.is_empty()) {
+        let json = crate::body::check_content_type(headers.get(header::CONTENT_TYPE)).is_ok();
+        // Another content type is the mistake to name, not the query.
+        if json && req.uri().query().is_some_and(|q| !q.is_empty()) {
             // Silently ignored, `?method=naive` would fit `auto`.
             return Err(ApiError::field(
                 "query",

@@ -97,6 +97,18 @@ pub async fn seed_forecast(
     .await
     .map_err(|e| e.renamed("horizon", "num_steps"))?;
     metrics::histogram!(crate::metrics::FORECAST_BATCH).record(result.series.len() as f64);
+    if result.series.len() > 1 {
+        // One list of numbers cannot say which series it is.
+        return Err(ApiError::field(
+            "model",
+            format!(
+                "version {} of model 'default' has {} series, and /forecast answers one; use \
+                 POST /v1/models/default/forecast",
+                result.version,
+                result.series.len()
+            ),
+        ));
+    }
     let first = result.series.into_iter().next();
     let ds = first
         .as_ref()
@@ -1088,9 +1100,17 @@ pub(crate) async fn unless_deleted(
 }
 
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        // Which one a retry would repeat is anyone's guess.
+        return Err(ApiError::field(
+            "Idempotency-Key",
+            "is given more than once; send one key",
+        ));
+    }
     let ok = value.to_str().ok().filter(|k| {
         !k.is_empty()
             && k.len() <= MAX_IDEMPOTENCY_KEY_LEN

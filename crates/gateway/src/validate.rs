@@ -936,11 +936,11 @@ fn column_plan(key: &str, fields: &Fields) -> Column {
         };
     };
     let n: usize = split.counts().iter().sum();
+    let rows = match split {
+        Split::Runs(_) => format!("'sizes' add up to {n}"),
+        Split::Rows(..) => format!("'unique_id' has {n} rows"),
+    };
     if key == "y" {
-        let rows = match split {
-            Split::Runs(_) => format!("'sizes' add up to {n}"),
-            Split::Rows(..) => format!("'unique_id' has {n} rows"),
-        };
         Column::Numbers {
             max: n,
             capacity: 0,
@@ -951,7 +951,7 @@ fn column_plan(key: &str, fields: &Fields) -> Column {
         Column::Stamps {
             max: n,
             split: Some(split),
-            too_many: format!("has more than {n} timestamps but 'y' has {n} values"),
+            too_many: format!("has more than {n} timestamps but {rows}"),
         }
     }
 }
@@ -1595,12 +1595,25 @@ impl SeriesIn {
                 };
                 match SeriesCalendar::from_start(*start, freq, values.len()) {
                     Ok(cal) => (values, Some(cal)),
-                    Err(_) => {
+                    Err(GridError::OffGrid { .. }) => {
                         errors.add(
                             &self.start_field,
                             format!(
                                 "{}{start} is not on the calendar of freq {freq}",
                                 self.label
+                            ),
+                        );
+                        return None;
+                    }
+                    Err(_) => {
+                        errors.add(
+                            &self.start_field,
+                            format!(
+                                "{}{} steps of {freq} from {start} pass the last date there \
+                                 is ({})",
+                                self.label,
+                                values.len(),
+                                SeriesCalendar::last_date()
                             ),
                         );
                         return None;
@@ -1651,6 +1664,27 @@ impl SeriesIn {
                 }
             }
         };
+        if let Some(cal) = calendar {
+            // Forecasts must be able to date every step they may be asked for.
+            if cal.last.step(&cal.freq, MAX_HORIZON as i64).is_none() {
+                let field = match self.when {
+                    When::Start(_) => &self.start_field,
+                    _ => &self.ds_field,
+                };
+                errors.add(
+                    field,
+                    format!(
+                        "{}the last timestamp {} leaves no room for {MAX_HORIZON} forecast steps \
+                         of {} before the last date there is ({})",
+                        self.label,
+                        cal.last,
+                        cal.freq,
+                        SeriesCalendar::last_date()
+                    ),
+                );
+                return None;
+            }
+        }
         let freq = calendar.map(|c| c.freq).or(freq);
         match SeriesData::with_nan_gaps(values) {
             Ok(data) => Some(Placed {
@@ -2231,7 +2265,7 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
                 "ds",
                 "date strings or integers",
                 n_rows,
-                |n| format!("has more than {n} timestamps but 'y' has {n} values"),
+                |n| format!("has more than {n} timestamps but {}", rows_are(n)),
                 errors,
             )
             .and_then(|items| match items.summary() {
@@ -2242,7 +2276,7 @@ fn column_series(f: &Fields, errors: &mut Errors) -> Option<Vec<SeriesIn>> {
                 None if items.len != n_rows => {
                     errors.add(
                         "ds",
-                        format!("has {} timestamps but 'y' has {n_rows} values", items.len),
+                        format!("has {} timestamps but {}", items.len, rows_are(n_rows)),
                     );
                     None
                 }
@@ -2803,6 +2837,43 @@ mod tests {
     }
 
     #[test]
+    fn every_forecast_step_has_a_date() {
+        // 10,000 steps of a year after +262000 pass the last date there is.
+        let fields = fail_fields(
+            parse::<SeedFit>(json!({"data": [1, 2, 3], "start": "+262000-01-01", "freq": "YS"}))
+                .unwrap_err(),
+        );
+        assert!(
+            fields["start"].contains("leaves no room for 10000 forecast steps"),
+            "{fields:?}"
+        );
+        let fields = fail_fields(
+            parse::<V1Fit>(json!({"series": [{"id": "a", "values": [1, 2, 3],
+                "ds": ["+262000-01-01", "+262001-01-01", "+262002-01-01"]}]}))
+            .unwrap_err(),
+        );
+        assert!(
+            fields["series[0].ds"].contains("leaves no room"),
+            "{fields:?}"
+        );
+        assert!(parse::<SeedFit>(
+            json!({"data": [1, 2, 3], "start": "+250000-01-01", "freq": "YS"})
+        )
+        .is_ok());
+        // Steps that overflow the dates are not "off the calendar".
+        let fields = fail_fields(
+            parse::<SeedFit>(
+                json!({"data": [1, 2, 3, 4, 5], "start": "2024-01-01", "freq": "1000000000h"}),
+            )
+            .unwrap_err(),
+        );
+        assert!(
+            fields["start"].contains("pass the last date there is"),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
     fn integer_positions_are_placed_on_their_step() {
         let V1Fit(fit) = parse(json!({
             "unique_id": ["a", "a", "a", "a", "b", "b", "b"],
@@ -2938,11 +3009,18 @@ mod tests {
         let body = br#"{"ds": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"], "y": [1, 2, 3, 4], "sizes": [3]}"#;
         let fields = fail_fields(V1Fit::from_json(body).unwrap_err());
         assert!(
-            fields["ds"].contains("has 4 timestamps but 'y' has 3 values"),
+            fields["ds"].contains("has 4 timestamps but 'sizes' add up to 3"),
             "{fields:?}"
         );
         assert!(
             fields["y"].contains("has 4 values but 'sizes' add up to 3"),
+            "{fields:?}"
+        );
+        // In the long form the rows are counted by 'unique_id'.
+        let body = br#"{"unique_id": ["a", "a", "a", "a"], "ds": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-06"], "y": [1, 2, 3, 4]}"#;
+        let fields = fail_fields(V1Fit::from_json(body).unwrap_err());
+        assert!(
+            fields["ds"].contains("more than 4 timestamps but 'unique_id' has 4 rows"),
             "{fields:?}"
         );
     }

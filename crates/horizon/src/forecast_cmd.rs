@@ -199,6 +199,14 @@ fn forecast_one(
             (grid.values.into_iter().map(known).collect(), ds, freq)
         }
     };
+    // The server's rule, so that a file forecasts the same here and with --url.
+    if values.len() < engine::MIN_TRAIN_LEN {
+        anyhow::bail!(
+            "y: has {} points; at least {} are needed",
+            values.len(),
+            engine::MIN_TRAIN_LEN
+        );
+    }
     let series = SeriesData::with_gaps(values).map_err(|e| anyhow::anyhow!("y: {e}"))?;
     let mut spec = ModelSpec::with_seasons(method, args.season_length.clone());
     if args.season_length.is_empty() {

@@ -30,9 +30,22 @@ pub fn forecast(
     levels: &[Level],
 ) -> anyhow::Result<Vec<Output>> {
     let model = match &args.model {
-        Some(m) => m.clone(),
+        // Checked here: an HTTP client would resolve '..' in the URL and
+        // ask another endpoint.
+        Some(m) => protocol::ModelName::parse(m)
+            .map_err(|e| anyhow::anyhow!("--model: {e}"))?
+            .name()
+            .to_string(),
         None => model_from_file(args)?,
     };
+    // `localhost:8080` parses as a URL of scheme "localhost".
+    let parsed = reqwest::Url::parse(url).map_err(|e| e.to_string());
+    if let Err(why) = parsed.and_then(|u| match u.scheme() {
+        "http" | "https" => Ok(()),
+        other => Err(format!("'{other}' is no scheme of HTTP")),
+    }) {
+        bail!("--url {url}: {why}; give the whole address, e.g. http://127.0.0.1:8080");
+    }
     let h = horizon.get();
     let mut series = Vec::with_capacity(inputs.len());
     for input in inputs {

@@ -75,11 +75,24 @@ async fn open(args: &KeysArgs) -> anyhow::Result<Arc<dyn KeyStore>> {
             let pg = cluster.connect_store(url).await?;
             Ok(Arc::new(pg.keys()))
         }
-        None => Ok(Arc::new(
-            SqliteStore::open_keys(&args.data_dir)
-                .await
-                .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
-        )),
+        None => {
+            // Listing or revoking in a mistyped directory would make an
+            // empty store there and find nothing; a first key may make one.
+            let creates = matches!(args.command, KeysCommand::Create { .. });
+            let db = args.data_dir.join(store::sqlite::DB_FILE);
+            if !creates && !db.exists() {
+                anyhow::bail!(
+                    "no store in {} (no {}); give the --data-dir that `horizon serve` uses",
+                    args.data_dir.display(),
+                    store::sqlite::DB_FILE
+                );
+            }
+            Ok(Arc::new(
+                SqliteStore::open_keys(&args.data_dir)
+                    .await
+                    .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
+            ))
+        }
     }
 }
 

@@ -186,6 +186,20 @@ async fn tenants_see_only_their_own_models_and_keys_are_checked() {
         !listing.contains(&acme_key[21..]),
         "list never shows a secret"
     );
+    // A mistyped directory is no store, not an empty one.
+    let typo = dir.path().join("typo");
+    let out = Command::new(env!("CARGO_BIN_EXE_horizon"))
+        .args(["keys", "list", "--data-dir"])
+        .arg(&typo)
+        .output()
+        .expect("horizon keys runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no store in"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!typo.exists());
 
     let served = Served::start(
         dir.path(),

@@ -338,6 +338,17 @@ async fn bad_tables_are_refused_with_the_line_or_the_limit() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(answer["data"]["query"].is_string(), "{answer}");
+    // Neither JSON nor a table: the content type is the mistake.
+    let (status, answer) = put_table(
+        &app,
+        "/v1/models/bad-csv?method=naive",
+        "text/plain",
+        csv_body(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["data"]["content-type"].is_string(), "{answer}");
+    assert!(answer["data"].get("query").is_none(), "{answer}");
     let (status, answer) = put_table(&app, "/v1/models/bad-pq", PARQUET, "not parquet").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(

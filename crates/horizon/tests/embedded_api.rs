@@ -64,6 +64,22 @@ async fn seed_endpoints_fit_then_forecast() {
     let (_, body) = app.post("/forecast", json!({"num_steps": 2})).await;
     assert_eq!(body["data"]["version"], 2);
     assert_eq!(body["data"]["forecast"], json!([7.0, 7.0]));
+
+    // `default` fitted with two series: /forecast cannot show both.
+    let (status, body) = app
+        .put(
+            "/v1/models/default",
+            json!({"series": [{"id": "a", "values": [1, 2, 3]}, {"id": "b", "values": [4, 5, 6]}], "method": "naive"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.post("/forecast", json!({"num_steps": 2})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let says = body["data"]["model"].as_str().unwrap();
+    assert!(
+        says.contains("has 2 series") && says.contains("/v1/models/default/forecast"),
+        "{says}"
+    );
     app.stop().await;
 }
 
@@ -227,6 +243,23 @@ async fn idempotency_key_replays_the_same_version() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["data"]["Idempotency-Key"].is_string(), "{body}");
+    let (status, body) = common::answer(
+        app.client
+            .put(app.url("/v1/models/idem"))
+            .header("Idempotency-Key", "order-17")
+            .header("Idempotency-Key", "order-19")
+            .json(&json!({"series": [{"id": "a", "values": [1, 2, 3, 4]}], "method": "naive"}))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["data"]["Idempotency-Key"]
+            .as_str()
+            .is_some_and(|m| m.contains("more than once")),
+        "{body}"
+    );
     assert_eq!(app.latest_version("idem").await, Some(3));
     app.stop().await;
 }

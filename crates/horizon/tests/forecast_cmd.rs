@@ -169,6 +169,36 @@ fn bad_input_is_a_clear_error() {
             "{seasons}: {stderr}"
         );
     }
+    // The server's least length, as with --url.
+    let csv = write(&dir, "short.csv", "unique_id,ds,y\na,1,1\na,2,2\n");
+    let out = horizon(&["forecast", &csv, "--horizon", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("has 2 points; at least 3 are needed"),
+        "{stderr}"
+    );
+    // A model name the URL would resolve away, and an address without its
+    // scheme, are refused before any request.
+    for (flags, says) in [
+        (["--url", "http://127.0.0.1:9", "--model", ".."], "--model"),
+        (
+            ["--url", "127.0.0.1:9", "--model", "m"],
+            "give the whole address",
+        ),
+        (
+            ["--url", "localhost:9", "--model", "m"],
+            "give the whole address",
+        ),
+    ] {
+        let mut args = vec!["forecast", &csv, "--horizon", "2"];
+        args.extend(flags);
+        let out = horizon(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(says),
+            "{flags:?}: {stderr}"
+        );
+    }
 }
 
 /// A Parquet file as pandas writes one: text ids, naive nanosecond

@@ -727,6 +727,11 @@ impl Grid {
 }
 
 impl SeriesCalendar {
+    /// The last date there is on any calendar, for messages.
+    pub fn last_date() -> impl std::fmt::Display {
+        NaiveDate::MAX
+    }
+
     /// The calendar of `len` values starting at `start`, one per step.
     pub fn from_start(start: Timestamp, freq: Freq, len: usize) -> Result<Self, GridError> {
         if !freq.is_anchored(&start.local) {

@@ -205,6 +205,10 @@ pub enum TableError {
     /// A column the caller asked for is not in the header or schema.
     #[error("no column '{name}' (columns: {found})")]
     MissingColumn { name: String, found: String },
+    /// A column the caller asked for is named more than once: which one
+    /// holds the data cannot be told.
+    #[error("column '{name}' appears {count} times in the header; name it once")]
+    RepeatedColumn { name: String, count: usize },
     /// A bad CSV line (1-based, the header is line 1).
     #[error("line {line}: {message}")]
     Line { line: u64, message: String },

@@ -188,6 +188,13 @@ pub(crate) fn positions<'a>(
     columns: &Columns,
 ) -> Result<[usize; 3], TableError> {
     let find = |name: &str| {
+        let count = names.clone().filter(|h| *h == name).count();
+        if count > 1 {
+            return Err(TableError::RepeatedColumn {
+                name: name.to_string(),
+                count,
+            });
+        }
         names
             .clone()
             .position(|h| h == name)
@@ -316,6 +323,11 @@ mod tests {
         assert!(
             missing.to_string().contains("no column 'store'"),
             "{missing}"
+        );
+        let twice = read_csv("store,t,sales,sales\nx,1,5,6\n".as_bytes(), &columns).unwrap_err();
+        assert!(
+            twice.to_string().contains("column 'sales' appears 2 times"),
+            "{twice}"
         );
     }
 

@@ -31,7 +31,8 @@ struct RawBody {
 #[serde(deny_unknown_fields)]
 struct RawSeries {
     id: String,
-    values: Vec<Option<f64>>,
+    /// Read element by element, so that a bad one is named as in a fit.
+    values: Vec<serde_json::Value>,
     #[serde(default)]
     ds: Option<Vec<serde_json::Value>>,
 }
@@ -94,13 +95,26 @@ impl FromJson for ObservationsBody {
                 );
                 continue;
             }
-            let values = match SeriesData::appended(s.values) {
-                Ok(v) => v,
-                Err(e) => {
-                    errors.insert(format!("series[{i}].values"), e.to_string());
-                    continue;
-                }
-            };
+            let numbers: Result<Vec<Option<f64>>, String> = s
+                .values
+                .iter()
+                .enumerate()
+                .map(|(k, v)| match v {
+                    serde_json::Value::Null => Ok(None),
+                    v => v
+                        .as_f64()
+                        .map(Some)
+                        .ok_or_else(|| format!("element {k} is {v}, not a number or null")),
+                })
+                .collect();
+            let values =
+                match numbers.and_then(|n| SeriesData::appended(n).map_err(|e| e.to_string())) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        errors.insert(format!("series[{i}].values"), e);
+                        continue;
+                    }
+                };
             let ds = match s.ds {
                 None => None,
                 Some(ds) if ds.len() != values.len() => {

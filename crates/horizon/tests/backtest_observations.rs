@@ -236,6 +236,20 @@ async fn scenario(base: &str, model: &str) {
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("at most half"), "{body}");
+    // A bad element is named as in a fit.
+    let (status, body) = post(
+        base,
+        &format!("/v1/models/{model}/observations"),
+        json!({"series": [{"id": "b", "values": [1, "x"]}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["data"]["series[0].values"]
+            .as_str()
+            .is_some_and(|m| m.contains("element 1")),
+        "{body}"
+    );
 }
 
 /// Sends `body` with `Prefer: respond-async`: 202, the job, its Location.

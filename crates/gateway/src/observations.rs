@@ -55,6 +55,7 @@ fn label(item: &serde_json::Value) -> Result<Label, String> {
             .map_err(|e| e.to_string()),
         serde_json::Value::Number(n) => n
             .as_i64()
+            .or_else(|| n.as_f64().and_then(crate::validate::whole_number))
             .map(Label::Position)
             .ok_or_else(|| format!("{n} is not an integer position (nor an ISO 8601 date string)")),
         other => Err(format!(

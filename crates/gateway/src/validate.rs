@@ -225,7 +225,7 @@ impl Scalar {
     fn integer(&self, min: i64, max: i64) -> Result<i64, String> {
         let n = match *self {
             Scalar::I64(n) => Some(n),
-            Scalar::F64(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Some(x as i64),
+            Scalar::F64(x) => whole_number(x),
             _ => None,
         };
         match n {
@@ -489,6 +489,12 @@ impl Item for Observation {
     }
 }
 
+/// `x` as an integer when it is one written as a float (`3.0`), exactly
+/// representable.
+pub(crate) fn whole_number(x: f64) -> Option<i64> {
+    (x.fract() == 0.0 && x.abs() < 9.0e15).then_some(x as i64)
+}
+
 /// One element of `ds`: a timestamp, or an integer position (as
 /// statsforecast allows; every element of a series must be of one kind).
 #[derive(Debug, Clone, Copy)]
@@ -517,6 +523,8 @@ impl Item for Stamp {
             Scalar::U64(n) => i64::try_from(n)
                 .map(Stamp::Index)
                 .map_err(|_| format!("is too large an integer ({})", s.short())),
+            // What pandas writes for an integer column with a gap (`3.0`).
+            Scalar::F64(x) if whole_number(x).is_some() => Ok(Stamp::Index(x as i64)),
             other => Err(format!(
                 "is neither a date string such as \"2024-01-31\" nor an integer ({})",
                 other.short()
@@ -2891,6 +2899,11 @@ mod tests {
         let V1Fit(fit) =
             parse(json!({"series": [{"id": "x", "values": [1, 2, 3], "ds": [5, 7, 9]}]})).unwrap();
         assert_eq!(fit.series[0].index, Some(IndexAxis { last: 9, step: 2 }));
+        // Whole numbers written as floats are integers too.
+        let V1Fit(fit) =
+            parse(json!({"series": [{"id": "x", "values": [1, 2, 3], "ds": [5.0, 7.0, 9.0]}]}))
+                .unwrap();
+        assert_eq!(fit.series[0].index, Some(IndexAxis { last: 9, step: 2 }));
         for (ds, field, says) in [
             (
                 json!([1, 3, 2]),
@@ -2913,6 +2926,11 @@ mod tests {
                 "mixes timestamps and integers",
             ),
             (json!([1, 2.5, 3]), "series[0].ds", "nor an integer"),
+            (
+                json!([1.0, 2.5, 3.0]),
+                "series[0].ds",
+                "nor an integer (2.5)",
+            ),
         ] {
             let fields = fail_fields(
                 parse::<V1Fit>(json!({"series": [{"id": "x", "values": [1, 2, 3], "ds": ds}]}))

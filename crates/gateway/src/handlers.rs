@@ -565,14 +565,23 @@ async fn fit(state: &AppState, model: ModelName, input: FitInput, key: Option<Ke
     fit_input(state, model, input, key, None).await
 }
 
-/// [`fit`], or with `base` new observations filtered forward from version
-/// `base` (see [`FitJob::base`]).
+/// The version new observations extend (see [`FitJob::base`]) and how many
+/// series it holds: the new version holds as many, whatever the request
+/// names.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Base {
+    pub(crate) version: Version,
+    pub(crate) n_series: usize,
+}
+
+/// [`fit`], or with `base` new observations filtered forward from that
+/// version.
 pub(crate) async fn fit_from(
     state: &AppState,
     model: ModelName,
     request: FitRequest,
     key: Option<Keyed>,
-    base: Option<Version>,
+    base: Option<Base>,
 ) -> FitAnswer {
     fit_input(state, model, FitInput::Request(request), key, base).await
 }
@@ -582,7 +591,7 @@ async fn fit_input(
     model: ModelName,
     input: FitInput,
     key: Option<Keyed>,
-    base: Option<Version>,
+    base: Option<Base>,
 ) -> FitAnswer {
     // Taken before any work, held by the fit until it settles (even after
     // its client is gone), so fits queued at once stay bounded.
@@ -683,7 +692,7 @@ pub(crate) async fn prepare_fit(
     state: &AppState,
     model: &ModelName,
     input: FitInput,
-    base: Option<Version>,
+    base: Option<Base>,
 ) -> Result<PreparedFit, FitError> {
     // Fail fast while jobs cannot be delivered (e.g. the broker is down, or
     // no worker listens), before registering a version that could not be
@@ -705,7 +714,7 @@ pub(crate) async fn prepare_fit(
     };
     let job = FitJob {
         shard: None,
-        base,
+        base: base.map(|b| b.version),
         model: model.clone(),
         version: 0, // set once registered
         spec: request.spec,
@@ -716,7 +725,7 @@ pub(crate) async fn prepare_fit(
     let transport = state.transport.clone();
     let sizes = state.config.shard_sizes;
     let (prepared, fits) = tokio::task::spawn_blocking(move || {
-        let n_series = job.series.len();
+        let n_series = base.map_or(job.series.len(), |b| b.n_series);
         let model = job.model.clone();
         let shards = protocol::shard::split(job, &sizes);
         let fits = shards.iter().try_for_each(|s| transport.check_fit(s));

@@ -87,6 +87,31 @@ impl FromJson for Rollback {
     }
 }
 
+/// Copies the `count` shards of version `from` to the pending version `to`,
+/// one at a time (a sharded version is large); the last one makes it ready.
+async fn copy_shards(
+    state: &AppState,
+    model: &ModelName,
+    from: Version,
+    to: Version,
+    count: u32,
+) -> Result<(), StoreError> {
+    for index in 0..count {
+        let bytes = state.store.load_shard(model, from, index).await?;
+        let part = state.store.shard_summary(model, from, index).await?;
+        let part = protocol::FitSummary {
+            version: to,
+            ..part
+        };
+        let shard = protocol::shard::Shard { index, count };
+        state
+            .store
+            .complete_shard(model, to, shard, &bytes, &part)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Makes a ready version current again, as a new version.
 #[utoipa::path(post, path = "/v1/models/{name}/rollback", tag = "models",
     params(("name" = String, Path, description = "The model: 1 to 64 characters of `A-Z a-z 0-9 _ - .`", pattern = "^[A-Za-z0-9_.-]{1,64}$")),
@@ -130,14 +155,25 @@ pub async fn rollback(
             ))
         }
     };
-    let state_bytes = state
+    let shards = state
         .store
-        .load_state(&model, target)
+        .shard_count(&model, target)
         .await
-        .map_err(|e| match e {
-            StoreError::UnknownVersion { .. } => no_such_version(&model, target),
-            e => store_error(e),
-        })?;
+        .map_err(store_error)?;
+    // Read before registering: a version deleted meanwhile registers nothing.
+    let whole = match shards {
+        1 => Some(
+            state
+                .store
+                .load_state(&model, target)
+                .await
+                .map_err(|e| match e {
+                    StoreError::UnknownVersion { .. } => no_such_version(&model, target),
+                    e => store_error(e),
+                })?,
+        ),
+        _ => None,
+    };
     let registered = state
         .store
         .register_pending(&model, info.n_series, None)
@@ -150,11 +186,16 @@ pub async fn rollback(
         ));
     };
     let summary = protocol::FitSummary { version, ..summary };
-    if let Err(e) = state
-        .store
-        .complete(&model, version, &state_bytes, &summary)
-        .await
-    {
+    let copied = match whole {
+        Some(bytes) => {
+            state
+                .store
+                .complete(&model, version, &bytes, &summary)
+                .await
+        }
+        None => copy_shards(&state, &model, target, version, shards).await,
+    };
+    if let Err(e) = copied {
         let reason = format!("the rollback to version {target} could not be saved: {e}");
         if let Err(e) = state.store.fail(&model, version, &reason).await {
             tracing::error!(%model, version, error = %e, "could not fail a version");

@@ -6,7 +6,7 @@
 
 use crate::backtest::latest;
 use crate::body::{KeyedBody, ModelPath};
-use crate::handlers::{fit_from, keyed, pending_error, version_failed};
+use crate::handlers::{fit_from, keyed, pending_error, version_failed, Base};
 use crate::jsend::{success, ApiError, FieldErrors};
 use crate::validate::{FitRequest, FromJson, MAX_SERIES_PER_FIT};
 use crate::AppState;
@@ -280,7 +280,11 @@ pub async fn observations(
             })
             .collect(),
     };
-    let answer = fit_from(&state, model.clone(), request, key, Some(base))
+    let extends = Base {
+        version: base,
+        n_series: info.n_series,
+    };
+    let answer = fit_from(&state, model.clone(), request, key, Some(extends))
         .await
         .unless_base_deleted(&state, &model, base)
         .await;

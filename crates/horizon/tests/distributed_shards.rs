@@ -370,4 +370,26 @@ async fn a_spooled_csv_fit_in_shards_goes_through_the_broker() {
         assert_eq!(s["ds"], json!(days), "{s}");
         assert_eq!(s["mean"], json!(vec![i as f64; 3]), "{s}");
     }
+    // The sharded version back as a new one, its shards copied in the store.
+    let rolled = send(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/models/csv/rollback", cluster.base),
+        Some(json!({"version": 1})),
+    )
+    .await
+    .expect("rollback answered");
+    assert_eq!(rolled.status, 201, "{:?}", rolled.body);
+    assert_eq!(rolled.body["data"]["version"], 2);
+    let f = send(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/models/csv/forecast", cluster.base),
+        Some(json!({"horizon": 1, "series": ["d199"]})),
+    )
+    .await
+    .expect("forecast answered");
+    assert_eq!(f.status, 200, "{:?}", f.body);
+    assert_eq!(f.body["data"]["version"], 2);
+    assert_eq!(f.body["data"]["series"][0]["mean"], json!([199.0]));
 }

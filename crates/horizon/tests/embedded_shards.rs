@@ -69,6 +69,50 @@ async fn a_large_fit_is_sharded_across_the_worker_pool() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["series"].as_array().unwrap().len(), n);
 
+    // New observations on two series: the new version holds all of them.
+    let (status, body) = server
+        .post(
+            "/v1/models/emb/observations",
+            json!({"series": [{"id": "s3", "values": [3.0]}, {"id": "s7", "values": [7.0]}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["version"], 2);
+    // A refit, then the sharded version 1 back, shard by shard.
+    let (status, body) = server
+        .put(
+            "/v1/models/emb",
+            json!({"series": [{"id": "s0", "values": [5.0, 5.0, 5.0]}], "method": "naive"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server
+        .post("/v1/models/emb/rollback", json!({"version": 1}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["data"]["version"], 4);
+    assert_eq!(server.store.shard_count(&model, 4).await.unwrap(), 5);
+    let (status, body) = server
+        .post("/v1/models/emb/forecast", json!({"horizon": 1}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["version"], 4);
+    let series = body["data"]["series"].as_array().unwrap();
+    assert_eq!(series.len(), n);
+    assert!(series.iter().all(|s| {
+        let i: f64 = s["id"].as_str().unwrap()[1..].parse().unwrap();
+        s["mean"][0].as_f64() == Some(i)
+    }));
+    let (status, body) = server.get("/v1/models/emb").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let n_series: Vec<u64> = body["data"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["n_series"].as_u64().unwrap())
+        .collect();
+    assert_eq!(n_series, [n as u64, n as u64, 1, n as u64]);
+
     // A small fit stays whole.
     let (status, body) = server
         .put(

@@ -439,8 +439,9 @@ impl FittedModel {
     /// `auto`: every member filtered, the same weights. Approximations: MSTL
     /// decomposes the longer series again (same periods, the adjusted
     /// series' model keeps its parameters); with gaps, every family filters
-    /// the interpolated series (an ETS fit skipped the gaps instead). The
-    /// intervals keep their calibration.
+    /// the filled series (interpolated inside, forecast over the gaps at the
+    /// end; an ETS fit skipped the gaps instead). The intervals keep their
+    /// calibration.
     ///
     /// The state does not carry its training data (it stays small), so the
     /// caller gives the whole longer series: see [`Self::extend`].

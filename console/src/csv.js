@@ -48,9 +48,19 @@ function parseValue(text, where) {
  * is the JSON fit body (without method/season options).
  */
 export function parseCsv(text) {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
+  const lines = text.split(/\r?\n/);
+  // The final newline ends the last row; blank lines before the first row
+  // are no rows.
+  if (lines.length > 0 && lines[lines.length - 1].trim() === "") lines.pop();
+  let skipped = 0;
+  while (lines.length > 0 && lines[0].trim() === "") {
+    lines.shift();
+    skipped++;
+  }
   if (lines.length === 0) throw new Error("the CSV is empty");
   const first = splitLine(lines[0]);
+  // In one column an empty line is an empty cell: a missing value.
+  const oneColumn = first.length === 1;
   const lower = first.map((h) => h.toLowerCase());
   const headed = first.some((h) => h !== "" && Number.isNaN(decimal(h)) && !MISSING.has(h.toLowerCase()));
   let idCol = -1;
@@ -71,8 +81,9 @@ export function parseCsv(text) {
   }
   const byId = new Map();
   rows.forEach((line, i) => {
+    if (!oneColumn && line.trim() === "") return;
     const cells = splitLine(line);
-    const where = `line ${i + (headed ? 2 : 1)}`;
+    const where = `line ${i + skipped + (headed ? 2 : 1)}`;
     if (cells.length <= yCol) throw new Error(`${where}: expected ${first.length} columns`);
     const id = idCol >= 0 ? cells[idCol] : "series";
     if (id === "") throw new Error(`${where}: empty unique_id`);
@@ -107,11 +118,16 @@ export function parseCsv(text) {
   return { series, body };
 }
 
+/** The items of a list typed as "24, 168" (a trailing comma is no item). */
+function items(text) {
+  return text.split(/[\s,]+/).filter((p) => p !== "");
+}
+
 /** "24, 168" → [24, 168]; "" → null. */
 export function parseIntList(text, what) {
-  const t = text.trim();
-  if (t === "") return null;
-  return t.split(/[\s,]+/).map((p) => {
+  const list = items(text);
+  if (list.length === 0) return null;
+  return list.map((p) => {
     const v = decimal(p);
     if (!Number.isInteger(v)) throw new Error(`${what}: "${p}" is not an integer`);
     return v;
@@ -120,9 +136,7 @@ export function parseIntList(text, what) {
 
 /** "80, 95" → [80, 95]; "" → []. */
 export function parseNumberList(text, what) {
-  const t = text.trim();
-  if (t === "") return [];
-  return t.split(/[\s,]+/).map((p) => {
+  return items(text).map((p) => {
     const v = decimal(p);
     if (!Number.isFinite(v)) throw new Error(`${what}: "${p}" is not a number`);
     return v;

@@ -17,13 +17,16 @@ const SHOWN_FILE_BYTES = 1 << 20;
 const state = {
   file: null, // {name, text} of an uploaded CSV too large to show in the text box
   parsed: null, // {series, body} of the CSV in the form
-  fitted: {}, // model name -> the parsed CSV this page fitted it on (its history)
+  fitted: {}, // "model@version" -> the parsed CSV this page fitted it on (its history)
   forecast: null, // the last forecast answer's data
   backtest: null, // the last backtest answer's data, with its model's name
   selectedModel: null,
 };
 
 const api = createApi(() => $("api-key").value.trim());
+
+/** The key of a version's history in `state.fitted`. */
+const fittedKey = (name, version) => `${name}@${version}`;
 
 function show(kind, text) {
   const el = $("message");
@@ -83,9 +86,17 @@ function textPlaceholder() {
 
 async function loadFile() {
   const file = $("csv-file").files[0];
-  if (!file) return;
-  const text = await file.text();
   const box = $("csv-text");
+  if (!file) {
+    // The choice was cleared: so is the file it loaded.
+    if (state.file) {
+      state.file = null;
+      box.placeholder = textPlaceholder();
+      reparse();
+    }
+    return;
+  }
+  const text = await file.text();
   if (text.length > SHOWN_FILE_BYTES) {
     state.file = { name: file.name, text };
     box.value = "";
@@ -139,6 +150,8 @@ function forecastAsk() {
   const level = parseNumberList($("levels").value, "interval levels");
   const bad = level.find((l) => !(l > 0 && l < 100));
   if (bad !== undefined) throw new Error(`interval levels must lie strictly between 0 and 100, got ${bad}`);
+  const twice = level.find((l, i) => level.indexOf(l) !== i);
+  if (twice !== undefined) throw new Error(`interval levels: ${twice} is listed more than once`);
   return { horizon, level };
 }
 
@@ -151,7 +164,9 @@ async function fit() {
   show("busy", `fitting ${name}...`);
   const answer = await api("PUT", modelPath(name), body);
   const data = await settle(answer);
-  state.fitted[name] = parsed;
+  state.fitted[fittedKey(name, data.version)] = parsed;
+  // A backtest of the version before is not one of this version.
+  forgetBacktest(name);
   const rows = (data.series || []).map((s) => `${s.id}: ${s.chosen}${s.fallback ? ` (fallback: ${s.fallback})` : ""}`);
   $("fit-result").textContent = `version ${data.version} (${data.method}) - ${rows.join("; ")}`;
   show("ok", `fitted ${name} version ${data.version}`);
@@ -164,7 +179,9 @@ async function forecast(name = modelName(), { horizon, level } = forecastAsk()) 
   const data = (await api("POST", `${modelPath(name)}/forecast`, { horizon, level })).data;
   state.forecast = data;
   const select = $("series-select");
+  const shown = select.value;
   select.replaceChildren(...data.series.map((s) => el("option", { value: s.id }, s.id)));
+  if (data.series.some((s) => s.id === shown)) select.value = shown;
   drawSelected();
   show("ok", `forecast of ${name} version ${data.version}: ${data.series.length} series, ${horizon} steps`);
 }
@@ -180,7 +197,7 @@ function drawSelected() {
   const fc = data.series.find((s) => s.id === id) || data.series[0];
   // The history is the CSV this page fitted the model on (not whatever the
   // form holds now), when it holds this series.
-  const source = state.fitted[data.model];
+  const source = state.fitted[fittedKey(data.model, data.version)];
   const history = source ? source.series.find((s) => s.id === fc.id) || null : null;
   chart.dataset.model = data.model;
   chart.dataset.version = String(data.version);
@@ -208,12 +225,14 @@ async function refreshModels(select) {
     ),
   );
   const which = select ?? state.selectedModel;
-  if (which) await selectModel(which);
+  // A refresh shows the versions again but keeps the name being typed.
+  if (which) await selectModel(which, { name: select !== undefined });
+  return data.models.length;
 }
 
-async function selectModel(name) {
+async function selectModel(name, { name: setName = true } = {}) {
   state.selectedModel = name;
-  $("model-name").value = name;
+  if (setName) $("model-name").value = name;
   for (const row of $("models-table").tBodies[0].rows) row.classList.toggle("selected", row.dataset.model === name);
   const data = (await api("GET", `${modelPath(name)}?limit=1000`)).data;
   $("versions-model").textContent = name;
@@ -244,11 +263,25 @@ async function rollback(name, version) {
   show("busy", `rolling ${name} back to version ${version}...`);
   const answer = await api("POST", `${modelPath(name)}/rollback`, { version });
   const data = await settle(answer);
+  if (data && data.version) {
+    const history = state.fitted[fittedKey(name, version)];
+    if (history) state.fitted[fittedKey(name, data.version)] = history;
+    $("fit-result").textContent = `version ${data.version} (${data.method}), a copy of version ${version}`;
+  }
+  forgetBacktest(name);
   show("ok", `rolled ${name} back to version ${version}${data && data.version ? `: now version ${data.version}` : ""}`);
   await refreshModels(name);
 }
 
 // --- backtest --------------------------------------------------------------
+
+/** Drops the backtest of `name` (its version is no longer the newest). */
+function forgetBacktest(name) {
+  if (state.backtest && state.backtest.model === name) {
+    state.backtest = null;
+    $("backtest-result").replaceChildren();
+  }
+}
 
 const fmt = (v) => (typeof v === "number" ? (Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(4)) : v == null ? "" : String(v));
 
@@ -287,11 +320,18 @@ async function backtest() {
 
 // --- wiring ----------------------------------------------------------------
 
+/** A click handler running `fn`, its button disabled until it ends (a
+ * double click must not fit twice). */
 function guard(fn) {
-  return () => {
+  return (ev) => {
+    const button = ev && ev.currentTarget instanceof HTMLButtonElement ? ev.currentTarget : null;
+    if (button) button.disabled = true;
     Promise.resolve()
       .then(fn)
-      .catch(reportError);
+      .catch(reportError)
+      .finally(() => {
+        if (button) button.disabled = false;
+      });
   };
 }
 
@@ -310,7 +350,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("fit-button").addEventListener("click", guard(fit));
   $("forecast-button").addEventListener("click", guard(() => forecast()));
   $("series-select").addEventListener("change", drawSelected);
-  $("refresh-models").addEventListener("click", guard(() => refreshModels()));
+  $("refresh-models").addEventListener(
+    "click",
+    guard(async () => show("ok", `${await refreshModels()} models`)),
+  );
   $("backtest-button").addEventListener("click", guard(backtest));
   window.addEventListener("resize", () => state.forecast && drawSelected());
   refreshModels().catch(reportError);

@@ -103,6 +103,9 @@ try {
   await page.click("#fit-button");
   await page.waitForSelector(`#chart[data-model="${model}-big"][data-state="ready"]`, { timeout: 120000 });
   assert.equal(await page.getAttribute("#chart", "data-history-points"), "40000");
+  // Clearing the file choice drops the file it loaded.
+  await page.setInputFiles("#csv-file", []);
+  await page.waitForFunction(() => document.getElementById("csv-summary").textContent === "");
   await page.fill("#csv-text", "y\n1\n2\n3\n");
   assert.equal(await page.textContent("#csv-summary"), "1 series, 3 points");
   assert.doesNotMatch(await page.getAttribute("#csv-text", "placeholder"), /big\.csv/);
@@ -126,6 +129,16 @@ try {
   // `ds,y` is one series with timestamps.
   await page.fill("#csv-text", "ds,y\n2024-01-31,5\n2024-02-29,7\n2024-03-31,\n2024-04-30,6\n");
   assert.equal(await page.textContent("#csv-summary"), "1 series, 4 points, with timestamps");
+  // In one column an empty line is a missing value, not a dropped row.
+  await page.fill("#csv-text", "y\n10\n11\n\n13\n14\n");
+  assert.equal(await page.textContent("#csv-summary"), "1 series, 5 points");
+  // Levels the forecast would refuse stop the fit before a version is made.
+  await page.fill("#model-name", `${model}-dup`);
+  await page.fill("#levels", "80,80");
+  await page.click("#fit-button");
+  await page.waitForFunction(() => /listed more than once/.test(document.getElementById("message").textContent));
+  assert.equal((await api("GET", `/v1/models/${model}-dup`)).status, 404, "no version was made");
+  await page.fill("#levels", "");
 
   // A fit the server refuses: its field message is shown.
   await page.fill("#model-name", model);
@@ -151,7 +164,7 @@ try {
   await page.fill("#season-length", "7");
   await page.selectOption("#method", "ets");
   await page.fill("#horizon", String(H));
-  await page.fill("#levels", "80,95");
+  await page.fill("#levels", "80,95,"); // a trailing comma is no level
   await page.click("#fit-button");
   await page.waitForSelector('#chart[data-state="ready"]', { timeout: 60000 });
   await page.waitForSelector('#message[data-kind="ok"]');
@@ -220,6 +233,12 @@ try {
   const versions = await page.$$eval("#versions-table tbody tr", (trs) => trs.map((t) => ({ ...t.dataset })));
   log("versions", versions);
   assert.deepEqual(versions, [{ version: "1", status: "ready" }]);
+  // Refresh lists again but keeps the name being typed.
+  await page.fill("#model-name", "typed-not-fitted");
+  await page.click("#refresh-models");
+  await page.waitForFunction(() => / models$/.test(document.getElementById("message").textContent));
+  assert.equal(await page.inputValue("#model-name"), "typed-not-fitted");
+  await page.fill("#model-name", model);
 
   // Rollback: either the server does it (a new version appears) or its
   // error is shown as it is.

@@ -615,8 +615,20 @@ async fn fit_input(
     if let Some((_, false)) = registered {
         crate::life::retain(state, &model);
     }
+    let version = registered.map(|r| r.0);
+    let summary = match summary {
+        Ok(summary) => Ok(summary),
+        Err(e) => {
+            let failed = e.answer(&model, version, timeout);
+            // A DELETE of the model while it was fitting is no failure of ours.
+            Err(match version {
+                Some(version) => unless_deleted(state, &model, version, failed).await,
+                None => failed,
+            })
+        }
+    };
     FitAnswer {
-        summary: summary.map_err(|e| e.answer(&model, registered.map(|r| r.0), timeout)),
+        summary,
         replayed: registered.is_some_and(|r| r.1),
     }
 }
@@ -1101,9 +1113,15 @@ pub(crate) async fn unless_deleted(
         .wait_settled(model, version, Duration::ZERO)
         .await
     {
-        Err(StoreError::UnknownVersion { .. } | StoreError::UnknownModel(_)) => {
-            crate::life::no_such_version(model, version)
-        }
+        // Said as what happened: an unpinned request never named a version.
+        Err(StoreError::UnknownVersion { .. } | StoreError::UnknownModel(_)) => ApiError::fail(
+            StatusCode::NOT_FOUND,
+            "version",
+            format!(
+                "version {version} of model '{model}' was deleted while this request used it; \
+                 GET /v1/models/{model} lists the versions left"
+            ),
+        ),
         _ => failed,
     }
 }

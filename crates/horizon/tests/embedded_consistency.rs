@@ -346,6 +346,42 @@ async fn a_version_deleted_under_a_forecast_is_a_404() {
     let (status, body) = forecast.await.unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["status"], "fail", "{body}");
+    assert!(
+        body["data"]["version"]
+            .as_str()
+            .is_some_and(|m| m.contains("was deleted while this request used it")),
+        "{body}"
+    );
+}
+
+/// A fit whose model a DELETE removed while it ran: the client raced
+/// itself (404), not our failure (500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fit_whose_model_is_deleted_while_it_runs_is_a_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(TestServer::start(dir.path()).await);
+    app.control.hold("racing");
+    let fit = {
+        let app = app.clone();
+        tokio::spawn(async move { app.put("/v1/models/racing", constant_fit(3.0)).await })
+    };
+    app.until_registered("racing", 1).await;
+    let deleted = app
+        .client
+        .delete(app.url("/v1/models/racing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    app.control.release("racing", 1);
+    let (status, body) = fit.await.unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(
+        body["data"]["version"]
+            .as_str()
+            .is_some_and(|m| m.contains("was deleted while this request used it")),
+        "{body}"
+    );
 }
 
 /// New observations whose base version a DELETE removed before the worker

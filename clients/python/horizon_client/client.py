@@ -621,8 +621,14 @@ def _encode(df: pd.DataFrame, cols: _Columns) -> _Encoded:
     if df.empty:
         raise ValueError("the frame has no rows")
     frame = df[[cols.id_col, cols.time_col, cols.target_col]]
+    no_id = np.flatnonzero(frame[cols.id_col].isna().to_numpy())
+    if len(no_id):
+        raise ValueError(f"{cols.id_col} is missing at row {no_id[0]}: every row needs the id of its series")
     time = frame[cols.time_col]
     kind, tz = "int", None
+    if isinstance(time.dtype, pd.PeriodDtype):
+        # A period is sent as its start (pandas' own to_timestamp).
+        time = time.dt.to_timestamp()
     if pd.api.types.is_datetime64_any_dtype(time):
         kind = "datetime"
     elif not pd.api.types.is_numeric_dtype(time):

@@ -450,6 +450,23 @@ def test_a_missing_or_non_integer_numeric_ds_is_refused_naming_the_row() -> None
         client.fit(df.assign(ds=np.where(df.index == 3, np.inf, df.ds)), model="py-inf-ds")
 
 
+def test_a_missing_id_is_refused_naming_the_row() -> None:
+    client = HorizonClient(base_url="http://127.0.0.1:9")  # never reached
+    df = monthly(["a", "b"])
+    with pytest.raises(ValueError, match="unique_id is missing at row 5"):
+        client.fit(df.assign(unique_id=df.unique_id.where(df.index != 5)), model="py-nan-id")
+
+
+def test_period_ds_is_sent_as_the_period_start(server_url: str) -> None:
+    df = monthly(["a"])
+    periods = df.assign(ds=df.ds.dt.to_period("M"))
+    client = HorizonClient(base_url=server_url)
+    by_period = client.forecast(df=periods, h=3, method="naive")
+    by_stamp = client.forecast(df=df, h=3, method="naive")
+    assert list(by_period.ds) == list(by_stamp.ds)
+    assert list(by_period.naive) == list(by_stamp.naive)
+
+
 def test_whole_floats_in_ds_are_integer_positions(server_url: str) -> None:
     df = pd.DataFrame({"unique_id": "a", "ds": np.arange(0.0, 96.0, 2.0), "y": np.arange(48.0)})
     fcst = HorizonClient(base_url=server_url).forecast(df=df.drop(index=[10]), h=2, method="naive")

@@ -11,6 +11,7 @@ Each suite's conftest imports ``server_url`` from here."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -72,4 +73,7 @@ def server_url() -> Iterator[str]:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()
     log.close()
+    # Each run would otherwise leave its store and log behind in /tmp.
+    shutil.rmtree(data, ignore_errors=True)

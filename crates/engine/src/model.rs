@@ -461,10 +461,7 @@ impl FittedModel {
                 self.state.refilter(&values).forecast(h.get())
             }))
             .ok()?;
-            forecast
-                .iter()
-                .all(|v| v.is_finite())
-                .then(|| forecast.iter().map(|v| v * self.scale).collect())
+            Some(forecast.iter().map(|v| v * self.scale).collect())
         });
         let values = scaled(filled);
         let state = catch_unwind(AssertUnwindSafe(|| self.state.refilter(&values)))

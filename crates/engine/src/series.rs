@@ -100,11 +100,14 @@ impl SeriesData {
 
     /// Refuses a series with more than half of its values missing.
     pub(crate) fn check_missing(&self) -> Result<(), SeriesError> {
-        if self.missing * 2 > self.len() || self.missing == self.len() {
-            return Err(SeriesError::MostlyMissing {
-                missing: self.missing,
-                len: self.len(),
-            });
+        Self::missing_allowed(self.missing, self.len())
+    }
+
+    /// The rule on missing values: `missing` of `len` values may be missing
+    /// when that is at most half of them (and not all).
+    pub fn missing_allowed(missing: usize, len: usize) -> Result<(), SeriesError> {
+        if missing * 2 > len || missing == len {
+            return Err(SeriesError::MostlyMissing { missing, len });
         }
         Ok(())
     }

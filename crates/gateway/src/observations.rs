@@ -8,7 +8,7 @@ use crate::backtest::latest;
 use crate::body::{KeyedBody, ModelPath};
 use crate::handlers::{fit_from, keyed, pending_error, version_failed, Base};
 use crate::jsend::{success, ApiError, FieldErrors};
-use crate::validate::{FitRequest, FromJson, MAX_SERIES_PER_FIT};
+use crate::validate::{observation, FitRequest, FromJson, Scalar, MAX_SERIES_PER_FIT};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -32,7 +32,7 @@ struct RawBody {
 struct RawSeries {
     id: String,
     /// Read element by element, so that a bad one is named as in a fit.
-    values: Vec<serde_json::Value>,
+    values: Vec<Scalar>,
     #[serde(default)]
     ds: Option<Vec<serde_json::Value>>,
 }
@@ -98,15 +98,9 @@ impl FromJson for ObservationsBody {
             }
             let numbers: Result<Vec<Option<f64>>, String> = s
                 .values
-                .iter()
+                .into_iter()
                 .enumerate()
-                .map(|(k, v)| match v {
-                    serde_json::Value::Null => Ok(None),
-                    v => v
-                        .as_f64()
-                        .map(Some)
-                        .ok_or_else(|| format!("element {k} is {v}, not a number or null")),
-                })
+                .map(|(k, v)| observation(v).map_err(|e| format!("element {k} {e}")))
                 .collect();
             let values =
                 match numbers.and_then(|n| SeriesData::appended(n).map_err(|e| e.to_string())) {
@@ -205,13 +199,10 @@ pub async fn observations(
         // The rule on missing values is the whole series'.
         let len = n_obs + o.values.len();
         let missing = n_missing + o.values.n_missing();
-        if missing * 2 > len {
+        if let Err(e) = SeriesData::missing_allowed(missing, len) {
             errors.insert(
                 format!("series[{i}].values"),
-                format!(
-                    "series '{}' would have {missing} of {len} values missing; at most half may be",
-                    o.id
-                ),
+                format!("series '{}' with these values: {e}", o.id),
             );
             continue;
         }

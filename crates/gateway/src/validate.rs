@@ -171,7 +171,7 @@ fn is_null(raw: &RawValue) -> bool {
 /// One JSON value read without building a tree: scalars kept, containers
 /// only named.
 #[derive(Debug)]
-enum Scalar {
+pub(crate) enum Scalar {
     Null,
     Bool(bool),
     I64(i64),
@@ -487,6 +487,12 @@ impl Item for Observation {
             },
         }
     }
+}
+
+/// One element of a series' values as a fit reads it: a number, or `None`
+/// for `null` (a missing value); the message is the fit's.
+pub(crate) fn observation(s: Scalar) -> Result<Option<f64>, String> {
+    Observation::from_scalar(s).map(|o| (!o.0.is_nan()).then_some(o.0))
 }
 
 /// `x` as an integer when it is one written as a float (`3.0`), exactly

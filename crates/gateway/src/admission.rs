@@ -13,7 +13,9 @@
 //!   not fit the budget now: 503 + `Retry-After`.
 //! - **Forecast answers**: horizon × series × (1 + 2 × levels) numbers at most
 //!   [`AdmissionConfig::max_forecast_values`]; more is a 422 before the
-//!   forecast is sent to a worker.
+//!   forecast is sent to a worker. The forecasts a backtest answers with
+//!   (horizon × windows × series × (2 + 2 × levels): actual, mean, bounds)
+//!   have the same cap.
 
 use crate::jsend::ApiError;
 use axum::http::StatusCode;
@@ -147,6 +149,36 @@ impl Admission {
             ),
         ))
     }
+
+    /// Refuses a backtest whose answer would hold more forecast numbers than
+    /// the cap; `field` names the option that asked for them.
+    pub fn backtest_size(
+        &self,
+        horizon: usize,
+        n_windows: usize,
+        n_series: usize,
+        n_levels: usize,
+        field: &str,
+    ) -> Result<(), ApiError> {
+        let per_step = 2 + 2 * n_levels;
+        let values = horizon
+            .saturating_mul(n_windows)
+            .saturating_mul(n_series)
+            .saturating_mul(per_step);
+        let max = self.config.max_forecast_values;
+        if values <= max {
+            return Ok(());
+        }
+        Err(ApiError::fail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            field,
+            format!(
+                "the answer's forecasts would hold {values} numbers (horizon {horizon} × \
+                 {n_windows} windows × {n_series} series × {per_step} per step: actual, mean and \
+                 bounds), over the limit of {max}; ask for fewer windows, steps, levels or series"
+            ),
+        ))
+    }
 }
 
 /// The body budget in units of [`BUDGET_UNIT`] bytes, rounded up.
@@ -210,5 +242,14 @@ mod tests {
         let err = a.forecast_size(101, 2, 2).unwrap_err();
         assert!(format!("{err:?}").contains("at most 100"), "{err:?}");
         assert!(a.forecast_size(usize::MAX, usize::MAX, 20).is_err());
+        // A backtest's forecasts: 10 × 5 windows × 2 series × (2 + 2 × 4) = 1000.
+        assert!(a.backtest_size(10, 5, 2, 4, "include_forecasts").is_ok());
+        let err = a
+            .backtest_size(10, 6, 2, 4, "include_forecasts")
+            .unwrap_err();
+        assert!(format!("{err:?}").contains("include_forecasts"), "{err:?}");
+        assert!(a
+            .backtest_size(usize::MAX, usize::MAX, 2, 20, "n_windows")
+            .is_err());
     }
 }

@@ -11,6 +11,7 @@
 //! The admin key (from the environment) is the default tenant, without quotas.
 
 use crate::jsend::ApiError;
+use crate::turns::{Turn, Turns};
 use crate::AppState;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -46,6 +47,14 @@ pub struct Auth {
     quotas: Quotas,
     live: Mutex<Option<(Instant, bool)>>,
     buckets: Mutex<HashMap<Tenant, Bucket>>,
+    /// Per tenant, the turn to register a version (see [`Auth::storage_turn`]).
+    turns: Turns<Tenant>,
+}
+
+/// A tenant's turn to register a version within its storage quota; the
+/// next registration of the tenant waits until this one is dropped.
+pub(crate) struct StorageTurn {
+    _held: Option<Turn<Tenant>>,
 }
 
 /// A token bucket: `tokens` left at `at`.
@@ -69,6 +78,7 @@ impl Auth {
             quotas: Quotas::default(),
             live: Mutex::new(None),
             buckets: Mutex::new(HashMap::new()),
+            turns: Turns::default(),
         }
     }
 
@@ -139,6 +149,22 @@ impl Auth {
         } else {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
         }
+    }
+
+    /// The turn of `tenant` to register a new version, once it is under its
+    /// storage quota (a 429 `fail` otherwise). Hold it until the version is
+    /// registered: a pending version counts its series, so concurrent fits
+    /// each see the ones before them, and only the one that crosses the
+    /// quota gets past it (its bytes count once it is fitted).
+    pub(crate) async fn storage_turn(&self, tenant: &Tenant) -> Result<StorageTurn, ApiError> {
+        if tenant.is_default()
+            || (self.quotas.max_series.is_none() && self.quotas.max_bytes.is_none())
+        {
+            return Ok(StorageTurn { _held: None });
+        }
+        let turn = self.turns.take(tenant).await;
+        self.check_storage(tenant).await?;
+        Ok(StorageTurn { _held: Some(turn) })
     }
 
     /// Refuses a fit once `tenant` stores as many series or bytes as allowed.

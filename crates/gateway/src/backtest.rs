@@ -327,6 +327,25 @@ pub(crate) async fn run(state: &AppState, job: BacktestJob) -> Result<BacktestRe
     }
 }
 
+/// Refuses a backtest whose answer's forecasts would be over the cap of a
+/// forecast answer (only asked for with `include_forecasts`).
+fn check_size(
+    state: &AppState,
+    n_series: usize,
+    options: &BacktestOptions,
+) -> Result<(), ApiError> {
+    if !options.include_forecasts {
+        return Ok(());
+    }
+    state.admission.backtest_size(
+        options.horizon.get(),
+        options.n_windows,
+        n_series,
+        options.levels.len(),
+        "include_forecasts",
+    )
+}
+
 /// Whether a backtest of `n_series` runs as a job: `Some(true)` when asked
 /// with `Prefer: respond-async`, `Some(false)` when larger than
 /// [`ASYNC_BACKTEST_FITS`], `None` to answer synchronously.
@@ -398,6 +417,7 @@ pub async fn backtest_data(
     JsonBody(body): JsonBody<BacktestBody>,
 ) -> Result<Response, ApiError> {
     let n_series = body.fit.series.len();
+    check_size(&state, n_series, &body.options)?;
     let preferred = wants_async(&headers, n_series, &body.options);
     let job = BacktestJob {
         spec: body.fit.spec,
@@ -462,6 +482,7 @@ pub async fn backtest_model(
             ))
         }
     }
+    check_size(&state, info.n_series, &body.options)?;
     let preferred = wants_async(&headers, info.n_series, &body.options);
     let job = BacktestJob {
         spec: ModelSpec::default(),

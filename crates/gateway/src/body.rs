@@ -5,50 +5,30 @@
 //!
 //! A small body (a `Content-Length` up to [`INLINE_PARSE_BYTES`]) is read
 //! whole and parsed on the async runtime. Any other is parsed on the
-//! blocking pool while it arrives: its chunks go through a short queue to
-//! the parser ([`FromJson::from_reader`]), which drops each once read, so a
-//! fit's text is never held whole (the idempotency digest is computed over
-//! the chunks as they pass).
+//! blocking pool while it arrives ([`crate::streamed`]), so a fit's text is
+//! never held whole.
 
 use crate::admission::Slot;
 use crate::jsend::ApiError;
+use crate::streamed::{self, hex, Limits, Pace};
 use crate::validate::FromJson;
 use crate::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use futures_util::StreamExt;
 use protocol::ModelName;
 use sha2::Digest;
-use std::io::{BufReader, Read};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
-use tokio::runtime::Handle;
-use tokio::sync::mpsc::{self, error::TryRecvError};
-use tokio::sync::{Semaphore, SemaphorePermit};
-use tokio::time::Instant;
+use std::io::BufReader;
+use std::sync::atomic::Ordering;
 
 /// Bodies declared up to this size are read whole and parsed on the async
 /// runtime; larger ones (and those of unknown size) on the blocking pool
 /// while they arrive, so a large body never holds up other requests.
 pub const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
-/// Chunks of a body queued for its parser: what the gateway holds of a
-/// body's text at most (hyper's chunks are up to a few hundred KiB).
-const QUEUED_CHUNKS: usize = 8;
-
 /// The parser's read buffer (the JSON reader takes its bytes one by one).
 const READ_BUFFER: usize = 64 * 1024;
-
-/// At most this many large bodies are parsed at once (one per core), so a
-/// burst of them does not crowd out every other CPU user. A parser holds
-/// its slot while it has bytes to parse, not while it waits for the client.
-fn parse_slots() -> &'static Semaphore {
-    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
-    SLOTS
-        .get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
-}
 
 /// A request body parsed into the request type `T`.
 pub struct JsonBody<T>(pub T);
@@ -80,43 +60,8 @@ impl<T: FromJson> FromRequest<AppState> for KeyedBody<T> {
     }
 }
 
-/// What a body may take: its size and the time the client has to send it.
-#[derive(Clone, Copy)]
-pub(crate) struct BodyLimits {
-    pub bytes: usize,
-    pub timeout: Duration,
-}
-
-impl BodyLimits {
-    fn too_large(self) -> ApiError {
-        ApiError::fail(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body",
-            format!(
-                "the request body is larger than the limit of {} bytes",
-                self.bytes
-            ),
-        )
-    }
-
-    fn timed_out(self) -> ApiError {
-        ApiError::fail(
-            StatusCode::REQUEST_TIMEOUT,
-            "body",
-            format!(
-                "the request body did not arrive within {}",
-                humantime::format_duration(self.timeout)
-            ),
-        )
-    }
-}
-
 fn empty_body() -> ApiError {
     ApiError::field("body", "the body is empty; expected a JSON object")
-}
-
-fn hex(digest: impl AsRef<[u8]>) -> String {
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks the headers, takes room in the body budget (held until the body
@@ -128,9 +73,11 @@ async fn read_json<T: FromJson>(
 ) -> Result<(T, Option<String>), ApiError> {
     check_content_type(req.headers().get(header::CONTENT_TYPE))?;
     check_content_encoding(req.headers().get(header::CONTENT_ENCODING))?;
-    let limits = BodyLimits {
-        bytes: state.config.body_limit,
-        timeout: state.config.connections.body_timeout,
+    let limits = Limits {
+        bytes: state.config.body_limit as u64,
+        what: "request body",
+        setting: "--max-body-bytes",
+        pace: Pace::Whole(state.config.connections.body_timeout),
     };
     // Refused before a byte of it is read when it says it is too large.
     let declared = req
@@ -138,10 +85,12 @@ async fn read_json<T: FromJson>(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limits.bytes) {
+    if declared.is_some_and(|n| n as u64 > limits.bytes) {
         return Err(limits.too_large());
     }
-    let _room: Slot = state.admission.body(declared.unwrap_or(limits.bytes))?;
+    let _room: Slot = state
+        .admission
+        .body(declared.unwrap_or(state.config.body_limit))?;
     if declared.is_some_and(|n| n <= INLINE_PARSE_BYTES) {
         let bytes = read_whole(req, state, limits).await?;
         let digest = keyed.then(|| hex(sha2::Sha256::digest(&bytes)));
@@ -151,8 +100,8 @@ async fn read_json<T: FromJson>(
 }
 
 /// Reads a small body whole within the body timeout.
-async fn read_whole(req: Request, state: &AppState, limits: BodyLimits) -> Result<Bytes, ApiError> {
-    let read = tokio::time::timeout(limits.timeout, Bytes::from_request(req, state)).await;
+async fn read_whole(req: Request, state: &AppState, limits: Limits) -> Result<Bytes, ApiError> {
+    let read = tokio::time::timeout(limits.pace.time(), Bytes::from_request(req, state)).await;
     let Ok(read) = read else {
         return Err(limits.timed_out());
     };
@@ -175,137 +124,26 @@ async fn read_whole(req: Request, state: &AppState, limits: BodyLimits) -> Resul
     Ok(bytes)
 }
 
-/// Parses `body` into `T` on the blocking pool while it arrives. The whole
-/// body must arrive within the body timeout, not counting the time its
-/// chunks wait for the parser (the client is not to blame for that), and
-/// within the size limit; a failure of either (or of the connection) is the
-/// answer, whatever the parser made of the part it got.
+/// Parses a JSON body into `T` on the blocking pool while it arrives
+/// ([`streamed::parse`]), with its digest when `keyed`.
 pub(crate) async fn parse_streamed<T: FromJson>(
     body: Body,
-    limits: BodyLimits,
+    limits: Limits,
     keyed: bool,
 ) -> Result<(T, Option<String>), ApiError> {
-    let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
-    let seen = Arc::new(Mutex::new(Seen {
-        digest: keyed.then(sha2::Sha256::new),
-        text: false,
-    }));
-    let chunks = Chunks {
-        rx,
-        current: Bytes::new(),
-        seen: seen.clone(),
-        slot: None,
-        runtime: Handle::current(),
-    };
-    let parse = tokio::task::spawn_blocking(move || {
-        // Given by value: the JSON reader takes its bytes one at a time,
-        // which std's `BufReader` serves from its buffer. A parsed body was
-        // read to its end (only whitespace may follow the value), so every
-        // chunk has been digested.
-        let parsed = T::from_reader(BufReader::with_capacity(READ_BUFFER, chunks));
-        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
-        match parsed {
-            Ok(body) => Ok((body, seen.digest.take().map(|d| hex(d.finalize())))),
-            Err(_) if !seen.text => Err(empty_body()),
+    streamed::parse(body, limits, keyed.then(sha2::Sha256::new), |reader| {
+        let text = reader.saw_text();
+        // The JSON reader takes its bytes one at a time, which std's
+        // `BufReader` serves from its buffer. A parsed body was read to its
+        // end (only whitespace may follow the value), so all of it was
+        // digested.
+        match T::from_reader(BufReader::with_capacity(READ_BUFFER, reader)) {
+            Ok(body) => Ok(body),
+            Err(_) if !text.load(Ordering::Relaxed) => Err(empty_body()),
             Err(e) => Err(e),
         }
-    });
-    let mut stream = body.into_data_stream();
-    let mut deadline = Instant::now() + limits.timeout;
-    let mut read = 0usize;
-    let failed = loop {
-        let next = tokio::select! {
-            next = tokio::time::timeout_at(deadline, stream.next()) => next,
-            // The parser stopped at an error, which it tells: the rest of
-            // the body is not waited for.
-            () = tx.closed() => break None,
-        };
-        let chunk = match next {
-            Err(_) => break Some(limits.timed_out()),
-            Ok(None) => break None,
-            Ok(Some(Err(e))) => {
-                break Some(ApiError::field(
-                    "body",
-                    format!("the request body could not be read: {e}"),
-                ))
-            }
-            Ok(Some(Ok(chunk))) => chunk,
-        };
-        read += chunk.len();
-        if read > limits.bytes {
-            break Some(limits.too_large());
-        }
-        let queued = Instant::now();
-        // A closed queue: the parser stopped at an error, which it tells.
-        if tx.send(chunk).await.is_err() {
-            break None;
-        }
-        deadline += queued.elapsed();
-    };
-    // The parser sees the end of the body (cut short on a failure).
-    drop(tx);
-    let parsed = parse.await.map_err(|_| {
-        tracing::error!("parsing a request body panicked");
-        ApiError::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error while reading the request body",
-        )
-    })?;
-    match failed {
-        Some(e) => Err(e),
-        None => parsed,
-    }
-}
-
-/// A body's chunks as a blocking reader for its parser: each chunk is
-/// digested when it is taken and dropped once read. The parse slot is
-/// taken while there are bytes to parse and given back while waiting for
-/// the next chunk.
-struct Chunks {
-    rx: mpsc::Receiver<Bytes>,
-    current: Bytes,
-    seen: Arc<Mutex<Seen>>,
-    slot: Option<SemaphorePermit<'static>>,
-    runtime: Handle,
-}
-
-/// What the parser's reader has seen of the body.
-struct Seen {
-    digest: Option<sha2::Sha256>,
-    /// Whether anything but whitespace has arrived.
-    text: bool,
-}
-
-impl Read for Chunks {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            let next = match self.rx.try_recv() {
-                Ok(chunk) => Some(chunk),
-                Err(TryRecvError::Disconnected) => None,
-                Err(TryRecvError::Empty) => {
-                    self.slot = None;
-                    self.rx.blocking_recv()
-                }
-            };
-            let Some(chunk) = next else {
-                return Ok(0);
-            };
-            if self.slot.is_none() {
-                let slot = self.runtime.block_on(parse_slots().acquire());
-                self.slot = Some(slot.map_err(|_| std::io::Error::other("shutting down"))?);
-            }
-            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(d) = &mut seen.digest {
-                d.update(&chunk);
-            }
-            seen.text = seen.text || !chunk.iter().all(u8::is_ascii_whitespace);
-            self.current = chunk;
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current = self.current.slice(n..);
-        Ok(n)
-    }
+    })
+    .await
 }
 
 /// Bodies are read as sent: an encoded (e.g. gzip) body is refused with a
@@ -400,11 +238,14 @@ fn in_tenant(parts: &Parts, name: &str) -> Result<ModelName, ApiError> {
 mod tests {
     use super::*;
     use crate::validate::{SeedFit, V1Fit};
-    use futures_util::stream;
+    use futures_util::{stream, StreamExt};
+    use std::time::Duration;
 
-    const LIMITS: BodyLimits = BodyLimits {
+    const LIMITS: Limits = Limits {
         bytes: 1 << 20,
-        timeout: Duration::from_secs(20),
+        what: "request body",
+        setting: "--max-body-bytes",
+        pace: Pace::Whole(Duration::from_secs(20)),
     };
 
     /// A body sent in chunks of `size` bytes.
@@ -492,8 +333,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_body_that_stalls_mid_way_is_answered_408() {
-        let limits = BodyLimits {
-            timeout: Duration::from_millis(300),
+        let limits = Limits {
+            pace: Pace::Whole(Duration::from_millis(300)),
             ..LIMITS
         };
         let stalls = parse_streamed::<V1Fit>(stalled(r#"{"sizes": [3], "y": [1, 2"#), limits, true);
@@ -505,7 +346,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_body_over_the_limit_is_refused_mid_way() {
         // No Content-Length: the limit is found while the body arrives.
-        let limits = BodyLimits {
+        let limits = Limits {
             bytes: 1000,
             ..LIMITS
         };
@@ -524,8 +365,8 @@ mod tests {
         // The rest of these bodies never comes: the answer cannot wait for it
         // (it would be a 408 after the timeout). The JSON reader looks at the
         // byte after the element too many before it stops, so one is sent.
-        let limits = BodyLimits {
-            timeout: Duration::from_secs(30),
+        let limits = Limits {
+            pace: Pace::Whole(Duration::from_secs(30)),
             ..LIMITS
         };
         let refused = parse_streamed::<V1Fit>(
@@ -544,7 +385,7 @@ mod tests {
         text.push('1');
         let refused = parse_streamed::<V1Fit>(
             stalled(&text),
-            BodyLimits {
+            Limits {
                 bytes: 1 << 22,
                 ..limits
             },

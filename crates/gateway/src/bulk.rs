@@ -22,11 +22,12 @@ use crate::dates::{Calendars, Labels};
 use crate::handlers::{self, FitInput};
 use crate::jsend::ApiError;
 use crate::spooled::{self, TableFit};
+use crate::streamed::{self, Limits, Pace};
 use crate::validate::{
     self, FitRequest, ForecastRequest, TableSeries, TableTime, V1Fit, V1Forecast,
 };
 use crate::AppState;
-use axum::body::{Body, BodyDataStream, Bytes};
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -35,22 +36,16 @@ use protocol::calendar::IndexAxis;
 use protocol::{ForecastJob, JobError, ModelName, SeriesForecast, Version};
 use serde_json::Value;
 use sha2::Digest;
-use std::io::{Read, Seek};
-use std::time::Duration;
+use std::io::Seek;
 use tabular::{
     Columns, CsvForecastWriter, ForecastLayout, ParquetForecastWriter, RowSpool, SpooledRows,
     TableError, Time,
 };
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 
 /// The media type of CSV bodies and downloads.
 pub const CSV: &str = "text/csv";
 /// The media type of Parquet bodies and downloads.
 pub const PARQUET: &str = "application/vnd.apache.parquet";
-/// Chunks of a CSV body queued for the parser: what the gateway holds of
-/// the text at most (hyper's chunks are up to a few hundred KiB).
-const QUEUED_CHUNKS: usize = 8;
 /// Rows formatted per chunk of a download.
 const CHUNK_ROWS: usize = 8192;
 
@@ -296,65 +291,6 @@ impl TableQuery {
     }
 }
 
-/// The chunks of a body: within the bulk limit, each within the body
-/// timeout of the one before, digested when an idempotency key needs it.
-struct Chunks {
-    stream: BodyDataStream,
-    read: u64,
-    limit: u64,
-    idle: Duration,
-    digest: Option<sha2::Sha256>,
-}
-
-impl Chunks {
-    async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
-        let Ok(next) = tokio::time::timeout(self.idle, self.stream.next()).await else {
-            return Err(ApiError::fail(
-                StatusCode::REQUEST_TIMEOUT,
-                "body",
-                format!(
-                    "no part of the request body arrived for {}",
-                    humantime::format_duration(self.idle)
-                ),
-            ));
-        };
-        match next {
-            None => Ok(None),
-            Some(Err(e)) => Err(ApiError::field(
-                "body",
-                format!("the request body could not be read: {e}"),
-            )),
-            Some(Ok(bytes)) => {
-                self.read += bytes.len() as u64;
-                if self.read > self.limit {
-                    return Err(too_large(self.limit));
-                }
-                if let Some(d) = &mut self.digest {
-                    d.update(&bytes);
-                }
-                Ok(Some(bytes))
-            }
-        }
-    }
-
-    fn digest(self) -> Option<String> {
-        self.digest.map(|d| {
-            d.finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        })
-    }
-}
-
-fn too_large(limit: u64) -> ApiError {
-    ApiError::fail(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body",
-        format!("the CSV or Parquet body is larger than the limit of {limit} bytes (--max-bulk-body-bytes)"),
-    )
-}
-
 fn crashed() -> ApiError {
     tracing::error!("reading a table body panicked");
     ApiError::error(
@@ -372,14 +308,19 @@ async fn read_fit(
     columns: &Columns,
     keyed: bool,
 ) -> Result<(SpooledRows, Option<String>), ApiError> {
-    let limit = state.config.bulk_body_limit;
+    let limits = Limits {
+        bytes: state.config.bulk_body_limit,
+        what: "CSV or Parquet body",
+        setting: "--max-bulk-body-bytes",
+        pace: Pace::Steady(state.config.connections.body_timeout),
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large(limit));
+    if declared.is_some_and(|n| n > limits.bytes) {
+        return Err(limits.too_large());
     }
     // The upload takes room in the body budget like a JSON body of the same
     // size (capped by the budget) while it is read, as before the rows were
@@ -397,17 +338,31 @@ async fn read_fit(
         d.update(b"\n");
         d
     });
-    let chunks = Chunks {
-        stream: req.into_body().into_data_stream(),
-        read: 0,
-        limit,
-        idle: state.config.connections.body_timeout,
-        digest,
-    };
     let columns = columns.clone();
+    let body = req.into_body();
     match format {
-        Format::Csv => read_csv(chunks, columns).await,
-        Format::Parquet => read_parquet(chunks, columns).await,
+        Format::Csv => {
+            streamed::parse(body, limits, digest, move |reader| {
+                let mut spool = row_spool()?;
+                let read = tabular::csv_rows(reader, &columns, &mut spool);
+                spooled(spool, read)
+            })
+            .await
+        }
+        // Its footer comes last: spooled to an unnamed temporary file
+        // (removed when closed), then read row group by row group.
+        Format::Parquet => {
+            streamed::parse(body, limits, digest, move |reader| {
+                let spool_error = |e: std::io::Error| spool_error("Parquet file", e);
+                let mut file = tempfile::tempfile().map_err(spool_error)?;
+                std::io::copy(reader, &mut file).map_err(spool_error)?;
+                file.rewind().map_err(spool_error)?;
+                let mut spool = row_spool()?;
+                let read = tabular::parquet_rows(file, &columns, &mut spool);
+                spooled(spool, read)
+            })
+            .await
+        }
     }
 }
 
@@ -438,72 +393,6 @@ fn spooled(mut spool: RowSpool, read: Result<(), TableError>) -> Result<SpooledR
         TableError::Io(io) => spool_error("rows", io),
         e => ApiError::field("body", e.to_string()),
     })
-}
-
-/// A CSV body parsed on the blocking pool as its chunks arrive.
-async fn read_csv(
-    mut chunks: Chunks,
-    columns: Columns,
-) -> Result<(SpooledRows, Option<String>), ApiError> {
-    let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
-    let parse = tokio::task::spawn_blocking(move || {
-        let mut spool = row_spool()?;
-        let read = tabular::csv_rows(ChannelReader::new(rx), &columns, &mut spool);
-        spooled(spool, read)
-    });
-    let mut failed = None;
-    loop {
-        match chunks.next().await {
-            // A closed channel: the parser stopped at an error, which it tells.
-            Ok(Some(bytes)) => {
-                if tx.send(Ok(bytes)).await.is_err() {
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                // The parser must not take a cut-off body for a whole one.
-                let _ = tx.send(Err(())).await;
-                failed = Some(e);
-                break;
-            }
-        }
-    }
-    drop(tx);
-    let parsed = parse.await.map_err(|_| crashed())?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    Ok((parsed?, chunks.digest()))
-}
-
-/// A Parquet body spooled to an unnamed temporary file (removed when
-/// closed), then read from it on the blocking pool, row group by row
-/// group, into the spool of rows.
-async fn read_parquet(
-    mut chunks: Chunks,
-    columns: Columns,
-) -> Result<(SpooledRows, Option<String>), ApiError> {
-    let spool_error = |e: std::io::Error| spool_error("Parquet file", e);
-    let file = tokio::task::spawn_blocking(tempfile::tempfile)
-        .await
-        .map_err(|_| crashed())?
-        .map_err(spool_error)?;
-    let mut file = tokio::fs::File::from_std(file);
-    while let Some(bytes) = chunks.next().await? {
-        file.write_all(&bytes).await.map_err(spool_error)?;
-    }
-    file.flush().await.map_err(spool_error)?;
-    let mut file = file.into_std().await;
-    let parsed = tokio::task::spawn_blocking(move || {
-        file.rewind().map_err(spool_error)?;
-        let mut spool = row_spool()?;
-        let read = tabular::parquet_rows(file, &columns, &mut spool);
-        spooled(spool, read)
-    })
-    .await
-    .map_err(|_| crashed())?;
-    Ok((parsed?, chunks.digest()))
 }
 
 /// The table's series as the validated fit request: dates go to their
@@ -538,36 +427,6 @@ pub(crate) fn to_fit(
         }
     }
     validate::table_fit(options, table)
-}
-
-/// The body's chunks as a blocking reader, for the CSV parser.
-struct ChannelReader {
-    rx: mpsc::Receiver<Result<Bytes, ()>>,
-    current: Bytes,
-}
-
-impl ChannelReader {
-    fn new(rx: mpsc::Receiver<Result<Bytes, ()>>) -> Self {
-        Self {
-            rx,
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(bytes)) => self.current = bytes,
-                Some(Err(())) => return Err(std::io::Error::other("the request body was cut off")),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
 }
 
 // ---- forecasts ----

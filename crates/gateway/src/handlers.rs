@@ -647,8 +647,7 @@ async fn fit_within(
     // hanging up (hyper then drops this future) cannot split: a registered
     // version is always dispatched, and settles.
     let task = tokio::spawn(register_and_dispatch(
-        state.store.clone(),
-        state.transport.clone(),
+        state.clone(),
         job,
         key,
         slot,
@@ -674,6 +673,8 @@ pub(crate) struct PreparedFit {
     version: Version,
     shards: Shards,
     n_series: usize,
+    /// The version new observations extend.
+    base: Option<Version>,
 }
 
 /// The shards of a prepared fit: in memory, or spooled (a large table).
@@ -685,6 +686,11 @@ enum Shards {
 impl PreparedFit {
     pub(crate) fn n_series(&self) -> usize {
         self.n_series
+    }
+
+    /// The version new observations extend, if they are that.
+    pub(crate) fn base(&self) -> Option<Version> {
+        self.base
     }
 
     pub(crate) fn set_version(&mut self, version: Version) {
@@ -721,6 +727,7 @@ pub(crate) async fn prepare_fit(
                 version: 0,
                 n_series: spooled.n_series(),
                 shards: Shards::Spooled(spooled),
+                base: None,
             })
         }
     };
@@ -746,6 +753,7 @@ pub(crate) async fn prepare_fit(
             version: 0,
             shards: Shards::Jobs(shards),
             n_series,
+            base: base.map(|b| b.version),
         };
         (prepared, fits)
     })
@@ -759,17 +767,15 @@ pub(crate) async fn prepare_fit(
 /// failure. Tells `registered` the version (and whether an earlier request
 /// registered it) as soon as it is known.
 async fn register_and_dispatch(
-    store: Arc<dyn ModelStore>,
-    transport: Arc<dyn Transport>,
+    state: AppState,
     mut job: PreparedFit,
     key: Option<Keyed>,
     _slot: Slot,
     registered: oneshot::Sender<(Version, bool)>,
 ) -> Result<Registration, FitError> {
     let model = job.model.clone();
-    let registration = register(store.as_ref(), &model, job.n_series(), key.as_ref())
-        .await
-        .map_err(FitError::Store)?;
+    let registration = register(&state, &model, job.n_series(), key.as_ref(), job.base).await?;
+    let (store, transport) = (state.store.clone(), state.transport.clone());
     let version = registration.version();
     let earlier = matches!(registration, Registered::Existing(_));
     let _ = registered.send((version, earlier));
@@ -1159,14 +1165,37 @@ pub(crate) struct Keyed {
 }
 
 /// Registers a pending version of `model`, under the request's
-/// idempotency key and body digest when it has them.
+/// idempotency key and body digest when it has them, within its tenant's
+/// storage quota. A version that extends `base` (new observations) is
+/// registered only while `base` is still the newest: a fit registered in
+/// between would otherwise be superseded by a version without its data.
 pub(crate) async fn register(
-    store: &dyn ModelStore,
+    state: &AppState,
     model: &ModelName,
     n_series: usize,
     key: Option<&Keyed>,
-) -> Result<Registered, StoreError> {
-    store
+    base: Option<Version>,
+) -> Result<Registered, FitError> {
+    let _turn = state.registrations.take(model).await;
+    let _storage = state
+        .auth
+        .storage_turn(&model.tenant())
+        .await
+        .map_err(FitError::Refused)?;
+    if let Some(base) = base {
+        let newest = state
+            .store
+            .latest_version(model)
+            .await
+            .map_err(FitError::Store)?;
+        // (A replay checked its values against the newest version too, and
+        // the store answers it with the version it registered.)
+        if newest != Some(base) {
+            return Err(FitError::Refused(superseded(model, base, newest)));
+        }
+    }
+    state
+        .store
         .register_pending_keyed(
             model,
             n_series,
@@ -1174,6 +1203,20 @@ pub(crate) async fn register(
             key.and_then(|k| k.digest.as_deref()),
         )
         .await
+        .map_err(FitError::Store)
+}
+
+/// The 409 of new observations whose base is no longer the newest version.
+fn superseded(model: &ModelName, base: Version, newest: Option<Version>) -> ApiError {
+    let newest = newest.map_or("none".to_string(), |v| v.to_string());
+    ApiError::fail(
+        StatusCode::CONFLICT,
+        "version",
+        format!(
+            "version {newest} of model '{model}' was registered while these observations were \
+             checked against version {base}; send them again to extend the newest version"
+        ),
+    )
 }
 
 pub(crate) fn keyed(

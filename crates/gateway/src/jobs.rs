@@ -98,9 +98,9 @@ pub(crate) async fn fit_async(
         .map_err(|e| fail(e, None))?;
     let store = state.store.clone();
     let registered =
-        crate::handlers::register(store.as_ref(), &model, job.n_series(), key.as_ref())
+        crate::handlers::register(state, &model, job.n_series(), key.as_ref(), job.base())
             .await
-            .map_err(store_error)?;
+            .map_err(|e| fail(e, None))?;
     let version = registered.version();
     job.set_version(version);
     let total = job.n_series() as u64;

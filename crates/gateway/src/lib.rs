@@ -22,7 +22,9 @@ mod observations;
 pub mod openapi;
 mod server;
 mod spooled;
+mod streamed;
 pub mod tls;
+mod turns;
 mod ui;
 pub mod validate;
 
@@ -33,6 +35,7 @@ pub use server::{serve, ConnectionLimits, Shutdown, DEFAULT_MAX_CONNECTIONS};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use axum::Router;
+use protocol::ModelName;
 use std::sync::Arc;
 use std::time::Duration;
 use store::ModelStore;
@@ -115,6 +118,12 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The calendars of the shards forecasts read (future timestamps).
     pub calendars: Arc<dates::CalendarCache>,
+    /// Per model: new observations take turns, each extending the version
+    /// the one before made.
+    pub(crate) appends: Arc<turns::Turns<ModelName>>,
+    /// Per model: a registration that extends a version checks, in its turn,
+    /// that the version is still the newest.
+    pub(crate) registrations: Arc<turns::Turns<ModelName>>,
 }
 
 impl AppState {
@@ -130,6 +139,8 @@ impl AppState {
             config: Arc::new(config),
             auth: Arc::new(Auth::open()),
             calendars: Arc::new(dates::CalendarCache::new(dates::CALENDAR_CACHE_BYTES)),
+            appends: Arc::default(),
+            registrations: Arc::default(),
         }
     }
 

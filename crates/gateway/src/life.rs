@@ -174,11 +174,9 @@ pub async fn rollback(
         ),
         _ => None,
     };
-    let registered = state
-        .store
-        .register_pending(&model, info.n_series, None)
+    let registered = crate::handlers::register(&state, &model, info.n_series, None, None)
         .await
-        .map_err(store_error)?;
+        .map_err(|e| e.answer(&model, None, state.config.fit_timeout))?;
     let Registered::New(version) = registered else {
         return Err(ApiError::error(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -154,6 +154,8 @@ pub async fn observations(
 ) -> Result<Response, ApiError> {
     let key = keyed(&headers, body.digest)?;
     let ObservationsBody(observed) = body.body;
+    // Until this version is made: the next observations extend it.
+    let _turn = state.appends.take(&model).await;
     let base = latest(&state, &model).await?;
     let info = state
         .store

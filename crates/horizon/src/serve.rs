@@ -121,7 +121,7 @@ pub struct SecurityArgs {
     #[arg(long, env = "HORIZON_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
     /// Requests per second each tenant may make (bursts of one second's worth).
-    #[arg(long, env = "HORIZON_TENANT_RPS")]
+    #[arg(long, env = "HORIZON_TENANT_RPS", value_parser = parse_rate)]
     pub tenant_rps: Option<f64>,
     /// Series each tenant may store (over its versions that did not fail).
     #[arg(long, env = "HORIZON_TENANT_MAX_SERIES")]
@@ -144,6 +144,17 @@ impl SecurityArgs {
             max_series: self.tenant_max_series,
             max_bytes: self.tenant_max_bytes,
         }
+    }
+}
+
+/// A request rate: a positive, finite number (0 would not block, it would
+/// read as no limit).
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "'{s}' is not a positive number of requests per second (leave it out for no limit)"
+        )),
     }
 }
 
@@ -267,7 +278,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let (store, keys) = build_store(&args).await?;
-    let auth = gateway::Auth::new(keys, sec.admin_key.as_deref(), sec.quotas());
+    // Clients send the key trimmed (a Bearer value), so it is kept trimmed:
+    // a trailing newline from a secrets file must not lock everyone out.
+    let admin_key = sec.admin_key.as_deref().map(str::trim);
+    let auth = gateway::Auth::new(keys, admin_key, sec.quotas());
     let keys_required = auth.required().await.context("reading the API keys")?;
     if !args.listen.ip().is_loopback() && !keys_required && !sec.insecure_no_auth {
         anyhow::bail!(
@@ -346,4 +360,17 @@ fn build_transport(args: &ServeArgs, store: Arc<dyn ModelStore>) -> Arc<dyn Tran
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let fit_slots = args.fit_concurrency.unwrap_or(cores).max(1);
     Arc::new(InProcessTransport::new(worker, fit_slots, 4 * cores))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn a_request_rate_is_a_positive_finite_number() {
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        for bad in ["0", "-1", "NaN", "inf", "fast"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -403,3 +403,49 @@ fn a_public_address_without_keys_is_refused_unless_insecure_is_said() {
         &[("HORIZON_LISTEN", "0.0.0.0:0")],
     ));
 }
+
+#[tokio::test]
+async fn concurrent_fits_cannot_all_slip_under_the_series_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_key(dir.path(), "acme");
+    let served = Served::start(dir.path(), &[("HORIZON_TENANT_MAX_SERIES", "10")]);
+    let acme = std::sync::Arc::new(Client::new(&served, Some(&key)));
+    // Twelve fits of 4 series at once, half of them as jobs: a fit is taken
+    // while the tenant stores fewer than 10 series, so 0, 4 and 8 pass and
+    // the others are refused, whatever order they come in.
+    let fits = (0..12).map(|i| {
+        let acme = acme.clone();
+        tokio::spawn(async move {
+            let mut req = acme
+                .http
+                .put(format!("{}/v1/models/m{i}", acme.base))
+                .bearer_auth(acme.key.as_deref().unwrap_or_default())
+                .json(&fit_body(4));
+            if i % 2 == 1 {
+                req = req.header("Prefer", "respond-async");
+            }
+            req.send().await.expect("fit sent").status()
+        })
+    });
+    let mut taken = 0;
+    for fit in fits {
+        let status = fit.await.expect("fit task");
+        match status {
+            StatusCode::OK | StatusCode::ACCEPTED => taken += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected answer {other}"),
+        }
+    }
+    assert_eq!(taken, 3, "fits past the quota of 10 series at 4 each");
+}
+
+#[tokio::test]
+async fn an_admin_key_with_a_trailing_newline_still_lets_its_holder_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "an-admin-key-of-more-than-32-characters";
+    let served = Served::start(dir.path(), &[("HORIZON_ADMIN_KEY", &format!("{key}\n"))]);
+    let (status, body) = Client::new(&served, Some(key)).get("/v1/models").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = Client::new(&served, None).get("/v1/models").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -11,6 +11,7 @@
 
 mod common;
 mod distributed_support;
+mod served;
 
 use common::TestServer;
 use distributed_support::{send, services_or_skip, Cluster};
@@ -650,6 +651,59 @@ async fn last_window(base: &str, model: &str) -> Value {
     body["data"]["series"][0]["windows"][1].clone()
 }
 
+/// Observations sent at the same time each extend the version the one
+/// before made: none is lost (three rounds of six at once).
+async fn concurrent_appends(base: &str, model: &str) {
+    let (status, body) = call(
+        base,
+        reqwest::Method::PUT,
+        &format!("/v1/models/{model}"),
+        json!({"method": "naive", "series": [
+            {"id": "a", "values": [1, 2, 3, 4, 5, 6, 7, 8]},
+            {"id": "b", "values": [1, 2, 3, 4, 5, 6, 7, 8]}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut made = Vec::new();
+    for round in 0..3 {
+        let appends: Vec<_> = (0..6)
+            .map(|i| {
+                let (base, model) = (base.to_string(), model.to_string());
+                let id = if i % 2 == 0 { "a" } else { "b" };
+                tokio::spawn(async move {
+                    post(
+                        &base,
+                        &format!("/v1/models/{model}/observations"),
+                        json!({"series": [{"id": id, "values": [100 * round + i]}]}),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for append in appends {
+            let (status, body) = append.await.expect("append task");
+            assert_eq!(status, 200, "{body}");
+            let version = body["data"]["version"].as_i64().expect("version");
+            assert_eq!(
+                body["data"]["base_version"].as_i64(),
+                Some(version - 1),
+                "an append did not extend the version before it (its values are lost): {body}"
+            );
+            made.push(version);
+        }
+    }
+    made.sort_unstable();
+    assert_eq!(made, (2..=19).collect::<Vec<i64>>());
+}
+
+/// The race needs the real server's timing; the in-process one below
+/// answers too evenly to show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_observations_are_not_lost() {
+    let served = served::Served::start(&[]).await;
+    concurrent_appends(&served.base, "appends").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_backtest_and_observations() {
     let dir = tempfile::tempdir().unwrap();
@@ -672,4 +726,5 @@ async fn distributed_backtest_and_observations() {
     dated(&cluster.base, "dated").await;
     numbered(&cluster.base, "numbered").await;
     async_backtests(&cluster.base, "asyncbt").await;
+    concurrent_appends(&cluster.base, "appends").await;
 }

@@ -183,6 +183,81 @@ async fn an_oversized_forecast_is_refused_before_any_work() {
     assert_eq!(served.healthz().await, StatusCode::OK);
 }
 
+/// Backtest forecasts and Nixtla's answers have the same cap, checked before
+/// anything is fitted or stored.
+#[tokio::test]
+async fn oversized_backtests_and_nixtla_answers_are_refused_before_any_work() {
+    let served = Served::start(&[("HORIZON_MAX_FORECAST_VALUES", "1000")]);
+    let client = reqwest::Client::new();
+    let values: Vec<f64> = (0..200).map(|i| f64::from(i % 7)).collect();
+    let series = json!([{"id": "a", "values": values}, {"id": "b", "values": values}]);
+    // 10 steps × 5 windows × 2 series × (2 + 2 × 2) = 600: answered; 10
+    // windows are 1200: refused, and without forecasts they are answered.
+    let backtest = |n_windows: u32, include: bool| {
+        json!({"series": series, "method": "naive", "horizon": 10, "n_windows": n_windows,
+               "level": [80, 95], "include_forecasts": include})
+    };
+    let (status, _, body) = send(
+        client
+            .post(served.url("/v1/backtest"))
+            .json(&backtest(5, true)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = send(
+        client
+            .post(served.url("/v1/backtest"))
+            .json(&backtest(10, true)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["data"]["include_forecasts"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("1200 numbers"), "{body}");
+    let (status, _, body) = send(
+        client
+            .post(served.url("/v1/backtest"))
+            .json(&backtest(10, false)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A model's backtest: the same.
+    let (status, _, _) = send(
+        client
+            .put(served.url("/v1/models/bt"))
+            .json(&json!({"series": series, "method": "naive"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = send(client.post(served.url("/v1/models/bt/backtest")).json(
+        &json!({"horizon": 10, "n_windows": 10, "level": [80, 95], "include_forecasts": true}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // Nixtla's forecast: 2 series × 300 steps × (1 + 2 × 1) = 1800, refused
+    // before its fit stores a version of the model `nixtla`.
+    let y: Vec<f64> = values.iter().chain(&values).copied().collect();
+    let v2 = json!({"series": {"sizes": [200, 200], "y": y}, "h": 300, "freq": "D",
+                    "level": [80], "model": "naive"});
+    let (status, _, body) = send(client.post(served.url("/v2/forecast")).json(&v2)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["data"]["h"].as_str().is_some(), "{body}");
+    let (status, _, body) = send(client.get(served.url("/v1/models/nixtla"))).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a version was stored: {body}"
+    );
+    let cv = json!({"series": {"sizes": [200, 200], "y": y}, "h": 10, "n_windows": 10,
+                    "freq": "D", "level": [80, 95], "model": "naive"});
+    let (status, _, body) = send(client.post(served.url("/v2/cross_validation")).json(&cv)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["data"]["n_windows"].as_str().is_some(), "{body}");
+    assert_eq!(served.healthz().await, StatusCode::OK);
+}
+
 /// `POST /forecast` names its own field (`num_steps`) when refused.
 #[tokio::test]
 async fn an_oversized_original_forecast_names_num_steps() {

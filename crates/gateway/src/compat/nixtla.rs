@@ -257,6 +257,24 @@ enum Work {
 }
 
 impl Work {
+    /// Refuses, before anything is fitted, an answer over the cap of a
+    /// forecast answer: the whole answer, all series, is held at once.
+    fn check_size(&self, state: &AppState) -> Result<(), ApiError> {
+        let admission = &state.admission;
+        match self {
+            Work::Forecast(r) => admission
+                .forecast_size(r.horizon.get(), r.series.len(), r.levels.len())
+                .map_err(|e| e.renamed("horizon", "h")),
+            Work::CrossValidation(r, opts) => admission.backtest_size(
+                r.horizon.get(),
+                opts.n_windows,
+                r.series.len(),
+                r.levels.len(),
+                "n_windows",
+            ),
+        }
+    }
+
     /// Runs the translation (as the job `job`, when one); the answer's
     /// `data` as JSON.
     async fn run(
@@ -287,6 +305,7 @@ pub async fn forecast(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (work, _) = read(&headers, body, Kind::Forecast).await?;
+    work.check_size(&state)?;
     Ok(success(work.run(&state, &tenant, None).await?))
 }
 
@@ -298,6 +317,7 @@ pub async fn cross_validation(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (work, _) = read(&headers, body, Kind::CrossValidation).await?;
+    work.check_size(&state)?;
     Ok(success(work.run(&state, &tenant, None).await?))
 }
 
@@ -611,8 +631,8 @@ async fn forecast_via_workers(
         .await
         .into_result()?;
     let version = summary.version;
-    // In batches of series, so that a large request stays under the
-    // forecast answer limit (admission's `max_forecast_values`).
+    // In batches of series, each a forecast job of modest size (the whole
+    // answer was checked against the cap before the fit: `Work::check_size`).
     let ids: Vec<String> = (0..n_series).map(|i| i.to_string()).collect();
     let mut forecasts = Vec::with_capacity(n_series);
     let mut outcome = Ok(());
@@ -770,6 +790,7 @@ async fn submit(
     kind: Kind,
 ) -> Result<Response, ApiError> {
     let (work, timeout) = read(headers, body, kind).await?;
+    work.check_size(&state)?;
     let total = match &work {
         Work::Forecast(r) | Work::CrossValidation(r, _) => r.series.len() as u64,
     };

@@ -909,7 +909,7 @@ impl ModelStore for PgStore {
     ) -> Result<bool, StoreError> {
         let (done, total) = crate::jobs::counted(counts);
         let sql = format!(
-            "UPDATE jobs SET status = 'running', done = COALESCE($3, done), \
+            "UPDATE jobs SET status = 'running', done = GREATEST(done, COALESCE($3, done)), \
              total = COALESCE($4, total), started_at_ms = COALESCE(started_at_ms, {NOW_MS}) \
              WHERE model = $1 AND version = $2 AND kind = 'fit'"
         );
@@ -1021,7 +1021,7 @@ impl ModelStore for PgStore {
 
     async fn job_progress(&self, id: &str, done: u64, total: u64) -> Result<(), StoreError> {
         let sql = format!(
-            "UPDATE jobs SET status = 'running', done = $2, total = $3, \
+            "UPDATE jobs SET status = 'running', done = GREATEST(done, $2), total = $3, \
              started_at_ms = COALESCE(started_at_ms, {NOW_MS}) \
              WHERE id = $1 AND finished_at_ms IS NULL"
         );
@@ -1325,6 +1325,7 @@ mod tests {
         let m = ModelName::parse("m").unwrap();
         let job = store.create_job(KIND_BACKTEST, &m, 0, 2).await.unwrap();
         store.job_progress(&job.id, 1, 2).await.unwrap();
+        store.job_progress(&job.id, 0, 2).await.unwrap();
         let got = store.job(&job.id).await.unwrap().unwrap();
         assert_eq!((got.status, got.done), (JobStatus::Running, 1));
         assert!(store.finish_job(&job.id, Err(CANCELLED)).await.unwrap());

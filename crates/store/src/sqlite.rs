@@ -736,7 +736,7 @@ impl ModelStore for SqliteStore {
         let _turn = self.write.lock().await;
         let (done, total) = jobs::counted(counts);
         sqlx::query(
-            "UPDATE jobs SET status = 'running', done = COALESCE(?, done), \
+            "UPDATE jobs SET status = 'running', done = MAX(done, COALESCE(?, done)), \
              total = COALESCE(?, total), started_at_ms = COALESCE(started_at_ms, ?) \
              WHERE model = ? AND version = ? AND kind = 'fit'",
         )
@@ -857,7 +857,7 @@ impl ModelStore for SqliteStore {
     async fn job_progress(&self, id: &str, done: u64, total: u64) -> Result<(), StoreError> {
         let _turn = self.write.lock().await;
         sqlx::query(
-            "UPDATE jobs SET status = 'running', done = ?, total = ?, \
+            "UPDATE jobs SET status = 'running', done = MAX(done, ?), total = ?, \
              started_at_ms = COALESCE(started_at_ms, ?) WHERE id = ? AND finished_at_ms IS NULL",
         )
         .bind(i64::try_from(done).unwrap_or(i64::MAX))
@@ -1350,8 +1350,10 @@ mod tests {
             let job = store.job(&job.id).await.unwrap().unwrap();
             assert_eq!((job.status, job.done), (JobStatus::Running, 2));
             assert!(job.started_at.is_some() && job.finished_at.is_none());
-            // A shard's report keeps the count (the shards stored make it).
+            // A shard's report keeps the count (the shards stored make it),
+            // and a fit sent again after its worker died never lowers it.
             assert!(store.report_progress(&m, 1, None).await.unwrap());
+            assert!(store.report_progress(&m, 1, Some((1, 4))).await.unwrap());
             let job = store.job(&job.id).await.unwrap().unwrap();
             assert_eq!(
                 (job.status, job.done, job.total),
@@ -1463,9 +1465,12 @@ mod tests {
             let store = SqliteStore::open(dir.path()).await.unwrap();
             let job = store.create_job(KIND_BACKTEST, &m, 0, 3).await.unwrap();
             assert_eq!(job.status, JobStatus::Queued);
+            store.job_progress(&job.id, 2, 3).await.unwrap();
+            // Work sent again after a worker died counts from 0: progress
+            // never goes back.
             store.job_progress(&job.id, 1, 3).await.unwrap();
             let job = store.job(&job.id).await.unwrap().unwrap();
-            assert_eq!((job.status, job.done), (JobStatus::Running, 1));
+            assert_eq!((job.status, job.done), (JobStatus::Running, 2));
             // The first finish wins.
             assert!(store.finish_job(&job.id, Ok("{\"x\":1}")).await.unwrap());
             assert!(!store.finish_job(&job.id, Err(CANCELLED)).await.unwrap());

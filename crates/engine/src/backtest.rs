@@ -211,8 +211,21 @@ fn naive_scale(train: &[f64], m: usize) -> Option<f64> {
     (!diffs.is_empty() && scale > 0.0).then_some(scale)
 }
 
+/// Root mean square of the absolute errors `errors`, scaled by the largest
+/// so that squaring cannot overflow (nor underflow): finite whenever the
+/// errors are.
+fn root_mean_square(errors: &[f64]) -> f64 {
+    let big = errors.iter().fold(0.0, |m: f64, e| m.max(e.abs()));
+    if big == 0.0 || !big.is_finite() {
+        return big;
+    }
+    let sq: f64 = errors.iter().map(|e| (e / big) * (e / big)).sum();
+    big * (sq / errors.len() as f64).sqrt()
+}
+
 fn score(windows: &[Window], values: &[f64], season: usize) -> Metrics {
-    let (mut abs, mut sq, mut smape, mut count) = (0.0, 0.0, 0.0, 0usize);
+    let (mut abs, mut smape, mut count) = (0.0, 0.0, 0usize);
+    let mut errors = Vec::new();
     let mut mases = Vec::new();
     let mut inside: BTreeMap<String, usize> = BTreeMap::new();
     for w in windows {
@@ -223,7 +236,7 @@ fn score(windows: &[Window], values: &[f64], season: usize) -> Metrics {
             }
             let e = (a - f).abs();
             abs += e;
-            sq += e * e;
+            errors.push(e);
             let denom = a.abs() + f.abs();
             smape += if denom > 0.0 { 200.0 * e / denom } else { 0.0 };
             count += 1;
@@ -265,7 +278,7 @@ fn score(windows: &[Window], values: &[f64], season: usize) -> Metrics {
     }
     Metrics {
         mae: finite(Some(abs / c)),
-        rmse: finite(Some((sq / c).sqrt())),
+        rmse: finite(Some(root_mean_square(&errors))),
         smape: finite(Some(smape / c)),
         mase: finite((!mases.is_empty()).then(|| mases.iter().sum::<f64>() / mases.len() as f64)),
         coverage,
@@ -347,6 +360,32 @@ mod tests {
         assert_eq!(r.windows[2].cutoff, 75);
         assert_eq!(r.windows[2].mean, last.forecast(o.horizon, &o.levels).mean);
         assert!(r.metrics.mae.is_some_and(|e| e < 1.0), "{:?}", r.metrics);
+    }
+
+    #[test]
+    fn rmse_of_huge_errors_does_not_overflow() {
+        // Naive on [1, 2, 3, 4, 6]·1e200, one window of horizon 1: forecast
+        // 4e200, actual 6e200, error 2e200 (its square overflows an f64).
+        let y = SeriesData::parse(vec![1e200, 2e200, 3e200, 4e200, 6e200]).unwrap();
+        let spec = ModelSpec::new(Method::Naive, None);
+        let m = backtest(&spec, &y, &opts(1, 1, 1, true)).unwrap().metrics;
+        assert_eq!(m.mae, Some(2e200), "{m:?}");
+        assert!((m.rmse.unwrap() / 2e200 - 1.0).abs() < 1e-12, "{m:?}");
+        // Errors 3e200 and 4e200: sqrt((9 + 16) / 2)·1e200.
+        let w = Window {
+            cutoff: 1,
+            actual: vec![3e200, 4e200],
+            mean: vec![0.0, 0.0],
+            intervals: vec![],
+        };
+        let m = score(&[w], &[0.0, 1.0, 3e200, 4e200], 1);
+        let want = 12.5f64.sqrt() * 1e200;
+        assert!((m.rmse.unwrap() / want - 1.0).abs() < 1e-12, "{m:?}");
+        // And tiny ones do not underflow to 0.
+        assert!(
+            (root_mean_square(&[3e-200, 4e-200]) / (12.5f64.sqrt() * 1e-200) - 1.0).abs() < 1e-12
+        );
+        assert_eq!(root_mean_square(&[0.0, 0.0]), 0.0);
     }
 
     #[test]

@@ -166,6 +166,12 @@ pub(crate) struct Origins {
     pub at: Vec<usize>,
     /// Degrees of freedom of the Student-t widening.
     pub df: f64,
+    /// Whether the bands from these origins are stored, and so used beyond
+    /// the calibrated steps ([`Origins::spread`]), rather than only compared
+    /// over them ([`Origins::tail`], [`Bands::validation_error`]): their
+    /// variance shape keeps a quadratic term only when the errors support it
+    /// (see [`fit_variance`]).
+    pub extrapolated: bool,
 }
 
 impl Origins {
@@ -184,7 +190,11 @@ impl Origins {
         let at = (first..n)
             .filter(|k| (n - 1 - k).is_multiple_of(stride))
             .collect();
-        Some(Self { at, ..tail })
+        Some(Self {
+            at,
+            extrapolated: true,
+            ..tail
+        })
     }
 
     /// The last origins (on long series every few of them): the errors of
@@ -209,6 +219,7 @@ impl Origins {
             horizon,
             at,
             df: ((n - first) as f64 * DF_PER_ORIGIN).max(2.0),
+            extrapolated: false,
         })
     }
 
@@ -294,7 +305,7 @@ fn bands_from(
             errors: errors.len(),
         });
     }
-    let mut var = fit_variance(&pts)?;
+    let mut var = fit_variance(&pts, origins.extrapolated)?;
     if var[1] == 0.0 && var[2] == 0.0 {
         // Errors that did not grow over the calibrated steps still grow
         // beyond them (the level and the parameters are uncertain): a little
@@ -357,32 +368,93 @@ fn scale_from(var: &[f64; 3], step: usize) -> f64 {
     (var[0] + var[1] * x + var[2] * x * x).max(0.0).sqrt()
 }
 
+/// Terms (1, h−1, (h−1)²) of the candidate variance shapes, simplest first:
+/// flat, random-walk-like, trend-like, both.
+const SHAPES: [[bool; 3]; 4] = [
+    [true, false, false],
+    [true, true, false],
+    [true, false, true],
+    [true, true, true],
+];
+/// Significance level of the F-test that keeps a quadratic (trend-like)
+/// growth term in stored bands (see [`fit_variance`]).
+const QUADRATIC_TEST_LEVEL: f64 = 0.05;
+
 /// Non-negative weighted least squares of MAE_h² on (1, h−1, (h−1)²): the
 /// best fit among the subsets of terms whose coefficients are all ≥ 0.
-fn fit_variance(pts: &[(f64, f64, f64)]) -> Option<[f64; 3]> {
+///
+/// With `extrapolated` (bands that are stored, and so used beyond the
+/// calibrated steps), a quadratic term must also pass a nested F-test
+/// against the best flat or linear shape: the few mean errors of a
+/// stationary series often bend upwards by chance, and a quadratic fitted to
+/// that noise makes the width grow like h far ahead (thousands of times the
+/// one-step width at h = 10,000 on white noise). A quadratic that fails the
+/// test is replaced by its chord over the calibrated steps: the same squared
+/// scale at the first and last calibrated step, at least as wide between
+/// them, and growing linearly (the width like √h) beyond them.
+fn fit_variance(pts: &[(f64, f64, f64)], extrapolated: bool) -> Option<[f64; 3]> {
     // Rescale so that the normal equations are well conditioned.
     let ymax = pts.iter().map(|p| p.1).fold(0.0, f64::max);
     if !(ymax > 0.0 && ymax.is_finite()) {
         return None;
     }
     let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max);
+    let scaled: Vec<(f64, f64, f64)> = pts
+        .iter()
+        .map(|&(x, y, w)| (x / xmax, y / ymax, w))
+        .collect();
+    let best = fit_shape(&scaled, [true; 3])?;
+    let mut c = best.0;
+    if extrapolated && c[2] > 0.0 {
+        let supported = fit_shape(&scaled, [true, true, false])
+            .is_none_or(|simpler| significantly_better(&best, &simpler, scaled.len()));
+        if !supported {
+            // The chord of the quadratic from x = 0 to x = 1 (the last step).
+            c = [c[0], c[1] + c[2], 0.0];
+        }
+    }
+    Some([c[0] * ymax, c[1] * ymax / xmax, c[2] * ymax / (xmax * xmax)])
+}
+
+/// Nested F-test at [`QUADRATIC_TEST_LEVEL`] of the fit (coefficients, SSE)
+/// `rich` against `poor`, on `n` points. The critical value is the one-term
+/// one (t²), a little stricter when `rich` has two more terms; with fewer
+/// than two residual degrees of freedom nothing is significant.
+fn significantly_better(rich: &([f64; 3], f64), poor: &([f64; 3], f64), n: usize) -> bool {
+    let terms = |c: &[f64; 3]| c.iter().filter(|v| **v > 0.0).count().max(1);
+    let (kr, kp) = (terms(&rich.0), terms(&poor.0));
+    if kr <= kp || n < kr + 2 {
+        return false;
+    }
+    let df = (n - kr) as f64;
+    let f = (poor.1 - rich.1) / (kr - kp) as f64 / (rich.1 / df).max(f64::MIN_POSITIVE);
+    let level = 100.0 * (1.0 - QUADRATIC_TEST_LEVEL);
+    let t = crate::model::normal_quantile(0.5 + level / 200.0) * t_over_z(level, df);
+    f > t * t
+}
+
+fn eval(c: &[f64; 3], x: f64) -> f64 {
+    c[0] + c[1] * x + c[2] * x * x
+}
+
+/// Best non-negative weighted least-squares fit (and its SSE) of `pts`
+/// among the subsets of [`SHAPES`] allowed by `shape`.
+fn fit_shape(pts: &[(f64, f64, f64)], shape: [bool; 3]) -> Option<([f64; 3], f64)> {
     let mut best: Option<([f64; 3], f64)> = None;
-    for terms in [
-        [true, true, true],
-        [true, true, false],
-        [true, false, true],
-        [true, false, false],
-    ] {
+    for terms in SHAPES {
+        if (0..3).any(|i| terms[i] && !shape[i]) {
+            continue;
+        }
         let idx: Vec<usize> = (0..3).filter(|&i| terms[i]).collect();
         let k = idx.len();
-        let basis = |x: f64, i: usize| (x / xmax).powi(i as i32);
+        let basis = |x: f64, i: usize| x.powi(i as i32);
         let mut a = vec![vec![0.0; k + 1]; k];
         for &(x, y, w) in pts {
             for r in 0..k {
                 for c in 0..k {
                     a[r][c] += w * basis(x, idx[r]) * basis(x, idx[c]);
                 }
-                a[r][k] += w * basis(x, idx[r]) * (y / ymax);
+                a[r][k] += w * basis(x, idx[r]) * y;
             }
         }
         let Some(sol) = solve(a) else { continue };
@@ -395,17 +467,13 @@ fn fit_variance(pts: &[(f64, f64, f64)]) -> Option<[f64; 3]> {
         }
         let sse: f64 = pts
             .iter()
-            .map(|&(x, y, w)| {
-                let f: f64 = (0..3).map(|i| coef[i] * basis(x, i)).sum();
-                w * (y / ymax - f).powi(2)
-            })
+            .map(|&(x, y, w)| w * (y - eval(&coef, x)).powi(2))
             .sum();
         if best.as_ref().is_none_or(|b| sse < b.1) {
             best = Some((coef, sse));
         }
     }
-    let (c, _) = best?;
-    Some([c[0] * ymax, c[1] * ymax / xmax, c[2] * ymax / (xmax * xmax)])
+    best
 }
 
 /// Gaussian elimination with partial pivoting on an augmented k×(k+1) matrix.
@@ -498,16 +566,48 @@ mod tests {
         let pts: Vec<(f64, f64, f64)> = (0..10)
             .map(|x| (x as f64, 4.0 + 2.0 * x as f64 + 0.5 * (x * x) as f64, 5.0))
             .collect();
-        let v = fit_variance(&pts).unwrap();
+        let v = fit_variance(&pts, true).unwrap();
         for (got, want) in v.iter().zip([4.0, 2.0, 0.5]) {
             assert!((got - want).abs() < 1e-9, "{v:?}");
         }
         // Errors that shrink with the horizon: no negative growth is fitted.
         let falling: Vec<(f64, f64, f64)> =
             (0..6).map(|x| (x as f64, 10.0 - x as f64, 3.0)).collect();
-        let v = fit_variance(&falling).unwrap();
+        let v = fit_variance(&falling, true).unwrap();
         assert!(v.iter().all(|c| *c >= 0.0), "{v:?}");
         assert!(scale_from(&v, 6) >= scale_from(&v, 1));
+    }
+
+    #[test]
+    fn an_unsupported_quadratic_is_not_extrapolated() {
+        // Flat mean errors with noise that bends upwards at the last steps
+        // (white noise, mean method, one seed): the best fit has a quadratic
+        // term, which the F-test does not support for stored bands.
+        let noisy: Vec<(f64, f64, f64)> = [0.49, 0.44, 0.59, 0.51, 0.48, 0.74, 0.68, 1.0]
+            .iter()
+            .enumerate()
+            .map(|(x, y)| (x as f64, *y, 26.0))
+            .collect();
+        let scored = fit_variance(&noisy, false).unwrap();
+        assert!(scored[2] > 0.0, "{scored:?}");
+        let stored = fit_variance(&noisy, true).unwrap();
+        assert_eq!(stored[2], 0.0, "{stored:?}");
+        // Its chord: the same at the first and last step, linear beyond.
+        let at = |v: &[f64; 3], x: f64| v[0] + v[1] * x + v[2] * x * x;
+        assert!((at(&stored, 0.0) - at(&scored, 0.0)).abs() < 1e-12);
+        assert!((at(&stored, 7.0) - at(&scored, 7.0)).abs() < 1e-12);
+        assert!(at(&stored, 1000.0) < at(&scored, 1000.0) / 50.0);
+        // A clear quadratic (trend-like growth) is kept.
+        let trend: Vec<(f64, f64, f64)> = (0..8)
+            .map(|x| {
+                (
+                    x as f64,
+                    1.0 + 0.3 * (x * x) as f64 * (1.0 + 0.02 * (x % 2) as f64),
+                    26.0,
+                )
+            })
+            .collect();
+        assert!(fit_variance(&trend, true).unwrap()[2] > 0.0);
     }
 
     #[test]

@@ -289,6 +289,9 @@ impl FromJson for ModelBacktestBody {
     }
 }
 
+/// Runs a backtest on the workers. A request waits for it at most the fit
+/// timeout; a job (`job.job` set) runs until it ends or is cancelled, as a
+/// fit job does.
 pub(crate) async fn run(state: &AppState, job: BacktestJob) -> Result<BacktestResult, ApiError> {
     state
         .transport
@@ -297,7 +300,14 @@ pub(crate) async fn run(state: &AppState, job: BacktestJob) -> Result<BacktestRe
         .map_err(|e| transport_error(e, "backtest"))?;
     let timeout = state.config.fit_timeout;
     let source = job.source.clone();
-    match tokio::time::timeout(timeout, state.transport.backtest(job)).await {
+    let is_job = job.job.is_some();
+    let backtest = state.transport.backtest(job);
+    let outcome = if is_job {
+        Ok(backtest.await)
+    } else {
+        tokio::time::timeout(timeout, backtest).await
+    };
+    match outcome {
         Ok(Ok(Ok(result))) => Ok(result),
         Ok(Ok(Err(JobError::Invalid(message)))) => Err(ApiError::field("series", message)),
         Ok(Ok(Err(JobError::Unavailable(reason)))) => Err(ApiError::error(

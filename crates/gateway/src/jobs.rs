@@ -187,6 +187,43 @@ async fn handed_off(
 /// How often the task of a job with its own outcome looks for a cancel.
 const CANCEL_POLL: Duration = Duration::from_millis(250);
 
+/// The jobs with their own outcome this gateway is running: such a job is
+/// never taken for one whose gateway stopped (see [`find`]), however long
+/// it runs.
+#[derive(Default)]
+pub(crate) struct RunningHere(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl RunningHere {
+    fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.set().contains(id)
+    }
+}
+
+/// A job's place in [`RunningHere`], given up when its task ends.
+struct Running {
+    here: std::sync::Arc<RunningHere>,
+    id: String,
+}
+
+impl Running {
+    fn new(here: std::sync::Arc<RunningHere>, id: String) -> Self {
+        here.set().insert(id.clone());
+        Self { here, id }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.here.set().remove(&self.id);
+    }
+}
+
 /// Records a job of `kind` whose outcome is its own (a backtest, a
 /// TimeGPT-compatible forecast: no version holds it), runs the work `work`
 /// makes of the job's id in a task of its own and records its answer or
@@ -215,7 +252,9 @@ where
     tracing::info!(%model, version, job = %info.id, kind, total, "job registered");
     let id = info.id.clone();
     let work = work(id.clone());
+    let running = Running::new(state.running_here.clone(), id.clone());
     tokio::spawn(async move {
+        let _running = running;
         if let Err(e) = store.job_progress(&id, 0, total).await {
             tracing::warn!(job = %id, error = %e, "could not mark a job running");
         }
@@ -370,14 +409,18 @@ pub(crate) async fn find(state: &AppState, tenant: &Tenant, id: &str) -> Result<
         .filter(|info| info.model.tenant() == *tenant)
         .ok_or_else(unknown)?;
     // A job with its own outcome (a backtest, a TimeGPT job) is run by the
-    // gateway that accepted it, within the fit timeout: one still
-    // unfinished well after that lost its
-    // gateway (distributed mode; an embedded restart ends it at once).
+    // gateway that accepted it. One that this gateway is not running, still
+    // unfinished well after the fit timeout, lost its gateway (distributed
+    // mode; an embedded restart ends it at once).
     let overdue = state.config.fit_timeout + ABANDONED_AFTER;
     let age = SystemTime::now()
         .duration_since(info.created_at)
         .unwrap_or_default();
-    if info.kind != KIND_FIT && !info.status.is_finished() && age > overdue {
+    if info.kind != KIND_FIT
+        && !info.status.is_finished()
+        && age > overdue
+        && !state.running_here.contains(id)
+    {
         state
             .store
             .finish_job(id, Err(ABANDONED))

@@ -124,6 +124,8 @@ pub struct AppState {
     /// Per model: a registration that extends a version checks, in its turn,
     /// that the version is still the newest.
     pub(crate) registrations: Arc<turns::Turns<ModelName>>,
+    /// The jobs with their own outcome (backtests) this gateway runs.
+    pub(crate) running_here: Arc<jobs::RunningHere>,
 }
 
 impl AppState {
@@ -141,6 +143,7 @@ impl AppState {
             calendars: Arc::new(dates::CalendarCache::new(dates::CALENDAR_CACHE_BYTES)),
             appends: Arc::default(),
             registrations: Arc::default(),
+            running_here: Arc::default(),
         }
     }
 

@@ -156,7 +156,12 @@ fn register(role: Role) {
         "horizon_queue_consumers",
         "Consumers of a job queue, by queue (distributed, every 5 s)."
     );
+    describe_counter!(
+        "horizon_connections_refused_total",
+        "Connections answered 503 at once because --max-connections were open (gateway)."
+    );
     if role != Role::Worker {
+        metrics::counter!("horizon_connections_refused_total").increment(0);
         for gauge in [
             "horizon_http_requests_in_flight",
             "horizon_fits_in_flight",

@@ -728,3 +728,23 @@ async fn distributed_backtest_and_observations() {
     async_backtests(&cluster.base, "asyncbt").await;
     concurrent_appends(&cluster.base, "appends").await;
 }
+
+/// A backtest job runs until it ends, like a fit job: the fit timeout bounds
+/// how long a request waits, not how long a job may take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backtest_job_may_run_longer_than_the_fit_timeout() {
+    let served = served::Served::start(&["--fit-timeout", "1s"]).await;
+    let series: Vec<Value> = (0..150)
+        .map(|i| json!({"id": format!("s{i}"), "values": seasonal(120, i)}))
+        .collect();
+    let body = json!({"series": series, "method": "auto", "season_length": 4,
+                      "horizon": 4, "n_windows": 8, "refit": true});
+    let started = std::time::Instant::now();
+    let (_, location) = post_async(&served.base, "/v1/backtest", &body).await;
+    let job = finished(&served.base, &location).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(
+        started.elapsed() > std::time::Duration::from_secs(1),
+        "the backtest was too quick to show anything: make it larger"
+    );
+}

@@ -6,7 +6,11 @@
 //! with η an automatic non-seasonal ARIMA ([`super::arima`]). Each season
 //! costs only 2·K_j coefficients whatever its length, so it carries seasons
 //! of any length (365 for daily data, 8,766 for hourly data with a yearly
-//! cycle), and the seasonal shape is smooth.
+//! cycle), and the seasonal shape is smooth. Two kinds of terms are left out
+//! because they would repeat a regressor (see `terms`): the sine of the
+//! harmonic k = m/2 of an even season (sin(πt) = 0), and a harmonic whose
+//! frequency k/m is already in the design from a shorter season (the
+//! harmonic 2 of 14 is the harmonic 1 of 7).
 //!
 //! Estimation is in two steps (not the joint likelihood of the book's
 //! `ARIMA(y ~ fourier(K))`): the Fourier coefficients by least squares with
@@ -23,8 +27,11 @@ use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
 /// Most harmonics per season (FPP's examples stop around 10 for a yearly
-/// season of daily data); never m/2 or more (see [`max_harmonics`]).
+/// season of daily data); never more than m/2 (see [`max_harmonics`]).
 const MAX_HARMONICS: usize = 10;
+/// Residuals of the regression within this fraction of the largest |y| are
+/// rounding (an exact fit).
+const ROUNDING: f64 = 1e-12;
 /// The regression and the ARIMA are fitted on at most this many recent points
 /// (at least two cycles of the longest season).
 const WINDOW: usize = mstl::ADJUSTED_WINDOW;
@@ -36,7 +43,9 @@ pub struct Dhr {
     pub periods: Vec<usize>,
     /// Harmonics K_j of each season (same order as `periods`).
     pub harmonics: Vec<usize>,
-    /// Intercept, then per season and harmonic k = 1..=K_j: cos, sin.
+    /// Intercept, then per season and harmonic k = 1..=K_j: cos, sin (only
+    /// cos for k = m/2; nothing for a harmonic whose frequency an earlier
+    /// season already has: see `terms`).
     pub coef: Vec<f64>,
     /// Time index (in the regression's own clock) of the first forecast step.
     pub next_t: usize,
@@ -123,8 +132,9 @@ impl Dhr {
 
     /// Intercept plus the Fourier part at time `t`.
     fn seasonal_at(&self, t: usize) -> f64 {
+        let terms = terms(&self.periods, &self.harmonics);
         let mut row = Vec::with_capacity(self.coef.len());
-        fourier_row(t, &self.periods, &self.harmonics, &mut row);
+        fourier_row(t, &terms, &mut row);
         row.iter().zip(&self.coef).map(|(x, c)| x * c).sum()
     }
 }
@@ -136,34 +146,80 @@ fn window<'a>(y: &'a [f64], periods: &[usize]) -> &'a [f64] {
     &y[y.len().saturating_sub(keep)..]
 }
 
-/// Regressors at time `t`: 1, then per season cos, sin of each harmonic.
-fn fourier_row(t: usize, periods: &[usize], harmonics: &[usize], row: &mut Vec<f64>) {
+/// One Fourier term of the design: the harmonic `k` of the season `m`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Term {
+    m: usize,
+    k: usize,
+}
+
+impl Term {
+    /// The harmonic m/2 of an even season has no sine (sin(πt) = 0).
+    fn has_sine(self) -> bool {
+        2 * self.k != self.m
+    }
+
+    /// Its number of regressors: cos and sin, or cos alone.
+    fn width(self) -> usize {
+        1 + usize::from(self.has_sine())
+    }
+
+    /// Same frequency k/m (exactly, in integers).
+    fn same_frequency(self, other: Term) -> bool {
+        self.k * other.m == other.k * self.m
+    }
+}
+
+/// The Fourier terms of `harmonics` in design order: per season (ascending)
+/// k = 1..=K_j, leaving out a harmonic whose frequency k/m equals that of a
+/// term already included from an earlier season (the harmonic 2 of 14 is
+/// the harmonic 1 of 7; both regressors would be the same column). Without
+/// such repeats this is every harmonic, the layout of [`Dhr::coef`].
+fn terms(periods: &[usize], harmonics: &[usize]) -> Vec<Term> {
+    let mut out: Vec<Term> = Vec::new();
+    for (&m, &kk) in periods.iter().zip(harmonics) {
+        // The harmonics of one season have distinct frequencies.
+        let earlier = out.len();
+        for k in 1..=kk {
+            let term = Term { m, k };
+            if !out[..earlier].iter().any(|e| e.same_frequency(term)) {
+                out.push(term);
+            }
+        }
+    }
+    out
+}
+
+/// Regressors at time `t`: 1, then per term cos and (unless k = m/2) sin.
+fn fourier_row(t: usize, terms: &[Term], row: &mut Vec<f64>) {
     row.clear();
     row.push(1.0);
-    for (&m, &k) in periods.iter().zip(harmonics) {
+    for &term in terms {
+        let Term { m, k } = term;
         // The phase of t within the cycle, exactly (no loss for large t).
         let phase = 2.0 * PI * (t % m) as f64 / m as f64;
-        for j in 1..=k {
-            let a = phase * j as f64;
-            row.push(a.cos());
+        let a = phase * k as f64;
+        row.push(a.cos());
+        if term.has_sine() {
             row.push(a.sin());
         }
     }
 }
 
-/// Harmonics k < m/2: for an even m the harmonic m/2 has no sine term
-/// (sin(πt) = 0), which would make the regression singular.
+/// Harmonics k ≤ m/2 (for an even m the harmonic m/2 is the single
+/// regressor cos(πt)), at most [`MAX_HARMONICS`].
 fn max_harmonics(m: usize) -> usize {
-    (m.saturating_sub(1) / 2).min(MAX_HARMONICS)
+    (m / 2).min(MAX_HARMONICS)
 }
 
-/// Normal equations of the regression of `y` on the Fourier terms with the
-/// most harmonics of every season, plus a centred linear trend as the last
-/// column: (X'X, X'y, y'y). Sub-models are sub-matrices of these.
-fn gram(y: &[f64], periods: &[usize], harmonics: &[usize]) -> (Vec<Vec<f64>>, Vec<f64>, f64) {
+/// Normal equations of the regression of `y` on the Fourier `terms` (in
+/// [`choose_harmonics`] those of the most harmonics of every season), plus a
+/// centred linear trend as the last column: (X'X, X'y, y'y). Sub-models are
+/// sub-matrices of these.
+fn gram(y: &[f64], terms: &[Term]) -> (Vec<Vec<f64>>, Vec<f64>, f64) {
     let n = y.len();
     let mut row = Vec::new();
-    fourier_row(0, periods, harmonics, &mut row);
+    fourier_row(0, terms, &mut row);
     let p = row.len() + 1;
     let mut xtx = vec![vec![0.0; p]; p];
     let mut xty = vec![0.0; p];
@@ -171,7 +227,7 @@ fn gram(y: &[f64], periods: &[usize], harmonics: &[usize]) -> (Vec<Vec<f64>>, Ve
     let centre = (n as f64 - 1.0) / 2.0;
     let scale = (n as f64).max(1.0);
     for (t, &v) in y.iter().enumerate() {
-        fourier_row(t, periods, harmonics, &mut row);
+        fourier_row(t, terms, &mut row);
         row.push((t as f64 - centre) / scale);
         for i in 0..p {
             let xi = row[i];
@@ -192,17 +248,25 @@ fn gram(y: &[f64], periods: &[usize], harmonics: &[usize]) -> (Vec<Vec<f64>>, Ve
     (xtx, xty, yty)
 }
 
-/// Columns of the full design (see [`gram`]) used by the sub-model with
-/// `harmonics` (≤ `full` per season): intercept, the first K_j pairs of each
-/// season, the trend.
-fn columns(full: &[usize], harmonics: &[usize]) -> Vec<usize> {
-    let mut cols = vec![0];
-    let mut at = 1;
-    for (&kf, &k) in full.iter().zip(harmonics) {
-        cols.extend(at..at + 2 * k);
-        at += 2 * kf;
+/// Columns of the full design (see [`gram`]) with the terms `full` used by
+/// the sub-model with the terms `sub` (each of whose frequencies is in
+/// `full`): intercept, the columns of each term's frequency, the trend.
+fn columns(full: &[Term], sub: &[Term]) -> Vec<usize> {
+    let mut at = Vec::with_capacity(full.len());
+    let mut next = 1;
+    for f in full {
+        at.push(next);
+        next += f.width();
     }
-    cols.push(at);
+    let mut cols = vec![0];
+    for &s in sub {
+        let i = full
+            .iter()
+            .position(|&f| f.same_frequency(s))
+            .expect("a sub-model's frequencies are in the full design");
+        cols.extend(at[i]..at[i] + s.width());
+    }
+    cols.push(next);
     cols
 }
 
@@ -224,20 +288,26 @@ fn solve_sub(xtx: &[Vec<f64>], xty: &[f64], yty: f64, cols: &[usize]) -> Option<
 }
 
 /// K_j per season by the AICc of the regression (with trend), searching
-/// each season's K in turn (shortest first) with the others at their best so
-/// far; starts from K_j = min(2, max) everywhere.
+/// each season's K in turn (shortest first, 0 to its most) with the others
+/// at their best so far; starts from K_j = min(2, max) everywhere. A
+/// sub-model has the terms (see [`terms`]) its fit would have.
 fn choose_harmonics(y: &[f64], periods: &[usize]) -> Vec<usize> {
     let full: Vec<usize> = periods.iter().map(|&m| max_harmonics(m)).collect();
     if periods.is_empty() {
         return Vec::new();
     }
-    let (xtx, xty, yty) = gram(y, periods, &full);
+    let full_terms = terms(periods, &full);
+    let (xtx, xty, yty) = gram(y, &full_terms);
     let n = y.len() as f64;
+    // Below this the residual sum of squares (from the normal equations) is
+    // rounding: an exact fit (a pure harmonic) scores as this, not as an
+    // unusable 0, and among exact fits the fewest terms win.
+    let exact = 1e-14 * yty;
     let aicc = |h: &[usize]| {
-        let cols = columns(&full, h);
+        let cols = columns(&full_terms, &terms(periods, h));
         let p = cols.len() as f64 + 1.0;
-        match solve_sub(&xtx, &xty, yty, &cols) {
-            Some((_, rss)) if rss > 0.0 && n - p - 1.0 > 0.0 => {
+        match solve_sub(&xtx, &xty, yty, &cols).map(|(_, rss)| rss.max(exact)) {
+            Some(rss) if rss > 0.0 && n - p - 1.0 > 0.0 => {
                 n * (rss / n).ln() + 2.0 * p + 2.0 * p * (p + 1.0) / (n - p - 1.0)
             }
             _ => f64::INFINITY,
@@ -246,7 +316,7 @@ fn choose_harmonics(y: &[f64], periods: &[usize]) -> Vec<usize> {
     let mut best: Vec<usize> = full.iter().map(|&k| k.min(2)).collect();
     let mut best_ic = aicc(&best);
     for j in 0..periods.len() {
-        for k in 1..=full[j] {
+        for k in 0..=full[j] {
             let mut cand = best.clone();
             cand[j] = k;
             let ic = aicc(&cand);
@@ -262,21 +332,28 @@ fn choose_harmonics(y: &[f64], periods: &[usize]) -> Vec<usize> {
 /// The regression of `y` with `harmonics` (and a trend): the coefficients of
 /// the intercept and the Fourier terms, and `y` minus those (trend left in).
 fn regress(y: &[f64], periods: &[usize], harmonics: &[usize]) -> Option<(Vec<f64>, Vec<f64>)> {
-    let (xtx, xty, yty) = gram(y, periods, harmonics);
+    let terms = terms(periods, harmonics);
+    let (xtx, xty, yty) = gram(y, &terms);
     let cols: Vec<usize> = (0..xty.len()).collect();
     let (b, _) = solve_sub(&xtx, &xty, yty, &cols)?;
     let coef = b[..b.len() - 1].to_vec();
     let mut row = Vec::with_capacity(coef.len());
-    let resid = y
+    let mut resid: Vec<f64> = y
         .iter()
         .enumerate()
         .map(|(t, v)| {
-            fourier_row(t, periods, harmonics, &mut row);
+            fourier_row(t, &terms, &mut row);
             // The intercept stays in the fit: the ARIMA sees the errors
             // around it plus the trend.
             v - row.iter().zip(&coef).map(|(x, c)| x * c).sum::<f64>()
         })
         .collect();
+    // An exact fit (a purely periodic series) leaves rounding, not errors:
+    // the ARIMA gets zeros rather than a model of that noise.
+    let size = y.iter().fold(0.0, |m: f64, v| m.max(v.abs()));
+    if resid.iter().all(|r| r.abs() <= ROUNDING * size) {
+        resid.fill(0.0);
+    }
     Some((coef, resid))
 }
 
@@ -362,16 +439,157 @@ mod tests {
 
     #[test]
     fn short_even_seasons_stay_regular() {
-        // m = 2 and m = 4: the Nyquist harmonic (no sine) is never used.
-        assert_eq!(max_harmonics(2), 0);
-        assert_eq!(max_harmonics(4), 1);
+        // m = 2 and m = 4: the Nyquist harmonic m/2 is the one regressor
+        // cos(πt); the harmonic 2 of 4 is the harmonic 1 of 2.
+        assert_eq!(max_harmonics(2), 1);
+        assert_eq!(max_harmonics(4), 2);
         assert_eq!(max_harmonics(7), 3);
+        assert_eq!(max_harmonics(24), MAX_HARMONICS);
+        assert_eq!(
+            terms(&[2, 4], &[1, 2]),
+            vec![Term { m: 2, k: 1 }, Term { m: 4, k: 1 }]
+        );
+        let mut row = Vec::new();
+        fourier_row(3, &terms(&[4], &[2]), &mut row);
+        assert_eq!(row.len(), 4);
+        for (a, b) in row.iter().zip([1.0, 0.0, -1.0, -1.0]) {
+            assert!((a - b).abs() < 1e-12, "{row:?}");
+        }
         let y: Vec<f64> = (0..60)
-            .map(|t| 10.0 + [1.0, -1.0][t % 2] + 0.1 * t as f64)
+            .map(|t| 10.0 + [1.0, -1.0][t % 2] + 0.1 * t as f64 + 0.01 * ((t * 7) % 5) as f64)
             .collect();
         let fit = Dhr::fit(&y, &[2, 4]).unwrap();
-        assert_eq!(fit.harmonics, vec![0, 1]);
-        assert!(fit.forecast(4).iter().all(|v| v.is_finite()));
+        assert_eq!(fit.harmonics[0], 1, "{}", fit.describe());
+        let f = fit.forecast(4);
+        assert!(f.iter().all(|v| v.is_finite()), "{f:?}");
+        assert!(f[0] - f[1] > 1.5 && f[2] - f[1] > 1.5, "{f:?}");
+    }
+
+    #[test]
+    fn uses_the_nyquist_harmonic_of_an_even_season() {
+        // Period 4, shape 100, 120, 90, 150 (not a single sinusoid: it needs
+        // the harmonic 2 = cos(πt)).
+        let y = [
+            101.0, 119.0, 90.0, 148.0, 100.0, 121.0, 92.0, 149.0, 99.0, 120.0, 87.0, 152.0, 101.0,
+            120.0, 91.0, 150.0, 100.0, 121.0, 91.0, 149.0, 99.0, 121.0, 90.0, 149.0,
+        ];
+        let fit = Dhr::fit(&y, &[4]).unwrap();
+        assert_eq!(fit.harmonics, vec![2], "{}", fit.describe());
+        assert_eq!(fit.coef.len(), 4);
+        let f = fit.forecast(8);
+        for (i, v) in f.iter().enumerate() {
+            let want = [100.0, 120.0, 90.0, 150.0][i % 4];
+            assert!((v - want).abs() < 2.0, "{f:?}: {}", fit.describe());
+        }
+        // Season 2: the alternation is the harmonic 1 = m/2 alone.
+        let y: Vec<f64> = (0..20).map(|t| [0.0, 10.0][t % 2]).collect();
+        let fit = Dhr::fit(&y, &[2]).unwrap();
+        assert_eq!(fit.harmonics, vec![1], "{}", fit.describe());
+        let f = fit.forecast(4);
+        for (i, v) in f.iter().enumerate() {
+            assert!((v - [0.0, 10.0][i % 2]).abs() < 0.1, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn an_exactly_periodic_series_is_fitted_and_forecast_exactly() {
+        // A spike every 7 steps needs every harmonic of 7; the fit is exact
+        // (its residual sum of squares is rounding, not a rejected 0).
+        let spike = |t: usize| if t.is_multiple_of(7) { 5.0 } else { 0.0 };
+        let y: Vec<f64> = (0..50).map(spike).collect();
+        let fit = Dhr::fit(&y, &[7]).unwrap();
+        assert_eq!(fit.harmonics, vec![3], "{}", fit.describe());
+        assert_eq!(fit.errors.sigma2(), 0.0);
+        let want: Vec<f64> = (50..64).map(spike).collect();
+        let got = fit.forecast(14);
+        assert!(
+            got.iter().zip(&want).all(|(g, w)| (g - w).abs() < 1e-9),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_frequency_is_in_the_design_once() {
+        // 2/14 = 1/7, 2/28 = 1/14, 4/28 = 1/7, 6/28 = 3/14: left out.
+        let t = terms(&[7, 14, 28], &[2, 3, 6]);
+        let mk = |m, k| Term { m, k };
+        assert_eq!(
+            t,
+            vec![
+                mk(7, 1),
+                mk(7, 2),
+                mk(14, 1),
+                mk(14, 3),
+                mk(28, 1),
+                mk(28, 3),
+                mk(28, 5)
+            ]
+        );
+        // Without the shorter season's harmonic, the longer one keeps it.
+        assert_eq!(terms(&[7, 14], &[0, 2]), vec![mk(14, 1), mk(14, 2)]);
+        // Sub-models map each frequency to the full design's columns: full
+        // [7:3, 14:3] has 7:1..3 (cols 1..=6) and 14:1, 14:3 (cols 7..=10).
+        let full = terms(&[7, 14], &[3, 3]);
+        assert_eq!(full.len(), 5);
+        assert_eq!(
+            columns(&full, &terms(&[7, 14], &[1, 1])),
+            vec![0, 1, 2, 7, 8, 11]
+        );
+        assert_eq!(
+            columns(&full, &terms(&[7, 14], &[0, 2])),
+            vec![0, 7, 8, 1, 2, 11]
+        );
+    }
+
+    #[test]
+    fn nested_seasons_fit_without_repeated_regressors() {
+        let y: Vec<f64> = (0..130)
+            .map(|i| {
+                100.0 + 10.0 * (2.0 * PI * i as f64 / 7.0).sin() + ((i * 37) % 11) as f64 / 10.0
+            })
+            .collect();
+        let (train, test) = y.split_at(120);
+        let fit = Dhr::fit(train, &[7, 14, 28]).unwrap();
+        assert_eq!(fit.periods, vec![7, 14, 28]);
+        // The period-7 sine is in (as 7:1 or as 14:2), once.
+        let t = terms(&fit.periods, &fit.harmonics);
+        let weekly = Term { m: 7, k: 1 };
+        assert_eq!(t.iter().filter(|x| x.same_frequency(weekly)).count(), 1);
+        assert_eq!(
+            fit.coef.len(),
+            1 + t.iter().map(|x| x.width()).sum::<usize>()
+        );
+        let f = fit.forecast(test.len());
+        for (a, b) in f.iter().zip(test) {
+            assert!((a - b).abs() < 1.5, "{a} vs {b}: {}", fit.describe());
+        }
+        let again = fit.refilter(train);
+        assert_eq!(again.coef.len(), fit.coef.len());
+        for (a, b) in again.forecast(10).iter().zip(&f) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn coefficient_layout_without_repeats_is_unchanged() {
+        // Intercept, then per season and harmonic: cos, sin.
+        let mut fit = Dhr::fit(&two_seasons(800, 0.5), &[7, 365]).unwrap();
+        fit.harmonics = vec![2, 1];
+        fit.coef = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+        for t in [0, 5, 123, 1000] {
+            let (a, b) = (
+                2.0 * PI * (t % 7) as f64 / 7.0,
+                2.0 * PI * (t % 365) as f64 / 365.0,
+            );
+            let want = 1.0
+                + 2.0 * a.cos()
+                + 3.0 * a.sin()
+                + 4.0 * (2.0 * a).cos()
+                + 5.0 * (2.0 * a).sin()
+                + 6.0 * b.cos()
+                + 7.0 * b.sin();
+            assert!((fit.seasonal_at(t) - want).abs() < 1e-9);
+        }
     }
 
     #[test]

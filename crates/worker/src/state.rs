@@ -361,7 +361,9 @@ mod tests {
     }
 
     /// States of layout 2 (training series kept, no integer axes) are read
-    /// with their inputs and forecast exactly like today's fit.
+    /// with their inputs, forecast the same read again through today's
+    /// layout, and their means are today's fit's (intervals may differ where
+    /// the calibration changed since the file was written).
     #[test]
     fn states_of_layout_2_are_read() {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/state2");
@@ -377,12 +379,20 @@ mod tests {
             let today = golden_model(method);
             assert_eq!(old.spec(), today.spec(), "{method}");
             assert_eq!(old.inputs(), today.inputs(), "{method}");
+            let again = LoadedModel::decode(&old.encode().expect("encode")).expect("decode");
             for i in 0..old.len() {
-                assert_eq!(
-                    old.get(i).1.forecast(h, &levels),
-                    today.get(i).1.forecast(h, &levels),
-                    "{method}"
-                );
+                let forecast = old.get(i).1.forecast(h, &levels);
+                assert_eq!(forecast, again.get(i).1.forecast(h, &levels), "{method}");
+                // DHR's fit of an even season changed since (it now takes
+                // the harmonic m/2): the stored model still forecasts as
+                // stored, just not as today's fit.
+                if method != Method::Dhr {
+                    assert_eq!(
+                        forecast.mean,
+                        today.get(i).1.forecast(h, &levels).mean,
+                        "{method}"
+                    );
+                }
             }
         }
     }

@@ -854,9 +854,7 @@ pub(crate) async fn dispatch(
         Ok(Ok(_)) => None,
     };
     if let Some(reason) = failure {
-        if let Err(e) = store.fail(&model, version, &reason).await {
-            tracing::error!(%model, version, error = %e, "could not record a failed fit");
-        }
+        store::record_failure(store.as_ref(), &model, version, &reason).await;
     }
     match reply {
         Ok(Ok(summary)) => Ok(Dispatched::Answer(summary)),
@@ -940,9 +938,7 @@ async fn dispatch_shards(
         }
     }
     if let Some(reason) = &failure {
-        if let Err(e) = store.fail(&model, version, reason).await {
-            tracing::error!(%model, version, error = %e, "could not record a failed fit");
-        }
+        store::record_failure(store.as_ref(), &model, version, reason).await;
     } else if let Some(e) = no_verdict {
         return Err(e);
     }

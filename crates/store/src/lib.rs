@@ -189,6 +189,24 @@ pub enum StoreError {
 }
 
 /// The registry as the gateway and the workers use it.
+/// Records that `version` failed (`reason`), for callers that can only log
+/// when that goes wrong. A version deleted meanwhile has nothing left to
+/// record, which is no error.
+pub async fn record_failure(
+    store: &dyn ModelStore,
+    model: &ModelName,
+    version: Version,
+    reason: &str,
+) {
+    match store.fail(model, version, reason).await {
+        Ok(()) => {}
+        Err(StoreError::UnknownVersion { .. }) => {
+            tracing::info!(%model, version, "the failed fit's version was deleted meanwhile");
+        }
+        Err(e) => tracing::error!(%model, version, error = %e, "could not record a failed fit"),
+    }
+}
+
 #[async_trait]
 pub trait ModelStore: Send + Sync + 'static {
     /// Registers the next version of `model` (creating the model on its first

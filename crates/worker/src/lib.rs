@@ -313,9 +313,7 @@ impl Worker {
 
     async fn fail_version(&self, model: &ModelName, version: Version, reason: String) -> JobError {
         tracing::warn!(%model, version, %reason, "fit failed");
-        if let Err(e) = self.store.fail(model, version, &reason).await {
-            tracing::error!(%model, version, error = %e, "could not record a failed fit");
-        }
+        store::record_failure(self.store.as_ref(), model, version, &reason).await;
         JobError::Failed(reason)
     }
 }

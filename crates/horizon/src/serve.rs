@@ -237,9 +237,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(serve(args));
-    // A fit still running on a blocking thread (its request timed out) must
-    // not hold up the exit; its version is failed as interrupted on restart.
-    runtime.shutdown_timeout(Duration::from_secs(5));
+    // A fit still running on a blocking thread (an async job, or a request
+    // that timed out) could not record its outcome in the closed store: it
+    // must not hold up the exit; its version is failed as interrupted on
+    // restart.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    tracing::info!("stopped");
     result
 }
 
@@ -318,7 +321,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .context("serving HTTP")?,
     }
     store.close().await;
-    tracing::info!("stopped");
     Ok(())
 }
 

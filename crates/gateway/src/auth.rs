@@ -176,6 +176,7 @@ impl Auth {
             return Ok(());
         };
         let usage = keys.usage(tenant).await.map_err(unavailable)?;
+        let quota = |message| quota(message).retry_after(STORAGE_RETRY_AFTER);
         if let Some(max) = self.quotas.max_series.filter(|max| usage.series >= *max) {
             return Err(quota(format!(
                 "tenant '{tenant}' stores {} series, its quota is {max}; delete models or ask for more",
@@ -222,12 +223,8 @@ fn quota(message: String) -> ApiError {
 const STORAGE_RETRY_AFTER: u64 = 60;
 
 fn too_many(error: ApiError, retry_after: Duration) -> Response {
-    let mut answer = error.into_response();
     let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    answer
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    answer
+    error.retry_after(secs).into_response()
 }
 
 fn unauthorized(message: &str, path: &str) -> Response {
@@ -321,7 +318,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
         if stores_series(&req) {
             if let Err(e) = auth.check_storage(&tenant).await {
-                return too_many(e, Duration::from_secs(STORAGE_RETRY_AFTER));
+                return e.into_response();
             }
         }
     }

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use engine::backtest::BacktestOptions;
 use engine::{Horizon, Level, ModelSpec};
-use protocol::{BacktestJob, BacktestResult, JobError, ModelName, Version};
+use protocol::{BacktestJob, BacktestResult, JobError, ModelName, NamedSeries, Version};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -356,6 +356,22 @@ fn check_size(
     )
 }
 
+/// Refuses, before any work (also before a job is made of it), a series
+/// too short for the windows asked: the engine's own rule, named by series.
+fn check_lengths(series: &[NamedSeries], options: &BacktestOptions) -> Result<(), ApiError> {
+    let mut errors = FieldErrors::new();
+    for (i, s) in series.iter().enumerate() {
+        if let Err(e) = engine::backtest::cutoffs(s.values.len(), options) {
+            errors.insert(format!("series[{i}]"), format!("series '{}': {e}", s.id));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Fail(StatusCode::BAD_REQUEST, errors))
+    }
+}
+
 /// Whether a backtest of `n_series` runs as a job: `Some(true)` when asked
 /// with `Prefer: respond-async`, `Some(false)` when larger than
 /// [`ASYNC_BACKTEST_FITS`], `None` to answer synchronously.
@@ -428,6 +444,7 @@ pub async fn backtest_data(
 ) -> Result<Response, ApiError> {
     let n_series = body.fit.series.len();
     check_size(&state, n_series, &body.options)?;
+    check_lengths(&body.fit.series, &body.options)?;
     let preferred = wants_async(&headers, n_series, &body.options);
     let job = BacktestJob {
         spec: body.fit.spec,

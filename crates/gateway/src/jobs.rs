@@ -297,6 +297,7 @@ pub(crate) fn error_text(e: &ApiError) -> String {
             .collect::<Vec<_>>()
             .join("; "),
         ApiError::Error { message, .. } => message.clone(),
+        ApiError::RetryAfter(inner, _) => error_text(inner),
     }
 }
 

@@ -45,6 +45,9 @@ pub enum ApiError {
         message: String,
         data: Option<Value>,
     },
+    /// A 429 or 503 answer with its own `Retry-After` (seconds), where the
+    /// server's default (a couple of seconds) would be wrong.
+    RetryAfter(Box<ApiError>, u64),
 }
 
 impl ApiError {
@@ -77,7 +80,18 @@ impl ApiError {
                 }
                 Self::Fail(status, errors)
             }
+            Self::RetryAfter(inner, secs) => {
+                Self::RetryAfter(Box::new(inner.renamed(from, to)), secs)
+            }
             error => error,
+        }
+    }
+
+    /// The same answer, telling the client to wait `secs` seconds.
+    pub fn retry_after(self, secs: u64) -> Self {
+        match self {
+            Self::RetryAfter(inner, _) => Self::RetryAfter(inner, secs),
+            other => Self::RetryAfter(Box::new(other), secs),
         }
     }
 
@@ -119,6 +133,13 @@ impl IntoResponse for ApiError {
                     data,
                 };
                 (status, Json(body)).into_response()
+            }
+            ApiError::RetryAfter(inner, secs) => {
+                let mut answer = inner.into_response();
+                answer
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, secs.max(1).into());
+                answer
             }
         }
     }

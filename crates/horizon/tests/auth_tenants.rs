@@ -424,15 +424,22 @@ async fn concurrent_fits_cannot_all_slip_under_the_series_quota() {
             if i % 2 == 1 {
                 req = req.header("Prefer", "respond-async");
             }
-            req.send().await.expect("fit sent").status()
+            let answer = req.send().await.expect("fit sent");
+            let wait = answer
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            (answer.status(), wait)
         })
     });
     let mut taken = 0;
     for fit in fits {
-        let status = fit.await.expect("fit task");
+        let (status, wait) = fit.await.expect("fit task");
         match status {
             StatusCode::OK | StatusCode::ACCEPTED => taken += 1,
-            StatusCode::TOO_MANY_REQUESTS => {}
+            // Refused at the door or in its turn: the quota's own wait.
+            StatusCode::TOO_MANY_REQUESTS => assert_eq!(wait.as_deref(), Some("60")),
             other => panic!("unexpected answer {other}"),
         }
     }

@@ -333,10 +333,19 @@ async fn async_backtests(base: &str, model: &str) {
     );
     let done = finished(base, &location).await;
     assert_eq!(done["result"], sync["data"], "{done}");
-    // A failing backtest is a failed job with the reason.
-    let short =
-        json!({"series": [{"id": "s", "values": [1, 2, 3, 4, 5]}], "horizon": 3, "n_windows": 2});
-    let (_, location) = post_async(base, "/v1/backtest", &short).await;
+    // A failing backtest is a failed job with the reason (a model's stored
+    // series too short for the windows; one sent in the body is a 400).
+    let (status, body) = call(
+        base,
+        reqwest::Method::PUT,
+        &format!("/v1/models/{model}-short"),
+        json!({"series": [{"id": "s", "values": [1, 2, 3, 4, 5]}], "method": "naive"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let short = json!({"horizon": 3, "n_windows": 2});
+    let (_, location) =
+        post_async(base, &format!("/v1/models/{model}-short/backtest"), &short).await;
     let done = finished(base, &location).await;
     assert_eq!(done["status"], "failed", "{done}");
     assert!(
@@ -504,6 +513,27 @@ async fn numbered(base: &str, model: &str) {
 /// Requests that must be refused whole (and register no version), and
 /// backtests whose series cannot all be scored.
 async fn refusals(base: &str, model: &str) {
+    // A series too short for the windows: a 400 naming it, also when a job
+    // was asked for (no job is made of a request that cannot run).
+    let short = json!({"series": [{"id": "ok", "values": seasonal(40, 0)},
+                                  {"id": "tiny", "values": seasonal(20, 0)}],
+                       "method": "naive", "horizon": 10, "n_windows": 3});
+    for prefer in ["", "respond-async"] {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/v1/backtest"))
+            .header("prefer", prefer)
+            .json(&short)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status().as_u16(), 400, "Prefer: {prefer}");
+        let body: Value = r.json().await.expect("JSON");
+        let message = body["data"]["series[1]"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("'tiny'") && message.contains("at least 33 values"),
+            "{body}"
+        );
+    }
     let ds: Vec<String> = (0..24)
         .map(|h| format!("2024-01-01T{h:02}:00:00Z"))
         .collect();

@@ -4,24 +4,8 @@
 
 use engine::{Horizon, Level, Method, ModelSpec, SeriesData};
 
-/// Deterministic pseudo-random numbers (no dev-dependency needed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller).
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
+mod common;
+use common::Lcg;
 
 fn white_noise(seed: u64, n: usize) -> Vec<f64> {
     let mut rng = Lcg(seed);

@@ -4,18 +4,8 @@
 
 use engine::{Forecast, Horizon, Level, Method, ModelSpec, SeriesData, SeriesError};
 
-/// Deterministic pseudo-random numbers in [0, 1).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+mod common;
+use common::Lcg;
 
 fn levels() -> Vec<Level> {
     vec![Level::parse(80.0).unwrap(), Level::parse(95.0).unwrap()]

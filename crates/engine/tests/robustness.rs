@@ -6,18 +6,8 @@
 
 use engine::{FittedModel, Forecast, Horizon, Level, Method, ModelSpec, SeriesData};
 
-/// Deterministic pseudo-random numbers in [-0.5, 0.5) (no dev-dependency needed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) - 0.5
-    }
-}
+mod common;
+use common::Lcg;
 
 fn levels() -> Vec<Level> {
     vec![Level::parse(80.0).unwrap(), Level::parse(95.0).unwrap()]
@@ -97,11 +87,11 @@ fn constant_zero_and_negative_series() {
     fit_and_check("zeros", vec![0.0; 40], Some(12), 10);
     let mut rng = Lcg(7);
     let neg: Vec<f64> = (0..60)
-        .map(|t| -50.0 - t as f64 + 5.0 * rng.next())
+        .map(|t| -50.0 - t as f64 + 5.0 * rng.centered())
         .collect();
     fit_and_check("negative", neg, Some(4), 10);
     let mixed: Vec<f64> = (0..60)
-        .map(|t| (t as f64 * 0.5).sin() * 10.0 + 3.0 * rng.next())
+        .map(|t| (t as f64 * 0.5).sin() * 10.0 + 3.0 * rng.centered())
         .collect();
     fit_and_check("around zero", mixed, Some(12), 24);
     let intermittent: Vec<f64> = (0..50)
@@ -115,7 +105,7 @@ fn huge_and_tiny_magnitudes() {
     let mut rng = Lcg(11);
     for scale in [1e12, 1e-9, 1e300, 1e-300] {
         let y: Vec<f64> = (0..48)
-            .map(|t| scale * (10.0 + t as f64 * 0.1 + (t as f64 * 0.52).sin() + rng.next()))
+            .map(|t| scale * (10.0 + t as f64 * 0.1 + (t as f64 * 0.52).sin() + rng.centered()))
             .collect();
         fit_and_check(&format!("scale {scale:e}"), y, Some(12), 18);
     }
@@ -135,7 +125,7 @@ fn long_series() {
     let mut level = 1000.0;
     let y: Vec<f64> = (0..100_000)
         .map(|t| {
-            level += rng.next();
+            level += rng.centered();
             level + 10.0 * ((t % 24) as f64 / 24.0 * std::f64::consts::TAU).sin()
         })
         .collect();
@@ -146,9 +136,9 @@ fn long_series() {
 fn random_series_of_every_shape() {
     let mut rng = Lcg(2024);
     for case in 0..25 {
-        let n = 2 + ((rng.next() + 0.5) * 150.0) as usize;
-        let scale = 10f64.powi(((rng.next() + 0.5) * 16.0) as i32 - 8);
-        let trend = rng.next() * 0.2;
+        let n = 2 + ((rng.centered() + 0.5) * 150.0) as usize;
+        let scale = 10f64.powi(((rng.centered() + 0.5) * 16.0) as i32 - 8);
+        let trend = rng.centered() * 0.2;
         let m = [1usize, 4, 7, 12][case % 4];
         let y: Vec<f64> = (0..n)
             .map(|t| {
@@ -156,7 +146,7 @@ fn random_series_of_every_shape() {
                     * (5.0
                         + trend * t as f64
                         + ((t % m) as f64 / m as f64 * std::f64::consts::TAU).sin()
-                        + rng.next())
+                        + rng.centered())
             })
             .collect();
         fit_and_check(
@@ -223,11 +213,11 @@ fn round_trip_is_bit_exact_for_every_method() {
     let cases: Vec<(Vec<f64>, usize)> = vec![
         (
             (0..72)
-                .map(|t| 50.0 + t as f64 + 8.0 * ((t % 12) as f64).sin() + rng.next())
+                .map(|t| 50.0 + t as f64 + 8.0 * ((t % 12) as f64).sin() + rng.centered())
                 .collect(),
             12,
         ),
-        ((0..9).map(|t| t as f64 * 1.5 + rng.next()).collect(), 4),
+        ((0..9).map(|t| t as f64 * 1.5 + rng.centered()).collect(), 4),
         (vec![7.0], 1),
         // Intermittent counts: `auto` switches to an intermittent model.
         (
@@ -297,12 +287,12 @@ fn intervals_are_calibrated_on_a_random_walk() {
         let mut y = vec![100.0];
         for _ in 0..59 {
             let last = y[y.len() - 1];
-            y.push(last + rng.next());
+            y.push(last + rng.centered());
         }
         let mut future = vec![];
         let mut last = y[59];
         for _ in 0..8 {
-            last += rng.next();
+            last += rng.centered();
             future.push(last);
         }
         let fitted = ModelSpec::new(Method::Naive, None)

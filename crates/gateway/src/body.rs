@@ -20,7 +20,6 @@ use axum::http::{header, StatusCode};
 use protocol::ModelName;
 use sha2::Digest;
 use std::io::BufReader;
-use std::sync::atomic::Ordering;
 
 /// Bodies declared up to this size are read whole and parsed on the async
 /// runtime; larger ones (and those of unknown size) on the blocking pool
@@ -126,20 +125,19 @@ async fn read_whole(req: Request, state: &AppState, limits: Limits) -> Result<By
 
 /// Parses a JSON body into `T` on the blocking pool while it arrives
 /// ([`streamed::parse`]), with its digest when `keyed`.
-pub(crate) async fn parse_streamed<T: FromJson>(
+async fn parse_streamed<T: FromJson>(
     body: Body,
     limits: Limits,
     keyed: bool,
 ) -> Result<(T, Option<String>), ApiError> {
     streamed::parse(body, limits, keyed.then(sha2::Sha256::new), |reader| {
-        let text = reader.saw_text();
         // The JSON reader takes its bytes one at a time, which std's
         // `BufReader` serves from its buffer. A parsed body was read to its
         // end (only whitespace may follow the value), so all of it was
         // digested.
-        match T::from_reader(BufReader::with_capacity(READ_BUFFER, reader)) {
+        match T::from_reader(BufReader::with_capacity(READ_BUFFER, &mut *reader)) {
             Ok(body) => Ok(body),
-            Err(_) if !text.load(Ordering::Relaxed) => Err(empty_body()),
+            Err(_) if !reader.saw_text() => Err(empty_body()),
             Err(e) => Err(e),
         }
     })

@@ -673,8 +673,6 @@ pub(crate) struct PreparedFit {
     version: Version,
     shards: Shards,
     n_series: usize,
-    /// The version new observations extend.
-    base: Option<Version>,
 }
 
 /// The shards of a prepared fit: in memory, or spooled (a large table).
@@ -688,9 +686,13 @@ impl PreparedFit {
         self.n_series
     }
 
-    /// The version new observations extend, if they are that.
+    /// The version new observations extend, if they are that (their job
+    /// says so; they are never sharded or spooled).
     pub(crate) fn base(&self) -> Option<Version> {
-        self.base
+        match &self.shards {
+            Shards::Jobs(jobs) => jobs.first().and_then(|j| j.base),
+            Shards::Spooled(_) => None,
+        }
     }
 
     pub(crate) fn set_version(&mut self, version: Version) {
@@ -727,7 +729,6 @@ pub(crate) async fn prepare_fit(
                 version: 0,
                 n_series: spooled.n_series(),
                 shards: Shards::Spooled(spooled),
-                base: None,
             })
         }
     };
@@ -753,7 +754,6 @@ pub(crate) async fn prepare_fit(
             version: 0,
             shards: Shards::Jobs(shards),
             n_series,
-            base: base.map(|b| b.version),
         };
         (prepared, fits)
     })
@@ -774,7 +774,7 @@ async fn register_and_dispatch(
     registered: oneshot::Sender<(Version, bool)>,
 ) -> Result<Registration, FitError> {
     let model = job.model.clone();
-    let registration = register(&state, &model, job.n_series(), key.as_ref(), job.base).await?;
+    let registration = register(&state, &model, job.n_series(), key.as_ref(), job.base()).await?;
     let (store, transport) = (state.store.clone(), state.transport.clone());
     let version = registration.version();
     let earlier = matches!(registration, Registered::Existing(_));

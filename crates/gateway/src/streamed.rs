@@ -17,8 +17,7 @@ use axum::http::StatusCode;
 use futures_util::StreamExt;
 use sha2::Digest;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{self, error::TryRecvError};
@@ -102,16 +101,15 @@ pub(crate) struct BodyReader {
     rx: mpsc::Receiver<Result<Bytes, ()>>,
     current: Bytes,
     digest: Option<sha2::Sha256>,
-    text: Arc<AtomicBool>,
+    text: bool,
     slot: Option<SemaphorePermit<'static>>,
     runtime: Handle,
 }
 
 impl BodyReader {
-    /// Whether anything but whitespace has arrived (shared: the parser may
-    /// hold the reader inside its own).
-    pub(crate) fn saw_text(&self) -> Arc<AtomicBool> {
-        self.text.clone()
+    /// Whether anything but whitespace has been read.
+    pub(crate) fn saw_text(&self) -> bool {
+        self.text
     }
 }
 
@@ -138,9 +136,7 @@ impl Read for BodyReader {
             if let Some(d) = &mut self.digest {
                 d.update(&chunk);
             }
-            if !chunk.iter().all(u8::is_ascii_whitespace) {
-                self.text.store(true, Ordering::Relaxed);
-            }
+            self.text = self.text || !chunk.iter().all(u8::is_ascii_whitespace);
             self.current = chunk;
         }
         let n = buf.len().min(self.current.len());
@@ -167,7 +163,7 @@ where
         rx,
         current: Bytes::new(),
         digest,
-        text: Arc::new(AtomicBool::new(false)),
+        text: false,
         slot: None,
         runtime: Handle::current(),
     };
@@ -244,6 +240,8 @@ pub(crate) fn hex(digest: impl AsRef<[u8]>) -> String {
 mod tests {
     use super::*;
     use futures_util::stream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
 
     fn limits(pace: Pace) -> Limits {
         Limits {

@@ -194,33 +194,20 @@ async fn oversized_backtests_and_nixtla_answers_are_refused_before_any_work() {
     // 10 steps × 5 windows × 2 series × (2 + 2 × 2) = 600: answered; 10
     // windows are 1200: refused, and without forecasts they are answered.
     let backtest = |n_windows: u32, include: bool| {
-        json!({"series": series, "method": "naive", "horizon": 10, "n_windows": n_windows,
-               "level": [80, 95], "include_forecasts": include})
+        send(client.post(served.url("/v1/backtest")).json(&json!({
+            "series": series, "method": "naive", "horizon": 10, "n_windows": n_windows,
+            "level": [80, 95], "include_forecasts": include
+        })))
     };
-    let (status, _, body) = send(
-        client
-            .post(served.url("/v1/backtest"))
-            .json(&backtest(5, true)),
-    )
-    .await;
+    let (status, _, body) = backtest(5, true).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _, body) = send(
-        client
-            .post(served.url("/v1/backtest"))
-            .json(&backtest(10, true)),
-    )
-    .await;
+    let (status, _, body) = backtest(10, true).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let message = body["data"]["include_forecasts"]
         .as_str()
         .unwrap_or_default();
     assert!(message.contains("1200 numbers"), "{body}");
-    let (status, _, body) = send(
-        client
-            .post(served.url("/v1/backtest"))
-            .json(&backtest(10, false)),
-    )
-    .await;
+    let (status, _, body) = backtest(10, false).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // A model's backtest: the same.
     let (status, _, _) = send(

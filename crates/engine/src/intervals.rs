@@ -17,6 +17,11 @@
 //! same data. Only these numbers are stored. Series too short for rolling
 //! origins get a scale from their naive errors with √h growth and
 //! deliberately generous quantiles.
+//!
+//! When the series ends in missing values, the forecast's first step is
+//! g + 1 steps after the last observation (g gaps): its widths are those of
+//! steps g + 1, …, g + h ([`Bands::shifted`]; the models forecast across the
+//! gaps, see `ModelSpec::fit`).
 
 use crate::models::State;
 use serde::{Deserialize, Serialize};
@@ -46,8 +51,10 @@ const FALLBACK_GENEROSITY: f64 = 1.3;
 /// The stored interval calibration of a fitted model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bands {
-    /// Squared scale of the h-step error: `var[0] + var[1]·(h−1) + var[2]·(h−1)²`,
-    /// every coefficient ≥ 0 (noise, random-walk and trend-like growth).
+    /// Squared scale of the error at forecast step h: `var[0] + var[1]·(h−1) +
+    /// var[2]·(h−1)²`, every coefficient ≥ 0 (noise, random-walk and
+    /// trend-like growth); shifted when the series ends in gaps (see
+    /// [`Bands::shifted`]).
     pub var: [f64; 3],
     /// Quantile of |error| / scale_h at each [`GRID`] level, divided by the
     /// half-normal quantile at that level (1.0 = normal errors).
@@ -68,6 +75,29 @@ impl Bands {
     /// easy to forecast and would make the bands too narrow).
     pub fn calibrate_with_gaps(state: &State, y: &[f64], m: usize, missing: &[bool]) -> Self {
         calibrate(state, y, m, missing).unwrap_or_else(|| Self::fallback(y, m))
+    }
+
+    /// The bands of a forecast whose first step lies `steps` further from
+    /// the last observation: its widths are those of steps `1 + steps`,
+    /// `2 + steps`, … (after `steps` missing values at the end of the
+    /// series). `scale_h²` is a polynomial in h, so the shifted one is again
+    /// one with coefficients ≥ 0. A negative `steps` undoes an earlier shift;
+    /// bands that had not been shifted that far (stored by an engine without
+    /// the shift) are kept as they are rather than narrowed below their
+    /// calibration.
+    pub fn shifted(&self, steps: i64) -> Self {
+        let d = steps as f64;
+        let [v0, v1, v2] = self.var;
+        let var = [v0 + v1 * d + v2 * d * d, v1 + 2.0 * v2 * d, v2];
+        // Rounding may leave an exact undo a hair below zero.
+        let tolerance = 1e-9 * (v0.abs() + (v1 * d).abs() + (v2 * d * d).abs());
+        if var.iter().any(|v| !v.is_finite() || *v < -tolerance) {
+            return self.clone();
+        }
+        Self {
+            var: var.map(|v| v.max(0.0)),
+            ..self.clone()
+        }
     }
 
     /// Half-widths of the central interval at `level` percent for steps 1..=h.
@@ -628,6 +658,30 @@ mod tests {
         assert_eq!(Bands::calibrate_with_gaps(&state, &y, 1, &[false; 80]), all);
         assert!(observed.errors < all.errors, "{observed:?} {all:?}");
         assert!(observed.half_widths(95.0, 1)[0] > all.half_widths(95.0, 1)[0]);
+    }
+
+    #[test]
+    fn shifted_bands_give_the_widths_of_later_steps() {
+        let b = Bands {
+            var: [4.0, 1.5, 0.25],
+            ratio: vec![1.1; GRID.len()],
+            errors: 40,
+        };
+        let later = b.half_widths(95.0, 20);
+        let shifted = b.shifted(7);
+        for (got, want) in shifted.half_widths(95.0, 13).iter().zip(&later[7..]) {
+            assert!((got - want).abs() <= 1e-12 * want, "{got} {want}");
+        }
+        // Undone up to rounding, also for a random-walk band.
+        let walk = Bands::fallback(&[1.0, 3.0, 2.0, 5.0], 1);
+        for (band, steps) in [(&b, 7), (&walk, 3)] {
+            let back = band.shifted(steps).shifted(-steps);
+            for (got, want) in back.var.iter().zip(&band.var) {
+                assert!((got - want).abs() <= 1e-12 * band.var[0], "{:?}", back.var);
+            }
+        }
+        // A band never shifted that far is not narrowed below its calibration.
+        assert_eq!(walk.shifted(-3), walk);
     }
 
     #[test]

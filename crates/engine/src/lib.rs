@@ -8,11 +8,12 @@
 //!
 //! Real data: a series may have gaps ([`SeriesData::with_gaps`]; models fit
 //! the interpolated series, ETS skips missing observations, calibration
-//! scores only observed values); intermittent demand has its own methods
-//! (Croston, SBA, TSB, ADIDA, IMAPA) and `auto` switches to TSB on it;
-//! [`ModelSpec::nonnegative`] clips at zero (by default for counts). Every
-//! series is fitted divided by a power of two near its mean absolute value,
-//! so results are equivariant to its scale.
+//! scores only observed values, and after gaps at the end the intervals
+//! start as wide as that many steps further ahead); intermittent demand has
+//! its own methods (Croston, SBA, TSB, ADIDA, IMAPA) and `auto` switches to
+//! TSB on it; [`ModelSpec::nonnegative`] clips at zero (by default for
+//! counts). Every series is fitted divided by a power of two near its mean
+//! absolute value, so results are equivariant to its scale.
 //!
 //! ```
 //! use engine::{Horizon, Level, Method, ModelSpec, SeriesData};

@@ -124,6 +124,10 @@ impl ModelSpec {
             }))
             .unwrap_or_else(|_| Bands::fallback(values, m)),
         };
+        // Gaps at the end were filled with forecasts, not observations: after
+        // g of them, the first step forecast is the (g + 1)-th after the last
+        // observed value and as uncertain.
+        let bands = bands.shifted(trailing_missing(y.values()) as i64);
         let description = match method {
             switched if switched != self.method => format!(
                 "{} (intermittent demand, ADI {:.2})",
@@ -161,7 +165,7 @@ fn filled_for_models(
 ) -> Vec<f64> {
     let mut filled = y.filled();
     let values = y.values();
-    let trailing = values.iter().rev().take_while(|v| v.is_nan()).count();
+    let trailing = trailing_missing(values);
     let observed = values.len() - trailing;
     if trailing == 0 || observed == 0 {
         return filled;
@@ -179,6 +183,11 @@ fn filled_for_models(
         }
     }
     filled
+}
+
+/// How many values at the end of `values` are missing (NaN).
+fn trailing_missing(values: &[f64]) -> usize {
+    values.iter().rev().take_while(|v| v.is_nan()).count()
 }
 
 /// `auto` on intermittent demand (Syntetos–Boylan: average inter-demand
@@ -441,7 +450,8 @@ impl FittedModel {
     /// series' model keeps its parameters); with gaps, every family filters
     /// the filled series (interpolated inside, forecast over the gaps at the
     /// end; an ETS fit skipped the gaps instead). The intervals keep their
-    /// calibration.
+    /// calibration, shifted past the gaps that end the longer series (as a
+    /// fit does) instead of those that ended the fitted one.
     ///
     /// The state does not carry its training data (it stays small), so the
     /// caller gives the whole longer series: see [`Self::extend`].
@@ -466,6 +476,12 @@ impl FittedModel {
         let values = scaled(filled);
         let state = catch_unwind(AssertUnwindSafe(|| self.state.refilter(&values)))
             .unwrap_or_else(|_| self.state.clone());
+        // The bands were shifted past the gaps that ended the fitted series
+        // (see `ModelSpec::fit`); shift them past those that end this one.
+        let gaps_before = trailing_missing(y.values().get(..self.n_obs).unwrap_or(&[]));
+        let bands = self
+            .bands
+            .shifted(trailing_missing(y.values()) as i64 - gaps_before as i64);
         Ok(FittedModel {
             format_version: FORMAT_VERSION,
             method: self.method,
@@ -473,7 +489,7 @@ impl FittedModel {
             fallback: self.fallback.clone(),
             n_obs: values.len(),
             last_value: values.last().map_or(self.last_value, |v| v * self.scale),
-            bands: self.bands.clone(),
+            bands,
             state,
             n_missing: y.n_missing(),
             scale: self.scale,
@@ -585,6 +601,61 @@ mod tests {
         let f = extended.forecast(Horizon::parse(7).unwrap(), &[]);
         for (got, want) in f.mean.iter().zip(&expected) {
             assert!((got - want).abs() < 1.0, "extended: {:?}", f.mean);
+        }
+    }
+
+    #[test]
+    fn intervals_after_missing_values_at_the_end_start_further_ahead() {
+        // A random walk observed up to t = 189; ten more steps are missing.
+        let mut state = 7u64;
+        let mut walk = vec![100.0];
+        for _ in 1..190 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let step = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            walk.push(walk[walk.len() - 1] + step);
+        }
+        let (gaps, h) = (10, 12);
+        let level = [Level::parse(95.0).unwrap()];
+        let widths = |fitted: &FittedModel, steps: usize| -> Vec<f64> {
+            let f = fitted.forecast(Horizon::parse(steps as i64).unwrap(), &level);
+            let band = &f.intervals[0];
+            band.upper.iter().zip(&f.mean).map(|(u, m)| u - m).collect()
+        };
+        let spec = ModelSpec::new(Method::Naive, None);
+        let observed = SeriesData::parse(walk.clone()).unwrap();
+        let plain = spec.fit(&observed).unwrap();
+        let mut values: Vec<Option<f64>> = walk.iter().map(|v| Some(*v)).collect();
+        values.extend([None; 10]);
+        let history = SeriesData::with_gaps(values).unwrap();
+        let after_gaps = spec.fit(&history).unwrap();
+        // Its first step is the 11th after the last observation: about as wide
+        // as the 11th step of the fit without the gaps (a slightly different
+        // calibration), far wider than the first (√11 for a random walk).
+        let (w_plain, w_gaps) = (widths(&plain, gaps + h), widths(&after_gaps, h));
+        for k in 0..h {
+            let ratio = w_gaps[k] / w_plain[gaps + k];
+            assert!(
+                (0.8..1.25).contains(&ratio),
+                "step {k}: {w_gaps:?} {w_plain:?}"
+            );
+        }
+        assert!(w_gaps[0] > 2.0 * w_plain[0], "{w_gaps:?} {w_plain:?}");
+        // New observations after the gaps bring the widths back to the
+        // calibration's own steps, exactly.
+        let observed_again = after_gaps.extend(&history, &[100.0; 5]).unwrap();
+        let w_filled = widths(&observed_again, gaps + h);
+        for k in 0..h {
+            let (a, b) = (w_filled[gaps + k], w_gaps[k]);
+            assert!((a - b).abs() <= 1e-9 * b, "step {k}: {a} {b}");
+        }
+        // New gaps at the end of the filtered series shift them as a fit does.
+        let extended = plain.extend(&observed, &[f64::NAN; 10]).unwrap();
+        let w_extended = widths(&extended, h);
+        for k in 0..h {
+            let (a, b) = (w_extended[k], w_plain[gaps + k]);
+            assert!((a - b).abs() <= 1e-9 * b, "step {k}: {a} {b}");
         }
     }
 

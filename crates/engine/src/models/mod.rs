@@ -130,6 +130,48 @@ impl State {
     }
 }
 
+/// The band a sane forecast stays in over as many steps as the series has:
+/// the observed values' range widened by twice itself on each side,
+/// [min − 2·range, max + 2·range] (the bench's `range` column counts
+/// forecasts outside it). Extrapolated for as long as the history, a trend
+/// the data carry moves the forecast by about one range; one that leaves
+/// the band came from a few values, such as a spike at the end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Plausible {
+    lo: f64,
+    hi: f64,
+    horizon: usize,
+}
+
+impl Plausible {
+    /// The band of `y` (NaN where a value is missing); `None` for a series
+    /// without spread, which gives no scale to judge a forecast by.
+    pub(crate) fn of(y: &[f64]) -> Option<Self> {
+        let (min, max) = y
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(*v), b.max(*v))
+            });
+        let range = max - min;
+        (range > 0.0 && range.is_finite()).then_some(Self {
+            lo: min - 2.0 * range,
+            hi: max + 2.0 * range,
+            horizon: y.len().min(crate::MAX_HORIZON),
+        })
+    }
+
+    /// Steps to check: the length of the series, at most [`crate::MAX_HORIZON`].
+    pub(crate) fn horizon(&self) -> usize {
+        self.horizon
+    }
+
+    /// Whether every value of `forecast` lies in the band.
+    pub(crate) fn holds(&self, forecast: &[f64]) -> bool {
+        forecast.iter().all(|v| *v >= self.lo && *v <= self.hi)
+    }
+}
+
 /// Fits one method: the state and, when only part of it could be fitted (a
 /// combination missing members), a note saying so. `Err` carries the reason
 /// nothing could be fitted.

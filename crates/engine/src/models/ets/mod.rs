@@ -14,6 +14,12 @@
 //!   trend (adding undamped or multiplicative trends made M3 worse);
 //! - the candidates are combined with Akaike weights by default, which beat
 //!   picking the single smallest AICc; `EtsConfig::combine = false` picks one.
+//! - when the chosen forecast leaves [min − 2·range, max + 2·range] of the
+//!   data within as many steps as the series has, the candidates whose own
+//!   forecasts leave it are dropped (when one stays): on 80 values near 10
+//!   ending in 500, the damped trend caught from that spike forecast 14,445
+//!   at step 48; on M3 this also made `ets` better (sMAPE 12.526 → 12.485,
+//!   MASE 1.380 → 1.355, mostly yearly series whose damped trend ran away);
 //! - additive error with multiplicative components, and multiplicative trend
 //!   with additive season, are excluded as usual; no multiplicative component
 //!   on data with zeros or negatives; seasonal models need n ≥ 2m.
@@ -28,6 +34,7 @@ mod nm;
 #[cfg(test)]
 mod tests;
 
+use super::Plausible;
 use filter::{gt, Params};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -173,6 +180,11 @@ pub struct EtsConfig {
     pub max_evals: usize,
     /// Stop when the simplex spans less than this in -2·log-likelihood.
     pub tol: f64,
+    /// Leave out candidates whose forecast runs far outside the data when the
+    /// chosen model's does and another's does not (see `Ets::weigh_within`).
+    /// Off for `auto`'s member: the median of its four members already keeps
+    /// one member's runaway out of the forecast.
+    pub within_data_band: bool,
 }
 
 impl Default for EtsConfig {
@@ -185,6 +197,7 @@ impl Default for EtsConfig {
             optimize_season_up_to: 0,
             max_evals: 400,
             tol: 1e-4,
+            within_data_band: true,
         }
     }
 }
@@ -549,7 +562,12 @@ impl Ets {
                 .ok_or_else(|| "no ETS model could be fitted".to_string())?;
             return Ok(Self::single(ses));
         }
-        Ok(Self::weigh(fits, cfg.combine))
+        let band = if cfg.within_data_band {
+            Plausible::of(y)
+        } else {
+            None
+        };
+        Ok(Self::weigh_within(fits, cfg.combine, band))
     }
 
     /// Fits one specific configuration (SES, Holt, Holt–Winters, ...).
@@ -583,6 +601,31 @@ impl Ets {
     fn single(model: EtsModel) -> Self {
         Self {
             members: vec![(1.0, model)],
+        }
+    }
+
+    /// [`Ets::weigh`], unless that forecast leaves `band` within its horizon:
+    /// then the candidates whose own forecasts leave it are dropped first, as
+    /// long as one stays in it. The AICc measures only the fit to the past, and
+    /// a trend caught from a spike at the end (a flat series ending in 500)
+    /// fits the past as well as no trend does.
+    fn weigh_within(fits: Vec<EtsModel>, combine: bool, band: Option<Plausible>) -> Self {
+        let Some(band) = band else {
+            return Self::weigh(fits, combine);
+        };
+        let h = band.horizon();
+        let chosen = Self::weigh(fits.clone(), combine);
+        if band.holds(&chosen.forecast(h)) {
+            return chosen;
+        }
+        let sane: Vec<EtsModel> = fits
+            .into_iter()
+            .filter(|f| band.holds(&f.forecast(h)))
+            .collect();
+        if sane.is_empty() {
+            chosen
+        } else {
+            Self::weigh(sane, combine)
         }
     }
 

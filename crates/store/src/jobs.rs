@@ -18,12 +18,13 @@
 //! Its `model`/`version` name what it measures (version 0 and the tenant's
 //! `default` model for data sent in the body: the tenant is what matters).
 
+use crate::rows::time_of as time;
 use crate::StoreError;
 use protocol::{ModelName, Version};
 use serde::{Deserialize, Serialize};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The reason a cancelled job's version fails with.
 pub const CANCELLED: &str = "cancelled";
@@ -121,8 +122,19 @@ pub(crate) fn counted(counts: Option<(u64, u64)>) -> (Option<i64>, Option<i64>) 
     }
 }
 
-fn time(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+/// A finished job's outcome as its `result` and `error` columns.
+pub(crate) fn outcome_columns<'a>(
+    outcome: Result<&'a str, &'a str>,
+) -> (Option<&'a str>, Option<&'a str>) {
+    match outcome {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e)),
+    }
+}
+
+/// The job `id` just created, read back (`None`: it is not there).
+pub(crate) fn created(id: &str, job: Option<JobInfo>) -> Result<JobInfo, StoreError> {
+    job.ok_or_else(|| StoreError::Internal(format!("job {id} vanished")))
 }
 
 pub(crate) fn to_job(row: JobRow) -> Result<JobInfo, StoreError> {
@@ -147,7 +159,8 @@ pub(crate) fn to_job(row: JobRow) -> Result<JobInfo, StoreError> {
         "running" => JobStatus::Running,
         _ => JobStatus::Queued,
     };
-    if kind != KIND_FIT {
+    // The status, the error, the job's own answer and when it finished.
+    let (status, error, result, finished_at) = if kind != KIND_FIT {
         // Its own outcome: finished when `finished_at_ms` is set.
         let (status, error) = match (finished, own_error) {
             (None, _) => (own, None),
@@ -155,49 +168,31 @@ pub(crate) fn to_job(row: JobRow) -> Result<JobInfo, StoreError> {
             (Some(_), Some(e)) if e == CANCELLED => (JobStatus::Cancelled, None),
             (Some(_), Some(e)) => (JobStatus::Failed, Some(e)),
         };
-        let total = u64::try_from(total).unwrap_or(0);
-        return Ok(JobInfo {
-            id,
-            kind,
-            model: crate::rows::model_name(&model)?,
-            version,
+        let result = result.filter(|_| status == JobStatus::Succeeded);
+        (status, error, result, finished)
+    } else {
+        // Its version's outcome: finished when the version settled.
+        let (status, error) = match (v_status.as_deref(), reason) {
+            (Some("ready"), _) => (JobStatus::Succeeded, None),
+            (Some("failed"), Some(r)) if r == CANCELLED => (JobStatus::Cancelled, None),
+            (Some("failed"), reason) => (
+                JobStatus::Failed,
+                Some(reason.unwrap_or_else(|| "unknown reason".into())),
+            ),
+            (Some(_), _) => (own, None),
+            (None, _) => (
+                JobStatus::Failed,
+                Some(format!("version {version} was deleted")),
+            ),
+        };
+        (
             status,
             error,
-            result: if status == JobStatus::Succeeded {
-                result
-            } else {
-                None
-            },
-            done: if status == JobStatus::Succeeded {
-                total
-            } else {
-                u64::try_from(done).unwrap_or(0)
-            },
-            total,
-            created_at: time(created),
-            started_at: started.map(time),
-            finished_at: finished.map(time),
-        });
-    }
-    let (status, error) = match (v_status.as_deref(), reason) {
-        (Some("ready"), _) => (JobStatus::Succeeded, None),
-        (Some("failed"), Some(r)) if r == CANCELLED => (JobStatus::Cancelled, None),
-        (Some("failed"), reason) => (
-            JobStatus::Failed,
-            Some(reason.unwrap_or_else(|| "unknown reason".into())),
-        ),
-        (Some(_), _) => (own, None),
-        (None, _) => (
-            JobStatus::Failed,
-            Some(format!("version {version} was deleted")),
-        ),
+            None,
+            settled.filter(|_| status.is_finished()),
+        )
     };
     let total = u64::try_from(total).unwrap_or(0);
-    let done = if status == JobStatus::Succeeded {
-        total
-    } else {
-        u64::try_from(done).unwrap_or(0)
-    };
     Ok(JobInfo {
         id,
         kind,
@@ -205,16 +200,17 @@ pub(crate) fn to_job(row: JobRow) -> Result<JobInfo, StoreError> {
         version,
         status,
         error,
-        result: None,
-        done,
+        result,
+        // A job that succeeded did all it had to.
+        done: if status == JobStatus::Succeeded {
+            total
+        } else {
+            u64::try_from(done).unwrap_or(0)
+        },
         total,
         created_at: time(created),
         started_at: started.map(time),
-        finished_at: if status.is_finished() {
-            settled.map(time)
-        } else {
-            None
-        },
+        finished_at: finished_at.map(time),
     })
 }
 

@@ -5,13 +5,13 @@
 //! secret (256 random bits, 64 hex digits) is never stored, only its SHA-256,
 //! compared in constant time. The plaintext is shown once, when created.
 
+use crate::rows::now_ms;
 use crate::StoreError;
 use async_trait::async_trait;
 use protocol::Tenant;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, SqlitePool};
-use std::time::{SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
 
 const PREFIX: &str = "hzn_";
@@ -74,13 +74,6 @@ pub fn split_key(presented: &str) -> Option<(&str, &str)> {
 /// Whether `secret` hashes to `stored_hash`, in constant time.
 fn matches(secret: &str, stored_hash: &str) -> bool {
     hash(secret).as_bytes().ct_eq(stored_hash.as_bytes()).into()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// The `api_keys` table, and tenants' usage.

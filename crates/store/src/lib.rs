@@ -11,6 +11,7 @@ pub mod keys;
 mod newest;
 pub mod postgres;
 mod rows;
+mod settled;
 pub mod signals;
 pub mod sqlite;
 pub mod testing;
@@ -115,6 +116,22 @@ impl<K> Page<K> {
     }
 }
 
+impl Page<Version> {
+    /// The version the page starts after, as SQL takes it: versions count
+    /// from 1, so the first page starts after 0.
+    fn sql_after(&self) -> i64 {
+        self.after.unwrap_or(0)
+    }
+}
+
+impl Page<ModelName> {
+    /// The name the page starts after, as SQL takes it: no name is empty,
+    /// so the first page starts after "".
+    fn sql_after(&self) -> &str {
+        self.after.as_ref().map_or("", ModelName::as_str)
+    }
+}
+
 impl<K> Default for Page<K> {
     /// The first page of [`MAX_PAGE`] items.
     fn default() -> Self {
@@ -188,7 +205,16 @@ pub enum StoreError {
     KeyReused { version: Version },
 }
 
-/// The registry as the gateway and the workers use it.
+impl StoreError {
+    /// `version` of `model` is not in the store.
+    pub(crate) fn unknown_version(model: &ModelName, version: Version) -> Self {
+        StoreError::UnknownVersion {
+            model: model.clone(),
+            version,
+        }
+    }
+}
+
 /// Records that `version` failed (`reason`), for callers that can only log
 /// when that goes wrong. A version deleted meanwhile has nothing left to
 /// record, which is no error.
@@ -207,6 +233,7 @@ pub async fn record_failure(
     }
 }
 
+/// The registry as the gateway and the workers use it.
 #[async_trait]
 pub trait ModelStore: Send + Sync + 'static {
     /// Registers the next version of `model` (creating the model on its first
@@ -516,6 +543,12 @@ pub trait ModelStore: Send + Sync + 'static {
     ) -> Result<u64, StoreError> {
         Ok(0)
     }
+}
+
+/// Locks `m`, going on after a panic elsewhere while it was held: the data
+/// it guards (caches) stays usable.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Records how long a store operation took

@@ -31,25 +31,21 @@ use crate::jobs::{self, to_job, JobRow, JOB_COLUMNS};
 use crate::keys::{tenant_range, PgKeys};
 use crate::newest::{Newest, NewestVersions};
 use crate::rows::{
-    summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
-    VERSION_COLUMNS,
+    kept_versions, state_of, still_pending, to_entry, to_info, to_model_info, version_columns,
+    ModelRow, StoredSummary, VersionRow, LISTED_VERSION_COLUMNS,
 };
+use crate::settled::SettledVersions;
 use crate::signals::SettleSignals;
 use crate::{
     JobInfo, ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo,
-    VersionStatus,
 };
 use async_trait::async_trait;
 use protocol::{FitSummary, ModelName, Tenant, Version};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Executor, PgPool};
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// Settled versions kept in memory, at most.
-const SETTLED_CACHE: usize = 4096;
 
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
@@ -79,7 +75,7 @@ impl PgConfig {
 
 struct Shared {
     signals: SettleSignals,
-    settled: Mutex<HashMap<(ModelName, Version), VersionInfo>>,
+    settled: SettledVersions,
     /// Trusted while the LISTEN connection is up.
     latest: NewestVersions,
 }
@@ -88,7 +84,7 @@ impl Shared {
     /// Forgets the cached versions of `model`, and its newest version too
     /// when the whole model was deleted.
     fn forget(&self, model: &ModelName, whole: bool) {
-        lock(&self.settled).retain(|(m, _), _| m != model);
+        self.settled.forget(model);
         if whole {
             self.latest.forget(model);
         }
@@ -110,18 +106,21 @@ impl Drop for PgStore {
 }
 
 impl PgStore {
-    /// Tells every process that versions of `model` were deleted (all of
-    /// them when `whole`), so they drop what they cached of them.
-    async fn notify_deleted(
+    /// Announces to every process, when `tx` commits, that `version` of
+    /// `model` became `status` (see the module's doc; `deleted 0`: the
+    /// whole model, `deleted 1`: some of its versions, so they drop what
+    /// they cached of them).
+    async fn announce(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        status: &str,
+        version: Version,
         model: &ModelName,
-        whole: bool,
     ) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, 'deleted ' || $2 || ' ' || $3)")
+        sqlx::query("SELECT pg_notify($1, $2)")
             .bind(&self.channel)
-            .bind(if whole { "0" } else { "1" })
-            .bind(model.as_str())
+            // The model's key (with its tenant), which is not its `Display`.
+            .bind(format!("{status} {version} {}", model.as_str()))
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
@@ -143,7 +142,7 @@ impl PgStore {
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-        self.notify_deleted(tx, model, false).await
+        self.announce(tx, "deleted", 1, model).await
     }
 
     /// The API keys in this store's schema.
@@ -199,7 +198,7 @@ impl PgStore {
             .map_err(|e| StoreError::Internal(format!("migrating schema {}: {e}", cfg.schema)))?;
         let shared = Arc::new(Shared {
             signals: SettleSignals::new(),
-            settled: Mutex::new(HashMap::new()),
+            settled: SettledVersions::default(),
             latest: NewestVersions::partial(),
         });
         let channel = format!("{}_versions", cfg.schema);
@@ -270,11 +269,7 @@ impl PgStore {
         version: Version,
         whole: bool,
     ) -> Result<Option<VersionInfo>, StoreError> {
-        let columns = if whole {
-            VERSION_COLUMNS
-        } else {
-            LISTED_VERSION_COLUMNS
-        };
+        let columns = version_columns(whole);
         let sql = format!("SELECT {columns} FROM versions WHERE model = $1 AND version = $2");
         let row: Option<VersionRow> = sqlx::query_as(&sql)
             .bind(model.as_str())
@@ -301,52 +296,13 @@ impl PgStore {
         timeout: Duration,
         whole: bool,
     ) -> Result<VersionInfo, StoreError> {
-        let cached = self.cached_settled(model, version, whole);
-        if let Some(info) = cached {
-            return Ok(info);
-        }
-        let info = self
-            .shared
-            .signals
-            .wait_settled(model, version, timeout, || {
+        let shared = &self.shared;
+        shared
+            .settled
+            .wait_for(&shared.signals, model, version, timeout, whole, || {
                 self.version_row(model, version, whole)
             })
-            .await?;
-        // Settled versions never change again.
-        self.cache_settled(model, &info);
-        Ok(info)
-    }
-
-    /// A cached settled version; `whole`: only with its summary, if ready.
-    fn cached_settled(
-        &self,
-        model: &ModelName,
-        version: Version,
-        whole: bool,
-    ) -> Option<VersionInfo> {
-        let settled = lock(&self.shared.settled);
-        let info = settled.get(&(model.clone(), version))?;
-        if !whole {
-            return Some(info.without_summary());
-        }
-        (!info.lacks_summary()).then(|| info.clone())
-    }
-
-    /// Keeps a settled version; one read without its summary never
-    /// replaces one read with it.
-    fn cache_settled(&self, model: &ModelName, info: &VersionInfo) {
-        if info.status == VersionStatus::Pending {
-            return;
-        }
-        let mut settled = lock(&self.shared.settled);
-        if settled.len() >= SETTLED_CACHE {
-            settled.clear();
-        }
-        let key = (model.clone(), info.version);
-        if info.lacks_summary() && settled.contains_key(&key) {
-            return;
-        }
-        settled.insert(key, info.clone());
+            .await
     }
 
     /// Runs an `UPDATE ... WHERE status = 'pending'` that settles a version,
@@ -379,10 +335,7 @@ impl PgStore {
             .map_err(db_error)?
             .len();
         if changed == 0 && self.version_row(model, version, false).await?.is_none() {
-            return Err(StoreError::UnknownVersion {
-                model: model.clone(),
-                version,
-            });
+            return Err(StoreError::unknown_version(model, version));
         }
         self.shared.signals.notify(model);
         Ok(())
@@ -565,13 +518,7 @@ impl ModelStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        sqlx::query("SELECT pg_notify($1, 'pending ' || $2 || ' ' || $3)")
-            .bind(&self.channel)
-            .bind(version.to_string())
-            .bind(model.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        self.announce(&mut tx, "pending", version, model).await?;
         tx.commit().await.map_err(db_error)?;
         registration.done(version);
         Ok(Registered::New(version))
@@ -585,9 +532,7 @@ impl ModelStore for PgStore {
         summary: &FitSummary,
     ) -> Result<(), StoreError> {
         let _timed = crate::Timed::new("postgres", "complete");
-        let (method, n_fallbacks) = summary_counts(summary);
-        let summary = serde_json::to_string(summary)
-            .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
+        let stored = StoredSummary::new(summary)?;
         self.settle(
             model,
             version,
@@ -595,9 +540,9 @@ impl ModelStore for PgStore {
             "state = $4, summary = $5, method = $6, n_fallbacks = $7",
             |q| {
                 q.bind(state.to_vec())
-                    .bind(summary)
-                    .bind(method)
-                    .bind(n_fallbacks)
+                    .bind(stored.text)
+                    .bind(stored.method)
+                    .bind(stored.n_fallbacks)
             },
         )
         .await
@@ -725,16 +670,7 @@ impl ModelStore for PgStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;
-        match row {
-            Some((status, Some(state))) if status == "ready" => Ok(state),
-            Some((status, _)) => Err(StoreError::Internal(format!(
-                "version {version} of model '{model}' has no fitted state (status {status})"
-            ))),
-            None => Err(StoreError::UnknownVersion {
-                model: model.clone(),
-                version,
-            }),
-        }
+        state_of(model, version, row)
     }
 
     async fn versions(
@@ -751,16 +687,12 @@ impl ModelStore for PgStore {
         );
         let rows: Vec<VersionRow> = sqlx::query_as(&sql)
             .bind(model.as_str())
-            .bind(page.after.unwrap_or(0))
+            .bind(page.sql_after())
             .bind(page.sql_limit())
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        Ok(Some(ModelInfo {
-            name: model.clone(),
-            latest_version,
-            versions: rows.into_iter().map(to_info).collect::<Result<_, _>>()?,
-        }))
+        to_model_info(model, latest_version, rows).map(Some)
     }
 
     async fn list_models(
@@ -779,7 +711,7 @@ impl ModelStore for PgStore {
                                     OR ($3 <> '' AND m.name >= $3 AND m.name < $4)) \
              ORDER BY m.name LIMIT $2",
         )
-        .bind(page.after.as_ref().map_or("", ModelName::as_str))
+        .bind(page.sql_after())
         .bind(page.sql_limit())
         .bind(lo)
         .bind(hi)
@@ -863,9 +795,7 @@ impl ModelStore for PgStore {
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
-        self.job(&id)
-            .await?
-            .ok_or_else(|| StoreError::Internal(format!("job {id} vanished")))
+        jobs::created(&id, self.job(&id).await?)
     }
 
     async fn job(&self, id: &str) -> Result<Option<JobInfo>, StoreError> {
@@ -928,7 +858,7 @@ impl ModelStore for PgStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;
-        Ok(status.as_deref() == Some("pending"))
+        Ok(still_pending(status.as_deref()))
     }
 
     async fn delete_model(&self, model: &ModelName) -> Result<bool, StoreError> {
@@ -955,7 +885,7 @@ impl ModelStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        self.notify_deleted(&mut tx, model, true).await?;
+        self.announce(&mut tx, "deleted", 0, model).await?;
         tx.commit().await.map_err(db_error)?;
         self.shared.forget(model, true);
         Ok(deleted > 0)
@@ -1003,7 +933,7 @@ impl ModelStore for PgStore {
         );
         let deleted = sqlx::query(&sql)
             .bind(model.as_str())
-            .bind(i64::try_from(keep.max(1)).unwrap_or(i64::MAX))
+            .bind(kept_versions(keep))
             .bind(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await
@@ -1036,10 +966,7 @@ impl ModelStore for PgStore {
     }
 
     async fn finish_job(&self, id: &str, outcome: Result<&str, &str>) -> Result<bool, StoreError> {
-        let (result, error) = match outcome {
-            Ok(r) => (Some(r), None),
-            Err(e) => (None, Some(e)),
-        };
+        let (result, error) = jobs::outcome_columns(outcome);
         let sql = format!(
             "UPDATE jobs SET result = $2, error = $3, finished_at_ms = {NOW_MS} \
              WHERE id = $1 AND kind != 'fit' AND finished_at_ms IS NULL"
@@ -1062,10 +989,6 @@ fn valid_schema(s: &str) -> bool {
         && s.starts_with(|c: char| c.is_ascii_lowercase())
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn db_error(e: sqlx::Error) -> StoreError {
@@ -1093,6 +1016,7 @@ fn db_error(e: sqlx::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::VersionStatus;
 
     #[test]
     fn schema_names() {
@@ -1395,7 +1319,7 @@ mod tests {
     fn notifications_raise_the_latest_version() {
         let shared = Shared {
             signals: SettleSignals::new(),
-            settled: Mutex::new(HashMap::new()),
+            settled: SettledVersions::default(),
             latest: NewestVersions::partial(),
         };
         shared.latest.trust(true);

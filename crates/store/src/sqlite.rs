@@ -22,12 +22,13 @@ use crate::jobs::{self, to_job, JobRow, JOB_COLUMNS};
 use crate::keys::{tenant_range, SqliteKeys};
 use crate::newest::{Newest, NewestVersions};
 use crate::rows::{
-    model_name, summary_counts, to_entry, to_info, ModelRow, VersionRow, LISTED_VERSION_COLUMNS,
-    VERSION_COLUMNS,
+    kept_versions, model_name, now_ms, state_of, still_pending, to_entry, to_info, to_model_info,
+    version_columns, ModelRow, StoredSummary, VersionRow, LISTED_VERSION_COLUMNS,
 };
+use crate::settled::SettledVersions;
 use crate::signals::SettleSignals;
 use crate::{
-    JobInfo, ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo,
+    lock, JobInfo, ModelEntry, ModelInfo, ModelStore, Page, Registered, StoreError, VersionInfo,
 };
 use async_trait::async_trait;
 use protocol::{FitSummary, ModelName, Tenant, Version};
@@ -35,7 +36,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::Mutex;
 
 /// Name of the database file inside the data directory.
@@ -45,9 +46,6 @@ pub const LOCK_FILE: &str = "horizon.lock";
 
 /// Reason given to versions that were pending when the process stopped.
 pub const INTERRUPTED: &str = "interrupted by a restart";
-
-/// Settled versions kept in memory, at most.
-const SETTLED_CACHE: usize = 4096;
 
 /// The SQLite model registry.
 pub struct SqliteStore {
@@ -63,60 +61,8 @@ pub struct SqliteStore {
     /// Newest version of every model; `None` when another process could
     /// write the database (the directory could not be locked).
     latest: Option<NewestVersions>,
-    /// Versions that are no longer pending, by model.
-    settled: std::sync::Mutex<Settled>,
-}
-
-/// Settled versions, by model then version (looked up without cloning the
-/// model's name).
-#[derive(Debug, Default)]
-struct Settled {
-    by_model: HashMap<ModelName, HashMap<Version, VersionInfo>>,
-    len: usize,
-}
-
-impl Settled {
-    /// A settled version, only with its summary if it is ready.
-    fn get(&self, model: &ModelName, version: Version) -> Option<VersionInfo> {
-        let info = self.by_model.get(model)?.get(&version)?;
-        (!info.lacks_summary()).then(|| info.clone())
-    }
-
-    /// A settled version without its summary.
-    fn status(&self, model: &ModelName, version: Version) -> Option<VersionInfo> {
-        let info = self.by_model.get(model)?.get(&version)?;
-        Some(info.without_summary())
-    }
-
-    /// Forgets the versions of a model some of which were deleted.
-    fn forget(&mut self, model: &ModelName) {
-        if let Some(versions) = self.by_model.remove(model) {
-            self.len = self.len.saturating_sub(versions.len());
-        }
-    }
-
-    /// Keeps a settled version; one read without its summary never
-    /// replaces one read with it.
-    fn insert(&mut self, model: &ModelName, info: &VersionInfo) {
-        if info.status == crate::VersionStatus::Pending {
-            return;
-        }
-        if self.len >= SETTLED_CACHE {
-            self.by_model.clear();
-            self.len = 0;
-        }
-        let versions = self.by_model.entry(model.clone()).or_default();
-        if info.lacks_summary() && versions.contains_key(&info.version) {
-            return;
-        }
-        if versions.insert(info.version, info.clone()).is_none() {
-            self.len += 1;
-        }
-    }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    /// Versions that are no longer pending.
+    settled: SettledVersions,
 }
 
 impl SqliteStore {
@@ -128,39 +74,17 @@ impl SqliteStore {
     /// The API keys of the store in `data_dir`, without taking the data
     /// directory (a running `horizon serve` holds it): for `horizon keys`.
     pub async fn open_keys(data_dir: &Path) -> Result<SqliteKeys, StoreError> {
+        create_data_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot create data directory {}: {e}",
-                data_dir.display()
-            ))
-        })?;
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Internal(format!("migrating {}: {e}", path.display())))?;
-        Ok(SqliteKeys(pool))
+        // A short-lived command: one connection, SQLite's default syncing.
+        let options = connect_options(&path);
+        Ok(SqliteKeys(open_pool(&path, options, 1).await?))
     }
 
     /// Opens (creating if needed) the store in `data_dir`, runs the
     /// migrations and fails the versions a previous process left pending.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot create data directory {}: {e}",
-                data_dir.display()
-            ))
-        })?;
+        create_data_dir(data_dir)?;
         // A process that is exiting (or a child just forked by this one,
         // which holds a copy of the lock until it execs) lets go of the
         // lock within moments: wait a little before calling it taken.
@@ -180,21 +104,8 @@ impl SqliteStore {
             }
         };
         let path = data_dir.join(DB_FILE);
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Internal(format!("migrating {}: {e}", path.display())))?;
+        let options = connect_options(&path).synchronous(SqliteSynchronous::Normal);
+        let pool = open_pool(&path, options, 8).await?;
         let store = Self {
             pool,
             path,
@@ -202,7 +113,7 @@ impl SqliteStore {
             write: Mutex::new(()),
             lock: std::sync::Mutex::new(Some(lock)),
             latest: None,
-            settled: std::sync::Mutex::new(Settled::default()),
+            settled: SettledVersions::default(),
         };
         let interrupted = store.fail_stale_pending().await?;
         if interrupted > 0 {
@@ -282,11 +193,7 @@ impl SqliteStore {
         version: Version,
         whole: bool,
     ) -> Result<Option<VersionInfo>, StoreError> {
-        let columns = if whole {
-            VERSION_COLUMNS
-        } else {
-            LISTED_VERSION_COLUMNS
-        };
+        let columns = version_columns(whole);
         let sql = format!("SELECT {columns} FROM versions WHERE model = ? AND version = ?");
         let row: Option<VersionRow> = sqlx::query_as(&sql)
             .bind(model.as_str())
@@ -314,23 +221,11 @@ impl SqliteStore {
         whole: bool,
     ) -> Result<VersionInfo, StoreError> {
         self.check_open()?;
-        let cached = if whole {
-            lock(&self.settled).get(model, version)
-        } else {
-            lock(&self.settled).status(model, version)
-        };
-        if let Some(info) = cached {
-            return Ok(info);
-        }
-        let info = self
-            .signals
-            .wait_settled(model, version, timeout, || {
+        self.settled
+            .wait_for(&self.signals, model, version, timeout, whole, || {
                 self.version_row(model, version, whole)
             })
-            .await?;
-        // Settled versions never change again.
-        lock(&self.settled).insert(model, &info);
-        Ok(info)
+            .await
     }
 
     /// Settles a pending version; a version already settled is left alone.
@@ -349,10 +244,7 @@ impl SqliteStore {
                 .rows_affected()
         };
         if changed == 0 && self.version_row(model, version, false).await?.is_none() {
-            return Err(StoreError::UnknownVersion {
-                model: model.clone(),
-                version,
-            });
+            return Err(StoreError::unknown_version(model, version));
         }
         self.signals.notify(model);
         Ok(())
@@ -432,18 +324,16 @@ impl ModelStore for SqliteStore {
         summary: &FitSummary,
     ) -> Result<(), StoreError> {
         let _timed = crate::Timed::new("sqlite", "complete");
-        let (method, n_fallbacks) = summary_counts(summary);
-        let summary = serde_json::to_string(summary)
-            .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
+        let stored = StoredSummary::new(summary)?;
         let query = sqlx::query(
             "UPDATE versions SET status = 'ready', state = ?, summary = ?, method = ?, \
              n_fallbacks = ?, settled_at_ms = ? \
              WHERE model = ? AND version = ? AND status = 'pending'",
         )
         .bind(state)
-        .bind(summary)
-        .bind(method)
-        .bind(n_fallbacks)
+        .bind(stored.text)
+        .bind(stored.method)
+        .bind(stored.n_fallbacks)
         .bind(now_ms())
         .bind(model.as_str())
         .bind(version);
@@ -577,16 +467,7 @@ impl ModelStore for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;
-        match row {
-            Some((status, Some(state))) if status == "ready" => Ok(state),
-            Some((status, _)) => Err(StoreError::Internal(format!(
-                "version {version} of model '{model}' has no fitted state (status {status})"
-            ))),
-            None => Err(StoreError::UnknownVersion {
-                model: model.clone(),
-                version,
-            }),
-        }
+        state_of(model, version, row)
     }
 
     async fn versions(
@@ -603,16 +484,12 @@ impl ModelStore for SqliteStore {
         );
         let rows: Vec<VersionRow> = sqlx::query_as(&sql)
             .bind(model.as_str())
-            .bind(page.after.unwrap_or(0))
+            .bind(page.sql_after())
             .bind(page.sql_limit())
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        Ok(Some(ModelInfo {
-            name: model.clone(),
-            latest_version,
-            versions: rows.into_iter().map(to_info).collect::<Result<_, _>>()?,
-        }))
+        to_model_info(model, latest_version, rows).map(Some)
     }
 
     async fn list_models(
@@ -632,7 +509,7 @@ impl ModelStore for SqliteStore {
              JOIN versions v ON v.model = g.model AND v.version = g.latest \
              ORDER BY g.model",
         )
-        .bind(page.after.as_ref().map_or("", ModelName::as_str))
+        .bind(page.sql_after())
         .bind(page.sql_limit())
         .bind(lo)
         .bind(hi)
@@ -689,9 +566,7 @@ impl ModelStore for SqliteStore {
             .await
             .map_err(db_error)?;
         }
-        self.job(&id)
-            .await?
-            .ok_or_else(|| StoreError::Internal(format!("job {id} vanished")))
+        jobs::created(&id, self.job(&id).await?)
     }
 
     async fn job(&self, id: &str) -> Result<Option<JobInfo>, StoreError> {
@@ -755,7 +630,7 @@ impl ModelStore for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;
-        Ok(status.as_deref() == Some("pending"))
+        Ok(still_pending(status.as_deref()))
     }
 
     async fn delete_model(&self, model: &ModelName) -> Result<bool, StoreError> {
@@ -787,7 +662,7 @@ impl ModelStore for SqliteStore {
         if let Some(latest) = &self.latest {
             latest.forget(model);
         }
-        lock(&self.settled).forget(model);
+        self.settled.forget(model);
         // Forecasts waiting on a pending version of it wake to find it gone.
         self.signals.notify(model);
         Ok(true)
@@ -841,7 +716,7 @@ impl ModelStore for SqliteStore {
                      WHERE model = ?1 AND status = 'ready'), 0)",
             )
             .bind(model.as_str())
-            .bind(i64::try_from(keep.max(1)).unwrap_or(i64::MAX))
+            .bind(kept_versions(keep))
             .bind(cutoff)
             .execute(&self.pool)
             .await
@@ -871,10 +746,7 @@ impl ModelStore for SqliteStore {
     }
 
     async fn finish_job(&self, id: &str, outcome: Result<&str, &str>) -> Result<bool, StoreError> {
-        let (result, error) = match outcome {
-            Ok(r) => (Some(r), None),
-            Err(e) => (None, Some(e)),
-        };
+        let (result, error) = jobs::outcome_columns(outcome);
         let _turn = self.write.lock().await;
         let done = sqlx::query(
             "UPDATE jobs SET result = ?, error = ?, finished_at_ms = ? \
@@ -907,7 +779,7 @@ impl SqliteStore {
             .await
             .map_err(db_error)?;
         }
-        lock(&self.settled).forget(model);
+        self.settled.forget(model);
         Ok(())
     }
 }
@@ -937,11 +809,42 @@ fn lock_dir(data_dir: &Path) -> Result<Option<(std::fs::File, bool)>, StoreError
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+/// Creates the data directory if needed.
+fn create_data_dir(data_dir: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        StoreError::Unavailable(format!(
+            "cannot create data directory {}: {e}",
+            data_dir.display()
+        ))
+    })
+}
+
+/// How every connection to the database file at `path` is opened.
+fn connect_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(10))
+}
+
+/// A pool of at most `connections` on the database file at `path`, its
+/// schema migrated.
+async fn open_pool(
+    path: &Path,
+    options: SqliteConnectOptions,
+    connections: u32,
+) -> Result<SqlitePool, StoreError> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(connections)
+        .connect_with(options)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Internal(format!("migrating {}: {e}", path.display())))?;
+    Ok(pool)
 }
 
 fn db_error(e: sqlx::Error) -> StoreError {
@@ -1319,7 +1222,7 @@ mod tests {
             .wait_settled(&m, 1, Duration::from_secs(1))
             .await
             .unwrap();
-        assert_eq!(lock(&store.settled).get(&m, 1), Some(first.clone()));
+        assert_eq!(store.settled.get(&m, 1, true), Some(first.clone()));
         assert_eq!(
             store
                 .wait_settled(&m, 1, Duration::from_secs(1))
@@ -1333,7 +1236,7 @@ mod tests {
             .wait_settled(&m, 2, Duration::from_millis(20))
             .await
             .is_err());
-        assert_eq!(lock(&store.settled).get(&m, 2), None);
+        assert_eq!(store.settled.get(&m, 2, true), None);
     }
 
     #[tokio::test]

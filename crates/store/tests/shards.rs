@@ -52,6 +52,12 @@ fn summary_with(model: &ModelName, version: i64, series: &[(&str, bool)]) -> Fit
     s
 }
 
+/// The ids of a read summary's series, in its order.
+fn series_ids(summary: Option<FitSummary>) -> Vec<String> {
+    let summary = summary.expect("a ready version's summary");
+    summary.series.into_iter().map(|s| s.id).collect()
+}
+
 fn shard(index: u32, count: u32) -> Shard {
     Shard { index, count }
 }
@@ -96,13 +102,7 @@ async fn shards_settle_the_version_when_all_are_stored(store: Arc<dyn ModelStore
     put(1, b"one", &["c", "d"]).await;
     let info = store.wait_settled(&m, v, Duration::ZERO).await.unwrap();
     assert_eq!(info.status, VersionStatus::Ready);
-    let ids: Vec<String> = info
-        .summary
-        .unwrap()
-        .series
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
+    let ids = series_ids(info.summary);
     assert_eq!(
         ids,
         ["a", "b", "c", "d", "e"],
@@ -351,13 +351,7 @@ async fn postgres_shards() {
         .unwrap();
     let m = ModelName::parse("assembled").unwrap();
     let info = other.wait_settled(&m, 1, Duration::ZERO).await.unwrap();
-    let ids: Vec<String> = info
-        .summary
-        .unwrap()
-        .series
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
+    let ids = series_ids(info.summary);
     assert_eq!(ids, ["a", "b", "c", "d", "e", "f"]);
     other.close().await;
 

@@ -10,7 +10,8 @@
 
 use super::{db_error, PgStore, NOW_MS};
 use crate::rows::{
-    shard_count_of, shard_state_of, shard_summary_of, summary_counts, ShardSummaries,
+    shard_count_of, shard_state_of, shard_summary_of, shard_wanted, still_pending, ShardSummaries,
+    StoredSummary,
 };
 use crate::StoreError;
 use protocol::shard::Shard;
@@ -26,10 +27,7 @@ impl PgStore {
         summary: &FitSummary,
     ) -> Result<(), StoreError> {
         let _timed = crate::Timed::new("postgres", "complete_shard");
-        let text = serde_json::to_string(summary)
-            .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
-        let n_series = i64::try_from(summary.series.len()).unwrap_or(i64::MAX);
-        let (method, n_fallbacks) = summary_counts(summary);
+        let encoded = StoredSummary::new(summary)?;
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let status = |lock: &'static str| {
             sqlx::query_scalar::<_, String>(if lock.is_empty() {
@@ -41,19 +39,12 @@ impl PgStore {
             .bind(version)
         };
         // Settled already (failed by another shard, cancelled): first wins.
-        match status("")
+        let current = status("")
             .fetch_optional(&mut *tx)
             .await
-            .map_err(db_error)?
-        {
-            None => {
-                return Err(StoreError::UnknownVersion {
-                    model: model.clone(),
-                    version,
-                })
-            }
-            Some(s) if s != "pending" => return Ok(()),
-            Some(_) => {}
+            .map_err(db_error)?;
+        if !shard_wanted(model, version, current.as_deref())? {
+            return Ok(());
         }
         sqlx::query(
             "INSERT INTO shards (model, version, shard, n_series, summary, state, n_fallbacks) \
@@ -62,10 +53,10 @@ impl PgStore {
         .bind(model.as_str())
         .bind(version)
         .bind(i64::from(shard.index))
-        .bind(n_series)
-        .bind(&text)
+        .bind(encoded.n_series)
+        .bind(&encoded.text)
         .bind(state)
-        .bind(n_fallbacks)
+        .bind(encoded.n_fallbacks)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -75,7 +66,7 @@ impl PgStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?;
-        if locked.as_deref() != Some("pending") {
+        if !still_pending(locked.as_deref()) {
             tx.commit().await.map_err(db_error)?;
             return Ok(());
         }
@@ -123,20 +114,14 @@ impl PgStore {
             sqlx::query(&sql)
                 .bind(model.as_str())
                 .bind(version)
-                .bind(method)
+                .bind(encoded.method)
                 .bind(n_fallbacks)
                 .bind(i64::from(shard.count))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
             // What `settle` tells the other processes, in the same commit.
-            sqlx::query("SELECT pg_notify($1, 'ready ' || $2 || ' ' || $3)")
-                .bind(&self.channel)
-                .bind(version.to_string())
-                .bind(model.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            self.announce(&mut tx, "ready", version, model).await?;
         }
         tx.commit().await.map_err(db_error)?;
         if complete {

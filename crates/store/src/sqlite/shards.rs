@@ -1,8 +1,9 @@
 //! The shards of a sharded version in SQLite (see [`crate::ModelStore::complete_shard`]).
 
-use super::{db_error, now_ms, SqliteStore};
+use super::{db_error, SqliteStore};
 use crate::rows::{
-    shard_count_of, shard_state_of, shard_summary_of, summary_counts, ShardSummaries,
+    now_ms, shard_count_of, shard_state_of, shard_summary_of, shard_wanted, ShardSummaries,
+    StoredSummary,
 };
 use crate::StoreError;
 use protocol::shard::Shard;
@@ -18,10 +19,7 @@ impl SqliteStore {
         summary: &FitSummary,
     ) -> Result<(), StoreError> {
         let _timed = crate::Timed::new("sqlite", "complete_shard");
-        let text = serde_json::to_string(summary)
-            .map_err(|e| StoreError::Internal(format!("encoding the fit summary: {e}")))?;
-        let n_series = i64::try_from(summary.series.len()).unwrap_or(i64::MAX);
-        let (method, n_fallbacks) = summary_counts(summary);
+        let encoded = StoredSummary::new(summary)?;
         let settled = {
             let _turn = self.write.lock().await;
             let mut tx = self.pool.begin().await.map_err(db_error)?;
@@ -32,17 +30,10 @@ impl SqliteStore {
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db_error)?;
-            match status.as_deref() {
-                None => {
-                    return Err(StoreError::UnknownVersion {
-                        model: model.clone(),
-                        version,
-                    })
-                }
-                // Settled meanwhile (failed by another shard, cancelled):
-                // first wins.
-                Some(s) if s != "pending" => return Ok(()),
-                Some(_) => {}
+            // Settled meanwhile (failed by another shard, cancelled): first
+            // wins.
+            if !shard_wanted(model, version, status.as_deref())? {
+                return Ok(());
             }
             sqlx::query(
                 "INSERT OR IGNORE INTO shards \
@@ -52,10 +43,10 @@ impl SqliteStore {
             .bind(model.as_str())
             .bind(version)
             .bind(i64::from(shard.index))
-            .bind(n_series)
-            .bind(&text)
+            .bind(encoded.n_series)
+            .bind(&encoded.text)
             .bind(state)
-            .bind(n_fallbacks)
+            .bind(encoded.n_fallbacks)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -100,7 +91,7 @@ impl SqliteStore {
                      n_fallbacks = ?, n_shards = ?, settled_at_ms = ? \
                      WHERE model = ? AND version = ? AND status = 'pending'",
                 )
-                .bind(method)
+                .bind(encoded.method)
                 .bind(n_fallbacks)
                 .bind(i64::from(shard.count))
                 .bind(now_ms())

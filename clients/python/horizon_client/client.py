@@ -209,9 +209,11 @@ class HorizonClient:
         body["method"] = method
         _add_options(body, season_length, freq, nonnegative)
         headers = {"Idempotency-Key": uuid.uuid4().hex, "Content-Type": "application/json"}
-        content = _json_bytes(body)
         params: Optional[Dict[str, str]] = None
-        if len(content) > self.max_json_bytes:
+        # A frame surely over the limit is not encoded as JSON first: for a
+        # large one that costs as much as the CSV it is then sent as.
+        content = b"" if _json_size_at_least(body) > self.max_json_bytes else _json_bytes(body)
+        if not content or len(content) > self.max_json_bytes:
             # Over the JSON limit: the same rows as a CSV table (the server
             # takes those up to 4 GiB), the options in the query.
             content = _csv_bytes(encoded)
@@ -568,6 +570,18 @@ def _json_bytes(body: Dict[str, Any]) -> bytes:
     """A request body as compact JSON."""
     # allow_nan=False: a NaN that slipped through is our bug, not the server's.
     return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _json_size_at_least(body: Dict[str, Any]) -> int:
+    """A lower bound of ``len(_json_bytes(body))`` for a compact-form body,
+    without encoding it: every value takes at least a digit and a comma, and
+    every timestamp its text, quotes and a comma (one frame's ISO
+    timestamps all have the same length)."""
+    size = 2 * len(body["y"])
+    ds = body.get("ds")
+    if ds:
+        size += len(ds) * (len(ds[0]) + 3 if isinstance(ds[0], str) else 2)
+    return size
 
 
 def _whole(value: Any, name: str) -> int:

@@ -6,12 +6,14 @@ import json
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import List
+from typing import Any, Dict, List
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
+
+import horizon_client.client as client_module
 
 from horizon_client import (
     HorizonClient,
@@ -384,7 +386,9 @@ class _Recording(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
-def test_a_frame_over_max_json_bytes_is_fitted_as_csv_with_the_same_result(server_url: str) -> None:
+def test_a_frame_over_max_json_bytes_is_fitted_as_csv_with_the_same_result(
+    server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     df = monthly(["a", 'q"u,o', "c"], n=36)
     df.loc[[4, 40], "y"] = np.nan
     df = df.drop(index=[50, 51])  # a gap: two missing months of 'q"u,o'
@@ -399,6 +403,21 @@ def test_a_frame_over_max_json_bytes_is_fitted_as_csv_with_the_same_result(serve
     pd.testing.assert_frame_equal(
         tiny.forecast(model="py-as-csv", h=4, level=[80]), small.forecast(model="py-as-json", h=4, level=[80])
     )
+    # A frame surely over the limit goes as CSV without being encoded as
+    # JSON first (which would cost as much as the CSV).
+    encoded: List[int] = []
+    real_json_bytes = client_module._json_bytes
+
+    def counting(body: Dict[str, Any]) -> bytes:
+        encoded.append(len(body.get("y", ())))
+        return real_json_bytes(body)
+
+    monkeypatch.setattr(client_module, "_json_bytes", counting)
+    tiny.fit(df, model="py-as-csv", **options)
+    assert encoded == [], "a frame over max_json_bytes was encoded as JSON before the switch"
+    small.fit(df, model="py-as-json", **options)
+    assert len(encoded) == 1
+    monkeypatch.undo()
     # Hourly time-zone-aware data travels as UTC in CSV too.
     ds = pd.date_range("2024-03-29", periods=72, freq="h", tz="Europe/Paris")
     hourly = pd.DataFrame({"unique_id": 7, "ds": ds, "y": np.arange(72.0) % 24})

@@ -309,7 +309,15 @@ pub(crate) async fn run(state: &AppState, job: BacktestJob) -> Result<BacktestRe
     };
     match outcome {
         Ok(Ok(Ok(result))) => Ok(result),
-        Ok(Ok(Err(JobError::Invalid(message)))) => Err(ApiError::field("series", message)),
+        Ok(Ok(Err(JobError::Invalid(message)))) => Err(match &source {
+            // The body had no series: what does not fit the windows is the
+            // version's data.
+            Some((model, version)) => ApiError::field(
+                "model",
+                format!("the data of version {version} of model '{model}': {message}"),
+            ),
+            None => ApiError::field("series", message),
+        }),
         Ok(Ok(Err(JobError::Unavailable(reason)))) => Err(ApiError::error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the backtest is not possible now: {reason}; retry later"),

@@ -86,6 +86,7 @@ pub async fn seed_forecast(
         levels: Vec::new(),
         series_ids: None,
         version: None,
+        one_series: true,
     };
     let model = ModelName::default_model_in(&tenant);
     let (result, calendars) = forecast(&state, &model, request, || {
@@ -97,18 +98,6 @@ pub async fn seed_forecast(
     .await
     .map_err(|e| e.renamed("horizon", "num_steps"))?;
     metrics::histogram!(crate::metrics::FORECAST_BATCH).record(result.series.len() as f64);
-    if result.series.len() > 1 {
-        // One list of numbers cannot say which series it is.
-        return Err(ApiError::field(
-            "model",
-            format!(
-                "version {} of model 'default' has {} series, and /forecast answers one; use \
-                 POST /v1/models/default/forecast",
-                result.version,
-                result.series.len()
-            ),
-        ));
-    }
     let first = result.series.into_iter().next();
     let ds = first
         .as_ref()
@@ -1042,6 +1031,16 @@ pub(crate) async fn forecast(
         Some(ids) => ids.len(),
         None => info.n_series,
     };
+    if request.one_series && n_series > 1 {
+        // One list of numbers cannot say which series it is.
+        return Err(ApiError::field(
+            "model",
+            format!(
+                "version {version} of model '{model}' has {n_series} series, and /forecast \
+                 answers one; use POST /v1/models/{model}/forecast"
+            ),
+        ));
+    }
     state
         .admission
         .forecast_size(request.horizon.get(), n_series, request.levels.len())?;

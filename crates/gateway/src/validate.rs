@@ -91,6 +91,9 @@ pub struct ForecastRequest {
     pub series_ids: Option<Vec<String>>,
     /// Forecast exactly this version instead of the newest.
     pub version: Option<protocol::Version>,
+    /// The answer has room for one series (`POST /forecast`): a version
+    /// with several is refused before any worker forecasts it.
+    pub one_series: bool,
 }
 
 /// `POST /fit_model`: `{"data", "season_length"?, "method"?, "nonnegative"?,
@@ -2665,6 +2668,7 @@ impl FromJson for V1Forecast {
                 levels: levels?,
                 series_ids: series_ids?,
                 version: version?,
+                one_series: false,
             })
         });
         errors.finish(parsed).map(V1Forecast)

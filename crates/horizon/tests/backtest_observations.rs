@@ -352,6 +352,21 @@ async fn async_backtests(base: &str, model: &str) {
         done["error"].as_str().is_some_and(|e| !e.is_empty()),
         "{done}"
     );
+    // Asked for synchronously: a 400 about the model's data (the body has
+    // no series to name).
+    let (status, body) = call(
+        base,
+        reqwest::Method::POST,
+        &format!("/v1/models/{model}-short/backtest"),
+        short,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let says = body["data"]["model"].as_str().unwrap_or_default();
+    assert!(
+        says.contains("version 1 of model") && says.contains("too short"),
+        "{body}"
+    );
     // Cancel a long one at once: it ends cancelled and stays so.
     let many: Vec<Value> = (0..20)
         .map(|i| json!({"id": format!("m{i}"), "values": seasonal(120, i)}))

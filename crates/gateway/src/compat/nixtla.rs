@@ -642,6 +642,7 @@ async fn forecast_via_workers(
             levels: r.levels.clone(),
             series_ids: Some(batch.to_vec()),
             version: Some(version),
+            one_series: false,
         };
         let answer = handlers::forecast(state, &model, request, || {
             ApiError::error(

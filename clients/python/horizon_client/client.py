@@ -212,8 +212,9 @@ class HorizonClient:
         params: Optional[Dict[str, str]] = None
         # A frame surely over the limit is not encoded as JSON first: for a
         # large one that costs as much as the CSV it is then sent as.
-        content = b"" if _json_size_at_least(body) > self.max_json_bytes else _json_bytes(body)
-        if not content or len(content) > self.max_json_bytes:
+        over = _json_size_at_least(body) > self.max_json_bytes
+        content = b"" if over else _json_bytes(body)
+        if over or len(content) > self.max_json_bytes:
             # Over the JSON limit: the same rows as a CSV table (the server
             # takes those up to 4 GiB), the options in the query.
             content = _csv_bytes(encoded)

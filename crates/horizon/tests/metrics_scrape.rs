@@ -109,6 +109,49 @@ async fn fit_and_forecast(client: &reqwest::Client, base: &str, model: &str) {
     }
 }
 
+/// `POST /forecast` answers one series: on a `default` fitted with two it is
+/// refused before any worker loads or forecasts the model.
+#[tokio::test]
+async fn the_original_forecast_refuses_several_series_before_any_work() {
+    let served = Served::start(&[]).await;
+    let client = reqwest::Client::new();
+    let fit = json!({"series": [{"id": "a", "values": [1, 2, 3]}, {"id": "b", "values": [4, 5, 6]}], "method": "naive"});
+    let r = client
+        .put(served.url("/v1/models/default"))
+        .json(&fit)
+        .send()
+        .await
+        .expect("fit");
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let loads = |text: &str| {
+        ["horizon_cache_hits_total", "horizon_cache_misses_total"]
+            .iter()
+            .map(|name| sample(text, name, &[]).unwrap_or(0.0))
+            .sum::<f64>()
+    };
+    let url = served.url("/metrics");
+    let before = loads(&scrape(&client, &url).await);
+    let r = client
+        .post(served.url("/forecast"))
+        .json(&json!({"num_steps": 2}))
+        .send()
+        .await
+        .expect("forecast");
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.expect("JSend");
+    assert!(
+        body["data"]["model"]
+            .as_str()
+            .is_some_and(|m| m.contains("has 2 series")),
+        "{body}"
+    );
+    assert_eq!(
+        loads(&scrape(&client, &url).await),
+        before,
+        "a worker used the model"
+    );
+}
+
 #[tokio::test]
 async fn embedded_metrics_name_and_count_what_happens() {
     let served = Served::start(&[]).await;

@@ -160,7 +160,7 @@ pub(crate) fn shard_wanted(
 ) -> Result<bool, StoreError> {
     match status {
         None => Err(StoreError::unknown_version(model, version)),
-        Some(s) => Ok(s == "pending"),
+        Some(_) => Ok(still_pending(status)),
     }
 }
 

@@ -230,14 +230,26 @@ impl Origins {
     /// The last origins (on long series every few of them): the errors of
     /// the model right now, which `auto` compares its candidates by.
     pub fn tail(n: usize, m: usize) -> Option<Self> {
+        Self::tail_covering(n, m, 0)
+    }
+
+    /// [`Origins::tail`] over at least the last `cycle` points, every few of
+    /// them when that is longer than the usual tail (as many origins as on a
+    /// long series). `auto` compares a candidate that models only the
+    /// shortest season with one that models all of them: over a tail shorter
+    /// than the longest season the first can look as good as the second,
+    /// because the part of the week (or year) it gets wrong is not in it
+    /// (half-hourly demand compared over its last two days).
+    pub fn tail_covering(n: usize, m: usize, cycle: usize) -> Option<Self> {
         let horizon = calibration_horizon(n, m);
         let min_train = min_train(n, m);
         if n <= min_train + 2 {
             return None;
         }
-        let max_origins = 2 * horizon + 8;
+        let usual = 2 * horizon + 8;
+        let max_origins = usual.max(cycle);
         let first = min_train.max(n.saturating_sub(max_origins));
-        let stride = if n >= LONG_SERIES {
+        let stride = if n >= LONG_SERIES || max_origins > usual {
             (n - first).div_ceil(LONG_SERIES_ORIGINS).max(1)
         } else {
             1
@@ -682,6 +694,26 @@ mod tests {
         }
         // A band never shifted that far is not narrowed below its calibration.
         assert_eq!(walk.shifted(-3), walk);
+    }
+
+    #[test]
+    fn the_tail_can_cover_a_whole_cycle_with_as_many_origins() {
+        // Half-hourly, ten weeks: the usual tail is the last 104 points.
+        let n = 3360;
+        let usual = Origins::tail(n, 48).unwrap();
+        assert_eq!(Origins::tail_covering(n, 48, 48), Some(usual.clone()));
+        assert!(n - usual.at[0] <= 104);
+        let week = Origins::tail_covering(n, 48, 336).unwrap();
+        assert!(n - week.at[0] > 300, "first origin {}", week.at[0]);
+        assert!(week.at.len() <= LONG_SERIES_ORIGINS + 1);
+        assert_eq!(week.at.last(), Some(&(n - 1)));
+        // A short series gets a stride too rather than one origin per point.
+        let daily = Origins::tail_covering(730, 7, 365).unwrap();
+        assert!(
+            daily.at.len() <= LONG_SERIES_ORIGINS + 1,
+            "{}",
+            daily.at.len()
+        );
     }
 
     #[test]

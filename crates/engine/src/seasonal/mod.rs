@@ -90,23 +90,41 @@ const STRONG_SEASON: f64 = 0.64;
 /// Does the data support season `m`? Either the one-sided 90%
 /// autocorrelation test of the M competitions at lag m on the series
 /// detrended by a centred moving average of order m
-/// (r_m > 1.645·sqrt((1 + 2·Σ_{k<m} r_k²)/n)), or, since that test cannot
-/// pass for a long season seen over few cycles, a strong seasonal strength
-/// (see [`additive_season`]) ≥ [`STRONG_SEASON`].
+/// (r_m > 1.645·sqrt((1 + 2·Σ_{k<m} r_k²)/n)) with a season worth its
+/// estimation noise, or, since that test cannot pass for a long season seen
+/// over few cycles, a strong seasonal strength (see [`additive_season`]) ≥
+/// [`STRONG_SEASON`].
+///
+/// Worth its noise: each of the m seasonal indices, the mean of c cycles,
+/// carries noise of variance σ²/c into every forecast, which the season
+/// pays back when its own variance s² is at least that, i.e. when its
+/// strength s²/(s² + σ²) ≥ 1/(c + 1) (the same bar as the detection's
+/// `MIN_RATIO`). The test alone passes trifles on long series: after the
+/// daily pattern of a year of hourly temperatures is removed, what is left
+/// of it (its amplitude follows the seasons of the year) repeats at lag 168
+/// too, so a "weekly" season of strength 0.001 passed over 52 cycles.
 pub fn candidate_supported(y: &[f64], m: usize) -> bool {
     if m < 2 || y.len() < MIN_CYCLES * m {
         return false;
     }
+    let Some((_, strength)) = additive_season(y, m) else {
+        return false;
+    };
+    if strength >= STRONG_SEASON {
+        return true;
+    }
+    let cycles = (y.len() / m) as f64;
+    if strength < 1.0 / (cycles + 1.0) {
+        return false;
+    }
     let detrended = detrend(y, m);
     let n = detrended.len();
-    if n >= 2 * m {
-        let r = acf(&detrended, m);
-        let sum_sq: f64 = r[..m - 1].iter().map(|v| v * v).sum();
-        if r[m - 1] > 1.645 * ((1.0 + 2.0 * sum_sq) / n as f64).sqrt() {
-            return true;
-        }
+    if n < 2 * m {
+        return false;
     }
-    additive_season(y, m).is_some_and(|s| s.1 >= STRONG_SEASON)
+    let r = acf(&detrended, m);
+    let sum_sq: f64 = r[..m - 1].iter().map(|v| v * v).sum();
+    r[m - 1] > 1.645 * ((1.0 + 2.0 * sum_sq) / n as f64).sqrt()
 }
 
 /// Additive seasonal indices of season `m` (`indices[t % m]`, mean 0) from
@@ -352,6 +370,34 @@ mod tests {
             })
             .collect();
         assert!(!candidate_supported(&long_noise, 365));
+    }
+
+    #[test]
+    fn a_multiple_of_a_kept_season_must_be_worth_its_noise() {
+        // A year of hourly temperatures: a daily cycle whose amplitude
+        // follows the year, and weather that lasts (AR(1) noise). No week.
+        let mut state = 17u64;
+        let mut weather = 0.0;
+        let n = 365 * 24;
+        let mut y = Vec::with_capacity(n);
+        for t in 0..n {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let e = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            weather = 0.97 * weather + e;
+            let year = (2.0 * std::f64::consts::PI * t as f64 / (365.0 * 24.0)).sin();
+            let day = (2.0 * std::f64::consts::PI * t as f64 / 24.0).sin();
+            y.push(15.0 + 8.0 * year + (5.0 + 3.0 * year) * day + weather);
+        }
+        assert_eq!(resolve(&[], &[24, 168], &y), vec![24]);
+        // Lower on the weekend: the week is kept.
+        let weekly: Vec<f64> = y
+            .iter()
+            .enumerate()
+            .map(|(t, v)| if (t / 24) % 7 >= 5 { v - 2.0 } else { *v })
+            .collect();
+        assert_eq!(resolve(&[], &[24, 168], &weekly), vec![24, 168]);
     }
 
     #[test]

@@ -269,6 +269,10 @@ impl Origins {
     /// every origin, re-filtered on the data before it.
     pub fn forecasts(&self, state: &State, y: &[f64], m: usize) -> Vec<Vec<f64>> {
         let n = y.len();
+        // Long enough for MSTL to estimate its longest season again: with
+        // less it keeps the cycle fitted to the whole series, whose phase
+        // belongs to the series' end, not to the origin's.
+        let window = REFILTER_WINDOW.max(state.refilter_span());
         self.at
             .iter()
             .map(|&k| {
@@ -276,7 +280,7 @@ impl Origins {
                 // a whole number of seasons, so seasonal phases stay right):
                 // the states forget the distant past anyway, and the cost
                 // stays bounded.
-                let start = k.saturating_sub(REFILTER_WINDOW) / m.max(1) * m.max(1);
+                let start = k.saturating_sub(window) / m.max(1) * m.max(1);
                 state
                     .refilter(&y[start..k])
                     .forecast(self.horizon.min(n - k))
@@ -714,6 +718,29 @@ mod tests {
             "{}",
             daily.at.len()
         );
+    }
+
+    #[test]
+    fn origins_re_filter_enough_for_a_long_second_season() {
+        // Seasons 12 and 1,100: the usual 2,000-point window holds less than
+        // two cycles of the long one, whose re-estimate then went missing
+        // and whose stored cycle came in at the phase of the series' end.
+        let wave = |t: usize, p: f64| (2.0 * std::f64::consts::PI * t as f64 / p).sin();
+        let y: Vec<f64> = (0..4_400)
+            .map(|t| 50.0 + 3.0 * wave(t, 12.0) + 10.0 * wave(t, 1_100.0))
+            .collect();
+        let fit =
+            crate::models::mstl::Mstl::fit(&y, &[12, 1_100], &|y| Ok(State::Naive(Naive::fit(y))))
+                .unwrap();
+        let state = State::Mstl(fit);
+        let origins = Origins::spread(y.len(), 12).unwrap();
+        let paths = origins.forecasts(&state, &y, 12);
+        for (k, path) in origins.at.iter().zip(&paths) {
+            for (i, f) in path.iter().enumerate() {
+                let err = (f - y[k + i]).abs();
+                assert!(err < 0.5, "origin {k} step {}: error {err}", i + 1);
+            }
+        }
     }
 
     #[test]

@@ -109,6 +109,21 @@ impl State {
         }
     }
 
+    /// Points a re-filter needs to estimate every season afresh: two cycles
+    /// of MSTL's longest season (0 when the usual window does).
+    pub(crate) fn refilter_span(&self) -> usize {
+        match self {
+            State::Mstl(s) => s.periods.iter().max().map_or(0, |p| 2 * p),
+            State::Combination(s) => s
+                .members
+                .iter()
+                .map(State::refilter_span)
+                .max()
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// Same model and parameters, state recomputed over `y` (no optimisation).
     pub fn refilter(&self, y: &[f64]) -> State {
         match self {

@@ -133,7 +133,11 @@ impl Mstl {
     }
 
     /// Same seasons and adjusted model, decomposition and states recomputed
-    /// over `y`. Seasons `y` is too short for keep their stored cycle.
+    /// over `y`. A season `y` is too short for (two cycles) is left out of
+    /// the forecast, as a fit to `y` would leave it: the stored cycle's phase
+    /// belongs to the end of the series it was fitted to, not to `y`'s (a
+    /// calibration origin), and `y`'s adjusted series still carries that
+    /// season.
     pub fn refilter(&self, y: &[f64]) -> Self {
         let periods = usable_periods(&self.periods, y.len());
         let parts = decompose(y, &periods);
@@ -141,10 +145,9 @@ impl Mstl {
         let cycles = self
             .periods
             .iter()
-            .zip(&self.cycles)
-            .map(|(m, old)| match periods.iter().position(|p| p == m) {
+            .map(|m| match periods.iter().position(|p| p == m) {
                 Some(j) => fresh[j].clone(),
-                None => old.clone(),
+                None => Vec::new(),
             })
             .collect();
         Self {
@@ -196,6 +199,21 @@ mod tests {
         for (a, b) in f.iter().zip(test) {
             assert!((a - b).abs() < 0.25, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn a_refilter_leaves_out_a_season_its_data_cannot_carry() {
+        let y = two_seasons(168 * 6);
+        let fit = Mstl::fit(&y, &[24, 168], &|y| Ok(State::Naive(Naive::fit(y)))).unwrap();
+        assert_eq!(fit.cycles[1].len(), 168);
+        // 300 points (a calibration origin early in a short series): the
+        // week is not estimated again and its stored cycle, whose phase is
+        // the whole series' end, is not used either.
+        let early = fit.refilter(&y[..300]);
+        assert_eq!(early.cycles[0].len(), 24);
+        assert!(early.cycles[1].is_empty());
+        assert!(early.forecast(48).iter().all(|v| v.is_finite()));
+        assert_eq!(fit.refilter(&y[..400]).cycles[1].len(), 168);
     }
 
     #[test]

@@ -237,7 +237,9 @@ pub(crate) fn fit_seasons(
     let mut failed = Vec::new();
     // Like the adjusted series inside MSTL, the combination learns from the
     // recent past only: the cost of a long series stays bounded.
-    let from = n.saturating_sub(mstl::ADJUSTED_WINDOW);
+    // It starts at a whole number of seasons, as the re-filters at the
+    // calibration origins do: its seasonal states stay in phase there.
+    let from = n.saturating_sub(mstl::ADJUSTED_WINDOW) / combo_m * combo_m;
     let observed_recent = observed.get(from..).unwrap_or(&[]);
     match Combination::fit_with_gaps(&y[from..], observed_recent, combo_m) {
         Ok((c, note)) => candidates.push((State::Combination(c), note)),
@@ -471,6 +473,29 @@ mod tests {
         // An error more than TRIM_RATIO times the best gets no weight at all.
         assert_eq!(weights_of(&[0.3, 1.0]), vec![1.0, 0.0]);
         assert_eq!(weights_of(&[1.0, 1.0]), vec![0.5, 0.5]);
+    }
+
+    #[test]
+    fn the_combination_is_validated_in_phase_on_a_long_series() {
+        // More points than the combination is fitted on, and not a whole
+        // number of days more: its re-filters at the validation origins
+        // must still start at the phase its seasonal states were fitted at.
+        let mut state = 3u64;
+        let y: Vec<f64> = (0..5_010)
+            .map(|t| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let e = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                let day = (2.0 * std::f64::consts::PI * t as f64 / 24.0).sin();
+                100.0 + 10.0 * day + e
+            })
+            .collect();
+        let fit = fit_seasons(&y, &y, &[24]).unwrap();
+        let State::Combination(c) = &fit.state else {
+            panic!("{}", fit.state.describe());
+        };
+        assert!(c.weights[0] > 0.1, "weights {:?}", c.weights);
     }
 
     #[test]

@@ -17,6 +17,9 @@ o2's, and so on; each window trains on everything before its test.
   of each is interpolated.
 - pmdarima.airpassengers: monthly airline passengers 1949-1960, season 12, h = 18,
   3 windows.
+- with --pvlib (pip install pvlib): pvlib's two typical-meteorological-year files,
+  hourly global irradiance (zero at night) and air temperature, season 24, h = 48,
+  4 windows each (dated on a plain 2001 grid: a TMY's months come from different years).
 With --statsforecast, also writes statsforecast's MSTL (all the seasons, trend by
 AutoETS, as in ../shared/data/README.md) as a forecasts file.
 """
@@ -36,6 +39,20 @@ def windows(dataset, base, group, seasons, h, count, values, stamps, freq, fmt):
             for i in range(lo, hi):
                 yield [dataset, f"{base}_o{k}", group, seasons.split(";")[0], h, split,
                        i - lo, repr(float(values[i])), freq, stamps[i].strftime(fmt), seasons]
+
+
+def pvlib_rows():
+    import os
+    import pvlib
+
+    folder = os.path.join(os.path.dirname(pvlib.__file__), "data")
+    for name in ("723170TYA.CSV", "703165TY.csv"):
+        frame, _ = pvlib.iotools.read_tmy3(os.path.join(folder, name), map_variables=True)
+        stamps = [dt.datetime(2001, 1, 1) + dt.timedelta(hours=i) for i in range(len(frame))]
+        for column in ("ghi", "temp_air"):
+            yield from windows("pvlib." + name.split(".")[0], f"{name[:6]}_{column}", "hourly",
+                               "24", 48, 4, frame[column].values, stamps, "h",
+                               "%Y-%m-%dT%H:%M:%S")
 
 
 def rows():
@@ -85,6 +102,7 @@ def statsforecast_mstl(data_path, out_path):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", help="the long-format CSV to write")
+    p.add_argument("--pvlib", action="store_true", help="add pvlib's hourly TMY series")
     p.add_argument("--statsforecast", metavar="FORECASTS",
                    help="also write statsforecast MSTL's forecasts of it here")
     a = p.parse_args()
@@ -92,6 +110,8 @@ def main():
         w = csv.writer(f)
         w.writerow(COLUMNS)
         w.writerows(rows())
+        if a.pvlib:
+            w.writerows(pvlib_rows())
     if a.statsforecast:
         statsforecast_mstl(a.out, a.statsforecast)
 

@@ -19,17 +19,14 @@ import datetime as dt
 import math
 import random
 
-COLUMNS = "dataset,series_id,group,period,horizon,split,t,value,freq,ds,seasons".split(",")
+from extra_realworld import COLUMNS, windows
 
 
-def window(sid, group, period, h, values, step, freq, seasons):
-    start = dt.datetime(2024, 1, 1)
-    cut = len(values) - h
-    for split, lo, hi in (("train", 0, cut), ("test", cut, len(values))):
-        for i in range(lo, hi):
-            ds = (start + i * step).strftime("%Y-%m-%dT%H:%M:%S")
-            yield ["synthetic", sid, group, period, h, split, i - lo, repr(values[i]), freq, ds,
-                   seasons]
+def window(base, group, h, values, step, freq, seasons):
+    """The one window of a series, its test the last `h` values."""
+    stamps = [dt.datetime(2024, 1, 1) + i * step for i in range(len(values))]
+    yield from windows("synthetic", base, group, seasons, h, 1, values, stamps, freq,
+                       "%Y-%m-%dT%H:%M:%S")
 
 
 def five_minute(lengths, seed):
@@ -41,8 +38,8 @@ def five_minute(lengths, seed):
             weekend = (t // 288) % 7 >= 5
             values.append(100 - (20 if weekend else 0) + 15 * math.sin(2 * math.pi * t / 288)
                           + 5 * math.sin(4 * math.pi * t / 288) + ar)
-        yield from window(f"five_{k}", "5min", "288", 288, values, dt.timedelta(minutes=5),
-                          "5min", "288;2016")
+        yield from window(f"five_{k}", "5min", 288, values, dt.timedelta(minutes=5), "5min",
+                          "288;2016")
 
 
 def hourly(count, seed):
@@ -59,8 +56,8 @@ def hourly(count, seed):
             values.append(100 - (drop if weekend else 0)
                           + amp * math.sin(2 * math.pi * t / 24 + 1)
                           + 0.3 * amp * math.sin(4 * math.pi * t / 24) + ar)
-        yield from window(f"s{k}_w{drop}", "hourly", "24", 48, values, dt.timedelta(hours=1),
-                          "h", "24;168")
+        yield from window(f"s{k}_w{drop}", "hourly", 48, values, dt.timedelta(hours=1), "h",
+                          "24;168")
 
 
 SETS = {

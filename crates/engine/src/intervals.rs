@@ -270,8 +270,7 @@ impl Origins {
     pub fn forecasts(&self, state: &State, y: &[f64], m: usize) -> Vec<Vec<f64>> {
         let n = y.len();
         // Long enough for MSTL to estimate its longest season again: with
-        // less it keeps the cycle fitted to the whole series, whose phase
-        // belongs to the series' end, not to the origin's.
+        // less it leaves that season out at the origin.
         let window = REFILTER_WINDOW.max(state.refilter_span());
         self.at
             .iter()

@@ -214,11 +214,11 @@ fn fit_adjusted(y: &[f64]) -> Result<State, String> {
 /// [`WEIGHT_POWER`] (on realworld.csv weighting beat picking the smaller
 /// error: MASE 1.092 against 1.107 on the 78 windows with reference scores,
 /// when the weights were inverse squares), unless one erred more than
-/// [`TRIM_RATIO`] times as much. When only one can be fitted or validated,
-/// it is used alone. The intervals are calibrated on the errors of the chosen forecast
-/// from origins spread over the series ([`Origins::spread`]): the weighted
-/// forecast's errors are the weighted candidates' errors, so nothing is
-/// re-filtered a third time.
+/// [`TRIM_RATIO`] times as much. When only one can be fitted, validated or
+/// kept, it is used alone. The intervals are calibrated on the errors of the
+/// chosen forecast from origins spread over the series ([`Origins::spread`]):
+/// the weighted forecast's errors are the weighted candidates' errors, so
+/// nothing is re-filtered a third time.
 ///
 /// `observed` is `y` with NaN where a value was missing.
 pub(crate) fn fit_seasons(
@@ -278,9 +278,14 @@ pub(crate) fn fit_seasons(
             .unwrap_or_else(|| Bands::fallback(y, shortest))
     };
     let all_scored = scored.len() == 2 && scored.iter().all(|c| c.0.is_finite() && c.0 > 0.0);
-    if all_scored {
-        let errors: Vec<f64> = scored.iter().map(|c| c.0).collect();
-        let weights = weights_of(&errors);
+    let weights = if all_scored {
+        weights_of(&scored.iter().map(|c| c.0).collect::<Vec<_>>())
+    } else {
+        Vec::new()
+    };
+    // Both validated and neither trimmed: their weighted mean. Otherwise the
+    // better one alone (a trimmed candidate is not carried with no weight).
+    if all_scored && weights.iter().all(|w| *w > 0.0) {
         let combined = match (&scored[0].3, &scored[1].3) {
             (Some(a), Some(b)) => Some(
                 a.iter()

@@ -756,13 +756,8 @@ mod tests {
     #[test]
     fn calibrated_naive_on_a_random_walk_covers_about_right() {
         // Deterministic pseudo-random walk (LCG), checked on its own continuation.
-        let mut state = 12345u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
-        };
+        let mut rng = crate::test_support::Lcg(12345);
+        let mut next = || rng.centred();
         let mut inside = 0;
         let mut total = 0;
         for _ in 0..200 {

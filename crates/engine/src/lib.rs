@@ -35,6 +35,8 @@ pub mod models;
 pub mod optim;
 pub mod seasonal;
 mod series;
+#[cfg(test)]
+mod test_support;
 
 pub use method::{Method, UnknownMethod};
 pub use model::{

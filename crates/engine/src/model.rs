@@ -607,14 +607,10 @@ mod tests {
     #[test]
     fn intervals_after_missing_values_at_the_end_start_further_ahead() {
         // A random walk observed up to t = 189; ten more steps are missing.
-        let mut state = 7u64;
+        let mut rng = crate::test_support::Lcg(7);
         let mut walk = vec![100.0];
         for _ in 1..190 {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let step = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
-            walk.push(walk[walk.len() - 1] + step);
+            walk.push(walk[walk.len() - 1] + rng.centred());
         }
         let (gaps, h) = (10, 12);
         let level = [Level::parse(95.0).unwrap()];

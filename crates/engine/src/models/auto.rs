@@ -277,15 +277,13 @@ pub(crate) fn fit_seasons(
             .and_then(|(o, p)| o.bands(y, p, &missing))
             .unwrap_or_else(|| Bands::fallback(y, shortest))
     };
-    let all_scored = scored.len() == 2 && scored.iter().all(|c| c.0.is_finite() && c.0 > 0.0);
-    let weights = if all_scored {
-        weights_of(&scored.iter().map(|c| c.0).collect::<Vec<_>>())
-    } else {
-        Vec::new()
-    };
     // Both validated and neither trimmed: their weighted mean. Otherwise the
     // better one alone (a trimmed candidate is not carried with no weight).
-    if all_scored && weights.iter().all(|w| *w > 0.0) {
+    let all_scored = scored.len() == 2 && scored.iter().all(|c| c.0.is_finite() && c.0 > 0.0);
+    let weights = all_scored
+        .then(|| weights_of(&scored.iter().map(|c| c.0).collect::<Vec<_>>()))
+        .filter(|w| w.iter().all(|w| *w > 0.0));
+    if let Some(weights) = weights {
         let combined = match (&scored[0].3, &scored[1].3) {
             (Some(a), Some(b)) => Some(
                 a.iter()
@@ -485,13 +483,10 @@ mod tests {
         // More points than the combination is fitted on, and not a whole
         // number of days more: its re-filters at the validation origins
         // must still start at the phase its seasonal states were fitted at.
-        let mut state = 3u64;
+        let mut rng = crate::test_support::Lcg(3);
         let y: Vec<f64> = (0..5_010)
             .map(|t| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let e = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                let e = rng.centred();
                 let day = (2.0 * std::f64::consts::PI * t as f64 / 24.0).sin();
                 100.0 + 10.0 * day + e
             })

@@ -770,17 +770,7 @@ mod tests {
         (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
     }
 
-    fn noise(n: usize, seed: u64) -> Vec<f64> {
-        let mut state = seed;
-        (0..n)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-            })
-            .collect()
-    }
+    use crate::test_support::Lcg;
 
     #[test]
     fn recursions_match_the_complex_form() {
@@ -845,7 +835,7 @@ mod tests {
 
     #[test]
     fn follows_a_trend() {
-        let y: Vec<f64> = noise(80, 3)
+        let y: Vec<f64> = Lcg::noise(80, 3)
             .iter()
             .enumerate()
             .map(|(t, e)| 20.0 + 0.5 * t as f64 + e)
@@ -858,7 +848,7 @@ mod tests {
     #[test]
     fn refilter_on_training_data_reproduces_the_forecast() {
         let pattern = [1.0, 4.0, -2.0, -3.0];
-        let y: Vec<f64> = noise(60, 9)
+        let y: Vec<f64> = Lcg::noise(60, 9)
             .iter()
             .enumerate()
             .map(|(t, e)| 50.0 + 0.3 * t as f64 + pattern[t % 4] + 2.0 * e)
@@ -974,7 +964,7 @@ mod tests {
     fn seasonal_trending_forecast_stays_in_range_up_to_step_10000() {
         // Monthly, linear trend, multiplicative season: the adjusted CES(n)
         // and the native seasonal forms (full CES here) grew to 1e37–1e38.
-        let y: Vec<f64> = noise(144, 5)
+        let y: Vec<f64> = Lcg::noise(144, 5)
             .iter()
             .enumerate()
             .map(|(t, e)| {
@@ -1013,7 +1003,7 @@ mod tests {
     #[test]
     fn serde_round_trip_is_bit_exact() {
         let pattern = [1.0, 4.0, -2.0, -3.0];
-        let y: Vec<f64> = noise(48, 2)
+        let y: Vec<f64> = Lcg::noise(48, 2)
             .iter()
             .enumerate()
             .map(|(t, e)| 30.0 + pattern[t % 4] + e)

@@ -560,13 +560,10 @@ mod tests {
     }
 
     fn noisy_trend(n: usize, seed: u64) -> Vec<f64> {
-        let mut state = seed;
+        let mut rng = crate::test_support::Lcg(seed);
         (0..n)
             .map(|t| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let u = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                let u = rng.centred();
                 50.0 + 0.7 * t as f64 + 4.0 * u
             })
             .collect()

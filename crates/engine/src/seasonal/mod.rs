@@ -107,7 +107,9 @@ pub fn candidate_supported(y: &[f64], m: usize) -> bool {
     if m < 2 || y.len() < MIN_CYCLES * m {
         return false;
     }
-    let Some((_, strength)) = additive_season(y, m) else {
+    // One moving average serves the strength and the autocorrelation test.
+    let detrended = detrend(y, m);
+    let Some((_, strength)) = season_of_detrended(&detrended, m) else {
         return false;
     };
     if strength >= STRONG_SEASON {
@@ -117,12 +119,12 @@ pub fn candidate_supported(y: &[f64], m: usize) -> bool {
     if strength < 1.0 / (cycles + 1.0) {
         return false;
     }
-    let detrended = detrend(y, m);
-    let n = detrended.len();
+    let values: Vec<f64> = detrended.iter().map(|p| p.1).collect();
+    let n = values.len();
     if n < 2 * m {
         return false;
     }
-    let r = acf(&detrended, m);
+    let r = acf(&values, m);
     let sum_sq: f64 = r[..m - 1].iter().map(|v| v * v).sum();
     r[m - 1] > 1.645 * ((1.0 + 2.0 * sum_sq) / n as f64).sqrt()
 }
@@ -135,15 +137,15 @@ pub fn additive_season(y: &[f64], m: usize) -> Option<(Vec<f64>, f64)> {
     if m < 2 || y.len() < 2 * m {
         return None;
     }
-    let cma = centred_moving_average(y, m);
+    season_of_detrended(&detrend(y, m), m)
+}
+
+/// [`additive_season`] from the series detrended by [`detrend`].
+fn season_of_detrended(detrended: &[(usize, f64)], m: usize) -> Option<(Vec<f64>, f64)> {
     let (mut sums, mut counts) = (vec![0.0; m], vec![0usize; m]);
-    let mut detrended = Vec::with_capacity(y.len());
-    for (t, c) in cma.iter().enumerate() {
-        if let Some(c) = c {
-            sums[t % m] += y[t] - c;
-            counts[t % m] += 1;
-            detrended.push((t, y[t] - c));
-        }
+    for &(t, d) in detrended {
+        sums[t % m] += d;
+        counts[t % m] += 1;
     }
     let (mut idx, mean) = slot_means(&sums, &counts)?;
     idx.iter_mut().for_each(|v| *v -= mean);
@@ -179,11 +181,12 @@ fn slot_means(sums: &[f64], counts: &[usize]) -> Option<(Vec<f64>, f64)> {
 
 /// `y` minus its centred moving average of order m (2×m when m is even),
 /// over the points where that average exists.
-fn detrend(y: &[f64], m: usize) -> Vec<f64> {
+fn detrend(y: &[f64], m: usize) -> Vec<(usize, f64)> {
     centred_moving_average(y, m)
         .iter()
         .zip(y)
-        .filter_map(|(c, v)| c.map(|c| v - c))
+        .enumerate()
+        .filter_map(|(t, (c, v))| c.map(|c| (t, v - c)))
         .collect()
 }
 
@@ -299,6 +302,7 @@ fn centred_moving_average(y: &[f64], m: usize) -> Vec<Option<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::Lcg;
 
     #[test]
     fn detects_and_removes_a_multiplicative_season() {
@@ -349,26 +353,12 @@ mod tests {
         let smooth: Vec<f64> = (0..60).map(|t| 50.0 + wave[t % 12]).collect();
         assert_eq!(detect(&smooth), Some(12));
         // Deterministic pseudo-random white noise (LCG): no season.
-        let mut state = 99u64;
-        let noise: Vec<f64> = (0..500)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 11) as f64 / (1u64 << 53) as f64
-            })
-            .collect();
+        let mut rng = Lcg(99);
+        let noise: Vec<f64> = (0..500).map(|_| rng.uniform()).collect();
         assert_eq!(detect(&noise), None);
         assert!(resolve(&[], &[7, 12, 24], &noise).is_empty());
         // A long season over only three cycles of noise is not kept either.
-        let long_noise: Vec<f64> = (0..3 * 365)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 11) as f64 / (1u64 << 53) as f64
-            })
-            .collect();
+        let long_noise: Vec<f64> = (0..3 * 365).map(|_| rng.uniform()).collect();
         assert!(!candidate_supported(&long_noise, 365));
     }
 
@@ -376,15 +366,12 @@ mod tests {
     fn a_multiple_of_a_kept_season_must_be_worth_its_noise() {
         // A year of hourly temperatures: a daily cycle whose amplitude
         // follows the year, and weather that lasts (AR(1) noise). No week.
-        let mut state = 17u64;
+        let mut rng = Lcg(17);
         let mut weather = 0.0;
         let n = 365 * 24;
         let mut y = Vec::with_capacity(n);
         for t in 0..n {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let e = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            let e = rng.centred();
             weather = 0.97 * weather + e;
             let year = (2.0 * std::f64::consts::PI * t as f64 / (365.0 * 24.0)).sin();
             let day = (2.0 * std::f64::consts::PI * t as f64 / 24.0).sin();
@@ -402,13 +389,10 @@ mod tests {
 
     #[test]
     fn candidates_are_tested_and_given_seasons_win() {
-        let mut state = 5u64;
+        let mut rng = Lcg(5);
         let y: Vec<f64> = (0..24 * 30)
             .map(|t| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let e = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                let e = rng.centred();
                 10.0 + (2.0 * std::f64::consts::PI * t as f64 / 24.0).sin() + 0.3 * e
             })
             .collect();

@@ -141,22 +141,16 @@ pub(crate) fn nsdiffs(x: &[f64], m: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::Lcg;
 
-    fn lcg(seed: &mut u64) -> f64 {
-        // Uniform(−0.5, 0.5) from a 64-bit LCG; sum of 12 gives ~N(0, 1).
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (*seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    }
-
-    fn normal(seed: &mut u64) -> f64 {
-        (0..12).map(|_| lcg(seed)).sum()
+    /// About N(0, 1): the sum of 12 uniforms on [−0.5, 0.5).
+    fn normal(rng: &mut Lcg) -> f64 {
+        (0..12).map(|_| rng.centred()).sum()
     }
 
     #[test]
     fn white_noise_needs_no_difference_and_a_random_walk_one() {
-        let mut seed = 7;
+        let mut seed = Lcg(7);
         let noise: Vec<f64> = (0..200).map(|_| normal(&mut seed)).collect();
         assert_eq!(ndiffs(&noise, 2), 0, "kpss {}", kpss(&noise));
         let walk: Vec<f64> = noise
@@ -171,7 +165,7 @@ mod tests {
 
     #[test]
     fn strong_season_is_detected() {
-        let mut seed = 3;
+        let mut seed = Lcg(3);
         let y: Vec<f64> = (0..96)
             .map(|t| 10.0 * ((t % 12) as f64 - 5.5) + normal(&mut seed))
             .collect();

@@ -110,7 +110,10 @@ pub struct GroupScore {
     /// Windows with a mean forecast outside [min − 2·range, max + 2·range]
     /// of their training data.
     pub out_of_range: usize,
-    /// Sum of the per-series fit+forecast thread CPU times.
+    /// Sum of the per-series fit+forecast thread CPU times. A long fit runs
+    /// pieces on other threads of the pool when they are idle: those are
+    /// counted with whatever series that thread was running, or not at all
+    /// when it was idle ([`Report::process_cpu_seconds`] is the exact total).
     pub cpu_seconds: f64,
     /// Wall seconds of the whole run (overall only; 0 for groups).
     pub seconds: f64,
@@ -137,6 +140,8 @@ pub struct Report {
     /// The slowest series: (id, seconds).
     pub slowest: Vec<(String, f64)>,
     pub peak_memory_mb: Option<f64>,
+    /// CPU seconds of every thread while the series were fitted and scored.
+    pub process_cpu_seconds: f64,
 }
 
 /// Result of one series.
@@ -214,7 +219,7 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
     let method = args.model;
     let mode = args.seasons;
     let tail = args.missing_tail;
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), process_cpu_seconds());
     let outcomes: Vec<Outcome> = pool.install(|| {
         all.par_iter()
             .map(|s| {
@@ -225,12 +230,20 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
             .collect()
     });
     let wall = start.elapsed().as_secs_f64();
+    let process_cpu = process_cpu_seconds() - cpu_start;
     bar.finish_and_clear();
 
     if let Some(path) = &args.forecasts_out {
         write_forecasts(path, &all, &outcomes)?;
     }
-    Ok(build_report(args, threads, &all, &outcomes, wall))
+    Ok(build_report(
+        args,
+        threads,
+        &all,
+        &outcomes,
+        wall,
+        process_cpu,
+    ))
 }
 
 /// Fits, forecasts and scores one series; panics and non-finite output are
@@ -379,6 +392,7 @@ fn build_report(
     all: &[Series],
     outcomes: &[Outcome],
     wall: f64,
+    process_cpu_seconds: f64,
 ) -> Report {
     let mut group_names: Vec<&str> = Vec::new();
     for s in all {
@@ -447,6 +461,7 @@ fn build_report(
         failure_list: incidents(|o| o.failure.as_ref()),
         slowest,
         peak_memory_mb: peak_memory_mb(),
+        process_cpu_seconds,
     }
 }
 
@@ -544,12 +559,23 @@ fn write_forecasts(
 /// CPU seconds consumed by the calling thread so far (wall-clock seconds
 /// where the platform has no thread clock).
 pub fn thread_cpu_seconds() -> f64 {
+    cpu_seconds(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU seconds consumed by every thread of this process so far (wall-clock
+/// seconds where the platform has no process clock): what one fit costs when
+/// the engine spreads its pieces over several threads.
+pub fn process_cpu_seconds() -> f64 {
+    cpu_seconds(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_seconds(clock: libc::clockid_t) -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec into the valid pointer given.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
     if rc == 0 {
         ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
     } else {
@@ -615,8 +641,9 @@ impl Report {
         }
         out.push_str(&line(&self.overall));
         out.push_str(&format!(
-            "wall {:.2} s, {:.0} series/s, peak memory {}\n",
+            "wall {:.2} s, process cpu {:.2} s, {:.0} series/s, peak memory {}\n",
             self.overall.seconds,
+            self.process_cpu_seconds,
             self.overall.series_per_second,
             self.peak_memory_mb
                 .map(|m| format!("{m:.0} MiB"))

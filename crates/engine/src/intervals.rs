@@ -24,6 +24,7 @@
 //! gaps, see `ModelSpec::fit`).
 
 use crate::models::State;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Levels (percent) at which quantiles are stored; others are interpolated.
@@ -266,14 +267,15 @@ impl Origins {
     }
 
     /// The forecasts of `state` (fitted to `y`, shortest season `m`) from
-    /// every origin, re-filtered on the data before it.
+    /// every origin, re-filtered on the data before it (the origins side by
+    /// side on rayon's pool; the order of the result is that of the origins).
     pub fn forecasts(&self, state: &State, y: &[f64], m: usize) -> Vec<Vec<f64>> {
         let n = y.len();
         // Long enough for MSTL to estimate its longest season again: with
         // less it leaves that season out at the origin.
         let window = REFILTER_WINDOW.max(state.refilter_span());
         self.at
-            .iter()
+            .par_iter()
             .map(|&k| {
                 // On long series re-filter only a recent window (starting at
                 // a whole number of seasons, so seasonal phases stay right):

@@ -15,6 +15,13 @@
 //! counts). Every series is fitted divided by a power of two near its mean
 //! absolute value, so results are equivariant to its scale.
 //!
+//! Threads: a fit runs its independent pieces side by side on rayon's pool
+//! (the pool of the calling thread, else the global one): `auto`'s candidates
+//! and combination members, ARIMA's starting models, the calibration origins.
+//! On a long series that cuts the wait for one fit almost in half on two
+//! cores; the result is the same on any number of threads. Forecasting from a
+//! fitted model never touches the pool, so it never waits behind fits.
+//!
 //! ```
 //! use engine::{Horizon, Level, Method, ModelSpec, SeriesData};
 //!

@@ -368,3 +368,37 @@ fn auto_compares_its_candidates_over_the_whole_week() {
         "auto MAE {auto}, MSTL alone {mstl}"
     );
 }
+
+#[test]
+fn a_fit_is_the_same_on_one_thread_as_on_several() {
+    // A long fit runs its independent pieces (auto's candidates and members,
+    // ARIMA's starting models, the calibration origins) on rayon's pool: the
+    // result must not depend on how many threads share them.
+    let daily = daily_three_years();
+    let monthly: Vec<f64> = (0..72)
+        .map(|t| 200.0 + t as f64 + 15.0 * wave(t, 12.0) + 3.0 * noise(72, 5)[t])
+        .collect();
+    let cases = [
+        (
+            ModelSpec::with_seasons(Method::Auto, vec![7, 365]),
+            daily.clone(),
+        ),
+        (ModelSpec::with_seasons(Method::Auto, vec![7]), daily),
+        (
+            ModelSpec::with_seasons(Method::Arima, vec![12]),
+            monthly.clone(),
+        ),
+        (ModelSpec::new(Method::Auto, None), monthly),
+    ];
+    let on = |threads: usize, spec: &ModelSpec, y: &[f64]| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| fit(spec.clone(), y))
+    };
+    for (spec, y) in &cases {
+        let alone = on(1, spec, y);
+        assert_eq!(alone, on(4, spec, y), "{}", alone.description());
+    }
+}

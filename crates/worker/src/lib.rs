@@ -2,7 +2,8 @@
 //! models in the store and answers.
 //!
 //! Engine work never runs on the async threads: fits go to `spawn_blocking`
-//! and fit the series of a job in parallel on rayon's pool; every forecast,
+//! and fit the series of a job in parallel on rayon's pool (where the engine
+//! also spreads the pieces of one long fit); every forecast,
 //! however small, runs on a blocking thread without rayon, so it never waits
 //! behind fits and never stalls the runtime (a "cheap" forecast is not cheap
 //! when its model has a season of 10,000).

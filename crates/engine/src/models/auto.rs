@@ -13,6 +13,7 @@
 
 use super::{arima, ces, ets, mstl, theta, SeasonalFit, State};
 use crate::intervals::{Bands, Origins};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -95,15 +96,21 @@ impl Combination {
         let gaps = observed.len() == filled.len() && observed.iter().any(|v| v.is_nan());
         let mut members = Vec::new();
         let mut failed = Vec::new();
-        for (name, fitter) in MEMBERS {
-            let y = if gaps && name == "ets" {
-                observed
-            } else {
-                filled
-            };
-            // A member that panics (a bug) is left out like one that failed.
-            let attempt = catch_unwind(AssertUnwindSafe(|| fitter(y, m)))
-                .unwrap_or_else(|_| Err("panicked".into()));
+        let attempts: Vec<(&str, Result<State, String>)> = MEMBERS
+            .par_iter()
+            .map(|&(name, fitter)| {
+                let y = if gaps && name == "ets" {
+                    observed
+                } else {
+                    filled
+                };
+                // A member that panics (a bug) is left out like one that failed.
+                let attempt = catch_unwind(AssertUnwindSafe(|| fitter(y, m)))
+                    .unwrap_or_else(|_| Err("panicked".into()));
+                (name, attempt)
+            })
+            .collect();
+        for (name, attempt) in attempts {
             match attempt {
                 Ok(state) if state.forecast(1).iter().all(|v| v.is_finite()) => members.push(state),
                 Ok(_) => failed.push(format!("{name}: non-finite forecast")),
@@ -198,6 +205,10 @@ const TRIM_RATIO: f64 = 3.0;
 /// A candidate's forecasts from each calibration origin.
 type Paths = Vec<Vec<f64>>;
 
+/// A fitted candidate of [`fit_seasons`]: its validation error, state, note
+/// and forecasts from the spread origins.
+type Scored = (f64, State, Option<String>, Option<Paths>);
+
 /// The model of the seasonally adjusted series inside MSTL.
 /// AutoETS (non-seasonal): on realworld.csv it did as well as the whole
 /// non-seasonal combination or Theta there, at a fraction of the cost.
@@ -233,29 +244,20 @@ pub(crate) fn fit_seasons(
     } else {
         1
     };
-    let mut candidates: Vec<(State, Option<String>)> = Vec::new();
-    let mut failed = Vec::new();
     // Like the adjusted series inside MSTL, the combination learns from the
     // recent past only: the cost of a long series stays bounded.
     // It starts at a whole number of seasons, as the re-filters at the
     // calibration origins do: its seasonal states stay in phase there.
     let from = n.saturating_sub(mstl::ADJUSTED_WINDOW) / combo_m * combo_m;
     let observed_recent = observed.get(from..).unwrap_or(&[]);
-    match Combination::fit_with_gaps(&y[from..], observed_recent, combo_m) {
-        Ok((c, note)) => candidates.push((State::Combination(c), note)),
-        Err(why) => failed.push(why),
-    }
-    match mstl::Mstl::fit(y, seasons, &fit_adjusted) {
-        Ok(m) => candidates.push((State::Mstl(m), None)),
-        Err(why) => failed.push(why),
-    }
     let missing: Vec<bool> = observed.iter().map(|v| v.is_nan()).collect();
     let tail = Origins::tail_covering(n, shortest, seasons.last().copied().unwrap_or(0));
     let spread = Origins::spread(n, shortest);
     // Each candidate's rolling-origin error on the series' own tail, and its
-    // forecasts from the spread origins.
-    let mut scored: Vec<(f64, State, Option<String>, Option<Paths>)> = Vec::new();
-    for (state, note) in candidates {
+    // forecasts from the spread origins. The two candidates are independent:
+    // on a long series each is a large piece of work, run side by side.
+    let score = |fitted: Result<(State, Option<String>), String>| -> Result<Scored, String> {
+        let (state, note) = fitted?;
         let (tail_paths, paths) =
             forecasts_from_both(&state, y, shortest, tail.as_ref(), spread.as_ref());
         let score = tail
@@ -268,7 +270,24 @@ pub(crate) fn fit_seasons(
             })
             .and_then(|b| b.validation_error(n, shortest))
             .unwrap_or(f64::INFINITY);
-        scored.push((score, state, note, paths));
+        Ok((score, state, note, paths))
+    };
+    let (combination, multi) = rayon::join(
+        || {
+            score(
+                Combination::fit_with_gaps(&y[from..], observed_recent, combo_m)
+                    .map(|(c, note)| (State::Combination(c), note)),
+            )
+        },
+        || score(mstl::Mstl::fit(y, seasons, &fit_adjusted).map(|m| (State::Mstl(m), None))),
+    );
+    let mut scored: Vec<Scored> = Vec::new();
+    let mut failed = Vec::new();
+    for candidate in [combination, multi] {
+        match candidate {
+            Ok(c) => scored.push(c),
+            Err(why) => failed.push(why),
+        }
     }
     let bands_of = |paths: Option<&Paths>| {
         spread

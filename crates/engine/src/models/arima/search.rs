@@ -9,6 +9,7 @@ use super::likelihood::{
 };
 use super::lm::{self, Residuals};
 use super::poly::{expand_ar, expand_ma};
+use rayon::prelude::*;
 
 /// Roots closer to the unit circle than this make a model unusable (its
 /// forecasts would be close to those of a differenced model, and the fit is
@@ -189,20 +190,26 @@ pub(crate) fn stepwise(w: &[f64], m: usize, space: &Space, how: Estimation) -> V
     let mut work = Work::default();
     let mut tried: Vec<(Order, Option<Candidate>)> = Vec::new();
     let seasonal = space.max_sp > 0 || space.max_sq > 0;
+    let estimate = |o: &Order, work: &mut Work| {
+        fit_css(w, m, o, work).and_then(|c| match how {
+            Estimation::Css => Some(c),
+            Estimation::CssMl => fit_exact(w, m, &c, work).or(Some(Candidate {
+                ic: f64::INFINITY,
+                ..c
+            })),
+        })
+    };
+    let within = |o: &Order| {
+        o.p <= space.max_p && o.q <= space.max_q && o.sp <= space.max_sp && o.sq <= space.max_sq
+    };
     let mut fit = |o: Order, tried: &mut Vec<(Order, Option<Candidate>)>| -> f64 {
         if let Some((_, c)) = tried.iter().find(|(t, _)| *t == o) {
             return c.as_ref().map_or(f64::INFINITY, |c| c.ic);
         }
-        if o.p > space.max_p || o.q > space.max_q || o.sp > space.max_sp || o.sq > space.max_sq {
+        if !within(&o) {
             return f64::INFINITY;
         }
-        let c = fit_css(w, m, &o, &mut work).and_then(|c| match how {
-            Estimation::Css => Some(c),
-            Estimation::CssMl => fit_exact(w, m, &c, &mut work).or(Some(Candidate {
-                ic: f64::INFINITY,
-                ..c
-            })),
-        });
+        let c = estimate(&o, &mut work);
         let ic = c.as_ref().map_or(f64::INFINITY, |c| c.ic);
         tried.push((o, c));
         ic
@@ -223,8 +230,7 @@ pub(crate) fn stepwise(w: &[f64], m: usize, space: &Space, how: Estimation) -> V
         space.max_sq.min(1),
         constant,
     );
-    let mut best_ic = fit(best, &mut tried);
-    let mut starts = vec![order(0, 0, 0, 0, constant)];
+    let mut starts = vec![best, order(0, 0, 0, 0, constant)];
     if space.max_p > 0 || space.max_sp > 0 {
         starts.push(order(
             usize::from(space.max_p > 0),
@@ -246,11 +252,25 @@ pub(crate) fn stepwise(w: &[f64], m: usize, space: &Space, how: Estimation) -> V
     if constant && !space.force_constant {
         starts.push(order(0, 0, 0, 0, false));
     }
+    // The starting models are independent fits: on a long series they run
+    // side by side, and are then taken in order as if one after another.
+    let mut distinct: Vec<Order> = Vec::new();
     for o in starts {
-        let ic = fit(o, &mut tried);
-        if ic < best_ic {
+        if within(&o) && !distinct.contains(&o) {
+            distinct.push(o);
+        }
+    }
+    let fitted: Vec<Option<Candidate>> = distinct
+        .par_iter()
+        .map_init(Work::default, |work, o| estimate(o, work))
+        .collect();
+    tried.extend(distinct.into_iter().zip(fitted));
+    let mut best_ic = f64::INFINITY;
+    for (o, c) in &tried {
+        let ic = c.as_ref().map_or(f64::INFINITY, |c| c.ic);
+        if ic < best_ic || *o == best {
             best_ic = ic;
-            best = o;
+            best = *o;
         }
     }
     let toggle = constant && !space.force_constant;

@@ -765,12 +765,11 @@ impl Ces {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::Lcg;
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
     }
-
-    use crate::test_support::Lcg;
 
     #[test]
     fn recursions_match_the_complex_form() {

@@ -185,6 +185,11 @@ pub(crate) fn exact_m2ll(
     Some(run.minus_two_loglik(w.len()))
 }
 
+/// AICc of a fit, infinite when there is none.
+fn ic_of(c: &Option<Candidate>) -> f64 {
+    c.as_ref().map_or(f64::INFINITY, |c| c.ic)
+}
+
 /// Runs the stepwise search; returns every usable fitted model, best first.
 pub(crate) fn stepwise(w: &[f64], m: usize, space: &Space, how: Estimation) -> Vec<Candidate> {
     let mut work = Work::default();
@@ -204,13 +209,13 @@ pub(crate) fn stepwise(w: &[f64], m: usize, space: &Space, how: Estimation) -> V
     };
     let mut fit = |o: Order, tried: &mut Vec<(Order, Option<Candidate>)>| -> f64 {
         if let Some((_, c)) = tried.iter().find(|(t, _)| *t == o) {
-            return c.as_ref().map_or(f64::INFINITY, |c| c.ic);
+            return ic_of(c);
         }
         if !within(&o) {
             return f64::INFINITY;
         }
         let c = estimate(&o, &mut work);
-        let ic = c.as_ref().map_or(f64::INFINITY, |c| c.ic);
+        let ic = ic_of(&c);
         tried.push((o, c));
         ic
     };
@@ -265,11 +270,13 @@ pub(crate) fn stepwise(w: &[f64], m: usize, space: &Space, how: Estimation) -> V
         .map_init(Work::default, |work, o| estimate(o, work))
         .collect();
     tried.extend(distinct.into_iter().zip(fitted));
-    let mut best_ic = f64::INFINITY;
+    let mut best_ic = tried
+        .iter()
+        .find(|(o, _)| *o == best)
+        .map_or(f64::INFINITY, |(_, c)| ic_of(c));
     for (o, c) in &tried {
-        let ic = c.as_ref().map_or(f64::INFINITY, |c| c.ic);
-        if ic < best_ic || *o == best {
-            best_ic = ic;
+        if ic_of(c) < best_ic {
+            best_ic = ic_of(c);
             best = *o;
         }
     }

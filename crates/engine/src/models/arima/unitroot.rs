@@ -150,8 +150,8 @@ mod tests {
 
     #[test]
     fn white_noise_needs_no_difference_and_a_random_walk_one() {
-        let mut seed = Lcg(7);
-        let noise: Vec<f64> = (0..200).map(|_| normal(&mut seed)).collect();
+        let mut rng = Lcg(7);
+        let noise: Vec<f64> = (0..200).map(|_| normal(&mut rng)).collect();
         assert_eq!(ndiffs(&noise, 2), 0, "kpss {}", kpss(&noise));
         let walk: Vec<f64> = noise
             .iter()
@@ -165,13 +165,13 @@ mod tests {
 
     #[test]
     fn strong_season_is_detected() {
-        let mut seed = Lcg(3);
+        let mut rng = Lcg(3);
         let y: Vec<f64> = (0..96)
-            .map(|t| 10.0 * ((t % 12) as f64 - 5.5) + normal(&mut seed))
+            .map(|t| 10.0 * ((t % 12) as f64 - 5.5) + normal(&mut rng))
             .collect();
         assert!(seasonal_strength(&y, 12) > 0.9);
         assert_eq!(nsdiffs(&y, 12), 1);
-        let z: Vec<f64> = (0..96).map(|_| normal(&mut seed)).collect();
+        let z: Vec<f64> = (0..96).map(|_| normal(&mut rng)).collect();
         assert_eq!(nsdiffs(&z, 12), 0);
     }
 }
